@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
+
+/// @title RecordRegistry
+/// @notice Append-only, hash-chained record pointers; see {IRecordRegistry}.
+contract RecordRegistry is IRecordRegistry {
+    /// Head hash and length of one patient's log.
+    struct PatientLog {
+        bytes32 head;
+        uint64 count;
+    }
+
+    /// Categories 0..5: laboratory, imaging, medications, conditions, immunizations, notes.
+    uint8 public constant CATEGORY_COUNT = 6;
+
+    IParticipantRegistry public immutable participants;
+
+    mapping(address patient => PatientLog) private _logs;
+
+    constructor(IParticipantRegistry participants_) {
+        participants = participants_;
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function addRecord(
+        address patient,
+        uint64 index,
+        bytes calldata cid,
+        bytes32 contentHash,
+        uint8 category,
+        bytes calldata keysCid
+    ) external returns (bytes32 recordHash) {
+        if (category >= CATEGORY_COUNT) revert RecordRegistryUnknownCategory(category);
+        if (cid.length == 0 || keysCid.length == 0 || contentHash == bytes32(0)) {
+            revert RecordRegistryEmptyPointer();
+        }
+        if (msg.sender != patient && !participants.isProvider(msg.sender)) {
+            revert RecordRegistryUnauthorizedAuthor(msg.sender, patient);
+        }
+        if (!participants.isRegistered(patient)) revert RecordRegistryUnregisteredPatient(patient);
+
+        PatientLog storage log = _logs[patient];
+        bytes32 previousHash = log.head;
+        uint64 count = log.count;
+        if (index != count) revert RecordRegistryStaleIndex(patient, count, index);
+
+        recordHash = _hashRecord(previousHash, patient, index, category, contentHash, cid, keysCid);
+        log.head = recordHash;
+        // A patient's log cannot reach 2^64 records.
+        unchecked {
+            log.count = count + 1;
+        }
+        emit RecordAdded(
+            patient,
+            index,
+            msg.sender,
+            recordHash,
+            category,
+            uint64(block.timestamp),
+            contentHash,
+            cid,
+            keysCid
+        );
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function logOf(address patient) external view returns (bytes32 head, uint64 count) {
+        PatientLog storage log = _logs[patient];
+        return (log.head, log.count);
+    }
+
+    /// The record hash documented on {IRecordRegistry-RecordAdded}; the author is the caller
+    /// and the timestamp the block's.
+    function _hashRecord(
+        bytes32 previousHash,
+        address patient,
+        uint64 index,
+        uint8 category,
+        bytes32 contentHash,
+        bytes calldata cid,
+        bytes calldata keysCid
+    ) private view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                previousHash,
+                patient,
+                index,
+                msg.sender,
+                category,
+                uint64(block.timestamp),
+                contentHash,
+                keccak256(cid),
+                keccak256(keysCid)
+            )
+        );
+    }
+}

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title Record registry
+/// @notice An append-only, hash-chained log of encrypted record pointers per patient.
+/// @dev Each record's hash commits to the patient's previous record hash, so anyone who rebuilds
+/// the log from `RecordAdded` events and compares it with `head` detects a missing, altered or
+/// reordered record. The payload and the record keys never touch the chain: `cid` points at the
+/// ciphertext in IPFS and `keysCid` at the record key wrapped for each reader.
+interface IRecordRegistry {
+    /// @notice A record was appended to `patient`'s log at position `index`.
+    /// @param recordHash keccak256(abi.encode(previousHash, patient, index, author, category,
+    /// timestamp, contentHash, keccak256(cid), keccak256(keysCid))), where previousHash is the
+    /// recordHash of the event at `index - 1` (zero for the first); the new head.
+    event RecordAdded(
+        address indexed patient,
+        uint64 indexed index,
+        address indexed author,
+        bytes32 recordHash,
+        uint8 category,
+        uint64 timestamp,
+        bytes32 contentHash,
+        bytes cid,
+        bytes keysCid
+    );
+
+    /// @notice The author is neither the patient nor an accredited provider.
+    error RecordRegistryUnauthorizedAuthor(address author, address patient);
+    /// @notice The patient has not registered an encryption key.
+    error RecordRegistryUnregisteredPatient(address patient);
+    /// @notice The record was encrypted for position `given`, but the log is at `expected`
+    /// (another record landed first); re-encrypt for the new position and resend.
+    error RecordRegistryStaleIndex(address patient, uint64 expected, uint64 given);
+    /// @notice `category` is not one of the defined record categories.
+    error RecordRegistryUnknownCategory(uint8 category);
+    /// @notice A pointer field (CID, key bundle CID or content hash) is empty.
+    error RecordRegistryEmptyPointer();
+
+    /// @notice Appends a record for `patient` at position `index`.
+    /// @param index The position the ciphertext is bound to; must equal the current count.
+    /// @param cid Binary CID of the ciphertext in IPFS.
+    /// @param contentHash sha256 of the ciphertext bytes.
+    /// @param category One of the record categories (0 laboratory .. 5 notes).
+    /// @param keysCid Binary CID of the key bundle that wraps the record key for its readers.
+    /// @return recordHash The new head of the patient's log.
+    function addRecord(
+        address patient,
+        uint64 index,
+        bytes calldata cid,
+        bytes32 contentHash,
+        uint8 category,
+        bytes calldata keysCid
+    ) external returns (bytes32 recordHash);
+
+    /// @notice The head hash of `patient`'s log (zero before the first record) and its length.
+    function logOf(address patient) external view returns (bytes32 head, uint64 count);
+}

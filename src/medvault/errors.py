@@ -1,0 +1,136 @@
+"""Errors raised by medvault.
+
+Every error names what is wrong and, where one exists, what to do about it. Catch
+``MedvaultError`` for all of them; the builtin mixins let callers also catch by kind::
+
+    MedvaultError
+    ├── ConfigurationError            missing deployment, unknown account, bad settings
+    │   └── UnknownAccountError (LookupError)
+    ├── KeystoreError                 a keystore cannot be read or written
+    │   └── WrongPassphraseError (ValueError)
+    ├── NodeUnavailableError (ConnectionError)
+    │   ├── ChainUnavailableError     the Ethereum JSON-RPC endpoint does not answer
+    │   └── IpfsUnavailableError      the Kubo RPC endpoint does not answer
+    ├── IpfsError                     Kubo answered with an error
+    ├── InvalidCidError (ValueError)  a string or bytes that is not a CID
+    ├── IntegrityError (ValueError)   bytes that are not what the chain committed to
+    │   ├── CidMismatchError          IPFS returned bytes that do not hash to the CID
+    │   ├── ContentHashMismatchError  ciphertext differs from the on-chain content hash
+    │   └── DecryptionError           authentication failed: tampered or wrong key
+    ├── AccessDeniedError (PermissionError)   the chain does not let this account read
+    └── ContractError                 a transaction or call reverted
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDeniedError",
+    "ChainUnavailableError",
+    "CidMismatchError",
+    "ConfigurationError",
+    "ContentHashMismatchError",
+    "ContractError",
+    "DecryptionError",
+    "IntegrityError",
+    "InvalidCidError",
+    "IpfsError",
+    "IpfsUnavailableError",
+    "KeystoreError",
+    "MedvaultError",
+    "NodeUnavailableError",
+    "UnknownAccountError",
+    "WrongPassphraseError",
+]
+
+
+class MedvaultError(Exception):
+    """Root of every error medvault raises on purpose."""
+
+
+class ConfigurationError(MedvaultError):
+    """Settings, deployments or accounts are missing or inconsistent."""
+
+
+class UnknownAccountError(ConfigurationError, LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        hint = f"known: {', '.join(known)}" if known else "no accounts yet: run `medvault account new NAME`"
+        super().__init__(f"unknown account {name!r} ({hint})")
+
+
+class KeystoreError(MedvaultError):
+    """A keystore file cannot be read, decrypted or written."""
+
+
+class WrongPassphraseError(KeystoreError, ValueError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"wrong passphrase for keystore {name!r}: the key was not decrypted")
+
+
+class NodeUnavailableError(MedvaultError, ConnectionError):
+    """A node this operation needs does not answer."""
+
+    service = "node"
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"{self.service} at {url} is not reachable ({reason}); is it running? try `medvault node up`")
+
+
+class ChainUnavailableError(NodeUnavailableError):
+    service = "Ethereum node"
+
+
+class IpfsUnavailableError(NodeUnavailableError):
+    service = "IPFS (Kubo) node"
+
+
+class IpfsError(MedvaultError):
+    """Kubo answered a request with an error."""
+
+    def __init__(self, command: str, message: str) -> None:
+        self.command = command
+        super().__init__(f"IPFS {command} failed: {message}")
+
+
+class InvalidCidError(MedvaultError, ValueError):
+    def __init__(self, value: object, reason: str) -> None:
+        self.value = value
+        super().__init__(f"not a valid CID: {value!r} ({reason})")
+
+
+class IntegrityError(MedvaultError, ValueError):
+    """Data does not match what the chain committed to: it was altered or swapped."""
+
+
+class CidMismatchError(IntegrityError):
+    def __init__(self, expected: str, actual: str) -> None:
+        self.expected, self.actual = expected, actual
+        super().__init__(f"IPFS returned bytes for {expected} that hash to {actual}: the node served altered data")
+
+
+class ContentHashMismatchError(IntegrityError):
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        self.expected, self.actual = expected, actual
+        super().__init__(f"{what}: sha256 {actual} differs from the on-chain content hash {expected}")
+
+
+class DecryptionError(IntegrityError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} failed authentication: it was tampered with, or the key or context is wrong")
+
+
+class AccessDeniedError(MedvaultError, PermissionError):
+    def __init__(self, reader: str, patient: str, reason: str) -> None:
+        self.reader, self.patient = reader, patient
+        super().__init__(f"{reader} may not read records of {patient}: {reason}")
+
+
+class ContractError(MedvaultError):
+    """A contract call reverted; ``name`` and ``arguments`` hold the decoded custom error."""
+
+    def __init__(self, action: str, name: str, arguments: dict[str, object] | None = None) -> None:
+        self.action, self.name, self.arguments = action, name, dict(arguments or {})
+        detail = ", ".join(f"{k}={v}" for k, v in self.arguments.items())
+        super().__init__(f"{action} reverted: {name}({detail})")

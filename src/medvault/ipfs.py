@@ -1,0 +1,127 @@
+"""A small client for the Kubo RPC API (``/api/v0``), with local CID verification.
+
+Kubo's RPC is plain HTTP POST; ``httpx`` speaks it directly (``ipfshttpclient`` refuses every
+Kubo newer than 0.8). Content is added as CIDv1 with raw leaves and sha2-256, and every byte
+fetched back is hashed locally into a CID and compared with the one asked for, so a node that
+serves altered data is caught rather than trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from aleph_cid import CidHasher
+from multiformats import CID
+
+from medvault.errors import CidMismatchError, InvalidCidError, IpfsError, IpfsUnavailableError
+
+__all__ = ["IpfsClient", "cid_from_bytes", "cid_to_bytes", "compute_cid", "parse_cid"]
+
+# How content is added; compute_cid must reproduce exactly this layout.
+ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "hash": "sha2-256", "chunker": "size-262144"}
+
+
+def parse_cid(value: str | bytes) -> CID:
+    """Parses a CID string or binary CID, raising InvalidCidError with the reason."""
+    try:
+        cid = CID.decode(value)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidCidError(value, str(exc) or type(exc).__name__) from None
+    if cid.hashfun.name != "sha2-256":
+        raise InvalidCidError(value, f"hash function {cid.hashfun.name} is not supported, only sha2-256")
+    return cid
+
+
+def cid_to_bytes(cid: str) -> bytes:
+    """The binary form stored on chain."""
+    return bytes(parse_cid(cid))
+
+
+def cid_from_bytes(data: bytes) -> str:
+    return str(parse_cid(data).set(base="base32"))
+
+
+def compute_cid(data: bytes) -> str:
+    """The CID ``IpfsClient.add`` gives ``data``, computed offline."""
+    hasher = CidHasher.for_ipfs_v1_raw_leaves()
+    hasher.update(data)
+    return str(hasher.finalize())
+
+
+class IpfsClient:
+    """Adds, pins and fetches bytes through a Kubo node's RPC API."""
+
+    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._http = httpx.Client(base_url=f"{self.api_url}/api/v0", timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> IpfsClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def add(self, data: bytes, *, pin: bool = True) -> str:
+        """Stores ``data`` and returns its CIDv1 (base32); pinned unless ``pin`` is false."""
+        params = {**ADD_PARAMS, "pin": "true" if pin else "false", "quieter": "true"}
+        response = self._post("add", params=params, files={"file": ("blob", data)})
+        cid = str(json.loads(response.text.splitlines()[-1])["Hash"])
+        expected = compute_cid(data)
+        if cid != expected:
+            raise IpfsError("add", f"the node reported {cid} but the bytes hash to {expected}")
+        return cid
+
+    def cat(self, cid: str) -> bytes:
+        """Fetches the bytes of ``cid`` and checks them against it locally."""
+        parsed = parse_cid(cid)
+        data = self._post("cat", params={"arg": str(parsed)}).content
+        self.verify(str(parsed), data)
+        return data
+
+    @staticmethod
+    def verify(cid: str, data: bytes) -> None:
+        """Raises CidMismatchError unless ``data`` hashes to ``cid``."""
+        try:
+            hasher = CidHasher.for_expected(cid)
+        except ValueError as exc:
+            raise InvalidCidError(cid, f"cannot be checked locally: {exc}") from None
+        hasher.update(data)
+        actual = str(hasher.finalize())
+        if CID.decode(actual) != CID.decode(cid):
+            raise CidMismatchError(cid, actual)
+
+    def pin(self, cid: str) -> None:
+        self._post("pin/add", params={"arg": str(parse_cid(cid))})
+
+    def unpin(self, cid: str) -> None:
+        self._post("pin/rm", params={"arg": str(parse_cid(cid))})
+
+    def is_pinned(self, cid: str) -> bool:
+        try:
+            self._post("pin/ls", params={"arg": str(parse_cid(cid)), "type": "recursive"})
+        except IpfsError as exc:
+            if "not pinned" in str(exc):
+                return False
+            raise
+        return True
+
+    def version(self) -> str:
+        return str(self._post("version").json()["Version"])
+
+    def _post(self, command: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.post(f"/{command}", **kwargs)
+        except httpx.TransportError as exc:
+            raise IpfsUnavailableError(self.api_url, str(exc) or type(exc).__name__) from None
+        if response.status_code != 200:
+            try:
+                message = str(response.json().get("Message", response.text))
+            except ValueError:
+                message = response.text.strip() or f"HTTP {response.status_code}"
+            raise IpfsError(command, message)
+        return response
