@@ -11,23 +11,25 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
 
 from medvault.crypto import EncryptionKeyPair, KeySuite
 from medvault.errors import KeystoreError, UnknownAccountError, WrongPassphraseError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from eth_account.signers.local import LocalAccount
+    from eth_typing import ChecksumAddress
+
 __all__ = ["Keystore", "Wallet", "passphrase_from_env"]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-# Tests and demos may lower the scrypt cost through this variable; the default is eth-account's.
-SCRYPT_N = int(os.environ.get("MEDVAULT_KEYSTORE_SCRYPT_N", 2**18))
-
-PassphraseSource = Callable[[str], str]
+DEFAULT_SCRYPT_N = 2**18  # eth-account's default work factor
 
 
 def passphrase_from_env(name: str) -> str | None:
@@ -44,8 +46,8 @@ class Wallet:
     _pairs: dict[KeySuite, EncryptionKeyPair] = field(default_factory=dict, repr=False)
 
     @property
-    def address(self) -> str:
-        return str(self.account.address)
+    def address(self) -> ChecksumAddress:
+        return self.account.address
 
     def encryption_keys(self, suite: KeySuite) -> EncryptionKeyPair:
         if suite not in self._pairs:
@@ -78,7 +80,9 @@ class Keystore:
         if path.exists():
             raise KeystoreError(f"account {name!r} already exists in {self.folder}")
         account = Account.from_key(private_key) if private_key else Account.create()
-        encrypted = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=SCRYPT_N)
+        # The test suite lowers the work factor for its throwaway keystores; nothing else should.
+        work = int(os.environ.get("MEDVAULT_KEYSTORE_SCRYPT_N", DEFAULT_SCRYPT_N))
+        encrypted = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=work)
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Created with owner-only permissions from the start; never world-readable.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -86,7 +90,7 @@ class Keystore:
             json.dump(encrypted, out)
         return str(account.address)
 
-    def unlock(self, name: str, passphrase: str | PassphraseSource | None = None) -> Wallet:
+    def unlock(self, name: str, passphrase: str | Callable[[str], str] | None = None) -> Wallet:
         """Decrypts ``name``; ``passphrase`` may be a string or a callable asked for one."""
         keystore = self._read(name)
         if passphrase is None or callable(passphrase):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
-from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from web3.contract import Contract
-    from web3.contract.contract import ContractFunction
+    from web3.contract.contract import ContractConstructor, ContractFunction
+    from web3.types import TxParams
 
     from medvault.accounts import Wallet
 
@@ -32,6 +34,7 @@ class TxResult:
     tx_hash: str
     gas_used: int
     block_number: int
+    contract_address: str = ""  # set when the transaction created a contract
 
 
 def connect(rpc_url: str) -> Web3:
@@ -95,8 +98,10 @@ class Chain:
         return send(self.w3, wallet, fn, action, self._errors)
 
     def events(self, contract: str, event: str, **filters: Any) -> list[Any]:
-        logs = self.contracts[contract].events[event].get_logs(
-            argument_filters=filters or None, from_block=self.deployment.block_number
+        logs = (
+            self.contracts[contract]
+            .events[event]
+            .get_logs(argument_filters=filters or None, from_block=self.deployment.block_number)
         )
         return sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
 
@@ -105,25 +110,33 @@ class Chain:
 
 
 def send(
-    w3: Web3, wallet: Wallet, fn: ContractFunction, action: str, errors: dict[bytes, tuple[str, list[Any]]]
+    w3: Web3,
+    wallet: Wallet,
+    fn: ContractFunction | ContractConstructor,
+    action: str,
+    errors: dict[bytes, tuple[str, list[Any]]],
 ) -> TxResult:
+    params: TxParams = {"from": wallet.address, "nonce": w3.eth.get_transaction_count(wallet.address, "pending")}
     try:
-        tx = fn.build_transaction(
-            {"from": wallet.address, "nonce": w3.eth.get_transaction_count(wallet.address, "pending")}
-        )
+        tx = fn.build_transaction(params)
     except (ContractCustomError, ContractLogicError) as exc:
         raise _decode_revert(exc, action, errors) from None
     except Web3RPCError as exc:
         raise ContractError(action, "RpcError", {"message": str(exc)}) from None
-    signed = wallet.account.sign_transaction(tx)
+    signed = wallet.account.sign_transaction(cast("dict[str, Any]", tx))
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
     if receipt["status"] != 1:
         raise ContractError(action, "Reverted", {"tx": tx_hash.to_0x_hex()})
-    return TxResult(action, tx_hash.to_0x_hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]))
+    created = receipt.get("contractAddress")
+    return TxResult(
+        action, tx_hash.to_0x_hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]), str(created or "")
+    )
 
 
-def deploy(w3: Web3, wallet: Wallet, home: Path, key_suite: KeySuite = KeySuite.X25519) -> tuple[Deployment, list[TxResult]]:
+def deploy(
+    w3: Web3, wallet: Wallet, home: Path, key_suite: KeySuite = KeySuite.X25519
+) -> tuple[Deployment, list[TxResult]]:
     """Deploys the three contracts with ``wallet`` as admin and first accreditor; records them."""
     artifacts = load_artifacts()
     errors = _error_table(artifacts.values())
@@ -133,8 +146,7 @@ def deploy(w3: Web3, wallet: Wallet, home: Path, key_suite: KeySuite = KeySuite.
         factory = w3.eth.contract(abi=artifacts[name].abi, bytecode=artifacts[name].bytecode)
         result = send(w3, wallet, factory.constructor(*args), f"deploy {name}", errors)
         results.append(result)
-        address = w3.eth.get_transaction_receipt(result.tx_hash)["contractAddress"]
-        return str(address)
+        return result.contract_address
 
     participants = create("ParticipantRegistry", wallet.address)
     records = create("RecordRegistry", participants)
@@ -163,9 +175,10 @@ def _error_table(artifacts: Any) -> dict[bytes, tuple[str, list[Any]]]:
 
 
 def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + item["type"][5:]
-    return str(item["type"])
+    kind = str(item["type"])
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + kind[5:]
+    return kind
 
 
 def _decode_revert(exc: ContractLogicError, action: str, errors: dict[bytes, tuple[str, list[Any]]]) -> ContractError:

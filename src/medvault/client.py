@@ -13,14 +13,16 @@ content hash, unwrap the reader's key, decrypt.
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from medvault.crypto import (
     RecordContext,
@@ -217,7 +219,7 @@ class Medvault:
         patient = to_checksum_address(patient)
         head, count = self.chain.call(self.chain.records.functions.logOf(patient), "logOf")
         previous = bytes(32)
-        pointers = []
+        pointers: list[RecordPointer] = []
         for event in self.chain.events("RecordRegistry", "RecordAdded", patient=patient):
             a = event["args"]
             if a["index"] != len(pointers):
@@ -256,12 +258,12 @@ class Medvault:
             raise ConfigurationError(f"{patient} has no record {index} (records: {len(pointers)})")
         pointer = pointers[index]
         self._check_access(reader.address, pointer)
-        context = self._context(patient, index)
-        wrapped = self._find_wrap(reader.address, pointer)
         blob = self.ipfs.cat(pointer.cid)
         actual = "0x" + hashlib.sha256(blob).hexdigest()
         if actual != pointer.content_hash:
             raise ContentHashMismatchError(f"record {index} of {patient}", pointer.content_hash, actual)
+        context = self._context(patient, index)
+        wrapped = self._find_wrap(reader.address, pointer)
         key = unwrap_key(wrapped, reader.encryption_keys(self.suite), context, reader.address)
         plaintext = decrypt_record(blob, key, context)
         header, _, body = plaintext.partition(b"\n")
@@ -334,7 +336,11 @@ class Medvault:
 
     def _key_bundle(self, patient: str, items: list[tuple[RecordContext, bytes, str, bytes]]) -> bytes:
         wraps = [
-            {"index": ctx.index, "reader": reader, "wrap": base64.b64encode(wrap_key(key, public, ctx, reader)).decode()}
+            {
+                "index": ctx.index,
+                "reader": reader,
+                "wrap": base64.b64encode(wrap_key(key, public, ctx, reader)).decode(),
+            }
             for ctx, key, reader, public in items
         ]
         bundle = {
@@ -376,16 +382,20 @@ class Medvault:
             return
         if not self.can_read(pointer.patient, reader):
             until = int(self.chain.consent.functions.grantOf(pointer.patient, reader).call())
-            reason = "its grant expired" if until else "no active grant (never granted, or revoked)"
+            if until:
+                reason = f"its grant expired at {until} (chain time)"
+            elif self.chain.events("ConsentManager", "AccessRevoked", patient=pointer.patient, grantee=reader):
+                reason = "no active grant: the patient revoked it"
+            else:
+                reason = "no active grant: the patient never granted one"
             raise AccessDeniedError(reader, pointer.patient, reason)
 
     def _unpin_quietly(self, *cids: str) -> None:
         """Undoes the adds of a write the chain refused; the original error is what matters."""
         for cid in cids:
-            try:
+            # If the node went away, pinned or not, nothing on chain points at these objects.
+            with contextlib.suppress(MedvaultError):
                 self.ipfs.unpin(cid)
-            except MedvaultError:
-                pass  # the node went away; unpinned or not, nothing on chain points at these
 
 
 def _record_hash(previous: bytes, patient: str, args: Any) -> bytes:

@@ -81,7 +81,9 @@ def project_root() -> Path:
 def load_artifacts(root: Path | None = None) -> dict[str, Artifact]:
     """Compiles the contracts if their sources changed since the cached build; returns artifacts."""
     root = root or project_root()
-    sources = {str(p.relative_to(root)): p.read_text() for p in sorted((root / "contracts").rglob("*.sol"))}
+    # Skip hidden folders: `ape compile` briefly copies dependencies into contracts/.cache/.
+    files = [p.relative_to(root) for p in sorted((root / "contracts").rglob("*.sol"))]
+    sources = {str(p): (root / p).read_text() for p in files if not any(part.startswith(".") for part in p.parts)}
     fingerprint = hashlib.sha256(
         json.dumps([SOLC_VERSION, COMPILER_SETTINGS, sources], sort_keys=True).encode()
     ).hexdigest()
@@ -92,7 +94,11 @@ def load_artifacts(root: Path | None = None) -> dict[str, Artifact]:
             return {name: Artifact.model_validate(a) for name, a in cached["artifacts"].items()}
 
     output = solcx.compile_standard(
-        {"language": "Solidity", "sources": {k: {"content": v} for k, v in sources.items()}, "settings": COMPILER_SETTINGS},
+        {
+            "language": "Solidity",
+            "sources": {k: {"content": v} for k, v in sources.items()},
+            "settings": COMPILER_SETTINGS,
+        },
         base_path=str(root),
         allow_paths=[str(root)],
         solc_binary=find_tool("solc"),
@@ -101,7 +107,11 @@ def load_artifacts(root: Path | None = None) -> dict[str, Artifact]:
     for path, contracts in output["contracts"].items():
         for name, data in contracts.items():
             if name in CONTRACT_NAMES and path == f"contracts/{name}.sol":
-                artifacts[name] = Artifact(name=name, abi=data["abi"], bytecode="0x" + data["evm"]["bytecode"]["object"])
+                artifacts[name] = Artifact(
+                    name=name, abi=data["abi"], bytecode="0x" + data["evm"]["bytecode"]["object"]
+                )
     cache.parent.mkdir(exist_ok=True)
-    cache.write_text(json.dumps({"fingerprint": fingerprint, "artifacts": {n: a.model_dump() for n, a in artifacts.items()}}))
+    cache.write_text(
+        json.dumps({"fingerprint": fingerprint, "artifacts": {n: a.model_dump() for n, a in artifacts.items()}})
+    )
     return artifacts

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 
 from medvault.errors import DecryptionError, IntegrityError
 

@@ -8,6 +8,7 @@ and only if they are still the programs it started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -35,9 +36,7 @@ def find_tool(name: str) -> str:
     The project's install step links the pinned tools into the virtualenv's ``bin``, so they
     are found even when the virtualenv is not activated.
     """
-    override = os.environ.get(f"MEDVAULT_{name.upper()}")
-    candidates = [override] if override else []
-    candidates += [shutil.which(name), str(Path(sys.executable).parent / name)]
+    candidates = [os.environ.get(f"MEDVAULT_{name.upper()}"), shutil.which(name), str(Path(sys.executable).parent / name)]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -167,17 +166,17 @@ class LocalNode:
 
     def _wait_ready(self, info: NodeInfo, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        checks = {
-            "anvil": (info.chain, lambda c: c.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})),
-            "Kubo": (info.ipfs, lambda c: c.post("/api/v0/id")),
-        }
-        for what, (proc, probe) in checks.items():
+        probes = [
+            ("anvil", info.chain, "/", {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}),
+            ("Kubo", info.ipfs, "/api/v0/id", None),
+        ]
+        for what, proc, path, body in probes:
             with httpx.Client(base_url=proc.url, timeout=2.0) as client:
                 while True:
                     if not _alive(proc.pid, None):
                         raise NodeStartError(what, Path(proc.log))
                     try:
-                        if probe(client).status_code == 200:
+                        if client.post(path, json=body).status_code == 200:
                             break
                     except httpx.TransportError:
                         pass
@@ -217,10 +216,8 @@ def _alive(pid: int, program: str | None) -> bool:
 
 def _reap(pid: int) -> None:
     """Collects ``pid`` if it is our exited child, so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _terminate(pid: int, timeout: float) -> None:

@@ -1,0 +1,24 @@
+# The few commands people run. Each installs what it needs first (fast when done before).
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
+
+.PHONY: install demo test lint format clean
+
+install:
+	@bash tools/install
+
+demo: install  ## the patient / provider / doctor story on a fresh local chain and IPFS node
+	@medvault demo
+
+test: install   ## lint, types, contract tests (forge), Python unit and integration tests
+	@bash tools/check
+
+lint:
+	@ruff check . && ruff format --check . && mypy
+
+format:
+	@ruff format . && ruff check --fix .
+
+clean:
+	rm -rf .build .forge .pytest_cache .mypy_cache .ruff_cache

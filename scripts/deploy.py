@@ -1,0 +1,116 @@
+"""Deploys the medvault contracts with an Ape account and records the deployment.
+
+    ape run deploy --network ethereum:local:foundry --account <alias> [--home DIR] [--key-suite SUITE]
+
+Deploys ParticipantRegistry(admin = the deploying account), RecordRegistry(ParticipantRegistry)
+and ConsentManager(), prints each address and the gas its deployment used, and writes the
+deployment record ``<home>/deployments/<chain id>.json`` that the ``medvault`` CLI and Python
+package read (:class:`medvault.contracts.Deployment`).
+
+Non-interactive use (CI): pass ``--yes`` so the transactions are signed without a confirmation
+each, and give a keystore account's passphrase in ``APE_ACCOUNTS_<alias>_PASSPHRASE``; without
+that variable Ape asks for the passphrase once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from ape import chain, project
+from ape.cli import ConnectedProviderCommand, account_option
+from ape_accounts import KeyfileAccount
+
+from medvault.contracts import Deployment
+from medvault.crypto import KeySuite
+
+if TYPE_CHECKING:
+    from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
+    from ape.contracts import ContractContainer, ContractInstance
+
+KEY_SUITES = {"x25519": KeySuite.X25519, "mlkem768-x25519": KeySuite.MLKEM768_X25519}
+
+
+def _default_home() -> str:
+    return os.environ.get("MEDVAULT_HOME", str(Path.home() / ".medvault"))
+
+
+def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
+    """A chain that ends with this command would leave a deployment record pointing at nothing."""
+    if provider.name == "test":
+        raise click.ClickException(
+            "ethereum:local:test is Ape's in-memory chain, gone when this command ends; "
+            "use --network ethereum:local:foundry against a running anvil (or another network)"
+        )
+    if getattr(provider, "process", None) is not None:
+        where = getattr(provider, "http_uri", "the configured host")
+        raise click.ClickException(
+            f"nothing was listening at {where}, so Ape started its own {provider.name} node, "
+            "which stops when this command ends; start anvil (or `medvault node up`) first, "
+            "and point Ape at it with foundry.host in ape-config.yaml or APE_FOUNDRY_HOST"
+        )
+
+
+@click.command(cls=ConnectedProviderCommand)
+@account_option()
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=_default_home,
+    show_default="$MEDVAULT_HOME or ~/.medvault",
+    help="medvault home; the deployment record goes to <home>/deployments/<chain id>.json.",
+)
+@click.option(
+    "--key-suite",
+    type=click.Choice(list(KEY_SUITES)),
+    default="x25519",
+    show_default=True,
+    help="HPKE suite every participant of this deployment uses.",
+)
+@click.option(
+    "--yes",
+    "-y",
+    "autosign",
+    is_flag=True,
+    help="Sign the three deployment transactions without asking for each "
+    "(a keystore account is unlocked once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt).",
+)
+def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, autosign: bool) -> None:
+    """Deploy ParticipantRegistry, RecordRegistry and ConsentManager; record the deployment."""
+    _refuse_throwaway_chain(provider)
+    if isinstance(account, KeyfileAccount):
+        # Unlock once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt, instead of a passphrase
+        # prompt per transaction; --yes also skips each transaction's "Sign:" confirmation.
+        if autosign:
+            account.set_autosign(True)
+        else:
+            account.unlock()
+
+    receipts: list[ReceiptAPI] = []
+
+    def deploy(contract: ContractContainer, *args: object) -> ContractInstance:
+        instance = account.deploy(contract, *args)
+        receipt = chain.get_receipt(str(instance.txn_hash))
+        receipts.append(receipt)
+        name = contract.contract_type.name
+        click.echo(f"{name}: {instance.address} (gas used {receipt.gas_used:,}, tx {receipt.txn_hash})")
+        return instance
+
+    participants = deploy(project.ParticipantRegistry, account.address)
+    records = deploy(project.RecordRegistry, participants.address)
+    consent = deploy(project.ConsentManager)
+
+    deployment = Deployment(
+        chain_id=chain.chain_id,
+        block_number=receipts[0].block_number,
+        deployer=str(account.address),
+        key_suite=KEY_SUITES[key_suite],
+        participant_registry=str(participants.address),
+        record_registry=str(records.address),
+        consent_manager=str(consent.address),
+    )
+    path = deployment.save(home.expanduser())
+    click.echo(f"total gas used {sum(r.gas_used for r in receipts):,}")
+    click.echo(f"recorded in {path}")

@@ -1,0 +1,72 @@
+"""medvault: patient-owned medical records.
+
+Consent and record pointers live in Solidity contracts; record payloads are encrypted on the
+client (AES-256-GCM, one key per record, wrapped with HPKE for each reader) and stored in IPFS.
+
+    from medvault import Chain, IpfsClient, Keystore, Medvault
+
+    mv = Medvault(Chain.open(rpc_url, home), IpfsClient(ipfs_api))
+    alice = Keystore(home).unlock("alice")
+    record = mv.read_record(alice, alice.address, 0)
+"""
+
+from medvault.accounts import Keystore, Wallet
+from medvault.chain import Chain, TxResult, deploy
+from medvault.client import Category, ConsentEntry, Medvault, Record, RecordPointer, RecordReceipt, Role
+from medvault.contracts import Deployment
+from medvault.crypto import KeySuite
+from medvault.errors import (
+    AccessDeniedError,
+    ChainUnavailableError,
+    CidMismatchError,
+    ConfigurationError,
+    ContentHashMismatchError,
+    ContractError,
+    DecryptionError,
+    IntegrityError,
+    InvalidCidError,
+    IpfsError,
+    IpfsUnavailableError,
+    KeystoreError,
+    MedvaultError,
+    NodeUnavailableError,
+    UnknownAccountError,
+    WrongPassphraseError,
+)
+from medvault.ipfs import IpfsClient
+from medvault.node import LocalNode
+
+__all__ = [
+    "AccessDeniedError",
+    "Category",
+    "Chain",
+    "ChainUnavailableError",
+    "CidMismatchError",
+    "ConfigurationError",
+    "ConsentEntry",
+    "ContentHashMismatchError",
+    "ContractError",
+    "DecryptionError",
+    "Deployment",
+    "IntegrityError",
+    "InvalidCidError",
+    "IpfsClient",
+    "IpfsError",
+    "IpfsUnavailableError",
+    "KeySuite",
+    "Keystore",
+    "KeystoreError",
+    "LocalNode",
+    "Medvault",
+    "MedvaultError",
+    "NodeUnavailableError",
+    "Record",
+    "RecordPointer",
+    "RecordReceipt",
+    "Role",
+    "TxResult",
+    "UnknownAccountError",
+    "Wallet",
+    "WrongPassphraseError",
+    "deploy",
+]

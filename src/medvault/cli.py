@@ -1,0 +1,474 @@
+"""The ``medvault`` command line.
+
+Every command takes ``--json`` (one JSON document on stdout) and ``--help``. Errors print one
+line naming what is wrong and exit with status 1 (2 for usage errors). Endpoints default to the
+node that ``medvault node up`` started for this home, else to anvil's and Kubo's usual ports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from eth_utils.address import is_address, to_checksum_address
+
+from medvault.accounts import Keystore, Wallet
+from medvault.chain import Chain, TxResult, connect, deploy
+from medvault.client import Category, Medvault, Role
+from medvault.crypto import KeySuite
+from medvault.errors import ConfigurationError, MedvaultError
+from medvault.ipfs import IpfsClient
+from medvault.node import LocalNode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["main"]
+
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+DEFAULT_IPFS_API = "http://127.0.0.1:5001"
+
+
+@dataclass
+class App:
+    home: Path
+    rpc_url_option: str | None
+    ipfs_api_option: str | None
+    as_json: bool
+    _client: Medvault | None = field(default=None, repr=False)
+
+    @property
+    def node(self) -> LocalNode:
+        return LocalNode(self.home / "node")
+
+    @property
+    def rpc_url(self) -> str:
+        info = self.node.status()
+        return self.rpc_url_option or (info.rpc_url if info else DEFAULT_RPC_URL)
+
+    @property
+    def ipfs_api(self) -> str:
+        info = self.node.status()
+        return self.ipfs_api_option or (info.ipfs_api if info else DEFAULT_IPFS_API)
+
+    @property
+    def keystore(self) -> Keystore:
+        return Keystore(self.home)
+
+    @property
+    def client(self) -> Medvault:
+        if self._client is None:
+            self._client = Medvault(Chain.open(self.rpc_url, self.home), IpfsClient(self.ipfs_api))
+        return self._client
+
+    def unlock(self, name: str) -> Wallet:
+        return self.keystore.unlock(name, _prompt_passphrase)
+
+    def address(self, name_or_address: str) -> str:
+        """An account name from the keystore, or a 0x address."""
+        if is_address(name_or_address):
+            return to_checksum_address(name_or_address)
+        return to_checksum_address(self.keystore.address(name_or_address))
+
+    def emit(self, data: Any, text: str | Callable[[], None]) -> None:
+        """Prints ``data`` as JSON with --json, else ``text`` (a string or a printer)."""
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        elif callable(text):
+            text()
+        else:
+            click.echo(text)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _prompt_passphrase(name: str) -> str:
+    if not sys.stdin.isatty():
+        raise ConfigurationError(f"no passphrase for {name!r}: set MEDVAULT_PASSPHRASE (no terminal to prompt on)")
+    return str(click.prompt(f"Passphrase for {name}", hide_input=True))
+
+
+def _tx(result: TxResult) -> dict[str, Any]:
+    return {"action": result.action, "tx": result.tx_hash, "gas_used": result.gas_used, "block": result.block_number}
+
+
+def _tx_line(result: TxResult) -> str:
+    return f"{result.action}: tx {result.tx_hash} (block {result.block_number}, gas {result.gas_used:,})"
+
+
+account_option = click.option("--account", "-a", required=True, help="Keystore account that signs.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+class MedvaultGroup(click.Group):
+    """Turns MedvaultError into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MedvaultError as exc:
+            app = ctx.find_object(App)
+            if app and app.as_json:
+                click.echo(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+            else:
+                click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=MedvaultGroup)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=lambda: os.environ.get("MEDVAULT_HOME", str(Path.home() / ".medvault")),
+    show_default="$MEDVAULT_HOME or ~/.medvault",
+    help="Keystores, deployments and local node state.",
+)
+@click.option("--rpc-url", envvar="MEDVAULT_RPC_URL", help="Ethereum JSON-RPC endpoint.")
+@click.option("--ipfs-api", envvar="MEDVAULT_IPFS_API", help="Kubo RPC API endpoint.")
+@json_option
+@click.version_option(package_name="medvault")
+@click.pass_context
+def cli(ctx: click.Context, home: Path, rpc_url: str | None, ipfs_api: str | None, as_json: bool) -> None:
+    """Patient-owned medical records: consent on Ethereum, encrypted records in IPFS."""
+    ctx.obj = App(home.expanduser(), rpc_url, ipfs_api, as_json)
+
+
+def _json_anywhere(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Lets --json also follow the subcommand (``medvault record list --json``)."""
+
+    def set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.ensure_object(App).as_json = True
+
+    return click.option("--json", is_flag=True, expose_value=False, callback=set_json, help="Print JSON.")(f)
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def account() -> None:
+    """Encrypted keystores (passphrase from MEDVAULT_PASSPHRASE[_NAME] or a prompt)."""
+
+
+@account.command("new")
+@click.argument("name")
+@click.option("--import-key", is_flag=True, help="Import an existing private key (asked for, hidden).")
+@_json_anywhere
+@pass_app
+def account_new(app: App, name: str, import_key: bool) -> None:
+    """Create keystore NAME with a fresh key (or an imported one)."""
+    from medvault.accounts import passphrase_from_env
+
+    passphrase = passphrase_from_env(name)
+    if passphrase is None:
+        if not sys.stdin.isatty():
+            raise ConfigurationError("no passphrase: set MEDVAULT_PASSPHRASE (no terminal to prompt on)")
+        passphrase = click.prompt(f"New passphrase for {name}", hide_input=True, confirmation_prompt=True)
+    key = None
+    if import_key:
+        raw = click.prompt("Private key (hex)", hide_input=True).strip().removeprefix("0x")
+        try:
+            key = bytes.fromhex(raw)
+        except ValueError:
+            raise ConfigurationError("the private key is not hex") from None
+    address = app.keystore.create(name, str(passphrase), key)
+    app.emit({"name": name, "address": address}, f"created {name}: {address}")
+
+
+@account.command("list")
+@_json_anywhere
+@pass_app
+def account_list(app: App) -> None:
+    """List keystore accounts and addresses."""
+    accounts = app.keystore.addresses()
+    app.emit(accounts, "\n".join(f"{n:<16} {a}" for n, a in accounts.items()) or "no accounts")
+
+
+@account.command("fund")
+@click.argument("name")
+@click.option("--eth", default=100.0, show_default=True, help="Balance to set.")
+@_json_anywhere
+@pass_app
+def account_fund(app: App, name: str, eth: float) -> None:
+    """Set an account's balance on a local anvil chain (development only)."""
+    address = app.address(name)
+    w3 = connect(app.rpc_url)
+    response = w3.provider.make_request("anvil_setBalance", [address, hex(int(eth * 10**18))])  # type: ignore[arg-type]
+    if "error" in response:
+        raise ConfigurationError(f"{app.rpc_url} is not an anvil node: {response['error']}")
+    app.emit({"address": address, "eth": eth}, f"{name} ({address}) now holds {eth} ETH")
+
+
+# -- local node -------------------------------------------------------------------------------
+
+
+@cli.group()
+def node() -> None:
+    """A local anvil chain and offline Kubo node, on loopback, with state kept in --home."""
+
+
+@node.command("up")
+@click.option("--chain-port", default=8545, show_default=True)
+@click.option("--ipfs-port", default=5001, show_default=True)
+@_json_anywhere
+@pass_app
+def node_up(app: App, chain_port: int, ipfs_port: int) -> None:
+    """Start anvil and Kubo (whichever is not running yet)."""
+    info = LocalNode(app.home / "node", chain_port=chain_port, ipfs_port=ipfs_port).up()
+    app.emit(
+        {"rpc_url": info.rpc_url, "ipfs_api": info.ipfs_api, "state": str(app.home / "node")},
+        f"chain  {info.rpc_url}  (anvil, pid {info.chain.pid})\n"
+        f"ipfs   {info.ipfs_api}  (Kubo offline, pid {info.ipfs.pid})\n"
+        f"state  {app.home / 'node'}",
+    )
+
+
+@node.command("status")
+@_json_anywhere
+@pass_app
+def node_status(app: App) -> None:
+    """Show the endpoints and whether each process runs."""
+    info, running = app.node.status(), app.node.running()
+    data = {"rpc_url": info.rpc_url if info else None, "ipfs_api": info.ipfs_api if info else None, **running}
+    app.emit(
+        data,
+        f"chain  {data['rpc_url']}  {'running' if running['chain'] else 'stopped'}\n"
+        f"ipfs   {data['ipfs_api']}  {'running' if running['ipfs'] else 'stopped'}",
+    )
+
+
+@node.command("down")
+@_json_anywhere
+@pass_app
+def node_down(app: App) -> None:
+    """Stop the processes `node up` started (state is kept)."""
+    stopped = app.node.down()
+    app.emit({"stopped": stopped}, f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+# -- deployment and participants ----------------------------------------------------------------
+
+
+@cli.command("deploy")
+@account_option
+@click.option(
+    "--key-suite",
+    type=click.Choice(["x25519", "mlkem768-x25519"]),
+    default="x25519",
+    show_default=True,
+    help="HPKE suite every participant of this deployment uses.",
+)
+@_json_anywhere
+@pass_app
+def deploy_cmd(app: App, account: str, key_suite: str) -> None:
+    """Deploy the contracts; the account becomes admin and first accreditor."""
+    suite = KeySuite.X25519 if key_suite == "x25519" else KeySuite.MLKEM768_X25519
+    wallet = app.unlock(account)
+    deployment, results = deploy(connect(app.rpc_url), wallet, app.home, suite)
+    app.emit(
+        {"deployment": deployment.model_dump(mode="json"), "transactions": [_tx(r) for r in results]},
+        "\n".join(_tx_line(r) for r in results) + f"\nrecorded in {deployment.path(app.home, deployment.chain_id)}",
+    )
+
+
+@cli.command()
+@account_option
+@_json_anywhere
+@pass_app
+def register(app: App, account: str) -> None:
+    """Publish the account's encryption public key."""
+    result = app.client.register(app.unlock(account))
+    app.emit(_tx(result), _tx_line(result))
+
+
+@cli.command()
+@click.argument("participant")
+@click.option("--role", type=click.Choice(["provider", "researcher"]), required=True)
+@click.option("--withdraw", is_flag=True, help="Withdraw the accreditation instead.")
+@account_option
+@_json_anywhere
+@pass_app
+def accredit(app: App, participant: str, role: str, withdraw: bool, account: str) -> None:
+    """Accredit PARTICIPANT (name or address) as a provider or researcher."""
+    result = app.client.accredit(app.unlock(account), app.address(participant), Role[role.upper()], withdraw=withdraw)
+    app.emit(_tx(result), _tx_line(result))
+
+
+# -- records ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def record() -> None:
+    """Encrypted records: add, list, get."""
+
+
+@record.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--patient", "-p", required=True, help="Patient name or address.")
+@click.option("--category", "-c", help="laboratory, imaging, medications, conditions, immunizations, notes.")
+@click.option("--content-type", help="Media type (default: FHIR JSON for .json files).")
+@account_option
+@_json_anywhere
+@pass_app
+def record_add(
+    app: App, file: Path, patient: str, category: str | None, content_type: str | None, account: str
+) -> None:
+    """Encrypt FILE, store it in IPFS and append its pointer to the patient's log.
+
+    A FHIR R4 JSON resource is validated first, and its category follows from its type.
+    """
+    data = file.read_bytes()
+    if file.suffix == ".json" and content_type in (None, "application/fhir+json"):
+        from medvault.fhir import category_for, validate_resource
+
+        try:
+            resource = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{file} is not valid JSON: {exc}") from None
+        validate_resource(resource)
+        category = category or category_for(resource)
+        content_type = "application/fhir+json"
+    if category is None:
+        raise ConfigurationError("--category is needed for a file that is not a FHIR JSON resource")
+    receipt = app.client.add_record(
+        app.unlock(account),
+        app.address(patient),
+        data,
+        Category.parse(category),
+        content_type=content_type or "application/octet-stream",
+        name=file.name,
+    )
+    p = receipt.pointer
+    app.emit(
+        {"record": p.to_json(), "transaction": _tx(receipt.tx), "readers": receipt.readers},
+        f"record {p.index} of {p.patient} ({p.category.name.lower()})\n"
+        f"  cid   {p.cid}\n  keys  {p.keys_cid}\n  {_tx_line(receipt.tx)}\n"
+        f"  key wrapped for {', '.join(receipt.readers)}",
+    )
+
+
+@record.command("list")
+@click.option("--patient", "-p", required=True, help="Patient name or address.")
+@_json_anywhere
+@pass_app
+def record_list(app: App, patient: str) -> None:
+    """List a patient's records (the hash chain is checked against the chain's head)."""
+    pointers = app.client.records(app.address(patient))
+
+    def show() -> None:
+        if not pointers:
+            click.echo("no records")
+        for p in pointers:
+            when = dt.datetime.fromtimestamp(p.timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
+            click.echo(f"{p.index:>4}  {when}  {p.category.name.lower():<13} {p.author}  {p.cid}")
+
+    app.emit([p.to_json() for p in pointers], show)
+
+
+@record.command("get")
+@click.argument("index", type=int)
+@click.option("--patient", "-p", required=True, help="Patient name or address.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the payload here.")
+@account_option
+@_json_anywhere
+@pass_app
+def record_get(app: App, index: int, patient: str, output: Path | None, account: str) -> None:
+    """Fetch, verify and decrypt record INDEX of a patient."""
+    rec = app.client.read_record(app.unlock(account), app.address(patient), index)
+    if output:
+        output.write_bytes(rec.data)
+    data: dict[str, Any] = {"record": rec.pointer.to_json(), "content_type": rec.content_type, "name": rec.name}
+    if rec.content_type.endswith("json") and not output:
+        data["content"] = json.loads(rec.data)
+    if app.as_json:
+        app.emit(data, "")
+    elif output:
+        click.echo(f"record {index}: {len(rec.data)} bytes of {rec.content_type} written to {output}")
+    else:
+        sys.stdout.buffer.write(rec.data + (b"\n" if not rec.data.endswith(b"\n") else b""))
+
+
+# -- consent ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def consent() -> None:
+    """Grant, revoke and list access to a patient's records."""
+
+
+@consent.command("grant")
+@click.argument("grantee")
+@click.option("--days", type=float, help="Access lasts this many days from now.")
+@click.option("--until", "until", type=click.DateTime(), help="Access ends at this UTC time.")
+@account_option
+@_json_anywhere
+@pass_app
+def consent_grant(app: App, grantee: str, days: float | None, until: dt.datetime | None, account: str) -> None:
+    """Let GRANTEE (name or address) read the patient's records; shares existing record keys."""
+    if (days is None) == (until is None):
+        raise click.UsageError("give exactly one of --days or --until")
+    client = app.client
+    now = int(client.chain.w3.eth.get_block("latest")["timestamp"])
+    valid_until = now + int(days * 86400) if days is not None else int(until.replace(tzinfo=dt.UTC).timestamp())  # type: ignore[union-attr]
+    results = client.grant(app.unlock(account), app.address(grantee), valid_until)
+    app.emit(
+        {"valid_until": valid_until, "transactions": [_tx(r) for r in results]},
+        "\n".join(_tx_line(r) for r in results) + f"\nvalid until {_utc(valid_until)}",
+    )
+
+
+@consent.command("revoke")
+@click.argument("grantee")
+@account_option
+@_json_anywhere
+@pass_app
+def consent_revoke(app: App, grantee: str, account: str) -> None:
+    """Withdraw GRANTEE's access at once (what it already decrypted cannot be recalled)."""
+    result = app.client.revoke(app.unlock(account), app.address(grantee))
+    app.emit(_tx(result), _tx_line(result))
+
+
+@consent.command("list")
+@click.option("--patient", "-p", required=True, help="Patient name or address.")
+@_json_anywhere
+@pass_app
+def consent_list(app: App, patient: str) -> None:
+    """List everyone the patient has granted access, and whether it holds now."""
+    entries = app.client.consents(app.address(patient))
+    app.emit(
+        [e.__dict__ for e in entries],
+        "\n".join(
+            f"{e.grantee}  {'active  ' if e.active else 'inactive'}  until {_utc(e.valid_until) if e.valid_until else '-'}"  # noqa: E501
+            for e in entries
+        )
+        or "no grants",
+    )
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@_json_anywhere
+@pass_app
+def demo(app: App) -> None:
+    """Run the patient / provider / doctor story on a fresh local chain and IPFS node."""
+    from medvault.demo import run_demo
+
+    run_demo(as_json=app.as_json)
+
+
+def _utc(timestamp: int) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def main() -> None:
+    cli(prog_name="medvault")

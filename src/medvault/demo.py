@@ -1,0 +1,188 @@
+"""The end-to-end story, on a fresh anvil and Kubo that it starts and stops itself.
+
+A patient registers; an accredited provider adds encrypted FHIR records; the patient grants a
+doctor access; the doctor reads; a stranger is refused; the patient revokes; the doctor is
+refused, and a record written after the revoke is not even wrapped for the doctor.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from medvault.accounts import Keystore, Wallet
+from medvault.chain import Chain, TxResult, connect, deploy
+from medvault.client import Category, Medvault, Role
+from medvault.contracts import load_artifacts
+from medvault.errors import AccessDeniedError
+from medvault.fhir import category_for, synthetic_patient, synthetic_records, to_json_bytes
+from medvault.ipfs import IpfsClient
+from medvault.node import LocalNode, free_port
+
+__all__ = ["run_demo"]
+
+CAST = ("admin", "patient", "provider", "doctor", "stranger")
+GRANT_DAYS = 30
+
+
+class Story:
+    """Prints each step (who, what, transaction, gas, CID) and keeps them for --json."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.steps: list[dict[str, Any]] = []
+        self.names: dict[str, str] = {}
+
+    def say(self, who: str, what: str, *, tx: TxResult | None = None, **details: Any) -> None:
+        step = {"step": len(self.steps) + 1, "who": who, "what": what, **details}
+        if tx:
+            step.update(tx=tx.tx_hash, gas_used=tx.gas_used, block=tx.block_number)
+        self.steps.append(step)
+        if self.as_json:
+            return
+        click.echo(f"{step['step']:>3}. {click.style(who, bold=True):<19} {what}")
+        if tx:
+            click.echo(f"       tx {tx.tx_hash}  block {tx.block_number}  gas {tx.gas_used:,}")
+        for key, value in details.items():
+            click.echo(f"       {key} {value}")
+
+    def refused(self, who: str, what: str, error: AccessDeniedError) -> None:
+        reason = str(error).split(": ", 1)[-1]
+        self.say(who, f"{what}: {click.style('refused', fg='red') if not self.as_json else 'refused'}", reason=reason)
+
+
+def run_demo(as_json: bool = False) -> None:
+    story = Story(as_json)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="medvault-demo-") as tmp:
+        home = Path(tmp)
+        node = LocalNode(home / "node", chain_port=free_port(), ipfs_port=free_port())
+        info = node.up()
+        try:
+            story.say(
+                "stack", "local chain and IPFS node started", chain=info.rpc_url, ipfs=f"{info.ipfs_api} (offline)"
+            )
+            _story(story, home, info.rpc_url, info.ipfs_api)
+        finally:
+            node.down()
+    seconds = time.monotonic() - started
+    if as_json:
+        click.echo(json.dumps({"steps": story.steps, "seconds": round(seconds, 1)}, indent=2))
+    else:
+        click.echo(f"\nstory complete in {seconds:.1f} s; the node was stopped and its state removed")
+
+
+def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
+    w3 = connect(rpc_url)
+    keystore = Keystore(home)
+    # Throwaway accounts: the passphrase lives only in this process's memory.
+    passphrase = secrets.token_urlsafe(16)
+    wallets: dict[str, Wallet] = {}
+    for name in CAST:
+        keystore.create(name, passphrase)
+        wallets[name] = keystore.unlock(name, passphrase)
+        w3.provider.make_request("anvil_setBalance", [wallets[name].address, hex(10**20)])  # type: ignore[arg-type]
+    story.say("setup", "encrypted keystores created and funded", accounts=_addresses(wallets))
+    admin, patient, provider, doctor, stranger = (wallets[n] for n in CAST)
+
+    deployment, results = deploy(w3, admin, home)
+    for result in results:
+        story.say("admin", result.action, tx=result)
+    mv = Medvault(Chain(w3, deployment, load_artifacts()), IpfsClient(ipfs_api))
+
+    for name in ("patient", "provider", "doctor"):
+        story.say(name, "registers an encryption public key (X25519)", tx=mv.register(wallets[name]))
+    story.say("admin", "accredits the provider", tx=mv.accredit(admin, provider.address, Role.PROVIDER))
+
+    rng = random.Random(7)  # noqa: S311 - synthetic data, reproducible on purpose
+    fhir_patient = synthetic_patient(rng)
+    resources = synthetic_records(rng, fhir_patient, 12)
+    picks = _pick(resources, ["laboratory", "conditions", "medications", "immunizations"])
+
+    def add(resource: dict[str, Any]) -> int:
+        receipt = mv.add_record(
+            provider, patient.address, to_json_bytes(resource), Category.parse(category_for(resource))
+        )
+        readers = ", ".join(_who(wallets, r) for r in receipt.readers)
+        story.say(
+            "provider",
+            f"adds record {receipt.pointer.index} for the patient: {_describe(resource)}",
+            tx=receipt.tx,
+            cid=receipt.pointer.cid,
+            key=f"wrapped for {readers}",
+        )
+        return receipt.pointer.index
+
+    first = add(picks[0])
+    add(picks[1])
+
+    record = mv.read_record(patient, patient.address, first)
+    story.say(
+        "patient", f"reads record {first}: CID and content hash verified, decrypted", content=_summary(record.data)
+    )
+    _attempt(story, mv, stranger, "stranger", patient.address, first)
+    _attempt(story, mv, doctor, "doctor", patient.address, first)
+
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    for tx in mv.grant(patient, doctor.address, now + GRANT_DAYS * 86400):
+        entry = mv.consents(patient.address)[-1]
+        story.say("patient", f"grants the doctor access for {GRANT_DAYS} days", tx=tx, keys=entry.keys_cids[-1])
+    for index in range(len(mv.records(patient.address))):
+        record = mv.read_record(doctor, patient.address, index)
+        story.say("doctor", f"reads record {index}: verified and decrypted", content=_summary(record.data))
+    _attempt(story, mv, stranger, "stranger", patient.address, first)
+
+    after_grant = add(picks[2])
+    story.say(
+        "doctor",
+        f"reads record {after_grant}: verified and decrypted",
+        content=_summary(mv.read_record(doctor, patient.address, after_grant).data),
+    )
+
+    story.say("patient", "revokes the doctor's access", tx=mv.revoke(patient, doctor.address))
+    _attempt(story, mv, doctor, "doctor", patient.address, after_grant)
+    after_revoke = add(picks[3])
+    _attempt(story, mv, doctor, "doctor", patient.address, after_revoke)
+
+
+def _attempt(story: Story, mv: Medvault, reader: Wallet, who: str, patient: str, index: int) -> None:
+    try:
+        mv.read_record(reader, patient, index)
+    except AccessDeniedError as exc:
+        story.refused(who, f"tries to read record {index}", exc)
+    else:
+        raise AssertionError(f"{who} read record {index} without a grant")
+
+
+def _pick(resources: list[dict[str, Any]], categories: list[str]) -> list[dict[str, Any]]:
+    """One resource of each wanted category, in that order."""
+    return [next(r for r in resources if category_for(r) == c) for c in categories]
+
+
+def _addresses(wallets: dict[str, Wallet]) -> str:
+    return ", ".join(f"{name} {wallet.address}" for name, wallet in wallets.items())
+
+
+def _who(wallets: dict[str, Wallet], address: str) -> str:
+    return next((n for n, w in wallets.items() if w.address == address), address)
+
+
+def _describe(resource: dict[str, Any]) -> str:
+    kind = resource["resourceType"]
+    concept = resource.get("code") or resource.get("vaccineCode") or resource.get("medicationCodeableConcept") or {}
+    text = concept.get("text") or next((c.get("display") for c in concept.get("coding", [])), "")
+    return f"{kind} ({text})" if text else kind
+
+
+def _summary(data: bytes) -> str:
+    resource = json.loads(data)
+    value = resource.get("valueQuantity")
+    suffix = f" = {value['value']} {value.get('unit', '')}".rstrip() if value else ""
+    return _describe(resource) + suffix

@@ -1,0 +1,771 @@
+"""FHIR R4 resources: validation, record categories, and synthetic patients and records.
+
+medvault stores FHIR R4 JSON resources as records. This module checks that a resource is valid FHIR
+(``validate_resource``), maps it to a medvault record category (``category_for``), serialises it to
+canonical bytes (``to_json_bytes``), and makes realistic but entirely synthetic records for demos,
+seeding and tests (``synthetic_patient``, ``synthetic_records``).
+
+The synthetic data is deterministic: everything is drawn from the ``random.Random`` passed in, and
+dates are relative to the fixed ``AS_OF`` rather than the wall clock, so a seed always gives the same
+bytes (and therefore the same CIDs and content hashes). Names and identifiers are made up. The codes
+are real (LOINC, SNOMED CT, RxNorm, CVX, UCUM) and the values are plausible for an adult outpatient.
+Lab values are drawn around their reference ranges, so some are flagged high or low, and a patient's
+chronic conditions shape the rest of the chart: a diabetic gets metformin and a high HbA1c.
+
+Resources are plain dicts in the R4 JSON shape. They are validated with the R4B (4.3.0) models of
+``fhir.resources``, because that package ships no plain R4 models. R4B validates every R4 shape made
+here. The models check structure, types and required elements. They do not check code values
+against their value sets (``status: "bogus"`` passes).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.resource import Resource as _ResourceModel
+from pydantic import ValidationError
+
+from medvault.errors import MedvaultError
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable, Mapping
+
+__all__ = [
+    "AS_OF",
+    "CATEGORY_OF",
+    "RECORD_CATEGORIES",
+    "FhirValidationError",
+    "category_for",
+    "synthetic_patient",
+    "synthetic_records",
+    "to_json_bytes",
+    "validate_resource",
+]
+
+Resource = dict[str, Any]
+
+# "Now" for synthetic data. If it were the wall clock, the same seed would give different bytes on another day.
+AS_OF = datetime(2025, 6, 30, 17, 0, tzinfo=UTC)
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+CVX = "http://hl7.org/fhir/sid/cvx"
+UCUM = "http://unitsofmeasure.org"
+_TERMINOLOGY = "http://terminology.hl7.org/CodeSystem/"
+# HL7's OID for examples ("Good Health Clinic"), so a synthetic MRN never looks like a real one.
+MRN_SYSTEM = "urn:oid:2.16.840.1.113883.19.5"
+
+
+# --- record categories ---------------------------------------------------------------------------
+
+RECORD_CATEGORIES = ("laboratory", "imaging", "medications", "conditions", "immunizations", "notes")
+
+# Category by resourceType. Any resourceType not listed here is "notes". For Observation and
+# DiagnosticReport, category_for also looks at the resource's category codes.
+CATEGORY_OF: dict[str, str] = {
+    "Observation": "laboratory",  # includes vital signs and other measurements
+    "DiagnosticReport": "laboratory",
+    "ImagingStudy": "imaging",
+    "MedicationRequest": "medications",
+    "MedicationStatement": "medications",
+    "Condition": "conditions",
+    "AllergyIntolerance": "conditions",
+    "Immunization": "immunizations",
+    "DocumentReference": "notes",
+    "Composition": "notes",
+}
+
+# Category codes that make an Observation or DiagnosticReport an imaging record: observation-category
+# "imaging", the radiology/imaging sections of HL7 v2 table 0074, and LOINC's Radiology part.
+_IMAGING_CODES = frozenset({"imaging", "RAD", "CT", "NMR", "NMS", "RUS", "OUS", "VUS", "CUS", "LP29684-5"})
+
+
+def category_for(resource: Mapping[str, Any]) -> str:
+    """The medvault record category of a FHIR resource, e.g. ``"laboratory"``.
+
+    Every Observation is "laboratory" (vital signs too), except one whose category is imaging, which
+    is "imaging". The same goes for a DiagnosticReport with a radiology category. Types that are not
+    in ``CATEGORY_OF`` are "notes".
+    """
+    kind = resource.get("resourceType")
+    category = CATEGORY_OF.get(kind, "notes") if isinstance(kind, str) else "notes"
+    if kind in ("Observation", "DiagnosticReport") and _category_codes(resource) & _IMAGING_CODES:
+        return "imaging"
+    return category
+
+
+def _category_codes(resource: Mapping[str, Any]) -> set[str]:
+    concepts = resource.get("category")
+    codes: set[str] = set()
+    for concept in concepts if isinstance(concepts, list) else [concepts]:
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        for coding in codings if isinstance(codings, list) else []:
+            code = coding.get("code") if isinstance(coding, dict) else None
+            if isinstance(code, str):
+                codes.add(code)
+    return codes
+
+
+# --- validation and serialisation ----------------------------------------------------------------
+
+
+class FhirValidationError(MedvaultError, ValueError):
+    """A resource is not valid FHIR for its resourceType, or its resourceType is not a FHIR resource."""
+
+    def __init__(self, resource_type: str | None, problem: str) -> None:
+        self.resource_type = resource_type
+        self.problem = problem
+        super().__init__(f"{resource_type or 'resource'} is not valid FHIR R4: {problem}")
+
+
+@functools.cache
+def _model(kind: str) -> Any:
+    """The fhir.resources model for a resource type, or None if ``kind`` names no concrete resource."""
+    try:
+        model = get_fhir_model_class(kind)
+    except ValueError:
+        return None
+    # get_fhir_model_class also returns data types (Coding, Quantity...), which are not resources.
+    if not issubclass(model, _ResourceModel) or kind in ("Resource", "DomainResource"):
+        return None
+    return model
+
+
+def validate_resource(resource: dict[str, Any]) -> dict[str, Any]:
+    """Return ``resource`` unchanged if it is valid FHIR for its resourceType, else raise FhirValidationError."""
+    if not isinstance(resource, dict):
+        raise FhirValidationError(None, f"expected a JSON object, got {type(resource).__name__}")
+    kind = resource.get("resourceType")
+    model = _model(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise FhirValidationError(None, f"unknown resourceType {kind!r}")
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        # Name the element, never echo its value: records are health data.
+        raise FhirValidationError(kind, f"{where or '(resource)'}: {' '.join(first['msg'].split())}{more}") from None
+    return resource
+
+
+def to_json_bytes(resource: Mapping[str, Any]) -> bytes:
+    """Compact canonical JSON (sorted keys, no whitespace), UTF-8: equal resources give equal bytes."""
+    return json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+# --- code tables ---------------------------------------------------------------------------------
+
+
+class Analyte(NamedTuple):
+    loinc: str
+    display: str
+    unit: str  # UCUM
+    low: float  # reference range (labs) or usual range (vital signs)
+    high: float
+    decimals: int
+
+
+ANALYTES: dict[str, Analyte] = {
+    a.loinc: a
+    for a in (
+        # CBC
+        Analyte("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*3/uL", 4.5, 11.0, 1),
+        Analyte("789-8", "Erythrocytes [#/volume] in Blood by Automated count", "10*6/uL", 4.2, 5.9, 2),
+        Analyte("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 12.0, 17.5, 1),
+        Analyte("4544-3", "Hematocrit [Volume Fraction] of Blood by Automated count", "%", 36.0, 52.0, 1),
+        Analyte("787-2", "MCV [Entitic volume] by Automated count", "fL", 80.0, 100.0, 1),
+        Analyte("777-3", "Platelets [#/volume] in Blood by Automated count", "10*3/uL", 150, 400, 0),
+        # CMP
+        Analyte("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL", 70, 99, 0),
+        Analyte("3094-0", "Urea nitrogen [Mass/volume] in Serum or Plasma", "mg/dL", 7, 20, 0),
+        Analyte("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", 0.6, 1.3, 2),
+        Analyte("2951-2", "Sodium [Moles/volume] in Serum or Plasma", "mmol/L", 135, 145, 0),
+        Analyte("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", 3.5, 5.1, 1),
+        Analyte("2075-0", "Chloride [Moles/volume] in Serum or Plasma", "mmol/L", 98, 107, 0),
+        Analyte("2028-9", "Carbon dioxide, total [Moles/volume] in Serum or Plasma", "mmol/L", 22, 29, 0),
+        Analyte("17861-6", "Calcium [Mass/volume] in Serum or Plasma", "mg/dL", 8.6, 10.3, 1),
+        Analyte("2885-2", "Protein [Mass/volume] in Serum or Plasma", "g/dL", 6.0, 8.3, 1),
+        Analyte("1751-7", "Albumin [Mass/volume] in Serum or Plasma", "g/dL", 3.5, 5.0, 1),
+        Analyte("1975-2", "Bilirubin.total [Mass/volume] in Serum or Plasma", "mg/dL", 0.1, 1.2, 1),
+        Analyte("6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma", "U/L", 44, 147, 0),
+        Analyte("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L", 7, 56, 0),
+        Analyte(
+            "1920-8", "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L", 10, 40, 0
+        ),
+        # Lipid panel
+        Analyte("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL", 125, 200, 0),
+        Analyte("2571-8", "Triglyceride [Mass/volume] in Serum or Plasma", "mg/dL", 40, 150, 0),
+        Analyte("2085-9", "Cholesterol in HDL [Mass/volume] in Serum or Plasma", "mg/dL", 40, 80, 0),
+        Analyte("18262-6", "Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay", "mg/dL", 50, 130, 0),
+        # Ordered on their own
+        Analyte("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%", 4.0, 5.6, 1),
+        Analyte("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 70, 99, 0),
+        Analyte("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", "m[IU]/L", 0.4, 4.0, 2),
+    )
+}
+STANDALONE_LABS = ("4548-4", "2339-0", "2093-3", "718-7", "2160-0", "2823-3", "3016-3")
+
+
+class Panel(NamedTuple):
+    loinc: str
+    display: str
+    results: tuple[str, ...]  # LOINC codes in ANALYTES
+
+
+PANELS = (
+    Panel("58410-2", "CBC panel - Blood by Automated count", ("6690-2", "789-8", "718-7", "4544-3", "787-2", "777-3")),
+    Panel(
+        "24323-8",
+        "Comprehensive metabolic 2000 panel - Serum or Plasma",
+        (
+            "2345-7",
+            "3094-0",
+            "2160-0",
+            "2951-2",
+            "2823-3",
+            "2075-0",
+            "2028-9",
+            "17861-6",
+            "2885-2",
+            "1751-7",
+            "1975-2",
+            "6768-6",
+            "1742-6",
+            "1920-8",
+        ),
+    ),
+    Panel("57698-3", "Lipid panel with direct LDL - Serum or Plasma", ("2093-3", "2571-8", "2085-9", "18262-6")),
+)
+
+VITALS: dict[str, Analyte] = {
+    a.loinc: a
+    for a in (
+        Analyte("8867-4", "Heart rate", "/min", 56, 98, 0),
+        Analyte("9279-1", "Respiratory rate", "/min", 12, 20, 0),
+        Analyte("8310-5", "Body temperature", "Cel", 36.1, 37.4, 1),
+        Analyte("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "%", 94, 100, 0),
+        Analyte("29463-7", "Body weight", "kg", 0, 0, 1),  # weight, height and BMI come from the patient's build
+        Analyte("8302-2", "Body height", "cm", 0, 0, 1),
+        Analyte("39156-5", "Body mass index (BMI) [Ratio]", "kg/m2", 0, 0, 1),
+        Analyte("8480-6", "Systolic blood pressure", "mm[Hg]", 105, 135, 0),
+        Analyte("8462-4", "Diastolic blood pressure", "mm[Hg]", 62, 85, 0),
+    )
+}
+BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
+WEIGHT, HEIGHT, BMI = "29463-7", "8302-2", "39156-5"
+# Blood pressure is the vital sign taken most often, so it gets more weight than the others.
+VITAL_WEIGHTS = {"85354-9": 4, "8867-4": 2, "9279-1": 1, "8310-5": 1, "59408-5": 1, WEIGHT: 2, HEIGHT: 1, BMI: 1}
+
+
+class Medication(NamedTuple):
+    rxnorm: str
+    display: str
+    sig: str
+    per_day: int
+    as_needed: bool = False
+
+
+METFORMIN = Medication(
+    "860975",
+    "24 HR metformin hydrochloride 500 MG Extended Release Oral Tablet",
+    "1 tablet by mouth daily with supper",
+    1,
+)
+LISINOPRIL = Medication("314076", "lisinopril 10 MG Oral Tablet", "1 tablet by mouth daily", 1)
+AMLODIPINE = Medication("197361", "amlodipine 5 MG Oral Tablet", "1 tablet by mouth daily", 1)
+HCTZ = Medication("310798", "hydrochlorothiazide 25 MG Oral Tablet", "1 tablet by mouth every morning", 1)
+SIMVASTATIN = Medication("312961", "simvastatin 20 MG Oral Tablet", "1 tablet by mouth at bedtime", 1)
+FLUTICASONE = Medication(
+    "895994", "120 ACTUAT fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler", "2 puffs inhaled twice daily", 2
+)
+ACETAMINOPHEN = Medication(
+    "313782", "acetaminophen 325 MG Oral Tablet", "2 tablets by mouth every 6 hours as needed for pain", 4, True
+)
+
+
+class Problem(NamedTuple):
+    snomed: str
+    display: str
+    chronic: bool
+    medications: tuple[Medication, ...]
+    # (LOINC, low, high): where this condition moves a patient's results
+    shifts: tuple[tuple[str, float, float], ...] = ()
+
+
+PROBLEMS = (
+    Problem(
+        "44054006",
+        "Diabetes mellitus type 2 (disorder)",
+        True,
+        (METFORMIN,),
+        (("4548-4", 6.5, 9.5), ("2339-0", 126, 220), ("2345-7", 126, 220)),
+    ),
+    Problem(
+        "38341003",
+        "Hypertensive disorder, systemic arterial (disorder)",
+        True,
+        (LISINOPRIL, AMLODIPINE, HCTZ),
+        (("8480-6", 132, 162), ("8462-4", 82, 98)),
+    ),
+    Problem(
+        "55822004",
+        "Hyperlipidemia (disorder)",
+        True,
+        (SIMVASTATIN,),
+        (("2093-3", 200, 280), ("18262-6", 130, 190), ("2571-8", 150, 320)),
+    ),
+    Problem("195967001", "Asthma (disorder)", True, (FLUTICASONE,)),
+    Problem("239873007", "Osteoarthritis of knee (disorder)", True, (ACETAMINOPHEN,)),
+    Problem("10509002", "Acute bronchitis (disorder)", False, (ACETAMINOPHEN,)),
+    Problem("444814009", "Viral sinusitis (disorder)", False, (ACETAMINOPHEN,)),
+    Problem("195662009", "Acute viral pharyngitis (disorder)", False, (ACETAMINOPHEN,)),
+)
+CHRONIC = tuple(p for p in PROBLEMS if p.chronic)
+ACUTE = tuple(p for p in PROBLEMS if not p.chronic)
+
+
+class Vaccine(NamedTuple):
+    cvx: str
+    display: str
+    dose_ml: float
+    min_age: int  # years
+    since: date  # first licensed or authorised in the US, so no dose predates it
+    weight: int
+
+
+VACCINES = (
+    Vaccine("140", "Influenza, seasonal, injectable, preservative free", 0.5, 1, date(2000, 1, 1), 6),
+    Vaccine(
+        "208",
+        "SARS-COV-2 (COVID-19) vaccine, mRNA, spike protein, LNP, preservative free, 30 mcg/0.3mL dose",
+        0.3,
+        16,
+        date(2020, 12, 11),
+        3,
+    ),
+    Vaccine("115", "Tdap", 0.5, 11, date(2005, 6, 10), 1),
+    Vaccine("113", "Td (adult) preservative free", 0.5, 7, date(2000, 1, 1), 1),
+    Vaccine("187", "zoster vaccine recombinant", 0.5, 50, date(2017, 10, 20), 1),
+    Vaccine("133", "Pneumococcal conjugate PCV 13", 0.5, 65, date(2010, 2, 24), 1),
+    Vaccine("43", "Hep B, adult", 1.0, 20, date(2000, 1, 1), 1),
+)
+
+
+class Allergy(NamedTuple):
+    snomed: str
+    display: str
+    category: str
+    criticality: str
+    reaction: tuple[str, str]  # SNOMED manifestation
+    severity: str
+
+
+ALLERGIES = (
+    Allergy("91936005", "Allergy to penicillin (finding)", "medication", "high", ("247472004", "Hives"), "moderate"),
+    Allergy("91935009", "Allergy to peanuts (finding)", "food", "high", ("39579001", "Anaphylaxis"), "severe"),
+    Allergy("300916003", "Latex allergy (finding)", "environment", "low", ("271807003", "Eruption of skin"), "mild"),
+    Allergy(
+        "418689008",
+        "Allergy to grass pollen (finding)",
+        "environment",
+        "low",
+        ("61582004", "Allergic rhinitis"),
+        "mild",
+    ),
+)
+
+GIVEN = {
+    "female": ("Amara", "Beatriz", "Chen", "Danielle", "Elena", "Fatima", "Grace", "Hana", "Ingrid", "Leila", "Maria"),
+    "male": ("Aarav", "Bruno", "Carlos", "David", "Emeka", "Felix", "Hiroshi", "Ivan", "James", "Luca", "Omar"),
+}
+FAMILY = (
+    "Adeyemi",
+    "Becker",
+    "Costa",
+    "Dubois",
+    "Garcia",
+    "Haddad",
+    "Jensen",
+    "Kim",
+    "Kowalski",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Rossi",
+    "Silva",
+    "Smith",
+    "Tanaka",
+    "Walker",
+    "Yilmaz",
+)
+
+# Relative frequency of each kind of record. A DiagnosticReport also brings its result Observations.
+KIND_WEIGHTS = {
+    "laboratory": 22,
+    "vital-signs": 22,
+    "DiagnosticReport": 6,
+    "Condition": 10,
+    "MedicationRequest": 16,
+    "Immunization": 10,
+    "AllergyIntolerance": 3,
+}
+
+
+_OBSERVATION_CATEGORIES = {"laboratory": "Laboratory", "vital-signs": "Vital Signs"}
+
+
+# --- small builders ------------------------------------------------------------------------------
+
+
+def _new_id(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _plain(display: str) -> str:
+    """Drop a SNOMED semantic tag: "Asthma (disorder)" -> "Asthma"."""
+    return display.removesuffix(" (disorder)").removesuffix(" (finding)")
+
+
+def _concept(system: str, code: str, display: str) -> Resource:
+    return {"coding": [{"system": system, "code": code, "display": display}], "text": _plain(display)}
+
+
+def _hl7(code_system: str, code: str, display: str) -> Resource:
+    return {"coding": [{"system": _TERMINOLOGY + code_system, "code": code, "display": display}]}
+
+
+def _quantity(value: float, unit: str) -> Resource:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+def _number(value: float, decimals: int) -> float | int:
+    return round(value) if decimals == 0 else round(value, decimals)
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _parse_date(text: str) -> date:
+    """A FHIR date ("1970", "1970-04" or "1970-04-12"), taking the first day of a partial date."""
+    year, month, day = ([*text[:10].split("-"), "1", "1"])[:3]
+    return date(int(year), int(month), int(day))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+# --- synthetic data ------------------------------------------------------------------------------
+
+
+def synthetic_patient(rng: random.Random) -> dict[str, Any]:
+    """A synthetic adult Patient (20 to 90 years old on ``AS_OF``) with a name, gender, birth date and MRN."""
+    gender = rng.choice(("female", "male"))
+    first, middle = rng.sample(GIVEN[gender], 2)
+    birth = AS_OF.date() - timedelta(days=rng.randint(20 * 365, 90 * 365))
+    return validate_resource(
+        {
+            "resourceType": "Patient",
+            "id": _new_id(rng),
+            "identifier": [
+                {
+                    "use": "usual",
+                    "type": {**_hl7("v2-0203", "MR", "Medical record number"), "text": "Medical record number"},
+                    "system": MRN_SYSTEM,
+                    "value": str(rng.randrange(10**7, 10**8)),
+                }
+            ],
+            "active": True,
+            "name": [{"use": "official", "family": rng.choice(FAMILY), "given": [first, middle]}],
+            "gender": gender,
+            "birthDate": birth.isoformat(),
+        }
+    )
+
+
+def synthetic_records(rng: random.Random, patient: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
+    """``count`` synthetic, validated records about ``patient``, oldest first.
+
+    The mix holds lab and vital-sign Observations, DiagnosticReports followed by their result
+    Observations, Conditions, MedicationRequests, Immunizations and AllergyIntolerances. Whenever
+    ``count`` is at least 7, every one of these kinds is in it. Each record refers to the patient as
+    ``Patient/<id>``. Its dates fall after the patient's 18th birthday (or after birth, for a
+    younger patient) and before ``AS_OF``.
+    """
+    if count < 0:
+        raise ValueError(f"count must not be negative, got {count}")
+    chart = _Chart.open(rng, patient)
+    # The first picks cover every kind: a report (its results are the lab Observations), then the
+    # rest in random order. Each kind still owed keeps one slot free.
+    others = [kind for kind in KIND_WEIGHTS if kind not in ("laboratory", "DiagnosticReport")]
+    owed = ["DiagnosticReport", *rng.sample(others, len(others))]
+    groups: list[tuple[datetime, list[Resource]]] = []
+    remaining = count
+    while remaining > 0:
+        kind = owed.pop(0) if owed else rng.choices(list(KIND_WEIGHTS), list(KIND_WEIGHTS.values()))[0]
+        group = chart.make(kind, room=max(1, remaining - len(owed)))
+        if group is not None:
+            groups.append(group)
+            remaining -= len(group[1])
+    groups.sort(key=lambda g: g[0])  # stable: a report stays just before its results
+    return [validate_resource(resource) for _, resources in groups for resource in resources]
+
+
+@dataclass
+class _Chart:
+    """A patient's chart as it is being generated: the patient's build, their problems, what is already recorded."""
+
+    rng: random.Random
+    subject: Resource
+    birth: date
+    start: datetime  # earliest record
+    problems: dict[Problem, datetime]  # chronic problems and their onset
+    height_cm: float
+    weight_kg: float
+    ranges: dict[str, tuple[float, float]]  # LOINC -> (low, high) where a problem moves the usual range
+    unrecorded_problems: list[Problem] = field(default_factory=list)
+    unrecorded_allergies: list[Allergy] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, rng: random.Random, patient: Mapping[str, Any]) -> _Chart:
+        if not isinstance(patient.get("id"), str):
+            raise ValueError("the patient needs an id to be referred to")
+        end = AS_OF.date() - timedelta(days=60)
+        birth = _parse_date(patient["birthDate"]) if "birthDate" in patient else _add_years(end, -40)
+        if birth >= end:
+            raise ValueError(f"the patient's birthDate {birth} leaves no time for records before {AS_OF.date()}")
+        adult = _add_years(birth, 18)
+        first = max(adult, _add_years(AS_OF.date(), -15)) if adult < end else birth + timedelta(days=1)
+        start = datetime.combine(first, time(), UTC)
+        tall = {"female": (152, 178), "male": (163, 193)}.get(patient.get("gender", ""), (152, 193))
+        height = rng.uniform(*tall)
+        chart = cls(
+            rng=rng,
+            subject={"reference": f"Patient/{patient['id']}"},
+            birth=birth,
+            start=start,
+            problems={},
+            height_cm=round(height, 1),
+            weight_kg=round(rng.uniform(19.0, 34.0) * (height / 100) ** 2, 1),  # a BMI of 19 to 34
+            ranges={},
+        )
+        for problem in rng.sample(CHRONIC, rng.choice((0, 1, 1, 2, 2, 3))):
+            # Onset in the first half of the chart, so there is room for treatment after it.
+            chart.problems[problem] = chart.moment(start, start + (AS_OF - start) / 2)
+            chart.ranges.update({loinc: (low, high) for loinc, low, high in problem.shifts})
+        chart.unrecorded_problems = list(chart.problems)
+        chart.unrecorded_allergies = rng.sample(ALLERGIES, len(ALLERGIES))
+        return chart
+
+    def moment(self, low: datetime | None = None, high: datetime | None = None) -> datetime:
+        """A time in clinic hours from ``low`` (default: the chart's start) to ``high`` (default: AS_OF - 3 days)."""
+        low, high = low or self.start, high or AS_OF - timedelta(days=3)
+        day = low.date() + timedelta(days=self.rng.randint(0, max(0, (high.date() - low.date()).days)))
+        minutes = self.rng.randrange(7 * 60, 18 * 60, 5)
+        return datetime.combine(day, time(minutes // 60, minutes % 60), UTC)
+
+    def make(self, kind: str, room: int) -> tuple[datetime, list[Resource]] | None:
+        """Up to ``room`` records of ``kind`` and when they happened, or None if there is none to make."""
+        makers: dict[str, Callable[[], tuple[datetime, list[Resource]] | None]] = {
+            "laboratory": lambda: self._lab(),
+            "vital-signs": lambda: self._vital(),
+            "DiagnosticReport": lambda: self._report(room) if room >= 2 else None,
+            "Condition": lambda: self._condition(),
+            "MedicationRequest": lambda: self._medication(),
+            "Immunization": lambda: self._immunization(),
+            "AllergyIntolerance": lambda: self._allergy(),
+        }
+        return makers[kind]()
+
+    def _draw(self, analyte: Analyte, spread: float) -> float | int:
+        """A value around the analyte's range (widened by ``spread``), or in the range a problem sets."""
+        low, high = self.ranges.get(analyte.loinc, (analyte.low * (1 - spread), analyte.high * (1 + spread)))
+        return _number(self.rng.uniform(low, high), analyte.decimals)
+
+    def _observation(self, when: datetime, category: str, code: Resource) -> Resource:
+        return {
+            "resourceType": "Observation",
+            "id": _new_id(self.rng),
+            "status": "final",
+            "category": [_hl7("observation-category", category, _OBSERVATION_CATEGORIES[category])],
+            "code": code,
+            "subject": self.subject,
+            "effectiveDateTime": _iso(when),
+        }
+
+    def _lab_result(self, analyte: Analyte, when: datetime, issued: datetime) -> Resource:
+        value = self._draw(analyte, spread=0.12)
+        low, high = _number(analyte.low, analyte.decimals), _number(analyte.high, analyte.decimals)
+        flag = ("L", "Low") if value < low else ("H", "High") if value > high else ("N", "Normal")
+        return {
+            **self._observation(when, "laboratory", _concept(LOINC, analyte.loinc, analyte.display)),
+            "issued": _iso(issued),
+            "valueQuantity": _quantity(value, analyte.unit),
+            "interpretation": [_hl7("v3-ObservationInterpretation", *flag)],
+            "referenceRange": [{"low": _quantity(low, analyte.unit), "high": _quantity(high, analyte.unit)}],
+        }
+
+    def _results_issued(self, when: datetime) -> datetime:
+        return when + timedelta(minutes=self.rng.randrange(90, 30 * 60, 5))
+
+    def _lab(self) -> tuple[datetime, list[Resource]]:
+        when = self.moment()
+        analyte = ANALYTES[self.rng.choice(STANDALONE_LABS)]
+        return when, [self._lab_result(analyte, when, self._results_issued(when))]
+
+    def _report(self, room: int) -> tuple[datetime, list[Resource]]:
+        when = self.moment()
+        issued = self._results_issued(when)
+        panel = self.rng.choice(PANELS)
+        results = [self._lab_result(ANALYTES[code], when, issued) for code in panel.results[: room - 1]]
+        report = {
+            "resourceType": "DiagnosticReport",
+            "id": _new_id(self.rng),
+            "status": "final",
+            "category": [_hl7("v2-0074", "LAB", "Laboratory")],
+            "code": _concept(LOINC, panel.loinc, panel.display),
+            "subject": self.subject,
+            "effectiveDateTime": _iso(when),
+            "issued": _iso(issued),
+            "result": [{"reference": f"Observation/{r['id']}", "display": r["code"]["text"]} for r in results],
+        }
+        return when, [report, *results]
+
+    def _vital(self) -> tuple[datetime, list[Resource]]:
+        when = self.moment()
+        code = self.rng.choices(list(VITAL_WEIGHTS), list(VITAL_WEIGHTS.values()))[0]
+        if code == BP_PANEL[0]:
+            components = [
+                {"code": _concept(LOINC, a.loinc, a.display), "valueQuantity": _quantity(self._draw(a, 0), a.unit)}
+                for a in (VITALS["8480-6"], VITALS["8462-4"])
+            ]
+            return when, [
+                {**self._observation(when, "vital-signs", _concept(LOINC, *BP_PANEL)), "component": components}
+            ]
+        analyte = VITALS[code]
+        weight = self.weight_kg + self.rng.uniform(-2.5, 2.5)  # weight drifts a little from visit to visit
+        if code == WEIGHT:
+            value: float = weight
+        elif code == HEIGHT:
+            value = self.height_cm
+        elif code == BMI:
+            value = weight / (self.height_cm / 100) ** 2
+        else:
+            value = self._draw(analyte, 0)
+        observation = self._observation(when, "vital-signs", _concept(LOINC, analyte.loinc, analyte.display))
+        return when, [{**observation, "valueQuantity": _quantity(_number(value, analyte.decimals), analyte.unit)}]
+
+    def _condition(self) -> tuple[datetime, list[Resource]]:
+        condition: Resource = {"resourceType": "Condition", "id": _new_id(self.rng)}
+        if self.unrecorded_problems and self.rng.random() < 0.7:
+            # A chronic problem goes on the problem list once, recorded a little after its onset.
+            problem = self.unrecorded_problems.pop(0)
+            onset = self.problems[problem]
+            recorded = min(onset + timedelta(days=self.rng.randint(0, 30)), AS_OF - timedelta(days=3))
+            condition |= {
+                "clinicalStatus": _hl7("condition-clinical", "active", "Active"),
+                "category": [_hl7("condition-category", "problem-list-item", "Problem List Item")],
+                "onsetDateTime": _iso(onset),
+            }
+        else:
+            problem = self.rng.choice(ACUTE)
+            onset = recorded = self.moment(high=AS_OF - timedelta(days=30))
+            condition |= {
+                "clinicalStatus": _hl7("condition-clinical", "resolved", "Resolved"),
+                "category": [_hl7("condition-category", "encounter-diagnosis", "Encounter Diagnosis")],
+                "onsetDateTime": _iso(onset),
+                "abatementDateTime": _iso(onset + timedelta(days=self.rng.randint(7, 21))),
+            }
+        condition |= {
+            "verificationStatus": _hl7("condition-ver-status", "confirmed", "Confirmed"),
+            "code": _concept(SNOMED, problem.snomed, problem.display),
+            "subject": self.subject,
+            "recordedDate": _iso(recorded),
+        }
+        return onset, [condition]
+
+    def _medication(self) -> tuple[datetime, list[Resource]]:
+        if self.problems and self.rng.random() < 0.75:
+            problem = self.rng.choice(list(self.problems))
+            when = self.moment(low=self.problems[problem])
+            # Chronic prescriptions are renewed: only the last year's are still active.
+            status = "active" if AS_OF - when < timedelta(days=365) else "completed"
+        else:
+            problem, when, status = self.rng.choice(ACUTE), self.moment(), "completed"
+        medication = self.rng.choice(problem.medications)
+        dosage = {
+            "sequence": 1,
+            "text": medication.sig,
+            "timing": {"repeat": {"frequency": medication.per_day, "period": 1, "periodUnit": "d"}},
+            "asNeededBoolean": medication.as_needed,
+        }
+        return when, [
+            {
+                "resourceType": "MedicationRequest",
+                "id": _new_id(self.rng),
+                "status": status,
+                "intent": "order",
+                "medicationCodeableConcept": _concept(RXNORM, medication.rxnorm, medication.display),
+                "subject": self.subject,
+                "authoredOn": _iso(when),
+                "reasonCode": [_concept(SNOMED, problem.snomed, problem.display)],
+                "dosageInstruction": [dosage],
+            }
+        ]
+
+    def _immunization(self) -> tuple[datetime, list[Resource]]:
+        when = self.moment()
+        age = (when.date() - self.birth).days // 365
+        # Influenza (min age 1, since 2000) is always eligible, so the list is never empty.
+        eligible = [v for v in VACCINES if age >= v.min_age and when.date() >= v.since]
+        vaccine = self.rng.choices(eligible, [v.weight for v in eligible])[0]
+        lot = "".join(self.rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ0123456789") for _ in range(6))
+        return when, [
+            {
+                "resourceType": "Immunization",
+                "id": _new_id(self.rng),
+                "status": "completed",
+                "vaccineCode": _concept(CVX, vaccine.cvx, vaccine.display),
+                "patient": self.subject,
+                "occurrenceDateTime": _iso(when),
+                "primarySource": True,
+                "lotNumber": lot,
+                "doseQuantity": _quantity(vaccine.dose_ml, "mL"),
+            }
+        ]
+
+    def _allergy(self) -> tuple[datetime, list[Resource]] | None:
+        if not self.unrecorded_allergies:
+            return None  # each allergy is recorded once; the caller picks another kind
+        allergy = self.unrecorded_allergies.pop()
+        when = self.moment()
+        return when, [
+            {
+                "resourceType": "AllergyIntolerance",
+                "id": _new_id(self.rng),
+                "clinicalStatus": _hl7("allergyintolerance-clinical", "active", "Active"),
+                "verificationStatus": _hl7("allergyintolerance-verification", "confirmed", "Confirmed"),
+                "type": "allergy",
+                "category": [allergy.category],
+                "criticality": allergy.criticality,
+                "code": _concept(SNOMED, allergy.snomed, allergy.display),
+                "patient": self.subject,
+                "recordedDate": _iso(when),
+                "reaction": [{"manifestation": [_concept(SNOMED, *allergy.reaction)], "severity": allergy.severity}],
+            }
+        ]

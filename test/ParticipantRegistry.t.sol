@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "forge-std/Test.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {ParticipantRegistry} from "../contracts/ParticipantRegistry.sol";
+import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
+
+contract ParticipantRegistryTest is Test {
+    ParticipantRegistry internal registry;
+
+    address internal admin = makeAddr("admin");
+    address internal patient = makeAddr("patient");
+    address internal provider = makeAddr("provider");
+    address internal doctor = makeAddr("doctor");
+    address internal stranger = makeAddr("stranger");
+
+    bytes32 internal PROVIDER_ROLE;
+    bytes32 internal RESEARCHER_ROLE;
+    bytes32 internal ACCREDITOR_ROLE;
+    bytes32 internal DEFAULT_ADMIN_ROLE;
+
+    bytes internal constant KEY = hex"0120a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    bytes internal constant OTHER_KEY = hex"01205555555555555555555555555555555555555555555555555555555555555555";
+
+    function setUp() public {
+        registry = new ParticipantRegistry(admin);
+        PROVIDER_ROLE = registry.PROVIDER_ROLE();
+        RESEARCHER_ROLE = registry.RESEARCHER_ROLE();
+        ACCREDITOR_ROLE = registry.ACCREDITOR_ROLE();
+        DEFAULT_ADMIN_ROLE = registry.DEFAULT_ADMIN_ROLE();
+    }
+
+    // ---------------------------------------------------------------- constructor
+
+    function test_constructor_RoleConstants() public view {
+        assertEq(PROVIDER_ROLE, keccak256("PROVIDER"));
+        assertEq(RESEARCHER_ROLE, keccak256("RESEARCHER"));
+        assertEq(ACCREDITOR_ROLE, keccak256("ACCREDITOR"));
+        assertEq(registry.MAX_KEY_LENGTH(), 1280);
+    }
+
+    function test_constructor_AdminIsAdminAndAccreditor() public view {
+        assertTrue(registry.hasRole(DEFAULT_ADMIN_ROLE, admin));
+        assertTrue(registry.hasRole(ACCREDITOR_ROLE, admin));
+        assertFalse(registry.isProvider(admin));
+        assertFalse(registry.isResearcher(admin));
+        assertFalse(registry.hasRole(DEFAULT_ADMIN_ROLE, stranger));
+        assertFalse(registry.hasRole(ACCREDITOR_ROLE, stranger));
+    }
+
+    function test_constructor_RoleAdmins() public view {
+        assertEq(registry.getRoleAdmin(PROVIDER_ROLE), ACCREDITOR_ROLE);
+        assertEq(registry.getRoleAdmin(RESEARCHER_ROLE), ACCREDITOR_ROLE);
+        assertEq(registry.getRoleAdmin(ACCREDITOR_ROLE), DEFAULT_ADMIN_ROLE);
+    }
+
+    // ---------------------------------------------------------------- register
+
+    function test_register_StoresKeyHash() public {
+        assertFalse(registry.isRegistered(patient));
+        assertEq(registry.encryptionKeyHash(patient), bytes32(0));
+
+        vm.prank(patient);
+        registry.register(KEY);
+
+        assertTrue(registry.isRegistered(patient));
+        assertEq(registry.encryptionKeyHash(patient), keccak256(KEY));
+        // Only the caller is registered.
+        assertFalse(registry.isRegistered(stranger));
+    }
+
+    function test_register_EmitsParticipantRegisteredWithKey() public {
+        vm.expectEmit(true, true, false, true, address(registry));
+        emit IParticipantRegistry.ParticipantRegistered(patient, keccak256(KEY), KEY);
+        vm.prank(patient);
+        registry.register(KEY);
+    }
+
+    function test_register_ReRegisterReplacesKey() public {
+        vm.prank(patient);
+        registry.register(KEY);
+
+        vm.expectEmit(true, true, false, true, address(registry));
+        emit IParticipantRegistry.ParticipantRegistered(patient, keccak256(OTHER_KEY), OTHER_KEY);
+        vm.prank(patient);
+        registry.register(OTHER_KEY);
+
+        assertTrue(registry.isRegistered(patient));
+        assertEq(registry.encryptionKeyHash(patient), keccak256(OTHER_KEY));
+        assertNotEq(registry.encryptionKeyHash(patient), keccak256(KEY));
+    }
+
+    function test_register_OneByteKey() public {
+        bytes memory key = hex"01";
+        vm.expectEmit(true, true, false, true, address(registry));
+        emit IParticipantRegistry.ParticipantRegistered(patient, keccak256(key), key);
+        vm.prank(patient);
+        registry.register(key);
+        assertEq(registry.encryptionKeyHash(patient), keccak256(key));
+    }
+
+    function test_register_MaxLengthKey() public {
+        bytes memory key = _key(registry.MAX_KEY_LENGTH(), 0x42);
+        vm.expectEmit(true, true, false, true, address(registry));
+        emit IParticipantRegistry.ParticipantRegistered(patient, keccak256(key), key);
+        vm.prank(patient);
+        registry.register(key);
+        assertEq(registry.encryptionKeyHash(patient), keccak256(key));
+    }
+
+    function test_RevertWhen_RegisterEmptyKey() public {
+        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryInvalidKey.selector, 0));
+        vm.prank(patient);
+        registry.register("");
+        assertFalse(registry.isRegistered(patient));
+    }
+
+    function test_RevertWhen_RegisterKeyTooLong() public {
+        uint256 length = registry.MAX_KEY_LENGTH() + 1;
+        bytes memory key = _key(length, 0x42);
+        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryInvalidKey.selector, length));
+        vm.prank(patient);
+        registry.register(key);
+        assertFalse(registry.isRegistered(patient));
+    }
+
+    function test_RevertWhen_ReRegisterWithInvalidKeyKeepsOldKey() public {
+        vm.prank(patient);
+        registry.register(KEY);
+
+        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryInvalidKey.selector, 0));
+        vm.prank(patient);
+        registry.register("");
+        assertEq(registry.encryptionKeyHash(patient), keccak256(KEY));
+    }
+
+    function testFuzz_register_ValidLengthStoresHash(uint256 length, uint8 fill) public {
+        length = bound(length, 1, registry.MAX_KEY_LENGTH());
+        bytes memory key = _key(length, bytes1(fill));
+
+        vm.expectEmit(true, true, false, true, address(registry));
+        emit IParticipantRegistry.ParticipantRegistered(doctor, keccak256(key), key);
+        vm.prank(doctor);
+        registry.register(key);
+
+        assertTrue(registry.isRegistered(doctor));
+        assertEq(registry.encryptionKeyHash(doctor), keccak256(key));
+    }
+
+    function testFuzz_RevertWhen_RegisterLengthAboveMax(uint256 length) public {
+        length = bound(length, registry.MAX_KEY_LENGTH() + 1, 4 * registry.MAX_KEY_LENGTH());
+        bytes memory key = _key(length, 0x01);
+
+        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryInvalidKey.selector, length));
+        vm.prank(doctor);
+        registry.register(key);
+        assertFalse(registry.isRegistered(doctor));
+    }
+
+    // ---------------------------------------------------------------- accreditation
+
+    function test_grantRole_AccreditorAccreditsProvider() public {
+        assertFalse(registry.isProvider(provider));
+
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IAccessControl.RoleGranted(PROVIDER_ROLE, provider, admin);
+        vm.prank(admin);
+        registry.grantRole(PROVIDER_ROLE, provider);
+
+        assertTrue(registry.isProvider(provider));
+        assertFalse(registry.isResearcher(provider));
+    }
+
+    function test_grantRole_AccreditorAccreditsResearcher() public {
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IAccessControl.RoleGranted(RESEARCHER_ROLE, stranger, admin);
+        vm.prank(admin);
+        registry.grantRole(RESEARCHER_ROLE, stranger);
+
+        assertTrue(registry.isResearcher(stranger));
+        assertFalse(registry.isProvider(stranger));
+    }
+
+    function test_revokeRole_AccreditorWithdrawsProvider() public {
+        vm.prank(admin);
+        registry.grantRole(PROVIDER_ROLE, provider);
+
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IAccessControl.RoleRevoked(PROVIDER_ROLE, provider, admin);
+        vm.prank(admin);
+        registry.revokeRole(PROVIDER_ROLE, provider);
+
+        assertFalse(registry.isProvider(provider));
+    }
+
+    function test_revokeRole_AccreditorWithdrawsResearcher() public {
+        vm.prank(admin);
+        registry.grantRole(RESEARCHER_ROLE, stranger);
+
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IAccessControl.RoleRevoked(RESEARCHER_ROLE, stranger, admin);
+        vm.prank(admin);
+        registry.revokeRole(RESEARCHER_ROLE, stranger);
+
+        assertFalse(registry.isResearcher(stranger));
+    }
+
+    function test_grantRole_AdminAppointsAccreditorWhoAccredits() public {
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IAccessControl.RoleGranted(ACCREDITOR_ROLE, doctor, admin);
+        vm.prank(admin);
+        registry.grantRole(ACCREDITOR_ROLE, doctor);
+        assertTrue(registry.hasRole(ACCREDITOR_ROLE, doctor));
+
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IAccessControl.RoleGranted(PROVIDER_ROLE, provider, doctor);
+        vm.prank(doctor);
+        registry.grantRole(PROVIDER_ROLE, provider);
+        assertTrue(registry.isProvider(provider));
+    }
+
+    function test_RevertWhen_NonAccreditorGrantsProvider() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, ACCREDITOR_ROLE)
+        );
+        vm.prank(stranger);
+        registry.grantRole(PROVIDER_ROLE, stranger);
+        assertFalse(registry.isProvider(stranger));
+    }
+
+    function test_RevertWhen_ProviderAccreditsProvider() public {
+        vm.prank(admin);
+        registry.grantRole(PROVIDER_ROLE, provider);
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, provider, ACCREDITOR_ROLE)
+        );
+        vm.prank(provider);
+        registry.grantRole(PROVIDER_ROLE, doctor);
+        assertFalse(registry.isProvider(doctor));
+    }
+
+    function test_RevertWhen_NonAccreditorRevokesProvider() public {
+        vm.prank(admin);
+        registry.grantRole(PROVIDER_ROLE, provider);
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, ACCREDITOR_ROLE)
+        );
+        vm.prank(stranger);
+        registry.revokeRole(PROVIDER_ROLE, provider);
+        assertTrue(registry.isProvider(provider));
+    }
+
+    function test_RevertWhen_NonAdminAppointsAccreditor() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, DEFAULT_ADMIN_ROLE
+            )
+        );
+        vm.prank(stranger);
+        registry.grantRole(ACCREDITOR_ROLE, stranger);
+        assertFalse(registry.hasRole(ACCREDITOR_ROLE, stranger));
+    }
+
+    function test_RevertWhen_RevokedAccreditorAccredits() public {
+        vm.startPrank(admin);
+        registry.grantRole(ACCREDITOR_ROLE, doctor);
+        registry.revokeRole(ACCREDITOR_ROLE, doctor);
+        vm.stopPrank();
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, doctor, ACCREDITOR_ROLE)
+        );
+        vm.prank(doctor);
+        registry.grantRole(PROVIDER_ROLE, provider);
+        assertFalse(registry.isProvider(provider));
+    }
+
+    function test_accreditation_IndependentOfRegistration() public {
+        vm.prank(admin);
+        registry.grantRole(PROVIDER_ROLE, provider);
+        assertTrue(registry.isProvider(provider));
+        assertFalse(registry.isRegistered(provider));
+
+        vm.prank(patient);
+        registry.register(KEY);
+        assertTrue(registry.isRegistered(patient));
+        assertFalse(registry.isProvider(patient));
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    function _key(uint256 length, bytes1 fill) internal pure returns (bytes memory key) {
+        key = new bytes(length);
+        for (uint256 i; i < length; ++i) {
+            key[i] = fill;
+        }
+    }
+}

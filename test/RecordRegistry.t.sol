@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "forge-std/Test.sol";
+import {ParticipantRegistry} from "../contracts/ParticipantRegistry.sol";
+import {RecordRegistry} from "../contracts/RecordRegistry.sol";
+import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
+import {IRecordRegistry} from "../contracts/interfaces/IRecordRegistry.sol";
+
+contract RecordRegistryTest is Test {
+    ParticipantRegistry internal participants;
+    RecordRegistry internal records;
+
+    address internal admin = makeAddr("admin");
+    address internal patient = makeAddr("patient");
+    address internal provider = makeAddr("provider");
+    address internal doctor = makeAddr("doctor");
+    address internal stranger = makeAddr("stranger");
+
+    // Timestamps are literal constants: with via_ir, re-reading block.timestamp in the test
+    // contract after vm.warp is not reliable.
+    uint64 internal constant T0 = 1_750_000_000;
+
+    uint8 internal constant LABORATORY = 0;
+    uint8 internal constant IMAGING = 1;
+    uint8 internal constant NOTES = 5;
+
+    bytes internal constant CID = hex"01551220aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11";
+    bytes internal constant KEYS_CID = hex"01551220bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22";
+    bytes32 internal constant CONTENT_HASH = keccak256("ciphertext 0");
+
+    function setUp() public {
+        vm.warp(T0);
+        participants = new ParticipantRegistry(admin);
+        records = new RecordRegistry(IParticipantRegistry(address(participants)));
+
+        vm.prank(patient);
+        participants.register(hex"0120aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        vm.prank(doctor);
+        participants.register(hex"0120dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+
+        bytes32 providerRole = participants.PROVIDER_ROLE();
+        vm.prank(admin);
+        participants.grantRole(providerRole, provider);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    /// The documented preimage of {IRecordRegistry-RecordAdded}'s recordHash, rebuilt independently.
+    function _expectedHash(
+        bytes32 previousHash,
+        address patient_,
+        uint64 index,
+        address author,
+        uint8 category,
+        uint64 timestamp,
+        bytes32 contentHash,
+        bytes memory cid,
+        bytes memory keysCid
+    ) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                previousHash,
+                patient_,
+                index,
+                author,
+                category,
+                timestamp,
+                contentHash,
+                keccak256(cid),
+                keccak256(keysCid)
+            )
+        );
+    }
+
+    function _assertLog(address patient_, bytes32 head, uint64 count) internal view {
+        (bytes32 actualHead, uint64 actualCount) = records.logOf(patient_);
+        assertEq(actualHead, head, "head");
+        assertEq(actualCount, count, "count");
+    }
+
+    /// Adds a record and checks its event, return value and the new log state.
+    function _add(
+        address author,
+        address patient_,
+        uint8 category,
+        uint64 timestamp,
+        bytes32 contentHash,
+        bytes memory cid,
+        bytes memory keysCid
+    ) internal returns (bytes32 recordHash) {
+        (bytes32 previousHash, uint64 index) = records.logOf(patient_);
+        bytes32 expected =
+            _expectedHash(previousHash, patient_, index, author, category, timestamp, contentHash, cid, keysCid);
+
+        vm.expectEmit(true, true, true, true, address(records));
+        emit IRecordRegistry.RecordAdded(
+            patient_, index, author, expected, category, timestamp, contentHash, cid, keysCid
+        );
+        vm.prank(author);
+        recordHash = records.addRecord(patient_, index, cid, contentHash, category, keysCid);
+
+        assertEq(recordHash, expected, "returned recordHash");
+        _assertLog(patient_, expected, index + 1);
+    }
+
+    // ---------------------------------------------------------------- constructor / views
+
+    function test_constructor_SetsParticipants() public view {
+        assertEq(address(records.participants()), address(participants));
+        assertEq(records.CATEGORY_COUNT(), 6);
+    }
+
+    function test_logOf_EmptyBeforeFirstRecord() public view {
+        _assertLog(patient, bytes32(0), 0);
+        _assertLog(stranger, bytes32(0), 0);
+    }
+
+    // ---------------------------------------------------------------- addRecord: authors
+
+    function test_addRecord_ProviderAddsForRegisteredPatient() public {
+        bytes32 expected =
+            _expectedHash(bytes32(0), patient, 0, provider, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+
+        vm.expectEmit(true, true, true, true, address(records));
+        emit IRecordRegistry.RecordAdded(
+            patient, 0, provider, expected, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID
+        );
+        vm.prank(provider);
+        bytes32 recordHash = records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+
+        assertEq(recordHash, expected);
+        _assertLog(patient, expected, 1);
+    }
+
+    function test_addRecord_PatientAddsOwnRecord() public {
+        assertFalse(participants.isProvider(patient));
+        bytes32 expected = _expectedHash(bytes32(0), patient, 0, patient, NOTES, T0, CONTENT_HASH, CID, KEYS_CID);
+
+        vm.expectEmit(true, true, true, true, address(records));
+        emit IRecordRegistry.RecordAdded(patient, 0, patient, expected, NOTES, T0, CONTENT_HASH, CID, KEYS_CID);
+        vm.prank(patient);
+        bytes32 recordHash = records.addRecord(patient, 0, CID, CONTENT_HASH, NOTES, KEYS_CID);
+
+        assertEq(recordHash, expected);
+        _assertLog(patient, expected, 1);
+    }
+
+    function test_addRecord_ProviderNeedNotBeRegistered() public {
+        assertFalse(participants.isRegistered(provider));
+        _add(provider, patient, IMAGING, T0, CONTENT_HASH, CID, KEYS_CID);
+    }
+
+    function test_addRecord_AuthorIsBoundIntoHash() public {
+        // The same record by a different author yields a different head.
+        uint256 snapshot = vm.snapshotState();
+        bytes32 byProvider = _add(provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+        vm.revertToState(snapshot);
+        bytes32 byPatient = _add(patient, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+        assertNotEq(byProvider, byPatient);
+    }
+
+    function test_RevertWhen_AuthorIsStranger() public {
+        assertFalse(participants.isProvider(stranger));
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, stranger, patient)
+        );
+        vm.prank(stranger);
+        records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_PatientWritesAnotherPatientsLog() public {
+        // Being a registered patient does not let one write into someone else's log.
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, patient, doctor)
+        );
+        vm.prank(patient);
+        records.addRecord(doctor, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(doctor, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_ResearcherAuthors() public {
+        vm.startPrank(admin);
+        participants.grantRole(participants.RESEARCHER_ROLE(), stranger);
+        vm.stopPrank();
+        assertTrue(participants.isResearcher(stranger));
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, stranger, patient)
+        );
+        vm.prank(stranger);
+        records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_ProviderWithdrawn() public {
+        bytes32 head = _add(provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+
+        vm.startPrank(admin);
+        participants.revokeRole(participants.PROVIDER_ROLE(), provider);
+        vm.stopPrank();
+        assertFalse(participants.isProvider(provider));
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, provider, patient)
+        );
+        vm.prank(provider);
+        records.addRecord(patient, 1, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(patient, head, 1);
+    }
+
+    // ---------------------------------------------------------------- addRecord: patient
+
+    function test_RevertWhen_PatientUnregistered() public {
+        assertFalse(participants.isRegistered(stranger));
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnregisteredPatient.selector, stranger)
+        );
+        vm.prank(provider);
+        records.addRecord(stranger, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(stranger, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_UnregisteredPatientAddsOwnRecord() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnregisteredPatient.selector, stranger)
+        );
+        vm.prank(stranger);
+        records.addRecord(stranger, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(stranger, bytes32(0), 0);
+    }
+
+    // ---------------------------------------------------------------- addRecord: index
+
+    function test_RevertWhen_StaleIndex() public {
+        bytes32 head = _add(provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+
+        // A second writer encrypted for position 0, but a record already landed there.
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryStaleIndex.selector, patient, 1, 0));
+        vm.prank(patient);
+        records.addRecord(patient, 0, CID, keccak256("ciphertext 1"), NOTES, KEYS_CID);
+        _assertLog(patient, head, 1);
+    }
+
+    function test_RevertWhen_IndexAhead() public {
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryStaleIndex.selector, patient, 0, 1));
+        vm.prank(provider);
+        records.addRecord(patient, 1, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function testFuzz_RevertWhen_IndexIsNotCount(uint256 existing, uint256 given) public {
+        existing = bound(existing, 0, 4);
+        for (uint256 i; i < existing; ++i) {
+            _add(provider, patient, uint8(i % 6), T0, keccak256(abi.encode(i)), CID, KEYS_CID);
+        }
+        (bytes32 head,) = records.logOf(patient);
+        // Any position other than `existing`: below it (stale) or above it (ahead).
+        given = bound(given, 0, type(uint64).max - 1);
+        if (given >= existing) given += 1;
+
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRecordRegistry.RecordRegistryStaleIndex.selector, patient, uint64(existing), uint64(given)
+            )
+        );
+        vm.prank(provider);
+        records.addRecord(patient, uint64(given), CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(patient, head, uint64(existing));
+    }
+
+    // ---------------------------------------------------------------- addRecord: category
+
+    function test_addRecord_AllCategories() public {
+        for (uint8 category; category < 6; ++category) {
+            _add(provider, patient, category, T0, keccak256(abi.encode(category)), CID, KEYS_CID);
+        }
+        (, uint64 count) = records.logOf(patient);
+        assertEq(count, 6);
+    }
+
+    function test_RevertWhen_UnknownCategory() public {
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnknownCategory.selector, 6));
+        vm.prank(provider);
+        records.addRecord(patient, 0, CID, CONTENT_HASH, 6, KEYS_CID);
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function testFuzz_RevertWhen_UnknownCategory(uint256 category) public {
+        category = bound(category, 6, type(uint8).max);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnknownCategory.selector, category));
+        vm.prank(provider);
+        records.addRecord(patient, 0, CID, CONTENT_HASH, uint8(category), KEYS_CID);
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    // ---------------------------------------------------------------- addRecord: pointers
+
+    function test_RevertWhen_CidEmpty() public {
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyPointer.selector));
+        vm.prank(provider);
+        records.addRecord(patient, 0, "", CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_KeysCidEmpty() public {
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyPointer.selector));
+        vm.prank(provider);
+        records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, "");
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_ContentHashZero() public {
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyPointer.selector));
+        vm.prank(provider);
+        records.addRecord(patient, 0, CID, bytes32(0), LABORATORY, KEYS_CID);
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    // ---------------------------------------------------------------- hash chain
+
+    function test_addRecord_HashChain() public {
+        bytes memory cid1 = hex"0155122011";
+        bytes memory keys1 = hex"0155122022";
+        bytes32 content1 = keccak256("ciphertext 1");
+        bytes memory cid2 = hex"0155122033";
+        bytes memory keys2 = hex"0155122044";
+        bytes32 content2 = keccak256("ciphertext 2");
+
+        // Record 0: provider, at T0.
+        bytes32 h0 = _expectedHash(bytes32(0), patient, 0, provider, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+        vm.expectEmit(true, true, true, true, address(records));
+        emit IRecordRegistry.RecordAdded(patient, 0, provider, h0, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+        vm.prank(provider);
+        assertEq(records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID), h0);
+        _assertLog(patient, h0, 1);
+
+        // Record 1: the patient, a day later; chains on h0.
+        uint64 t1 = T0 + 1 days;
+        vm.warp(t1);
+        bytes32 h1 = _expectedHash(h0, patient, 1, patient, NOTES, t1, content1, cid1, keys1);
+        vm.expectEmit(true, true, true, true, address(records));
+        emit IRecordRegistry.RecordAdded(patient, 1, patient, h1, NOTES, t1, content1, cid1, keys1);
+        vm.prank(patient);
+        assertEq(records.addRecord(patient, 1, cid1, content1, NOTES, keys1), h1);
+        _assertLog(patient, h1, 2);
+
+        // Record 2: provider again, a week later; chains on h1.
+        uint64 t2 = T0 + 8 days;
+        vm.warp(t2);
+        bytes32 h2 = _expectedHash(h1, patient, 2, provider, IMAGING, t2, content2, cid2, keys2);
+        vm.expectEmit(true, true, true, true, address(records));
+        emit IRecordRegistry.RecordAdded(patient, 2, provider, h2, IMAGING, t2, content2, cid2, keys2);
+        vm.prank(provider);
+        assertEq(records.addRecord(patient, 2, cid2, content2, IMAGING, keys2), h2);
+        _assertLog(patient, h2, 3);
+
+        // Every link is distinct, and dropping a record breaks the chain.
+        assertNotEq(h0, h1);
+        assertNotEq(h1, h2);
+        assertNotEq(_expectedHash(h0, patient, 1, provider, IMAGING, t2, content2, cid2, keys2), h2);
+    }
+
+    function test_addRecord_LogsArePerPatient() public {
+        bytes32 patientHead = _add(provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+
+        // The doctor's (separate) log starts at index 0 with a zero previous hash.
+        bytes32 doctorHead = _add(provider, doctor, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+        assertEq(
+            doctorHead,
+            _expectedHash(bytes32(0), doctor, 0, provider, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID)
+        );
+        assertNotEq(doctorHead, patientHead);
+        _assertLog(patient, patientHead, 1);
+        _assertLog(doctor, doctorHead, 1);
+    }
+
+    function test_addRecord_CountIncrements() public {
+        for (uint64 i; i < 5; ++i) {
+            vm.warp(T0 + i);
+            _add(
+                i % 2 == 0 ? provider : patient,
+                patient,
+                uint8(i % 6),
+                T0 + i,
+                keccak256(abi.encode("content", i)),
+                abi.encodePacked(CID, i),
+                abi.encodePacked(KEYS_CID, i)
+            );
+            (, uint64 count) = records.logOf(patient);
+            assertEq(count, i + 1);
+        }
+    }
+
+    function testFuzz_addRecord_HashMatchesPreimage(
+        bytes calldata cidTail,
+        bytes calldata keysCidTail,
+        uint256 contentHash,
+        uint256 category,
+        uint256 timestamp,
+        bool byPatient
+    ) public {
+        // Non-empty pointers and a non-zero content hash, without discarding inputs.
+        bytes memory cid = abi.encodePacked(bytes1(0x01), cidTail);
+        bytes memory keysCid = abi.encodePacked(bytes1(0x01), keysCidTail);
+        bytes32 content = bytes32(bound(contentHash, 1, type(uint256).max));
+        uint8 cat = uint8(bound(category, 0, 5));
+        uint64 ts = uint64(bound(timestamp, T0, type(uint64).max));
+        address author = byPatient ? patient : provider;
+
+        // A first record, so the fuzzed one chains on a non-zero head.
+        bytes32 first = _add(provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+
+        vm.warp(ts);
+        bytes32 second = _add(author, patient, cat, ts, content, cid, keysCid);
+        assertEq(second, _expectedHash(first, patient, 1, author, cat, ts, content, cid, keysCid));
+    }
+}

@@ -1,0 +1,126 @@
+"""Shared fixtures.
+
+Integration tests run against a real anvil and a real Kubo daemon, started once per session
+on loopback with free ports and a temporary state directory, and stopped at the end. Each test
+gets its own fresh deployment and its own funded keystore accounts, so tests do not interfere.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from medvault.accounts import Keystore, Wallet
+from medvault.chain import Chain, connect, deploy
+from medvault.client import Medvault, Role
+from medvault.contracts import load_artifacts
+from medvault.ipfs import IpfsClient
+from medvault.node import LocalNode, NodeInfo, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from web3 import Web3
+
+PASSPHRASE = "correct horse battery staple"
+CAST = ("admin", "patient", "provider", "doctor", "stranger")
+
+# Throwaway keystores: a low scrypt work factor keeps the suite fast.
+os.environ["MEDVAULT_KEYSTORE_SCRYPT_N"] = "1024"
+
+
+@pytest.fixture(scope="session")
+def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeInfo]:
+    node = LocalNode(tmp_path_factory.mktemp("node"), chain_port=free_port(), ipfs_port=free_port())
+    info = node.up()
+    yield info
+    node.down()
+
+
+@pytest.fixture(scope="session")
+def w3(local_node: NodeInfo) -> Web3:
+    return connect(local_node.rpc_url)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def keystore(home: Path) -> Keystore:
+    return Keystore(home)
+
+
+@pytest.fixture
+def wallets(keystore: Keystore, w3: Web3) -> dict[str, Wallet]:
+    result = {}
+    for name in CAST:
+        keystore.create(name, PASSPHRASE)
+        result[name] = keystore.unlock(name, PASSPHRASE)
+        w3.provider.make_request("anvil_setBalance", [result[name].address, hex(10**20)])  # type: ignore[arg-type]
+    return result
+
+
+@pytest.fixture
+def admin(wallets: dict[str, Wallet]) -> Wallet:
+    return wallets["admin"]
+
+
+@pytest.fixture
+def patient(wallets: dict[str, Wallet]) -> Wallet:
+    return wallets["patient"]
+
+
+@pytest.fixture
+def provider(wallets: dict[str, Wallet]) -> Wallet:
+    return wallets["provider"]
+
+
+@pytest.fixture
+def doctor(wallets: dict[str, Wallet]) -> Wallet:
+    return wallets["doctor"]
+
+
+@pytest.fixture
+def stranger(wallets: dict[str, Wallet]) -> Wallet:
+    return wallets["stranger"]
+
+
+@pytest.fixture
+def ipfs(local_node: NodeInfo) -> Iterator[IpfsClient]:
+    with IpfsClient(local_node.ipfs_api) as client:
+        yield client
+
+
+@pytest.fixture
+def mv(w3: Web3, home: Path, ipfs: IpfsClient, wallets: dict[str, Wallet]) -> Medvault:
+    """A fresh deployment: patient, provider and doctor registered, provider accredited."""
+    deployment, _ = deploy(w3, wallets["admin"], home)
+    client = Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
+    for name in ("patient", "provider", "doctor"):
+        client.register(wallets[name])
+    client.accredit(wallets["admin"], wallets["provider"].address, Role.PROVIDER)
+    return client
+
+
+class ChainClock:
+    """The chain's time, which tests move forward instead of sleeping."""
+
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance(self, seconds: int) -> None:
+        self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock(w3: Web3) -> ChainClock:
+    return ChainClock(w3)

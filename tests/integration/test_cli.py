@@ -1,0 +1,128 @@
+"""The `medvault` CLI against a real anvil and Kubo: every command, --json, --help, errors."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from click.testing import CliRunner
+
+from medvault.cli import cli
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from medvault.node import NodeInfo
+
+pytestmark = pytest.mark.integration
+
+OBSERVATION = {
+    "resourceType": "Observation",
+    "status": "final",
+    "category": [
+        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+    ],
+    "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4", "display": "Hemoglobin A1c"}]},
+    "subject": {"reference": "Patient/p1"},
+    "valueQuantity": {"value": 6.1, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
+}
+
+
+class Cli:
+    def __init__(self, home: Path, node: NodeInfo) -> None:
+        self.runner = CliRunner()
+        self.base = ["--home", str(home), "--rpc-url", node.rpc_url, "--ipfs-api", node.ipfs_api]
+        self.env = {"MEDVAULT_PASSPHRASE": "cli test passphrase"}
+
+    def run(self, *args: str, ok: bool = True) -> Any:
+        result = self.runner.invoke(cli, [*self.base, "--json", *args], env=self.env)
+        if ok:
+            assert result.exit_code == 0, result.output
+            return json.loads(result.stdout)
+        assert result.exit_code == 1, result.output
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def medvault(tmp_path: Path, local_node: NodeInfo) -> Cli:
+    runner = Cli(tmp_path, local_node)
+    for name in ("admin", "alice", "clinic", "drbob", "eve"):
+        runner.run("account", "new", name)
+        runner.run("account", "fund", name)
+    runner.run("deploy", "--account", "admin")
+    for name in ("alice", "clinic", "drbob"):
+        runner.run("register", "--account", name)
+    runner.run("accredit", "clinic", "--role", "provider", "--account", "admin")
+    return runner
+
+
+def test_story_through_the_cli(medvault: Cli, tmp_path: Path) -> None:
+    record_file = tmp_path / "hba1c.json"
+    record_file.write_text(json.dumps(OBSERVATION))
+
+    added = medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
+    assert added["record"]["category"] == "laboratory"
+    assert added["transaction"]["gas_used"] > 21000
+
+    listed = medvault.run("record", "list", "--patient", "alice")
+    assert [r["cid"] for r in listed] == [added["record"]["cid"]]
+
+    got = medvault.run("record", "get", "0", "--patient", "alice", "--account", "alice")
+    assert got["content"] == OBSERVATION
+
+    refused = medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob", ok=False)
+    assert refused["error"] == "AccessDeniedError"
+
+    medvault.run("consent", "grant", "drbob", "--days", "1", "--account", "alice")
+    assert medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob")["content"] == OBSERVATION
+    assert medvault.run("consent", "list", "--patient", "alice")[0]["active"] is True
+
+    medvault.run("consent", "revoke", "drbob", "--account", "alice")
+    assert medvault.run("consent", "list", "--patient", "alice")[0]["active"] is False
+    refused = medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob", ok=False)
+    assert "no active grant" in refused["message"]
+
+
+def test_invalid_fhir_is_refused_before_anything_is_written(medvault: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"resourceType": "Observation", "status": "final"}))  # no code
+
+    error = medvault.run("record", "add", str(bad), "--patient", "alice", "--account", "clinic", ok=False)
+
+    assert error["error"] == "FhirValidationError"
+    assert medvault.run("record", "list", "--patient", "alice") == []
+
+
+def test_errors_name_what_is_wrong(medvault: Cli) -> None:
+    unknown = medvault.run("register", "--account", "nobody", ok=False)
+    assert "unknown account 'nobody'" in unknown["message"]
+
+    medvault.env["MEDVAULT_PASSPHRASE"] = "wrong"
+    wrong = medvault.run("register", "--account", "alice", ok=False)
+    assert wrong["error"] == "WrongPassphraseError"
+
+    medvault.env["MEDVAULT_PASSPHRASE"] = "cli test passphrase"
+    stranger = medvault.run("accredit", "eve", "--role", "researcher", "--account", "eve", ok=False)
+    assert "AccessControlUnauthorizedAccount" in stranger["message"]
+
+
+def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, local_node: NodeInfo) -> None:
+    runner = Cli(tmp_path / "empty", local_node)
+
+    error = runner.run("record", "list", "--patient", "0x" + "12" * 20, ok=False)
+
+    assert "run `medvault deploy`" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["account"], ["account", "new"], ["node", "up"], ["deploy"], ["register"], ["accredit"], ["record", "add"],
+     ["record", "list"], ["record", "get"], ["consent", "grant"], ["consent", "revoke"], ["consent", "list"], ["demo"]],
+)  # fmt: skip
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--help"])
+
+    assert result.exit_code == 0
+    assert "Usage: " in result.output
+    assert "--json" in result.output or not command or command in (["account"],)

@@ -1,0 +1,367 @@
+"""Unit tests for medvault.fhir: validation, categories, canonical JSON and synthetic records."""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from medvault.errors import MedvaultError
+from medvault.fhir import (
+    AS_OF,
+    RECORD_CATEGORIES,
+    FhirValidationError,
+    category_for,
+    synthetic_patient,
+    synthetic_records,
+    to_json_bytes,
+    validate_resource,
+)
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+KINDS = {"Observation", "DiagnosticReport", "Condition", "MedicationRequest", "Immunization", "AllergyIntolerance"}
+SYSTEMS = {
+    "http://loinc.org",
+    "http://snomed.info/sct",
+    "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "http://hl7.org/fhir/sid/cvx",
+    "http://unitsofmeasure.org",
+}
+DATE_KEYS = {
+    "effectiveDateTime",
+    "issued",
+    "onsetDateTime",
+    "abatementDateTime",
+    "recordedDate",
+    "authoredOn",
+    "occurrenceDateTime",
+}
+
+
+def seeded(seed: int) -> random.Random:
+    return random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+
+
+def chart(seed: int, count: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    rng = seeded(seed)
+    patient = synthetic_patient(rng)
+    return patient, synthetic_records(rng, patient, count)
+
+
+@pytest.fixture(scope="module")
+def charts() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    return [chart(seed, 200) for seed in range(5)]
+
+
+def walk(value: Any) -> list[tuple[str, Any]]:
+    """Every (key, value) pair anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in [(k, v), *walk(v)]]
+    if isinstance(value, list):
+        return [pair for item in value for pair in walk(item)]
+    return []
+
+
+def codes(concept: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(c["system"], c["code"]) for c in concept["coding"]}
+
+
+# --- determinism ---------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_does_not() -> None:
+    def blob(seed: int) -> bytes:
+        patient, records = chart(seed, 60)
+        return b"\n".join(to_json_bytes(r) for r in [patient, *records])
+
+    assert blob(11) == blob(11)
+    assert blob(11) != blob(12)
+
+
+def test_ids_are_unique_uuid4_strings(charts: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+    ids = [r["id"] for patient, records in charts for r in [patient, *records]]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+# --- validity and realism ------------------------------------------------------------------------
+
+
+def test_every_generated_resource_validates(charts: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+    for patient, records in charts:
+        for resource in [patient, *records]:
+            assert validate_resource(resource) is resource
+            # Independently of validate_resource, straight against the R4B model.
+            get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+
+
+def test_patient_has_name_gender_birth_date_and_identifier() -> None:
+    for seed in range(20):
+        patient = synthetic_patient(seeded(seed))
+        assert patient["gender"] in ("female", "male")
+        assert patient["name"][0]["family"]
+        assert len(patient["name"][0]["given"]) == 2
+        assert patient["identifier"][0]["value"].isdigit()
+        age = (AS_OF.date() - date.fromisoformat(patient["birthDate"])).days / 365.25
+        assert 19.9 < age < 90.1
+
+
+def test_mix_over_200_records_contains_every_kind(charts: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+    for _, records in charts:
+        assert len(records) == 200
+        assert {r["resourceType"] for r in records} == KINDS
+        observation_categories = {
+            c["code"] for r in records if r["resourceType"] == "Observation" for c in r["category"][0]["coding"]
+        }
+        assert observation_categories == {"laboratory", "vital-signs"}
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5, 6, 7, 8, 12, 30])
+def test_exact_count_and_every_kind_from_seven(count: int) -> None:
+    _, records = chart(count, count)
+    assert len(records) == count
+    if count >= 7:
+        assert {r["resourceType"] for r in records} == KINDS
+
+
+def test_records_use_standard_code_systems(charts: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+    for _, records in charts:
+        for r in records:
+            kind = r["resourceType"]
+            if kind in ("Observation", "DiagnosticReport"):
+                assert {s for s, _ in codes(r["code"])} == {"http://loinc.org"}
+            if kind in ("Condition", "AllergyIntolerance"):
+                assert {s for s, _ in codes(r["code"])} == {"http://snomed.info/sct"}
+            if kind == "MedicationRequest":
+                assert {s for s, _ in codes(r["medicationCodeableConcept"])} == {
+                    "http://www.nlm.nih.gov/research/umls/rxnorm"
+                }
+            if kind == "Immunization":
+                assert {s for s, _ in codes(r["vaccineCode"])} == {"http://hl7.org/fhir/sid/cvx"}
+            for key, value in walk(r):
+                if key == "valueQuantity" or key == "doseQuantity":
+                    assert value["system"] == "http://unitsofmeasure.org"
+                    assert value["code"]
+                if key == "system":
+                    assert value in SYSTEMS or value.startswith("http://terminology.hl7.org/CodeSystem/")
+
+
+def test_records_refer_to_the_patient_and_reports_to_their_results(
+    charts: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> None:
+    for patient, records in charts:
+        by_id = {r["id"]: r for r in records}
+        for r in records:
+            subject = r.get("subject") or r.get("patient")
+            assert subject == {"reference": f"Patient/{patient['id']}"}
+            if r["resourceType"] == "DiagnosticReport":
+                assert r["result"]
+                for ref in r["result"]:
+                    kind, _, rid = ref["reference"].partition("/")
+                    assert kind == "Observation"
+                    assert category_for(by_id[rid]) == "laboratory"
+                    assert by_id[rid]["effectiveDateTime"] == r["effectiveDateTime"]
+
+
+def test_dates_are_iso_after_birth_and_in_the_past(charts: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+    now = datetime.now(UTC)
+    for patient, records in charts:
+        birth = datetime.fromisoformat(patient["birthDate"]).replace(tzinfo=UTC)
+        for r in records:
+            moments = [datetime.fromisoformat(v) for k, v in walk(r) if k in DATE_KEYS]
+            assert moments, r["resourceType"]
+            assert all(m.tzinfo is not None and birth < m <= AS_OF < now for m in moments)
+
+
+def test_records_are_in_chronological_order(charts: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+    keys = ("onsetDateTime", "effectiveDateTime", "authoredOn", "occurrenceDateTime", "recordedDate")
+    for _, records in charts:
+        moments = [datetime.fromisoformat(next(r[k] for k in keys if k in r)) for r in records]
+        assert moments == sorted(moments)
+
+
+def test_values_are_plausible_and_flags_match_reference_ranges(
+    charts: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> None:
+    for _, records in charts:
+        for r in records:
+            if r["resourceType"] != "Observation" or "valueQuantity" not in r:
+                continue
+            value = r["valueQuantity"]["value"]
+            assert value > 0
+            if "referenceRange" in r:
+                low, high = r["referenceRange"][0]["low"]["value"], r["referenceRange"][0]["high"]["value"]
+                assert 0.5 * low <= value <= 3 * high
+                flag = r["interpretation"][0]["coding"][0]["code"]
+                assert flag == ("L" if value < low else "H" if value > high else "N")
+            if r["code"]["coding"][0]["code"] == "59408-5":  # oxygen saturation
+                assert 90 <= value <= 100
+
+
+def test_a_diabetic_patient_gets_metformin_and_a_high_hba1c() -> None:
+    hba1c: list[float] = []
+    metformin_reasons: list[set[tuple[str, str]]] = []
+    for seed in range(40):
+        _, records = chart(seed, 120)
+        coded = {(r["resourceType"], code) for r in records if "code" in r for _, code in codes(r["code"])}
+        if ("Condition", "44054006") not in coded:
+            continue
+        for r in records:
+            if r["resourceType"] == "Observation" and ("http://loinc.org", "4548-4") in codes(r["code"]):
+                hba1c.append(r["valueQuantity"]["value"])
+            if r["resourceType"] == "MedicationRequest" and (RXNORM, "860975") in codes(r["medicationCodeableConcept"]):
+                metformin_reasons.append(codes(r["reasonCode"][0]))
+    assert hba1c
+    assert min(hba1c) >= 6.5
+    assert metformin_reasons
+    assert all(reason == {(SNOMED, "44054006")} for reason in metformin_reasons)
+
+
+def test_synthetic_records_rejects_bad_arguments() -> None:
+    rng = seeded(0)
+    patient = synthetic_patient(rng)
+    with pytest.raises(ValueError, match="negative"):
+        synthetic_records(rng, patient, -1)
+    with pytest.raises(ValueError, match="id"):
+        synthetic_records(rng, {"resourceType": "Patient", "birthDate": "1980-01-01"}, 3)
+
+
+# --- categories ----------------------------------------------------------------------------------
+
+
+def coded(system: str, code: str) -> list[dict[str, Any]]:
+    return [{"coding": [{"system": system, "code": code}]}]
+
+
+OBS = "http://terminology.hl7.org/CodeSystem/observation-category"
+V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
+
+
+@pytest.mark.parametrize(
+    ("resource", "category"),
+    [
+        ({"resourceType": "Observation", "category": coded(OBS, "laboratory")}, "laboratory"),
+        ({"resourceType": "Observation", "category": coded(OBS, "vital-signs")}, "laboratory"),
+        ({"resourceType": "Observation"}, "laboratory"),
+        ({"resourceType": "Observation", "category": coded(OBS, "imaging")}, "imaging"),
+        ({"resourceType": "DiagnosticReport", "category": coded(V2_0074, "LAB")}, "laboratory"),
+        ({"resourceType": "DiagnosticReport", "category": coded(V2_0074, "RAD")}, "imaging"),
+        ({"resourceType": "ImagingStudy"}, "imaging"),
+        ({"resourceType": "MedicationRequest"}, "medications"),
+        ({"resourceType": "MedicationStatement"}, "medications"),
+        ({"resourceType": "Condition"}, "conditions"),
+        ({"resourceType": "AllergyIntolerance", "category": ["food"]}, "conditions"),
+        ({"resourceType": "Immunization"}, "immunizations"),
+        ({"resourceType": "DocumentReference"}, "notes"),
+        ({"resourceType": "Composition"}, "notes"),
+        ({"resourceType": "Procedure"}, "notes"),
+        ({"resourceType": "Observation", "category": "not-a-list"}, "laboratory"),
+        ({}, "notes"),
+    ],
+)
+def test_category_for(resource: dict[str, Any], category: str) -> None:
+    assert category_for(resource) == category
+
+
+def test_generated_records_fall_in_the_expected_categories(
+    charts: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> None:
+    expected = {
+        "Observation": "laboratory",
+        "DiagnosticReport": "laboratory",
+        "Condition": "conditions",
+        "AllergyIntolerance": "conditions",
+        "MedicationRequest": "medications",
+        "Immunization": "immunizations",
+    }
+    for _, records in charts:
+        for r in records:
+            assert category_for(r) == expected[r["resourceType"]]
+            assert category_for(r) in RECORD_CATEGORIES
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def valid_observation() -> dict[str, Any]:
+    _, records = chart(3, 20)
+    return copy.deepcopy(next(r for r in records if r["resourceType"] == "Observation"))
+
+
+def test_validate_returns_the_resource_unchanged() -> None:
+    observation = valid_observation()
+    before = copy.deepcopy(observation)
+    assert validate_resource(observation) is observation
+    assert observation == before
+
+
+def test_missing_required_element_names_type_and_element() -> None:
+    observation = valid_observation()
+    del observation["status"]
+    with pytest.raises(FhirValidationError, match=r"^Observation is not valid FHIR R4: status: ") as caught:
+        validate_resource(observation)
+    assert caught.value.resource_type == "Observation"
+    assert isinstance(caught.value, MedvaultError)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_missing_code_is_named() -> None:
+    observation = valid_observation()
+    del observation["code"]
+    with pytest.raises(FhirValidationError, match="code"):
+        validate_resource(observation)
+
+
+def test_wrong_type_names_the_nested_element_but_not_its_value() -> None:
+    observation = valid_observation()
+    observation["valueQuantity"]["value"] = "sixty-two point five"
+    with pytest.raises(FhirValidationError, match=r"Observation .*valueQuantity\.value") as caught:
+        validate_resource(observation)
+    assert "sixty-two" not in str(caught.value)
+
+
+def test_list_positions_and_further_problems_are_reported() -> None:
+    observation = valid_observation()
+    observation["category"][0]["coding"][0]["code"] = 7
+    with pytest.raises(FhirValidationError, match=r": category\[0\]\.coding\[0\]\.code: .*string$"):
+        validate_resource(observation)
+    observation["status"] = 1
+    with pytest.raises(FhirValidationError, match=r"\(and 1 more\)$"):
+        validate_resource(observation)
+
+
+def test_unknown_element_is_rejected() -> None:
+    observation = valid_observation()
+    observation["colour"] = "blue"
+    with pytest.raises(FhirValidationError, match="colour"):
+        validate_resource(observation)
+
+
+@pytest.mark.parametrize("kind", ["Foo", "Coding", "Quantity", "Resource", "", None, 7])
+def test_unknown_resource_type_is_rejected(kind: object) -> None:
+    with pytest.raises(FhirValidationError, match=r"unknown resourceType") as caught:
+        validate_resource({"resourceType": kind, "id": "x"})
+    assert repr(kind) in str(caught.value)
+
+
+def test_missing_resource_type_and_non_objects_are_rejected() -> None:
+    with pytest.raises(FhirValidationError, match="unknown resourceType None"):
+        validate_resource({"status": "final"})
+    with pytest.raises(FhirValidationError, match="expected a JSON object, got list"):
+        validate_resource([{"resourceType": "Observation"}])  # type: ignore[arg-type]
+
+
+# --- canonical JSON ------------------------------------------------------------------------------
+
+
+def test_to_json_bytes_is_compact_sorted_utf8() -> None:
+    assert to_json_bytes({"b": [1, 2.5], "a": "Zoë"}) == '{"a":"Zoë","b":[1,2.5]}'.encode()
+    assert to_json_bytes({"a": 1, "b": 2}) == to_json_bytes({"b": 2, "a": 1})
+    with pytest.raises(ValueError, match="Out of range float"):
+        to_json_bytes({"value": float("nan")})
