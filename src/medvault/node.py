@@ -36,7 +36,11 @@ def find_tool(name: str) -> str:
     The project's install step links the pinned tools into the virtualenv's ``bin``, so they
     are found even when the virtualenv is not activated.
     """
-    candidates = [os.environ.get(f"MEDVAULT_{name.upper()}"), shutil.which(name), str(Path(sys.executable).parent / name)]
+    candidates = [
+        os.environ.get(f"MEDVAULT_{name.upper()}"),
+        shutil.which(name),
+        str(Path(sys.executable).parent / name),
+    ]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
