@@ -330,7 +330,7 @@ class Medvault:
         if author != patient and self.is_registered(author):
             readers[author] = self.encryption_key(author)
         for entry in self.consents(patient):
-            if entry.active and self.can_read(patient, entry.grantee):
+            if entry.active:
                 readers[entry.grantee] = self.encryption_key(entry.grantee)
         return readers
 
