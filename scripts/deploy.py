@@ -100,7 +100,7 @@ def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, 
 
     participants = deploy(project.ParticipantRegistry, account.address)
     records = deploy(project.RecordRegistry, participants.address)
-    consent = deploy(project.ConsentManager)
+    consent = deploy(project.ConsentManager, participants.address)
 
     deployment = Deployment(
         chain_id=chain.chain_id,

@@ -12,7 +12,7 @@ client (AES-256-GCM, one key per record, wrapped with HPKE for each reader) and 
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, TxResult, deploy
-from medvault.client import Category, ConsentEntry, Medvault, Record, RecordPointer, RecordReceipt, Role
+from medvault.client import Medvault, RecordReceipt
 from medvault.contracts import Deployment
 from medvault.crypto import KeySuite
 from medvault.errors import (
@@ -34,19 +34,23 @@ from medvault.errors import (
     WrongPassphraseError,
 )
 from medvault.ipfs import IpfsClient
+from medvault.model import AccessRequest, Category, Grant, Purpose, Record, RecordPointer, RequestStatus, Role
 from medvault.node import LocalNode
+from medvault.signing import ConsentChange, SignedConsent
 
 __all__ = [
     "AccessDeniedError",
+    "AccessRequest",
     "Category",
     "Chain",
     "ChainUnavailableError",
     "CidMismatchError",
     "ConfigurationError",
-    "ConsentEntry",
+    "ConsentChange",
     "ContentHashMismatchError",
     "ContractError",
     "DecryptionError",
+    "Grant",
     "Deployment",
     "IntegrityError",
     "InvalidCidError",
@@ -60,10 +64,13 @@ __all__ = [
     "Medvault",
     "MedvaultError",
     "NodeUnavailableError",
+    "Purpose",
     "Record",
     "RecordPointer",
     "RecordReceipt",
+    "RequestStatus",
     "Role",
+    "SignedConsent",
     "TxResult",
     "UnknownAccountError",
     "Wallet",

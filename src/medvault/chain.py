@@ -150,7 +150,7 @@ def deploy(
 
     participants = create("ParticipantRegistry", wallet.address)
     records = create("RecordRegistry", participants)
-    consent = create("ConsentManager")
+    consent = create("ConsentManager", participants)
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
         block_number=results[0].block_number,

@@ -20,11 +20,13 @@ from eth_utils.address import is_address, to_checksum_address
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, TxResult, connect, deploy
-from medvault.client import Category, Medvault, Role
+from medvault.client import Medvault
 from medvault.crypto import KeySuite
 from medvault.errors import ConfigurationError, MedvaultError
 from medvault.ipfs import IpfsClient
+from medvault.model import Category, Purpose, Role
 from medvault.node import LocalNode
+from medvault.signing import ConsentChange, SignedConsent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -398,42 +400,107 @@ def record_get(app: App, index: int, patient: str, output: Path | None, account:
 
 # -- consent ----------------------------------------------------------------------------------
 
+patient_option = click.option("--patient", "-p", help="Patient name or address (default: the signing account).")
+sign_only_option = click.option(
+    "--sign-only",
+    is_flag=True,
+    help="Do not send: print the EIP-712 typed data and signature, for anyone to `medvault relay`.",
+)
+scope_option = click.option(
+    "--scope",
+    "-s",
+    default="all",
+    show_default=True,
+    help="Comma-separated categories (laboratory, imaging, medications, conditions, immunizations, notes) or all.",
+)
+
+
+def _scopes(value: str) -> frozenset[Category]:
+    if value.strip().lower() == "all":
+        return frozenset(Category)
+    return frozenset(Category.parse(part.strip()) for part in value.split(",") if part.strip())
+
+
+def _send_or_sign(app: App, actor: Wallet, change: ConsentChange, sign_only: bool) -> None:
+    """Submits ``change`` from ``actor``, or prints it signed for a relayer."""
+    if sign_only:
+        signed = app.client.sign(actor, change)
+        click.echo(signed.to_json())
+        return
+    result = app.client.submit(actor, change)
+    app.emit(_tx(result), _tx_line(result))
+
 
 @cli.group()
 def consent() -> None:
-    """Grant, revoke and list access to a patient's records."""
+    """Grant, revoke, list and export access to a patient's records."""
 
 
 @consent.command("grant")
 @click.argument("grantee")
-@click.option("--days", type=float, help="Access lasts this many days from now.")
+@scope_option
+@click.option("--purpose", default="TREAT", show_default=True, help="HL7 PurposeOfUse: TREAT, HRESCH, PATRQT, ...")
+@click.option("--days", type=float, help="Access lasts this many days (from --start, or now).")
 @click.option("--until", "until", type=click.DateTime(), help="Access ends at this UTC time.")
+@click.option("--start", type=click.DateTime(), help="Access starts at this UTC time (default: now).")
+@patient_option
+@sign_only_option
 @account_option
 @_json_anywhere
 @pass_app
-def consent_grant(app: App, grantee: str, days: float | None, until: dt.datetime | None, account: str) -> None:
-    """Let GRANTEE (name or address) read the patient's records; shares existing record keys."""
+def consent_grant(
+    app: App,
+    grantee: str,
+    scope: str,
+    purpose: str,
+    days: float | None,
+    until: dt.datetime | None,
+    start: dt.datetime | None,
+    patient: str | None,
+    sign_only: bool,
+    account: str,
+) -> None:
+    """Let GRANTEE (name or address) read the patient's records in scope, for a purpose, for a time.
+
+    When the patient acts, the keys of existing records in scope are shared with the grant.
+    """
     if (days is None) == (until is None):
         raise click.UsageError("give exactly one of --days or --until")
-    client = app.client
-    now = int(client.chain.w3.eth.get_block("latest")["timestamp"])
-    valid_until = now + int(days * 86400) if days is not None else int(until.replace(tzinfo=dt.UTC).timestamp())  # type: ignore[union-attr]
-    results = client.grant(app.unlock(account), app.address(grantee), valid_until)
+    client, actor = app.client, app.unlock(account)
+    valid_from = _timestamp(start) if start else client.now()
+    valid_until = valid_from + int(days * 86400) if days is not None else _timestamp(until)  # type: ignore[arg-type]
+    patient_address = app.address(patient) if patient else actor.address
+    args = (
+        actor,
+        patient_address,
+        app.address(grantee),
+        _scopes(scope),
+        Purpose.parse(purpose),
+        valid_from,
+        valid_until,
+    )
+    if sign_only:
+        click.echo(client.sign(actor, client.grant_change(*args)).to_json())
+        return
+    results = client.grant(*args)
     app.emit(
-        {"valid_until": valid_until, "transactions": [_tx(r) for r in results]},
-        "\n".join(_tx_line(r) for r in results) + f"\nvalid until {_utc(valid_until)}",
+        {"valid_from": valid_from, "valid_until": valid_until, "transactions": [_tx(r) for r in results]},
+        "\n".join(_tx_line(r) for r in results) + f"\nvalid {_utc(valid_from)} to {_utc(valid_until)}",
     )
 
 
 @consent.command("revoke")
 @click.argument("grantee")
+@patient_option
+@sign_only_option
 @account_option
 @_json_anywhere
 @pass_app
-def consent_revoke(app: App, grantee: str, account: str) -> None:
-    """Withdraw GRANTEE's access at once (what it already decrypted cannot be recalled)."""
-    result = app.client.revoke(app.unlock(account), app.address(grantee))
-    app.emit(_tx(result), _tx_line(result))
+def consent_revoke(app: App, grantee: str, patient: str | None, sign_only: bool, account: str) -> None:
+    """End GRANTEE's access at once (what it already decrypted cannot be recalled)."""
+    actor = app.unlock(account)
+    change = app.client.revoke_change(app.address(patient) if patient else actor.address, app.address(grantee))
+    _send_or_sign(app, actor, change, sign_only)
 
 
 @consent.command("list")
@@ -441,16 +508,229 @@ def consent_revoke(app: App, grantee: str, account: str) -> None:
 @_json_anywhere
 @pass_app
 def consent_list(app: App, patient: str) -> None:
-    """List everyone the patient has granted access, and whether it holds now."""
-    entries = app.client.consents(app.address(patient))
-    app.emit(
-        [e.__dict__ for e in entries],
-        "\n".join(
-            f"{e.grantee}  {'active  ' if e.active else 'inactive'}  until {_utc(e.valid_until) if e.valid_until else '-'}"  # noqa: E501
-            for e in entries
-        )
-        or "no grants",
+    """List the patient's grants and whether each holds now (revoked grants are gone)."""
+    client = app.client
+    grants, now = client.grants(app.address(patient)), client.now()
+
+    def show() -> None:
+        if not grants:
+            click.echo("no grants")
+        for g in grants:
+            state = "active" if g.active_at(now) else ("future" if now < g.valid_from else "expired")
+            scopes = ",".join(sorted(c.name.lower() for c in g.scopes))
+            flag = "  EMERGENCY" if g.emergency else ""
+            window = f"{_utc(g.valid_from)} .. {_utc(g.valid_until)}"
+            click.echo(f"{g.grantee}  {state:<7} {g.purpose.name:<7} {window}  {scopes}{flag}")
+
+    app.emit([{**g.to_json(), "active": g.active_at(now)} for g in grants], show)
+
+
+@consent.command("export")
+@click.argument("grantee")
+@click.option("--patient", "-p", required=True, help="Patient name or address.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the resource here.")
+@_json_anywhere
+@pass_app
+def consent_export(app: App, grantee: str, patient: str, output: Path | None) -> None:
+    """Write the patient's grant to GRANTEE as a FHIR R4 Consent resource (validated)."""
+    from medvault.fhir import to_json_bytes
+    from medvault.fhir_consent import grant_to_fhir_consent
+
+    client = app.client
+    patient_address, grantee_address = app.address(patient), app.address(grantee)
+    grant = client.grant_of(patient_address, grantee_address)
+    if grant is None:
+        raise ConfigurationError(f"{patient_address} holds no grant to {grantee_address} (never granted, or revoked)")
+    granted = client.grant_event(patient_address, grantee_address)
+    now = client.now()
+    status = "active" if grant.active_at(now) else ("proposed" if now < grant.valid_from else "inactive")
+    resource = grant_to_fhir_consent(
+        grant,
+        status=status,
+        recorded_at=granted.timestamp if granted else now,
+        chain_id=client.chain.chain_id,
+        consent_manager=client.chain.consent.address,
+        tx_hash=granted.tx_hash if granted else None,
     )
+    data = to_json_bytes(resource)
+    if output:
+        output.write_bytes(data + b"\n")
+        app.emit({"written": str(output)}, f"FHIR Consent ({status}) written to {output}")
+    else:
+        click.echo(json.dumps(resource, indent=2))
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--patient", "-p", required=True, help="Patient name or address.")
+@_json_anywhere
+@pass_app
+def audit(app: App, patient: str) -> None:
+    """A patient's whole history: grants, changes, revocations, requests, approvals, emergencies."""
+    entries = app.client.audit(app.address(patient))
+
+    def show() -> None:
+        for e in entries:
+            fields = ", ".join(f"{k}={v}" for k, v in e.details.items())
+            click.echo(f"{_utc(e.timestamp)}  {e.event:<21} by {e.sender}  tx {e.tx_hash[:18]}..  {fields}")
+
+    app.emit([e.__dict__ for e in entries], show)
+
+
+# -- delegates, research requests, emergency access, relaying ----------------------------------
+
+
+@cli.group()
+def delegate() -> None:
+    """Appoint or remove a delegate (guardian, caregiver) who may manage your consent."""
+
+
+@delegate.command("appoint")
+@click.argument("delegate_name", metavar="DELEGATE")
+@sign_only_option
+@account_option
+@_json_anywhere
+@pass_app
+def delegate_appoint(app: App, delegate_name: str, sign_only: bool, account: str) -> None:
+    """Let DELEGATE grant, revoke and decide requests for you (not appoint others)."""
+    patient = app.unlock(account)
+    _send_or_sign(app, patient, app.client.delegate_change(patient.address, app.address(delegate_name)), sign_only)
+
+
+@delegate.command("remove")
+@click.argument("delegate_name", metavar="DELEGATE")
+@sign_only_option
+@account_option
+@_json_anywhere
+@pass_app
+def delegate_remove(app: App, delegate_name: str, sign_only: bool, account: str) -> None:
+    """Withdraw DELEGATE's power over your consent."""
+    patient = app.unlock(account)
+    change = app.client.delegate_change(patient.address, app.address(delegate_name), appoint=False)
+    _send_or_sign(app, patient, change, sign_only)
+
+
+@cli.group()
+def access() -> None:
+    """Research access requests: a researcher asks, the patient approves or denies."""
+
+
+@access.command("request")
+@click.argument("patient")
+@scope_option
+@click.option("--purpose", default="HRESCH", show_default=True, help="HL7 PurposeOfUse code.")
+@click.option("--days", type=float, required=True, help="How long access lasts once approved.")
+@click.option("--study", required=True, help="Study id: a label of up to 32 bytes, or 0x + 64 hex digits.")
+@account_option
+@_json_anywhere
+@pass_app
+def access_request(app: App, patient: str, scope: str, purpose: str, days: float, study: str, account: str) -> None:
+    """Ask PATIENT for time-limited access (you must be an accredited researcher)."""
+    request, tx = app.client.request_access(
+        app.unlock(account), app.address(patient), _scopes(scope), Purpose.parse(purpose), int(days * 86400), study
+    )
+    app.emit({"request": request.to_json(), "transaction": _tx(tx)}, f"request {request.request_id:#x}\n{_tx_line(tx)}")
+
+
+def _decide(app: App, request_id: str, approve: bool, sign_only: bool, account: str) -> None:
+    actor = app.unlock(account)
+    try:
+        number = int(request_id, 16 if request_id.startswith("0x") else 10)
+    except ValueError:
+        raise ConfigurationError(f"request id {request_id!r} is not a number") from None
+    change = app.client.decision_change(actor, app.client.request(number), approve=approve)
+    _send_or_sign(app, actor, change, sign_only)
+
+
+@access.command("approve")
+@click.argument("request_id")
+@sign_only_option
+@account_option
+@_json_anywhere
+@pass_app
+def access_approve(app: App, request_id: str, sign_only: bool, account: str) -> None:
+    """Approve REQUEST_ID: the researcher's access starts now and lasts the requested time."""
+    _decide(app, request_id, True, sign_only, account)
+
+
+@access.command("deny")
+@click.argument("request_id")
+@sign_only_option
+@account_option
+@_json_anywhere
+@pass_app
+def access_deny(app: App, request_id: str, sign_only: bool, account: str) -> None:
+    """Deny REQUEST_ID."""
+    _decide(app, request_id, False, sign_only, account)
+
+
+@access.command("list")
+@click.option("--patient", "-p", help="Requests to this patient.")
+@click.option("--researcher", "-r", help="Requests by this researcher.")
+@_json_anywhere
+@pass_app
+def access_list(app: App, patient: str | None, researcher: str | None) -> None:
+    """List research requests and their status."""
+    requests = app.client.requests(
+        patient=app.address(patient) if patient else None, researcher=app.address(researcher) if researcher else None
+    )
+    lines = [
+        f"{r.request_id:#x}  {r.status.name.lower():<8} {r.researcher} -> {r.patient}  {r.purpose.name} "
+        f"{r.duration / 86400:g}d  study {r.to_json()['study_id']}"
+        for r in requests
+    ]
+    app.emit([r.to_json() for r in requests], "\n".join(lines) or "no requests")
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--reason", required=True, help="Why emergency access is needed (recorded on chain).")
+@account_option
+@_json_anywhere
+@pass_app
+def emergency(app: App, patient: str, reason: str, account: str) -> None:
+    """Take 24 hours of emergency access to PATIENT's records (accredited providers only)."""
+    result = app.client.take_emergency_access(app.unlock(account), app.address(patient), reason)
+    app.emit(_tx(result), _tx_line(result))
+
+
+@cli.command()
+@click.argument("file", type=click.File("r"))
+@account_option
+@_json_anywhere
+@pass_app
+def relay(app: App, file: Any, account: str) -> None:
+    """Send a signed consent change from FILE ('-' for stdin); the account pays the gas."""
+    result = app.client.relay(app.unlock(account), SignedConsent.from_json(file.read()))
+    app.emit(_tx(result), _tx_line(result))
+
+
+# -- benchmarks -------------------------------------------------------------------------------
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print figures (they are not tests)."""
+
+
+@bench.command("gas")
+@_json_anywhere
+@pass_app
+def bench_gas(app: App) -> None:
+    """Gas per operation on a fresh anvil, against the budgets."""
+    from medvault.bench import BUDGETS, measure_gas
+
+    gas = measure_gas()
+    lines = [
+        f"{case:<18} {used:>8,}" + (f"   budget {BUDGETS[case]:,}" if BUDGETS[case] else "")
+        for case, used in gas.items()
+    ]
+    if app.as_json:
+        click.echo(json.dumps(gas))
+    else:
+        click.echo("\n".join(lines))
 
 
 # -- demo -------------------------------------------------------------------------------------
@@ -464,6 +744,10 @@ def demo(app: App) -> None:
     from medvault.demo import run_demo
 
     run_demo(as_json=app.as_json)
+
+
+def _timestamp(value: dt.datetime) -> int:
+    return int(value.replace(tzinfo=dt.UTC).timestamp())
 
 
 def _utc(timestamp: int) -> str:

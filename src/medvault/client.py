@@ -1,20 +1,20 @@
 """The medvault client: participants, encrypted records and consent, end to end.
 
 Writing a record: seal the payload under a fresh key bound to its place in the patient's log,
-wrap that key for the patient, the author and every current grantee, add ciphertext and key
-bundle to IPFS, then append the pointer on chain. If the chain refuses, the IPFS objects are
-unpinned again, so a failed add leaves nothing behind.
+wrap that key for the patient, the author and every grantee whose grant covers the record's
+category and has not ended, add ciphertext and key bundle to IPFS, then append the pointer on
+chain. If the chain refuses, the IPFS objects are unpinned again, so a failed add leaves
+nothing behind.
 
-Reading a record: ask the chain whether the reader may read now, rebuild and check the
-patient's hash chain, fetch the ciphertext and check it against its CID and the on-chain
-content hash, unwrap the reader's key, decrypt.
+Reading a record: ask the chain whether the reader may read this category now, rebuild and
+check the patient's hash chain, fetch the ciphertext and check it against its CID and the
+on-chain content hash, unwrap the reader's key, decrypt.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import enum
 import hashlib
 import json
 from dataclasses import dataclass
@@ -24,14 +24,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from medvault.crypto import (
-    RecordContext,
-    decrypt_record,
-    encrypt_record,
-    new_record_key,
-    unwrap_key,
-    wrap_key,
-)
+from medvault.crypto import RecordContext, decrypt_record, encrypt_record, new_record_key, unwrap_key, wrap_key
 from medvault.errors import (
     AccessDeniedError,
     ConfigurationError,
@@ -41,72 +34,44 @@ from medvault.errors import (
     MedvaultError,
 )
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
+from medvault.model import (
+    AccessRequest,
+    Category,
+    Grant,
+    Purpose,
+    Record,
+    RecordPointer,
+    RequestStatus,
+    Role,
+    categories_of,
+    scope_mask,
+)
+from medvault.signing import ConsentChange, SignedConsent, consent_call, sign_consent
 
 if TYPE_CHECKING:
+    from web3.contract.contract import ContractFunction
+
     from medvault.accounts import Wallet
     from medvault.chain import Chain, TxResult
     from medvault.ipfs import IpfsClient
 
-__all__ = ["Category", "ConsentEntry", "Medvault", "Record", "RecordPointer"]
+__all__ = ["AuditEntry", "Medvault", "RecordReceipt"]
 
 KEY_BUNDLE_FORMAT = "medvault/key-bundle/v1"
 STALE_INDEX_RETRIES = 3
-
-
-class Category(enum.IntEnum):
-    """Record categories (the contract accepts 0..5), after the FHIR resources they hold."""
-
-    LABORATORY = 0  # Observation (laboratory), DiagnosticReport
-    IMAGING = 1  # ImagingStudy, imaging DiagnosticReport
-    MEDICATIONS = 2  # MedicationRequest, MedicationStatement
-    CONDITIONS = 3  # Condition, AllergyIntolerance
-    IMMUNIZATIONS = 4  # Immunization
-    NOTES = 5  # DocumentReference, Composition, free documents and images
-
-    @classmethod
-    def parse(cls, value: str | int) -> Category:
-        try:
-            return cls(int(value)) if str(value).isdigit() else cls[str(value).upper()]
-        except (KeyError, ValueError):
-            names = ", ".join(c.name.lower() for c in cls)
-            raise ConfigurationError(f"unknown record category {value!r} (one of: {names})") from None
-
-
-class Role(enum.Enum):
-    PROVIDER = "PROVIDER"
-    RESEARCHER = "RESEARCHER"
-
-    @property
-    def role_id(self) -> bytes:
-        return keccak(text=self.value)
-
-
-@dataclass(frozen=True)
-class RecordPointer:
-    """One entry of a patient's log, as the chain recorded it."""
-
-    patient: str
-    index: int
-    author: str
-    record_hash: str
-    category: Category
-    timestamp: int
-    content_hash: str
-    cid: str
-    keys_cid: str
-    tx_hash: str
-    block_number: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "category": self.category.name.lower()}
-
-
-@dataclass(frozen=True)
-class Record:
-    pointer: RecordPointer
-    content_type: str
-    name: str
-    data: bytes
+SIGNATURE_LIFETIME = 7 * 86400  # a signed consent change must be relayed within a week
+# Events that create a grant, and the argument naming the grantee in each.
+_GRANT_EVENTS = (("AccessGranted", "grantee"), ("RequestApproved", "researcher"), ("EmergencyAccessTaken", "provider"))
+# What `audit` reads: every event of each contract that names the patient.
+_AUDITED = {
+    "ParticipantRegistry": ("ParticipantRegistered",),
+    "RecordRegistry": ("RecordAdded",),
+    "ConsentManager": (
+        "AccessGranted", "KeysShared", "AccessRevoked", "ActedAsDelegate", "DelegateAppointed", "DelegateRemoved",
+        "AccessRequested", "RequestApproved", "RequestDenied", "EmergencyAccessTaken",
+    ),
+}  # fmt: skip
+_REQUEST_KEYS = ("patient", "researcher", "scopes", "purpose", "duration", "requestedAt", "studyId")
 
 
 @dataclass(frozen=True)
@@ -117,12 +82,14 @@ class RecordReceipt:
 
 
 @dataclass(frozen=True)
-class ConsentEntry:
-    patient: str
-    grantee: str
-    valid_until: int
-    active: bool
-    keys_cids: list[str]
+class AuditEntry:
+    """One event in a patient's history: when, what, who sent the transaction, and its fields."""
+
+    timestamp: int
+    event: str
+    sender: str
+    details: dict[str, Any]
+    tx_hash: str
 
 
 class Medvault:
@@ -182,7 +149,7 @@ class Medvault:
     ) -> RecordReceipt:
         """Encrypts ``data`` for ``patient`` and appends its pointer; see the module docstring."""
         patient = to_checksum_address(patient)
-        readers = self._readers_for_new_record(patient, author.address)
+        readers = self._readers_for_new_record(patient, author.address, category)
         header = json.dumps({"contentType": content_type, "name": name}, separators=(",", ":")).encode()
         plaintext = header + b"\n" + data
         for _attempt in range(STALE_INDEX_RETRIES):
@@ -271,67 +238,220 @@ class Medvault:
         return Record(pointer, meta["contentType"], meta.get("name", ""), body)
 
     # -- consent ---------------------------------------------------------------------------
+    # Each change is built once (``*_change``), then sent by ``submit`` or signed by ``sign``
+    # for anyone to ``relay``.
 
-    def grant(self, patient: Wallet, grantee: str, valid_until: int) -> list[TxResult]:
-        """Grants ``grantee`` access until ``valid_until`` and shares the existing record keys."""
-        grantee = to_checksum_address(grantee)
-        recipient = self.encryption_key(grantee)
-        results: list[TxResult] = []
-        covered = 0
-        # Loop because a record may land between building the bundle and the grant.
+    def grant_change(
+        self,
+        actor: Wallet,
+        patient: str,
+        grantee: str,
+        scopes: frozenset[Category],
+        purpose: Purpose,
+        valid_from: int,
+        valid_until: int,
+    ) -> ConsentChange:
+        """A grant of ``scopes`` for ``purpose`` during [valid_from, valid_until).
+
+        When the patient acts, the keys of their records in scope are wrapped for the grantee
+        and published with the grant (a delegate cannot open them).
+        """
+        patient, grantee = to_checksum_address(patient), to_checksum_address(grantee)
+        in_scope = [p for p in self.records(patient) if p.category in scopes]
+        return ConsentChange("Grant", {
+            "patient": patient, "grantee": grantee, "scopes": scope_mask(scopes), "purpose": int(purpose),
+            "validFrom": valid_from, "validUntil": valid_until,
+            "keysCid": self._share_keys(actor, patient, grantee, in_scope),
+        })  # fmt: skip
+
+    def grant(
+        self,
+        actor: Wallet,
+        patient: str,
+        grantee: str,
+        scopes: frozenset[Category],
+        purpose: Purpose,
+        valid_from: int,
+        valid_until: int,
+    ) -> list[TxResult]:
+        """Sends a grant; sends it again if a record in scope landed while the first was in flight."""
+        results = []
         while True:
-            pointers = self.records(patient.address)
-            missing = pointers[covered:]
-            keys_cid = self._share_keys(patient, grantee, recipient, missing) if missing else None
-            fn = self.chain.consent.functions.grant(grantee, valid_until, cid_to_bytes(keys_cid) if keys_cid else b"")
-            try:
-                results.append(self.chain.transact(patient, fn, f"grant {grantee}"))
-            except BaseException:
-                if keys_cid:
-                    self._unpin_quietly(keys_cid)
-                raise
-            covered = len(pointers)
-            if self.chain.records.functions.logOf(patient.address).call()[1] == covered:
+            covered = sum(p.category in scopes for p in self.records(patient))
+            change = self.grant_change(actor, patient, grantee, scopes, purpose, valid_from, valid_until)
+            results.append(self.submit(actor, change))
+            if sum(p.category in scopes for p in self.records(patient)) == covered:
                 return results
 
-    def revoke(self, patient: Wallet, grantee: str) -> TxResult:
-        fn = self.chain.consent.functions.revoke(to_checksum_address(grantee))
-        return self.chain.transact(patient, fn, f"revoke {grantee}")
+    def revoke_change(self, patient: str, grantee: str) -> ConsentChange:
+        return ConsentChange(
+            "Revoke", {"patient": to_checksum_address(patient), "grantee": to_checksum_address(grantee)}
+        )
 
-    def can_read(self, patient: str, reader: str) -> bool:
-        fn = self.chain.consent.functions.canRead(to_checksum_address(patient), to_checksum_address(reader))
-        return bool(self.chain.call(fn, "canRead"))
+    def revoke(self, actor: Wallet, patient: str, grantee: str) -> TxResult:
+        return self.submit(actor, self.revoke_change(patient, grantee))
 
-    def consents(self, patient: str) -> list[ConsentEntry]:
-        """Every grantee the patient ever granted, with the grant's current state."""
+    def delegate_change(self, patient: str, delegate: str, *, appoint: bool = True) -> ConsentChange:
+        message = {"patient": to_checksum_address(patient), "delegate": to_checksum_address(delegate)}
+        return ConsentChange("AppointDelegate" if appoint else "RemoveDelegate", message)
+
+    def set_delegate(self, patient: Wallet, delegate: str, *, appoint: bool = True) -> TxResult:
+        """Appoints (or removes) ``delegate``, who may then manage the patient's consent."""
+        return self.submit(patient, self.delegate_change(patient.address, delegate, appoint=appoint))
+
+    def is_delegate(self, patient: str, delegate: str) -> bool:
+        fn = self.chain.consent.functions.delegationOf(to_checksum_address(patient), to_checksum_address(delegate))
+        return bool(self.chain.call(fn, "delegationOf")[0])
+
+    def decision_change(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> ConsentChange:
+        """Approves (sharing the in-scope record keys, if the patient acts) or denies a request."""
+        fields = dict(zip(_REQUEST_KEYS, request.as_tuple(), strict=True))
+        if not approve:
+            return ConsentChange("DenyRequest", fields)
+        in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]
+        keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope)
+        return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid})
+
+    def decide_request(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> TxResult:
+        return self.submit(actor, self.decision_change(actor, request, approve=approve))
+
+    def submit(self, actor: Wallet, change: ConsentChange) -> TxResult:
+        """Sends ``change`` from ``actor``: the patient by plain transaction; a delegate by
+        signing it and relaying the signature itself (the contract takes a delegate's word
+        for a patient only in signed form)."""
+        direct = actor.address == change.patient or change.action in ("ApproveRequest", "DenyRequest")
+        if direct:
+            return self._send(actor, change, consent_call(self.chain, change))
+        return self.relay(actor, self.sign(actor, change))
+
+    def sign(self, signer: Wallet, change: ConsentChange, lifetime: int = SIGNATURE_LIFETIME) -> SignedConsent:
+        """Signs ``change`` as EIP-712 typed data, valid for ``lifetime`` seconds of chain time."""
+        return sign_consent(self.chain, signer, change, deadline=self.now() + lifetime)
+
+    def relay(self, relayer: Wallet, signed: SignedConsent) -> TxResult:
+        """Sends someone's signed consent change from ``relayer``'s account (who pays the gas)."""
+        return self._send(relayer, signed.change, consent_call(self.chain, signed.change, signed.authorization()))
+
+    def request_access(
+        self, researcher: Wallet, patient: str, scopes: frozenset[Category], purpose: Purpose, duration: int, study: str
+    ) -> tuple[AccessRequest, TxResult]:
+        """An accredited researcher asks ``patient`` for ``duration`` seconds of access from approval."""
+        fn = self.chain.consent.functions.requestAccess(
+            to_checksum_address(patient), scope_mask(scopes), int(purpose), duration, _study_id(study)
+        )
+        tx = self.chain.transact(researcher, fn, f"request access to {patient}")
+        return next(r for r in self.requests(researcher=researcher.address) if r.tx_hash == tx.tx_hash), tx
+
+    def requests(self, *, patient: str | None = None, researcher: str | None = None) -> list[AccessRequest]:
+        """Research requests (to a patient, or by a researcher) with their current status."""
+        filters = {k: to_checksum_address(v) for k, v in (("patient", patient), ("researcher", researcher)) if v}
+        result = []
+        for event in self.chain.events("ConsentManager", "AccessRequested", **filters):
+            a = event["args"]
+            result.append(
+                AccessRequest(
+                    patient=a["patient"],
+                    researcher=a["researcher"],
+                    scopes=categories_of(a["scopes"]),
+                    purpose=Purpose(a["purpose"]),
+                    duration=a["duration"],
+                    requested_at=a["requestedAt"],
+                    study_id=bytes(a["studyId"]),
+                    request_id=a["requestId"],
+                    status=RequestStatus(self.chain.consent.functions.requestStatus(a["requestId"]).call()),
+                    tx_hash=event["transactionHash"].to_0x_hex(),
+                )
+            )
+        return result
+
+    def request(self, request_id: int) -> AccessRequest:
+        for request in self.requests():
+            if request.request_id == request_id:
+                return request
+        raise ConfigurationError(f"no research request {request_id:#x} on this deployment")
+
+    def take_emergency_access(self, provider: Wallet, patient: str, reason: str) -> TxResult:
+        fn = self.chain.consent.functions.takeEmergencyAccess(to_checksum_address(patient), reason)
+        return self.chain.transact(provider, fn, f"emergency access to {patient}")
+
+    def can_read(self, patient: str, reader: str, category: Category) -> bool:
+        patient, reader = to_checksum_address(patient), to_checksum_address(reader)
+        return bool(self.chain.call(self.chain.consent.functions.canRead(patient, reader, int(category)), "canRead"))
+
+    def grant_of(self, patient: str, grantee: str) -> Grant | None:
+        """The grant as the chain holds it now, or None if there is none (never granted, or revoked)."""
+        patient, grantee = to_checksum_address(patient), to_checksum_address(grantee)
+        fn = self.chain.consent.functions.grantOf(patient, grantee)
+        valid_from, valid_until, scopes, purpose, emergency, _nonce = self.chain.call(fn, "grantOf")
+        if valid_until == 0:
+            return None
+        return Grant(patient, grantee, categories_of(scopes), Purpose(purpose), valid_from, valid_until, emergency)
+
+    def grants(self, patient: str) -> list[Grant]:
+        """Every grant the patient holds now (expired ones included, revoked ones not)."""
         patient = to_checksum_address(patient)
-        bundles: dict[str, list[str]] = {}
-        for event in self.chain.events("ConsentManager", "AccessGranted", patient=patient):
-            keys = bytes(event["args"]["keysCid"])
-            bundles.setdefault(event["args"]["grantee"], []).extend([cid_from_bytes(keys)] if keys else [])
-        now = self._now()
+        grantees = dict.fromkeys(
+            event["args"][key]
+            for kind, key in _GRANT_EVENTS
+            for event in self.chain.events("ConsentManager", kind, patient=patient)
+        )
+        return [g for g in (self.grant_of(patient, grantee) for grantee in grantees) if g]
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def audit(self, patient: str) -> list[AuditEntry]:
+        """The patient's whole history from chain events, oldest first: registration, records,
+        grants and key releases, revocations, delegates, requests and decisions, emergencies."""
+        patient = to_checksum_address(patient)
+        logs = [
+            event
+            for contract, kinds in _AUDITED.items()
+            for kind in kinds
+            for event in self.chain.events(contract, kind, **{_subject(kind): patient})
+        ]
+        logs.sort(key=lambda e: (e["blockNumber"], e["logIndex"]))
+        blocks: dict[int, int] = {}
+        senders: dict[str, str] = {}
         entries = []
-        for grantee, cids in bundles.items():
-            until = int(self.chain.consent.functions.grantOf(patient, grantee).call())
-            entries.append(ConsentEntry(patient, grantee, until, until > now, cids))
+        for event in logs:
+            tx = event["transactionHash"].to_0x_hex()
+            if tx not in senders:
+                senders[tx] = str(self.chain.w3.eth.get_transaction(tx)["from"])
+            if event["blockNumber"] not in blocks:
+                blocks[event["blockNumber"]] = int(self.chain.w3.eth.get_block(event["blockNumber"])["timestamp"])
+            details = {k: _plain(v) for k, v in event["args"].items() if k not in ("patient", "account")}
+            entries.append(AuditEntry(blocks[event["blockNumber"]], event["event"], senders[tx], details, tx))
         return entries
+
+    def grant_event(self, patient: str, grantee: str) -> AuditEntry | None:
+        """The event that created the patient's current grant to ``grantee``, if any."""
+        grantee = to_checksum_address(grantee)
+        for entry in reversed(self.audit(patient)):
+            key = dict(_GRANT_EVENTS).get(entry.event)
+            if key and entry.details.get(key) == grantee:
+                return entry
+        return None
 
     # -- internals -------------------------------------------------------------------------
 
-    def _now(self) -> int:
+    def now(self) -> int:
+        """The chain's time (latest block), which decides every grant window."""
         return int(self.chain.w3.eth.get_block("latest")["timestamp"])
 
     def _context(self, patient: str, index: int) -> RecordContext:
         return RecordContext(self.chain.chain_id, self.chain.records.address, patient, index)
 
-    def _readers_for_new_record(self, patient: str, author: str) -> dict[str, bytes]:
-        """The patient, the author (if registered) and every grantee who may read now."""
+    def _readers_for_new_record(self, patient: str, author: str, category: Category) -> dict[str, bytes]:
+        """The patient, the author (if registered) and every grantee whose grant covers
+        ``category`` and has not ended; future-dated grants too, their window is enforced at
+        reading time."""
         readers = {patient: self.encryption_key(patient)}
         if author != patient and self.is_registered(author):
             readers[author] = self.encryption_key(author)
-        for entry in self.consents(patient):
-            if entry.active:
-                readers[entry.grantee] = self.encryption_key(entry.grantee)
+        now = self.now()
+        for grant in self.grants(patient):
+            if category in grant.scopes and grant.valid_until > now and self.is_registered(grant.grantee):
+                readers[grant.grantee] = self.encryption_key(grant.grantee)
         return readers
 
     def _key_bundle(self, patient: str, items: list[tuple[RecordContext, bytes, str, bytes]]) -> bytes:
@@ -353,21 +473,29 @@ class Medvault:
         }
         return json.dumps(bundle, separators=(",", ":")).encode()
 
-    def _share_keys(self, patient: Wallet, grantee: str, recipient: bytes, pointers: list[RecordPointer]) -> str:
+    def _share_keys(self, actor: Wallet, patient: str, grantee: str, pointers: list[RecordPointer]) -> bytes:
+        """Wraps the keys of ``pointers`` for ``grantee`` in a bundle in IPFS; its binary CID.
+
+        Only the patient holds these keys: when a delegate acts, or there is nothing to share,
+        no bundle is made and the grantee can read only records written from then on.
+        """
+        if actor.address != patient or not pointers:
+            return b""
+        recipient = self.encryption_key(grantee)
         items = []
         for pointer in pointers:
-            context = self._context(patient.address, pointer.index)
-            wrapped = self._find_wrap(patient.address, pointer)
-            key = unwrap_key(wrapped, patient.encryption_keys(self.suite), context, patient.address)
+            context = self._context(patient, pointer.index)
+            wrapped = self._find_wrap(patient, pointer)
+            key = unwrap_key(wrapped, actor.encryption_keys(self.suite), context, patient)
             items.append((context, key, grantee, recipient))
-        return self.ipfs.add(self._key_bundle(patient.address, items))
+        return cid_to_bytes(self.ipfs.add(self._key_bundle(patient, items)))
 
     def _find_wrap(self, reader: str, pointer: RecordPointer) -> bytes:
         """The reader's wrap of the record key: in the record's bundle or a grant's bundle."""
         cids = [pointer.keys_cid]
-        for entry in self.consents(pointer.patient):
-            if entry.grantee == reader:
-                cids += entry.keys_cids
+        if reader != pointer.patient:
+            for event in self.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader):
+                cids.append(cid_from_bytes(bytes(event["args"]["keysCid"])))
         for cid in cids:
             bundle = json.loads(self.ipfs.cat(cid))
             if bundle.get("format") != KEY_BUNDLE_FORMAT or bundle.get("patient") != pointer.patient:
@@ -378,17 +506,27 @@ class Medvault:
         raise AccessDeniedError(reader, pointer.patient, f"no key of record {pointer.index} was ever wrapped for it")
 
     def _check_access(self, reader: str, pointer: RecordPointer) -> None:
-        if reader in (pointer.patient, pointer.author):
+        if reader in (pointer.patient, pointer.author) or self.can_read(pointer.patient, reader, pointer.category):
             return
-        if not self.can_read(pointer.patient, reader):
-            until = int(self.chain.consent.functions.grantOf(pointer.patient, reader).call())
-            if until:
-                reason = f"its grant expired at {until} (chain time)"
-            elif self.chain.events("ConsentManager", "AccessRevoked", patient=pointer.patient, grantee=reader):
-                reason = "no active grant: the patient revoked it"
-            else:
-                reason = "no active grant: the patient never granted one"
-            raise AccessDeniedError(reader, pointer.patient, reason)
+        grant, now = self.grant_of(pointer.patient, reader), self.now()
+        if grant is None:
+            revoked = self.chain.events("ConsentManager", "AccessRevoked", patient=pointer.patient, grantee=reader)
+            reason = "no active grant: " + ("the patient revoked it" if revoked else "the patient never granted one")
+        elif now >= grant.valid_until:
+            reason = f"its grant expired at {grant.valid_until} (chain time {now})"
+        elif now < grant.valid_from:
+            reason = f"its grant starts at {grant.valid_from} (chain time {now})"
+        else:
+            reason = f"record {pointer.index} is {pointer.category.name.lower()}, outside the grant's scope"
+        raise AccessDeniedError(reader, pointer.patient, reason)
+
+    def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:
+        try:
+            return self.chain.transact(sender, fn, f"{change.action} for {change.patient}")
+        except BaseException:
+            if change.message.get("keysCid"):
+                self._unpin_quietly(cid_from_bytes(change.message["keysCid"]))
+            raise
 
     def _unpin_quietly(self, *cids: str) -> None:
         """Undoes the adds of a write the chain refused; the original error is what matters."""
@@ -396,6 +534,30 @@ class Medvault:
             # If the node went away, pinned or not, nothing on chain points at these objects.
             with contextlib.suppress(MedvaultError):
                 self.ipfs.unpin(cid)
+
+
+def _subject(event: str) -> str:
+    """The event argument that names the patient."""
+    return "account" if event == "ParticipantRegistered" else "patient"
+
+
+def _plain(value: Any) -> Any:
+    """An event argument as JSON-friendly text: bytes as CIDs where they are CIDs, else hex."""
+    if isinstance(value, bytes):
+        with contextlib.suppress(MedvaultError):
+            return cid_from_bytes(value)
+        return "0x" + value.hex()
+    return value
+
+
+def _study_id(study: str) -> bytes:
+    """A study id as bytes32: 0x and 64 hex digits, or a label of 1 to 32 bytes."""
+    if study.startswith("0x") and len(study) == 66:
+        return bytes.fromhex(study[2:])
+    raw = study.encode()
+    if not raw or len(raw) > 32:
+        raise ConfigurationError(f"study id {study!r} must be 1 to 32 bytes, or 0x and 64 hex digits")
+    return raw.ljust(32, b"\0")
 
 
 def _record_hash(previous: bytes, patient: str, args: Any) -> bytes:

@@ -19,17 +19,19 @@ import click
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, TxResult, connect, deploy
-from medvault.client import Category, Medvault, Role
+from medvault.client import Medvault
 from medvault.contracts import load_artifacts
 from medvault.errors import AccessDeniedError
 from medvault.fhir import category_for, synthetic_patient, synthetic_records, to_json_bytes
 from medvault.ipfs import IpfsClient
+from medvault.model import Category, Purpose, Role
 from medvault.node import LocalNode, free_port
 
 __all__ = ["run_demo"]
 
-CAST = ("admin", "patient", "provider", "doctor", "stranger")
+CAST = ("admin", "patient", "provider", "doctor", "researcher", "relayer", "stranger")
 GRANT_DAYS = 30
+STUDY_DAYS = 14
 
 
 class Story:
@@ -90,16 +92,18 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
         wallets[name] = keystore.unlock(name, passphrase)
         w3.provider.make_request("anvil_setBalance", [wallets[name].address, hex(10**20)])  # type: ignore[arg-type]
     story.say("setup", "encrypted keystores created and funded", accounts=_addresses(wallets))
-    admin, patient, provider, doctor, stranger = (wallets[n] for n in CAST)
+    admin, patient, provider, doctor, researcher = (wallets[n] for n in CAST[:5])
+    stranger = wallets["stranger"]
 
     deployment, results = deploy(w3, admin, home)
     for result in results:
         story.say("admin", result.action, tx=result)
     mv = Medvault(Chain(w3, deployment, load_artifacts()), IpfsClient(ipfs_api))
 
-    for name in ("patient", "provider", "doctor"):
+    for name in ("patient", "provider", "doctor", "researcher"):
         story.say(name, "registers an encryption public key (X25519)", tx=mv.register(wallets[name]))
     story.say("admin", "accredits the provider", tx=mv.accredit(admin, provider.address, Role.PROVIDER))
+    story.say("admin", "accredits the researcher", tx=mv.accredit(admin, researcher.address, Role.RESEARCHER))
 
     rng = random.Random(7)  # noqa: S311 - synthetic data, reproducible on purpose
     fhir_patient = synthetic_patient(rng)
@@ -130,10 +134,12 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
     _attempt(story, mv, stranger, "stranger", patient.address, first)
     _attempt(story, mv, doctor, "doctor", patient.address, first)
 
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    for tx in mv.grant(patient, doctor.address, now + GRANT_DAYS * 86400):
-        entry = mv.consents(patient.address)[-1]
-        story.say("patient", f"grants the doctor access for {GRANT_DAYS} days", tx=tx, keys=entry.keys_cids[-1])
+    now = mv.now()
+    everything = frozenset(Category)
+    for tx in mv.grant(
+        patient, patient.address, doctor.address, everything, Purpose.TREAT, now, now + GRANT_DAYS * 86400
+    ):
+        story.say("patient", f"grants the doctor all records for treatment (TREAT), {GRANT_DAYS} days", tx=tx)
     for index in range(len(mv.records(patient.address))):
         record = mv.read_record(doctor, patient.address, index)
         story.say("doctor", f"reads record {index}: verified and decrypted", content=_summary(record.data))
@@ -146,10 +152,38 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
         content=_summary(mv.read_record(doctor, patient.address, after_grant).data),
     )
 
-    story.say("patient", "revokes the doctor's access", tx=mv.revoke(patient, doctor.address))
+    story.say("patient", "revokes the doctor's access", tx=mv.revoke(patient, patient.address, doctor.address))
     _attempt(story, mv, doctor, "doctor", patient.address, after_grant)
     after_revoke = add(picks[3])
     _attempt(story, mv, doctor, "doctor", patient.address, after_revoke)
+
+    _research(story, mv, w3, wallets, lab_record=first, medication_record=after_grant)
+
+
+def _research(
+    story: Story, mv: Medvault, w3: Any, wallets: dict[str, Wallet], lab_record: int, medication_record: int
+) -> None:
+    """A researcher asks for 14 days of lab and condition records; the patient approves by a
+    signature that someone else relays; the researcher reads; the window closes."""
+    patient, researcher, relayer = wallets["patient"], wallets["researcher"], wallets["relayer"]
+    scopes = frozenset({Category.LABORATORY, Category.CONDITIONS})
+    request, tx = mv.request_access(
+        researcher, patient.address, scopes, Purpose.HRESCH, STUDY_DAYS * 86400, "DIAB-2026"
+    )
+    story.say("researcher", f"requests laboratory + conditions for study DIAB-2026 (HRESCH), {STUDY_DAYS} days",
+              tx=tx, request=hex(request.request_id))  # fmt: skip
+    signed = mv.sign(patient, mv.decision_change(patient, request, approve=True))
+    story.say("patient", "approves by signing EIP-712 typed data in the wallet (no transaction, no gas)",
+              signature=signed.signature[:20] + "...", nonce=signed.typed_data["message"]["nonce"])  # fmt: skip
+    story.say("relayer", "relays the patient's signed approval, paying the gas", tx=mv.relay(relayer, signed))
+    record = mv.read_record(researcher, patient.address, lab_record)
+    story.say("researcher", f"reads record {lab_record} (the patient's client is not involved)",
+              content=_summary(record.data))  # fmt: skip
+    _attempt(story, mv, researcher, "researcher", patient.address, medication_record)
+    w3.provider.make_request("evm_increaseTime", [(STUDY_DAYS + 1) * 86400])
+    w3.provider.make_request("evm_mine", [])
+    story.say("chain", f"time moves {STUDY_DAYS + 1} days forward, past the end of the research grant")
+    _attempt(story, mv, researcher, "researcher", patient.address, lab_record)
 
 
 def _attempt(story: Story, mv: Medvault, reader: Wallet, who: str, patient: str, index: int) -> None:

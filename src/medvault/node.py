@@ -83,10 +83,13 @@ class NodeStartError(MedvaultError):
 class LocalNode:
     """anvil and Kubo for one state directory."""
 
-    def __init__(self, state_dir: Path, *, chain_port: int = 8545, ipfs_port: int = 5001) -> None:
+    def __init__(
+        self, state_dir: Path, *, chain_port: int = 8545, ipfs_port: int = 5001, genesis_timestamp: int | None = None
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.chain_port = chain_port
         self.ipfs_port = ipfs_port
+        self.genesis_timestamp = genesis_timestamp  # a fixed start makes gas measurements repeatable
         self._info_file = self.state_dir / "node.json"
 
     # -- public API ------------------------------------------------------------------------
@@ -146,6 +149,8 @@ class LocalNode:
             "--state-interval", "5",
             "--accounts", "1",  # funding goes through anvil_setBalance; no well-known keys are used
         ]  # fmt: skip
+        if self.genesis_timestamp is not None:
+            args += ["--timestamp", str(self.genesis_timestamp)]
         pid = _spawn(args, log, env=os.environ.copy())
         return ProcessInfo(pid, f"http://127.0.0.1:{port}", str(log))
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import medvault.client as client_module
-from medvault.client import Category
 from medvault.crypto import RecordContext, encrypt_record, new_record_key
 from medvault.errors import (
     AccessDeniedError,
@@ -21,9 +20,12 @@ from medvault.errors import (
     IpfsUnavailableError,
 )
 from medvault.ipfs import IpfsClient, cid_to_bytes
+from medvault.model import Category, Purpose
 from medvault.node import free_port
 
 if TYPE_CHECKING:
+    from conftest import ChainClock
+
     from medvault.accounts import Wallet
     from medvault.client import Medvault
 
@@ -35,6 +37,11 @@ MEDS = json.dumps({"resourceType": "MedicationRequest", "status": "active"}).enc
 
 def add(mv: Medvault, author: Wallet, patient: Wallet, data: bytes = LAB) -> int:
     return mv.add_record(author, patient.address, data, Category.LABORATORY).pointer.index
+
+
+def grant_all(mv: Medvault, patient: Wallet, grantee: Wallet, seconds: int) -> None:
+    now = mv.now()
+    mv.grant(patient, patient.address, grantee.address, frozenset(Category), Purpose.TREAT, now, now + seconds)
 
 
 def wrapped_readers(mv: Medvault, patient: Wallet, index: int) -> set[str]:
@@ -97,27 +104,27 @@ def test_stranger_is_refused(mv: Medvault, provider: Wallet, patient: Wallet, st
 
 
 def test_grant_shares_existing_records_and_new_ones_are_wrapped(
-    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, clock: Any
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
 ) -> None:
     before = add(mv, provider, patient)
     with pytest.raises(AccessDeniedError):
         mv.read_record(doctor, patient.address, before)
 
-    mv.grant(patient, doctor.address, clock.now() + 3600)
+    grant_all(mv, patient, doctor, 3600)
     after = add(mv, provider, patient, MEDS)
 
     assert mv.read_record(doctor, patient.address, before).data == LAB
     assert mv.read_record(doctor, patient.address, after).data == MEDS
     assert doctor.address in wrapped_readers(mv, patient, after)
-    assert mv.consents(patient.address)[0].active
+    assert mv.grants(patient.address)[0].active_at(mv.now())
 
 
 def test_revoked_doctor_is_refused_and_later_records_never_wrapped_for_it(
-    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, clock: Any
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
 ) -> None:
     index = add(mv, provider, patient)
-    mv.grant(patient, doctor.address, clock.now() + 3600)
-    mv.revoke(patient, doctor.address)
+    grant_all(mv, patient, doctor, 3600)
+    mv.revoke(patient, patient.address, doctor.address)
     later = add(mv, provider, patient, MEDS)
 
     for record in (index, later):
@@ -130,10 +137,10 @@ def test_revoked_doctor_is_refused_and_later_records_never_wrapped_for_it(
 
 
 def test_grant_lapses_when_chain_time_passes_its_end(
-    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, clock: Any
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, clock: ChainClock
 ) -> None:
     index = add(mv, provider, patient)
-    mv.grant(patient, doctor.address, clock.now() + 600)
+    grant_all(mv, patient, doctor, 600)
     assert mv.read_record(doctor, patient.address, index).data == LAB
 
     clock.advance(601)

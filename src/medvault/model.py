@@ -1,0 +1,194 @@
+"""The data medvault reads from and writes to the chain: categories, purposes, grants, requests."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from medvault.errors import ConfigurationError
+
+__all__ = [
+    "AccessRequest",
+    "Category",
+    "Grant",
+    "Purpose",
+    "Record",
+    "RecordPointer",
+    "RequestStatus",
+    "Role",
+    "categories_of",
+    "scope_mask",
+]
+
+
+class Category(enum.IntEnum):
+    """Record categories (scope bit = value), after the FHIR resources they hold."""
+
+    LABORATORY = 0  # Observation (laboratory, vital signs), DiagnosticReport
+    IMAGING = 1  # ImagingStudy, imaging DiagnosticReport
+    MEDICATIONS = 2  # MedicationRequest, MedicationStatement
+    CONDITIONS = 3  # Condition, AllergyIntolerance
+    IMMUNIZATIONS = 4  # Immunization
+    NOTES = 5  # DocumentReference, Composition, free documents and images
+
+    @classmethod
+    def parse(cls, value: str | int) -> Category:
+        try:
+            return cls(int(value)) if str(value).isdigit() else cls[str(value).upper()]
+        except (KeyError, ValueError):
+            names = ", ".join(c.name.lower() for c in cls)
+            raise ConfigurationError(f"unknown record category {value!r} (one of: {names})") from None
+
+
+ALL_CATEGORIES = frozenset(Category)
+
+
+def scope_mask(categories: frozenset[Category] | set[Category] | list[Category]) -> int:
+    return sum(1 << int(c) for c in set(categories))
+
+
+def categories_of(mask: int) -> frozenset[Category]:
+    return frozenset(c for c in Category if mask >> int(c) & 1)
+
+
+class Purpose(enum.IntEnum):
+    """HL7 v3 PurposeOfUse codes the contract accepts (value = on-chain code)."""
+
+    TREAT = 0
+    ETREAT = 1
+    HRESCH = 2
+    PATRQT = 3
+    FAMRQT = 4
+    PUBHLTH = 5
+    HPAYMT = 6
+    HOPERAT = 7
+
+    @property
+    def display(self) -> str:
+        return _PURPOSE_DISPLAY[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Purpose:
+        try:
+            return cls[value.upper()]
+        except KeyError:
+            raise ConfigurationError(f"unknown purpose {value!r} (one of: {', '.join(p.name for p in cls)})") from None
+
+
+_PURPOSE_DISPLAY = {
+    Purpose.TREAT: "treatment",
+    Purpose.ETREAT: "emergency treatment",
+    Purpose.HRESCH: "healthcare research",
+    Purpose.PATRQT: "patient requested",
+    Purpose.FAMRQT: "family requested",
+    Purpose.PUBHLTH: "public health",
+    Purpose.HPAYMT: "healthcare payment",
+    Purpose.HOPERAT: "healthcare operations",
+}
+
+
+class Role(enum.Enum):
+    PROVIDER = "PROVIDER"
+    RESEARCHER = "RESEARCHER"
+
+    @property
+    def role_id(self) -> bytes:
+        return keccak(text=self.value)
+
+
+class RequestStatus(enum.IntEnum):
+    NONE = 0
+    PENDING = 1
+    APPROVED = 2
+    DENIED = 3
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A patient's grant to one grantee, as the chain holds it now."""
+
+    patient: str
+    grantee: str
+    scopes: frozenset[Category]
+    purpose: Purpose
+    valid_from: int
+    valid_until: int
+    emergency: bool
+
+    def active_at(self, timestamp: int) -> bool:
+        return self.valid_from <= timestamp < self.valid_until
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient,
+            "grantee": self.grantee,
+            "scopes": sorted(c.name.lower() for c in self.scopes),
+            "purpose": self.purpose.name,
+            "valid_from": self.valid_from,
+            "valid_until": self.valid_until,
+            "emergency": self.emergency,
+        }
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """A researcher's request; its id is keccak256(abi.encode(fields)), as on chain."""
+
+    patient: str
+    researcher: str
+    scopes: frozenset[Category]
+    purpose: Purpose
+    duration: int
+    requested_at: int
+    study_id: bytes
+    request_id: int
+    status: RequestStatus = RequestStatus.PENDING
+    tx_hash: str = ""
+
+    def as_tuple(self) -> tuple[str, str, int, int, int, int, bytes]:
+        return (self.patient, self.researcher, scope_mask(self.scopes), int(self.purpose), self.duration,
+                self.requested_at, self.study_id)  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request_id": hex(self.request_id),
+            "patient": self.patient,
+            "researcher": self.researcher,
+            "scopes": sorted(c.name.lower() for c in self.scopes),
+            "purpose": self.purpose.name,
+            "duration": self.duration,
+            "requested_at": self.requested_at,
+            "study_id": self.study_id.rstrip(b"\0").decode(errors="replace") or "0x" + self.study_id.hex(),
+            "status": self.status.name.lower(),
+        }
+
+
+@dataclass(frozen=True)
+class RecordPointer:
+    """One entry of a patient's log, as the chain recorded it."""
+
+    patient: str
+    index: int
+    author: str
+    record_hash: str
+    category: Category
+    timestamp: int
+    content_hash: str
+    cid: str
+    keys_cid: str
+    tx_hash: str
+    block_number: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "category": self.category.name.lower()}
+
+
+@dataclass(frozen=True)
+class Record:
+    pointer: RecordPointer
+    content_type: str
+    name: str
+    data: bytes
