@@ -84,6 +84,51 @@ def test_story_through_the_cli(medvault: Cli, tmp_path: Path) -> None:
     assert "no active grant" in refused["message"]
 
 
+def test_research_request_approved_by_signature_relayed_by_someone_else(medvault: Cli, tmp_path: Path) -> None:
+    record_file = tmp_path / "hba1c.json"
+    record_file.write_text(json.dumps(OBSERVATION))
+    medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
+    medvault.run("register", "--account", "eve")
+    medvault.run("accredit", "eve", "--role", "researcher", "--account", "admin")
+
+    asked = medvault.run("access", "request", "alice", "--scope", "laboratory", "--days", "7", "--study", "S-1",
+                         "--account", "eve")  # fmt: skip
+    request_id = asked["request"]["request_id"]
+    assert medvault.run("access", "list", "--patient", "alice")[0]["status"] == "pending"
+
+    signed = medvault.runner.invoke(
+        cli, [*medvault.base, "access", "approve", request_id, "--sign-only", "--account", "alice"], env=medvault.env
+    )
+    assert signed.exit_code == 0, signed.output
+    assert json.loads(signed.stdout)["typedData"]["primaryType"] == "ApproveRequest"
+    signed_file = tmp_path / "approval.json"
+    signed_file.write_text(signed.stdout)
+    assert medvault.run("access", "list", "--patient", "alice")[0]["status"] == "pending"  # nothing sent yet
+
+    medvault.run("relay", str(signed_file), "--account", "drbob")
+
+    assert medvault.run("access", "list", "--patient", "alice")[0]["status"] == "approved"
+    assert medvault.run("record", "get", "0", "--patient", "alice", "--account", "eve")["content"] == OBSERVATION
+    history = [e["event"] for e in medvault.run("audit", "--patient", "alice")]
+    assert history[-3:] == ["AccessRequested", "RequestApproved", "KeysShared"]
+    consent = medvault.run("consent", "export", "eve", "--patient", "alice")
+    assert consent["resourceType"] == "Consent"
+    assert consent["provision"]["purpose"][0]["code"] == "HRESCH"
+
+
+def test_delegate_and_emergency_through_the_cli(medvault: Cli) -> None:
+    medvault.run("delegate", "appoint", "drbob", "--account", "alice")
+    medvault.run("consent", "grant", "eve", "--days", "1", "--scope", "laboratory,conditions", "--patient", "alice",
+                 "--account", "drbob")  # fmt: skip
+    grants = medvault.run("consent", "list", "--patient", "alice")
+    assert grants[0]["scopes"] == ["conditions", "laboratory"]
+
+    medvault.run("emergency", "alice", "--reason", "unconscious in ER", "--account", "clinic")
+
+    emergency = [g for g in medvault.run("consent", "list", "--patient", "alice") if g["emergency"]]
+    assert emergency[0]["purpose"] == "ETREAT"
+
+
 def test_invalid_fhir_is_refused_before_anything_is_written(medvault: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"resourceType": "Observation", "status": "final"}))  # no code
@@ -118,7 +163,9 @@ def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, local_n
 @pytest.mark.parametrize(
     "command",
     [[], ["account"], ["account", "new"], ["node", "up"], ["deploy"], ["register"], ["accredit"], ["record", "add"],
-     ["record", "list"], ["record", "get"], ["consent", "grant"], ["consent", "revoke"], ["consent", "list"], ["demo"]],
+     ["record", "list"], ["record", "get"], ["consent", "grant"], ["consent", "revoke"], ["consent", "list"],
+     ["consent", "export"], ["delegate", "appoint"], ["access", "request"], ["access", "approve"], ["access", "list"],
+     ["emergency"], ["relay"], ["audit"], ["bench", "gas"], ["demo"]],
 )  # fmt: skip
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])
