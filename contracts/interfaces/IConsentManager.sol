@@ -209,7 +209,7 @@ interface IConsentManager {
     function denyRequestBySig(AccessRequest calldata request, Authorization calldata auth) external;
 
     /// @notice An accredited provider takes `EMERGENCY_DURATION` of access to all of `patient`'s
-    /// records for emergency treatment, stating why.
+    /// records for emergency treatment, stating why. It replaces any grant the provider held.
     function takeEmergencyAccess(address patient, string calldata reason) external;
 
     /// @notice Whether `grantee` may read `patient`'s records of `category` now.
