@@ -46,7 +46,7 @@ from medvault.model import (
     categories_of,
     scope_mask,
 )
-from medvault.signing import ConsentChange, SignedConsent, consent_call, sign_consent
+from medvault.signing import REQUEST_FIELDS, ConsentChange, SignedConsent, consent_call, sign_consent
 
 if TYPE_CHECKING:
     from web3.contract.contract import ContractFunction
@@ -71,7 +71,6 @@ _AUDITED = {
         "AccessRequested", "RequestApproved", "RequestDenied", "EmergencyAccessTaken",
     ),
 }  # fmt: skip
-_REQUEST_KEYS = ("patient", "researcher", "scopes", "purpose", "duration", "requestedAt", "studyId")
 
 
 @dataclass(frozen=True)
@@ -129,11 +128,6 @@ class Medvault:
         fn = (functions.revokeRole if withdraw else functions.grantRole)(role.role_id, account)
         verb = "withdraw" if withdraw else "accredit"
         return self.chain.transact(admin, fn, f"{verb} {role.value.lower()} {account}")
-
-    def roles(self, account: str) -> list[str]:
-        account = to_checksum_address(account)
-        functions = self.chain.participants.functions
-        return [r.value.lower() for r in Role if functions.hasRole(r.role_id, account).call()]
 
     # -- records ---------------------------------------------------------------------------
 
@@ -305,7 +299,7 @@ class Medvault:
 
     def decision_change(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> ConsentChange:
         """Approves (sharing the in-scope record keys, if the patient acts) or denies a request."""
-        fields = dict(zip(_REQUEST_KEYS, request.as_tuple(), strict=True))
+        fields = dict(zip(REQUEST_FIELDS, request.as_tuple(), strict=True))
         if not approve:
             return ConsentChange("DenyRequest", fields)
         in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]

@@ -43,9 +43,6 @@ class Category(enum.IntEnum):
             raise ConfigurationError(f"unknown record category {value!r} (one of: {names})") from None
 
 
-ALL_CATEGORIES = frozenset(Category)
-
-
 def scope_mask(categories: frozenset[Category] | set[Category] | list[Category]) -> int:
     return sum(1 << int(c) for c in set(categories))
 

@@ -38,6 +38,7 @@ _REQUEST_FIELDS = [
     ("requestedAt", "uint40"),
     ("studyId", "bytes32"),
 ]
+REQUEST_FIELDS = tuple(name for name, _ in _REQUEST_FIELDS)  # IConsentManager.AccessRequest, in order
 _AUTH_FIELDS = [("nonce", "uint256"), ("deadline", "uint256")]
 TYPES: dict[str, list[tuple[str, str]]] = {
     "Grant": [
@@ -147,7 +148,7 @@ def consent_call(chain: Chain, change: ConsentChange, auth: tuple[Any, ...] | No
             return own("appointDelegate", m["delegate"])
         case "RemoveDelegate":
             return own("removeDelegate", m["delegate"])
-    request = tuple(m[name] for name, _ in _REQUEST_FIELDS)
+    request = tuple(m[name] for name in REQUEST_FIELDS)
     if change.action == "ApproveRequest":
         return call("approveRequest", request, m["keysCid"])
     return call("denyRequest", request)
