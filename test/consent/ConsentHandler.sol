@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {CommonBase} from "forge-std/Base.sol";
+import {StdCheats} from "forge-std/StdCheats.sol";
+import {StdUtils} from "forge-std/StdUtils.sol";
+import {ConsentManager} from "../../contracts/ConsentManager.sol";
+import {IConsentManager} from "../../contracts/interfaces/IConsentManager.sol";
+import {ConsentSig} from "./ConsentSig.sol";
+
+/// @notice Drives {ConsentManager} for the invariant tests: two patients, two grantees, one
+/// delegate, one stranger, and time. Every call goes through a low-level call so that the
+/// handler itself never reverts; the outcome is compared with a model of what the contract
+/// must do, and every divergence is counted in a ghost_ variable the invariants read.
+contract ConsentHandler is CommonBase, StdCheats, StdUtils {
+    struct GrantModel {
+        uint40 from;
+        uint40 until;
+        uint8 scopes;
+        uint64 nonce;
+        bool revoked;
+    }
+
+    struct DelegationModel {
+        bool appointed;
+        uint64 nonce;
+    }
+
+    ConsentManager internal immutable cm;
+    bytes32 internal immutable domain;
+
+    address[2] internal _patients;
+    uint256[2] internal _patientPks;
+    address[2] internal _grantees;
+    address public delegate;
+    uint256 internal delegatePk;
+    address public stranger;
+    uint256 internal strangerPk;
+
+    mapping(address patient => mapping(address grantee => GrantModel)) internal _grantModel;
+    mapping(address patient => mapping(address delegate => DelegationModel)) internal _delegationModel;
+
+    mapping(bytes32 digest => bool) internal _usedDigest;
+    mapping(bytes32 relationshipNonce => bool) internal _usedNonce;
+    bytes[] internal _acceptedSignedCalls;
+
+    /// The model's clock; every action starts by warping to it.
+    uint40 public ghost_now;
+
+    /// A consent change succeeded although neither the patient nor an allowed delegate made it.
+    uint256 public ghost_unauthorizedSuccesses;
+    /// A call's success differed from what the model expected.
+    uint256 public ghost_modelMismatches;
+    /// A success did not advance its relationship's nonce by exactly one, or a failure moved it.
+    uint256 public ghost_nonceViolations;
+    /// An accepted signature was accepted again (relayed later from the recorded calldata).
+    uint256 public ghost_replaySuccesses;
+    /// A signature voided by a later direct change was accepted.
+    uint256 public ghost_staleSignatureSuccesses;
+    /// The same EIP-712 digest, or the same (relationship, nonce), was accepted twice.
+    uint256 public ghost_duplicateDigests;
+    uint256 public ghost_nonceReuses;
+
+    // Coverage counters (not asserted on except to show the run did something).
+    uint256 public ghost_changes;
+    uint256 public ghost_signaturesAccepted;
+    uint256 public ghost_replaysTried;
+    uint256 public ghost_strangerAttempts;
+
+    modifier synced() {
+        vm.warp(ghost_now);
+        _;
+    }
+
+    constructor(ConsentManager cm_, uint40 now_) {
+        cm = cm_;
+        domain = ConsentSig.domainSeparator(block.chainid, address(cm_));
+        ghost_now = now_;
+        (_patients[0], _patientPks[0]) = makeAddrAndKey("inv-patient-0");
+        (_patients[1], _patientPks[1]) = makeAddrAndKey("inv-patient-1");
+        _grantees[0] = makeAddr("inv-grantee-0");
+        _grantees[1] = makeAddr("inv-grantee-1");
+        (delegate, delegatePk) = makeAddrAndKey("inv-delegate");
+        (stranger, strangerPk) = makeAddrAndKey("inv-stranger");
+    }
+
+    // ---------------------------------------------------------------- views for the invariants
+
+    function patients() external view returns (address[] memory list) {
+        list = new address[](2);
+        list[0] = _patients[0];
+        list[1] = _patients[1];
+    }
+
+    /// Everyone who may hold a grant in this model (the stranger only by an attack).
+    function grantees() external view returns (address[] memory list) {
+        list = new address[](3);
+        list[0] = _grantees[0];
+        list[1] = _grantees[1];
+        list[2] = stranger;
+    }
+
+    /// Everyone who may be a delegate in this model (the stranger only by an attack).
+    function delegates() external view returns (address[] memory list) {
+        list = new address[](2);
+        list[0] = delegate;
+        list[1] = stranger;
+    }
+
+    function grantModel(address patient, address grantee) external view returns (GrantModel memory) {
+        return _grantModel[patient][grantee];
+    }
+
+    function delegationModel(address patient, address delegate_) external view returns (DelegationModel memory) {
+        return _delegationModel[patient][delegate_];
+    }
+
+    /// What canRead must answer now according to the model.
+    function expectedAccess(address patient, address grantee, uint8 category) public view returns (bool) {
+        GrantModel memory m = _grantModel[patient][grantee];
+        return m.from <= ghost_now && ghost_now < m.until && category < 8 && (m.scopes >> category) & 1 == 1;
+    }
+
+    // ---------------------------------------------------------------- actions
+
+    function grant(uint256 patientSeed, uint256 granteeSeed, uint256 scopes, uint256 fromOffset, uint256 length)
+        external
+        synced
+    {
+        address p = _patients[patientSeed % 2];
+        address g = _grantees[granteeSeed % 2];
+        (uint8 s, uint40 from, uint40 until) = _terms(scopes, fromOffset, length);
+        vm.prank(p);
+        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.grant, (g, s, 0, from, until, "")));
+        _settleGrant(p, g, ok, true, true, false, from, until, s);
+    }
+
+    function revoke(uint256 patientSeed, uint256 granteeSeed) external synced {
+        address p = _patients[patientSeed % 2];
+        address g = _grantees[granteeSeed % 2];
+        bool active = _grantModel[p][g].until > ghost_now;
+        vm.prank(p);
+        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.revoke, (g)));
+        _settleGrant(p, g, ok, active, true, true, 0, 0, 0);
+    }
+
+    /// Signed by the patient, or by the delegate (valid only while appointed); relayed by the stranger.
+    function grantBySig(
+        uint256 patientSeed,
+        uint256 granteeSeed,
+        uint256 scopes,
+        uint256 fromOffset,
+        uint256 length,
+        bool byDelegate
+    ) external synced {
+        uint256 i = patientSeed % 2;
+        address p = _patients[i];
+        bool authorized = !byDelegate || _delegationModel[p][delegate].appointed;
+        _signedGrant(
+            p, _grantees[granteeSeed % 2], byDelegate ? delegatePk : _patientPks[i], authorized, stranger, scopes, fromOffset, length
+        );
+    }
+
+    /// The delegate signs a grant and relays it itself.
+    function delegateGrant(uint256 patientSeed, uint256 granteeSeed, uint256 scopes, uint256 fromOffset, uint256 length)
+        external
+        synced
+    {
+        address p = _patients[patientSeed % 2];
+        bool authorized = _delegationModel[p][delegate].appointed;
+        _signedGrant(p, _grantees[granteeSeed % 2], delegatePk, authorized, delegate, scopes, fromOffset, length);
+    }
+
+    function revokeBySig(uint256 patientSeed, uint256 granteeSeed, bool byDelegate) external synced {
+        uint256 i = patientSeed % 2;
+        address p = _patients[i];
+        address g = _grantees[granteeSeed % 2];
+        bool authorized = !byDelegate || _delegationModel[p][delegate].appointed;
+        bool active = _grantModel[p][g].until > ghost_now;
+        _signedRevoke(p, g, byDelegate ? delegatePk : _patientPks[i], authorized, active);
+    }
+
+    function appointDelegate(uint256 patientSeed) external synced {
+        address p = _patients[patientSeed % 2];
+        bool expectOk = !_delegationModel[p][delegate].appointed;
+        vm.prank(p);
+        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.appointDelegate, (delegate)));
+        _settleDelegation(p, delegate, ok, expectOk, true, true);
+    }
+
+    function removeDelegate(uint256 patientSeed) external synced {
+        address p = _patients[patientSeed % 2];
+        bool expectOk = _delegationModel[p][delegate].appointed;
+        vm.prank(p);
+        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.removeDelegate, (delegate)));
+        _settleDelegation(p, delegate, ok, expectOk, true, false);
+    }
+
+    /// Signed by the patient or (never allowed) by the delegate.
+    function appointDelegateBySig(uint256 patientSeed, bool byDelegate) external synced {
+        uint256 i = patientSeed % 2;
+        address p = _patients[i];
+        bool expectOk = !byDelegate && !_delegationModel[p][delegate].appointed;
+        _signedDelegation(p, delegate, byDelegate ? delegatePk : _patientPks[i], !byDelegate, expectOk, true);
+    }
+
+    function removeDelegateBySig(uint256 patientSeed, bool byDelegate) external synced {
+        uint256 i = patientSeed % 2;
+        address p = _patients[i];
+        bool expectOk = !byDelegate && _delegationModel[p][delegate].appointed;
+        _signedDelegation(p, delegate, byDelegate ? delegatePk : _patientPks[i], !byDelegate, expectOk, false);
+    }
+
+    /// Attempts that must all fail: the stranger signs for a patient, the delegate appoints or
+    /// removes delegates.
+    function strangerAttempt(uint256 patientSeed, uint256 granteeSeed, uint256 kind) external synced {
+        address p = _patients[patientSeed % 2];
+        ++ghost_strangerAttempts;
+        kind = bound(kind, 0, 5);
+        if (kind == 0) {
+            // The stranger grants itself access to the patient's records.
+            _signedGrant(p, stranger, strangerPk, false, stranger, granteeSeed, granteeSeed >> 8, granteeSeed >> 16);
+        } else if (kind == 1) {
+            _signedRevoke(p, _grantees[granteeSeed % 2], strangerPk, false, _grantModel[p][_grantees[granteeSeed % 2]].until > ghost_now);
+        } else if (kind == 2) {
+            _signedDelegation(p, stranger, strangerPk, false, false, true);
+        } else if (kind == 3) {
+            // A delegate (appointed or not) cannot appoint others.
+            _signedDelegation(p, stranger, delegatePk, false, false, true);
+        } else if (kind == 4) {
+            _signedDelegation(p, delegate, strangerPk, false, false, false);
+        } else {
+            // Nor remove themselves or others by signature.
+            _signedDelegation(p, delegate, delegatePk, false, false, false);
+        }
+    }
+
+    /// Relays a signature that was already accepted once.
+    function replay(uint256 index) external synced {
+        uint256 n = _acceptedSignedCalls.length;
+        if (n == 0) return;
+        ++ghost_replaysTried;
+        vm.prank(stranger);
+        (bool ok,) = address(cm).call(_acceptedSignedCalls[index % n]);
+        if (ok) ++ghost_replaySuccesses;
+    }
+
+    /// The patient signs a grant, then changes the relationship directly; the unrelayed signature
+    /// must be void.
+    function staleSignature(uint256 patientSeed, uint256 granteeSeed, uint256 scopes, uint256 fromOffset, uint256 length)
+        external
+        synced
+    {
+        uint256 i = patientSeed % 2;
+        address p = _patients[i];
+        address g = _grantees[granteeSeed % 2];
+        (uint8 s, uint40 from, uint40 until) = _terms(scopes, fromOffset, length);
+        uint64 n = _grantModel[p][g].nonce;
+        uint256 deadline = uint256(ghost_now) + 1 hours;
+        IConsentManager.Authorization memory auth = ConsentSig.sign(
+            _patientPks[i],
+            domain,
+            ConsentSig.grantHash(p, g, s, 0, from, until, "", n, deadline),
+            n,
+            deadline,
+            block.chainid,
+            address(cm)
+        );
+
+        // The direct change (a grant of other terms, or a revoke when one is active).
+        if (_grantModel[p][g].until > ghost_now) {
+            vm.prank(p);
+            (bool revoked,) = address(cm).call(abi.encodeCall(IConsentManager.revoke, (g)));
+            _settleGrant(p, g, revoked, true, true, true, 0, 0, 0);
+        } else {
+            vm.prank(p);
+            (bool granted,) = address(cm).call(abi.encodeCall(IConsentManager.grant, (g, 0x3f, 0, from, until, "")));
+            _settleGrant(p, g, granted, true, true, false, from, until, 0x3f);
+        }
+
+        vm.prank(stranger);
+        (bool ok,) =
+            address(cm).call(abi.encodeCall(IConsentManager.grantBySig, (p, g, s, 0, from, until, "", auth)));
+        if (ok) ++ghost_staleSignatureSuccesses;
+        _settleGrant(p, g, ok, false, true, false, from, until, s);
+    }
+
+    function warp(uint256 seconds_) external {
+        ghost_now += uint40(bound(seconds_, 0, 2 days));
+        vm.warp(ghost_now);
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    /// Valid terms relative to the model's clock: from in [now - 1 day, now + 2 days], a window
+    /// of 1 s .. 5 days that has not ended.
+    function _terms(uint256 scopes, uint256 fromOffset, uint256 length)
+        internal
+        view
+        returns (uint8 s, uint40 from, uint40 until)
+    {
+        s = uint8(bound(scopes, 1, 0x3f));
+        from = ghost_now - 1 days + uint40(bound(fromOffset, 0, 3 days));
+        uint40 start = from > ghost_now ? from : ghost_now;
+        until = start + uint40(bound(length, 1, 5 days));
+    }
+
+    function _signedGrant(
+        address p,
+        address g,
+        uint256 signerPk,
+        bool authorized,
+        address relayer,
+        uint256 scopes,
+        uint256 fromOffset,
+        uint256 length
+    ) internal {
+        (uint8 s, uint40 from, uint40 until) = _terms(scopes, fromOffset, length);
+        uint64 n = _grantModel[p][g].nonce;
+        uint256 deadline = uint256(ghost_now) + 1 hours;
+        bytes32 structHash = ConsentSig.grantHash(p, g, s, 0, from, until, "", n, deadline);
+        IConsentManager.Authorization memory auth =
+            ConsentSig.sign(signerPk, domain, structHash, n, deadline, block.chainid, address(cm));
+        bytes memory data = abi.encodeCall(IConsentManager.grantBySig, (p, g, s, 0, from, until, "", auth));
+        vm.prank(relayer);
+        (bool ok,) = address(cm).call(data);
+        if (ok) _recordSignature(structHash, data, keccak256(abi.encode("grant", p, g, n)));
+        _settleGrant(p, g, ok, authorized, authorized, false, from, until, s);
+    }
+
+    function _signedRevoke(address p, address g, uint256 signerPk, bool authorized, bool active) internal {
+        uint64 n = _grantModel[p][g].nonce;
+        uint256 deadline = uint256(ghost_now) + 1 hours;
+        bytes32 structHash = ConsentSig.revokeHash(p, g, n, deadline);
+        IConsentManager.Authorization memory auth =
+            ConsentSig.sign(signerPk, domain, structHash, n, deadline, block.chainid, address(cm));
+        bytes memory data = abi.encodeCall(IConsentManager.revokeBySig, (p, g, auth));
+        vm.prank(stranger);
+        (bool ok,) = address(cm).call(data);
+        if (ok) _recordSignature(structHash, data, keccak256(abi.encode("grant", p, g, n)));
+        _settleGrant(p, g, ok, authorized && active, authorized, true, 0, 0, 0);
+    }
+
+    function _signedDelegation(address p, address d, uint256 signerPk, bool authorized, bool expectOk, bool appoint)
+        internal
+    {
+        uint64 n = _delegationModel[p][d].nonce;
+        uint256 deadline = uint256(ghost_now) + 1 hours;
+        bytes32 structHash =
+            appoint ? ConsentSig.appointHash(p, d, n, deadline) : ConsentSig.removeHash(p, d, n, deadline);
+        IConsentManager.Authorization memory auth =
+            ConsentSig.sign(signerPk, domain, structHash, n, deadline, block.chainid, address(cm));
+        bytes memory data = appoint
+            ? abi.encodeCall(IConsentManager.appointDelegateBySig, (p, d, auth))
+            : abi.encodeCall(IConsentManager.removeDelegateBySig, (p, d, auth));
+        vm.prank(stranger);
+        (bool ok,) = address(cm).call(data);
+        if (ok) _recordSignature(structHash, data, keccak256(abi.encode("delegation", p, d, n)));
+        _settleDelegation(p, d, ok, expectOk, authorized, appoint);
+    }
+
+    function _recordSignature(bytes32 structHash, bytes memory data, bytes32 nonceKey) internal {
+        bytes32 digest = ConsentSig.digest(domain, structHash);
+        if (_usedDigest[digest]) ++ghost_duplicateDigests;
+        _usedDigest[digest] = true;
+        if (_usedNonce[nonceKey]) ++ghost_nonceReuses;
+        _usedNonce[nonceKey] = true;
+        _acceptedSignedCalls.push(data);
+        ++ghost_signaturesAccepted;
+    }
+
+    function _settleGrant(
+        address p,
+        address g,
+        bool ok,
+        bool expectOk,
+        bool authorized,
+        bool isRevoke,
+        uint40 from,
+        uint40 until,
+        uint8 s
+    ) internal {
+        GrantModel storage m = _grantModel[p][g];
+        uint64 actual = cm.grantOf(p, g).nonce;
+        if (ok != expectOk) ++ghost_modelMismatches;
+        if (ok && !authorized) ++ghost_unauthorizedSuccesses;
+        if (!ok) {
+            if (actual != m.nonce) ++ghost_nonceViolations;
+            return;
+        }
+        if (actual != m.nonce + 1) ++ghost_nonceViolations;
+        ++ghost_changes;
+        m.nonce += 1;
+        if (isRevoke) {
+            (m.from, m.until, m.scopes, m.revoked) = (0, 0, 0, true);
+        } else {
+            (m.from, m.until, m.scopes, m.revoked) = (from, until, s, false);
+        }
+    }
+
+    function _settleDelegation(address p, address d, bool ok, bool expectOk, bool authorized, bool appointed)
+        internal
+    {
+        DelegationModel storage m = _delegationModel[p][d];
+        uint64 actual = cm.delegationOf(p, d).nonce;
+        if (ok != expectOk) ++ghost_modelMismatches;
+        if (ok && !authorized) ++ghost_unauthorizedSuccesses;
+        if (!ok) {
+            if (actual != m.nonce) ++ghost_nonceViolations;
+            return;
+        }
+        if (actual != m.nonce + 1) ++ghost_nonceViolations;
+        ++ghost_changes;
+        m.nonce += 1;
+        m.appointed = appointed;
+    }
+}
