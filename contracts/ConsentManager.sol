@@ -94,6 +94,13 @@ contract ConsentManager is IConsentManager, EIP712 {
     }
 
     /// @inheritdoc IConsentManager
+    function shareKeys(address grantee, bytes calldata keysCid) external {
+        if (grantee == address(0)) revert ConsentManagerInvalidGrantee(grantee);
+        if (keysCid.length == 0) revert ConsentManagerEmptyKeysCid();
+        emit KeysShared(msg.sender, grantee, keysCid);
+    }
+
+    /// @inheritdoc IConsentManager
     function revoke(address grantee) external {
         _revoke(msg.sender, grantee);
     }

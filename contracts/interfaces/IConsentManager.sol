@@ -76,8 +76,10 @@ interface IConsentManager {
     event AccessGranted(
         address indexed patient, address indexed grantee, uint8 scopes, uint8 purpose, uint40 validFrom, uint40 validUntil
     );
-    /// @notice With a grant or approval, `patient` released the keys of existing records to
-    /// `grantee`: `keysCid` is the binary CID of the key bundle that wraps them.
+    /// @notice With a grant or approval, or by `shareKeys`, `patient` released the keys of
+    /// existing records to `grantee`: `keysCid` is the binary CID of the key bundle that wraps
+    /// them. With `grantee` = `patient`, the patient re-wrapped their record keys for a new
+    /// encryption key (a key rotation).
     event KeysShared(address indexed patient, address indexed grantee, bytes keysCid);
     /// @notice `grantee`'s access to `patient`'s records ended now.
     event AccessRevoked(address indexed patient, address indexed grantee);
@@ -145,6 +147,8 @@ interface IConsentManager {
     error ConsentManagerMissingReason();
     /// @notice A delegate cannot be the zero address or the patient; or is already in that state.
     error ConsentManagerInvalidDelegate(address delegate);
+    /// @notice `shareKeys` needs the CID of a key bundle.
+    error ConsentManagerEmptyKeysCid();
 
     /// @notice Grants (or replaces) `grantee`'s access to the caller's records.
     /// @param keysCid Binary CID of a key bundle wrapping existing record keys for `grantee`,
@@ -169,6 +173,14 @@ interface IConsentManager {
         bytes calldata keysCid,
         Authorization calldata auth
     ) external;
+
+    /// @notice The caller (a patient) announces a key bundle that wraps keys of their records
+    /// for `grantee`, by emitting `KeysShared(caller, grantee, keysCid)`. It grants nothing:
+    /// reading still needs a grant in scope (`canRead`). Used to hand a grantee the keys of
+    /// existing records after its grant (for example one a delegate made, which shares no keys),
+    /// and, with `grantee` = the caller, to announce the keys re-wrapped by a key rotation.
+    /// @param keysCid Binary CID of the key bundle; must not be empty.
+    function shareKeys(address grantee, bytes calldata keysCid) external;
 
     /// @notice Ends `grantee`'s current or future grant to the caller's records at once.
     function revoke(address grantee) external;

@@ -3,7 +3,9 @@
 A keystore is ``<home>/keystores/<name>.json``. The passphrase comes from
 ``MEDVAULT_PASSPHRASE_<NAME>``, then ``MEDVAULT_PASSPHRASE``, then a prompt; it is never
 stored, and the private key is never written or logged in plaintext. The account's HPKE
-encryption key pair is derived from the account key (see ``medvault.crypto``).
+encryption key pairs are derived from the account's signature over a fixed EIP-712 message (see
+``medvault.crypto``), so unlocking the keystore again restores them, and a browser wallet holding
+the same account derives the same ones.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 
-from medvault.crypto import EncryptionKeyPair, KeySuite
+from medvault.crypto import EncryptionKeyPair, KeySuite, encryption_key_typed_data
 from medvault.errors import KeystoreError, UnknownAccountError, WrongPassphraseError
 
 if TYPE_CHECKING:
@@ -39,20 +42,24 @@ def passphrase_from_env(name: str) -> str | None:
 
 @dataclass
 class Wallet:
-    """An unlocked account: signs transactions and holds the derived encryption key pair."""
+    """An unlocked account: signs transactions and derives its encryption key pairs."""
 
     name: str
     account: LocalAccount = field(repr=False)
-    _pairs: dict[KeySuite, EncryptionKeyPair] = field(default_factory=dict, repr=False)
+    _pairs: dict[tuple[KeySuite, int], EncryptionKeyPair] = field(default_factory=dict, repr=False)
 
     @property
     def address(self) -> ChecksumAddress:
         return self.account.address
 
-    def encryption_keys(self, suite: KeySuite) -> EncryptionKeyPair:
-        if suite not in self._pairs:
-            self._pairs[suite] = EncryptionKeyPair.derive(bytes(self.account.key), suite)
-        return self._pairs[suite]
+    def encryption_keys(self, suite: KeySuite, epoch: int = 0) -> EncryptionKeyPair:
+        """The ``suite`` key pair of ``epoch``: from this account's signature over
+        ``encryption_key_typed_data(suite, epoch)``, exactly as a browser wallet would derive it."""
+        if (suite, epoch) not in self._pairs:
+            document = encryption_key_typed_data(suite, epoch)
+            signed = self.account.sign_message(encode_typed_data(full_message=document))
+            self._pairs[suite, epoch] = EncryptionKeyPair.from_signature(bytes(signed.signature), suite, epoch)
+        return self._pairs[suite, epoch]
 
 
 class Keystore:

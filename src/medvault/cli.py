@@ -304,6 +304,81 @@ def accredit(app: App, participant: str, role: str, withdraw: bool, account: str
     app.emit(_tx(result), _tx_line(result))
 
 
+# -- encryption keys --------------------------------------------------------------------------
+
+_SUITES = {"x25519": KeySuite.X25519, "mlkem768-x25519": KeySuite.MLKEM768_X25519}
+
+
+@cli.group()
+def keys() -> None:
+    """Encryption keys: derived from your wallet's signature, so unlocking the keystore (or a
+    browser wallet holding the account) restores them; rotate to a new one at any time."""
+
+
+@keys.command("show")
+@account_option
+@_json_anywhere
+@pass_app
+def keys_show(app: App, account: str) -> None:
+    """Show the account's key epoch, suite and public key, and whether the chain holds that key."""
+    info = app.client.key_info(app.unlock(account))
+    if info.matches_chain:
+        state = "matches the published key"
+    elif info.registered:
+        state = "does NOT match the published key (`medvault register` publishes it)"
+    else:
+        state = "not registered (`medvault register`)"
+    epoch = "-" if info.epoch is None else str(info.epoch)
+    app.emit(
+        info.to_json(),
+        f"account  {info.account}\nsuite    {info.suite.name}\nepoch    {epoch}\n"
+        f"key      0x{info.public_key.hex()}\nchain    {state}",
+    )
+
+
+@keys.command("rotate")
+@account_option
+@_json_anywhere
+@pass_app
+def keys_rotate(app: App, account: str) -> None:
+    """Publish the account's next key and re-wrap its records' keys for it.
+
+    Records added from then on are wrapped for the new key only. Grants are unchanged.
+    """
+    rotation = app.client.rotate_key(app.unlock(account))
+    app.emit(
+        {
+            "account": rotation.account,
+            "old_epoch": rotation.old_epoch,
+            "new_epoch": rotation.new_epoch,
+            "public_key": "0x" + rotation.public_key.hex(),
+            "keys_cid": rotation.keys_cid,
+            "rewrapped": rotation.rewrapped,
+            "transactions": [_tx(r) for r in rotation.transactions],
+        },
+        "\n".join(_tx_line(r) for r in rotation.transactions)
+        + f"\nkey epoch {rotation.old_epoch} -> {rotation.new_epoch}; "
+        + f"{len(rotation.rewrapped)} record key(s) re-wrapped"
+        + (f" in {rotation.keys_cid}" if rotation.keys_cid else ""),
+    )
+
+
+@keys.command("typed-data")
+@click.option("--suite", type=click.Choice(list(_SUITES)), default="x25519", show_default=True, help="HPKE suite.")
+@click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True, help="Key epoch.")
+@_json_anywhere
+@pass_app
+def keys_typed_data(app: App, suite: str, epoch: int) -> None:
+    """Print the EIP-712 document a wallet signs (eth_signTypedData_v4) to derive its key.
+
+    keccak256 of the signature is the key's seed. The domain has no chain id: one key per
+    account and epoch on every chain.
+    """
+    from medvault.crypto import encryption_key_typed_data
+
+    click.echo(json.dumps(encryption_key_typed_data(_SUITES[suite], epoch), indent=2))
+
+
 # -- records ----------------------------------------------------------------------------------
 
 
@@ -577,6 +652,36 @@ def audit(app: App, patient: str) -> None:
             click.echo(f"{_utc(e.timestamp)}  {e.event:<21} by {e.sender}  tx {e.tx_hash[:18]}..  {fields}")
 
     app.emit([e.__dict__ for e in entries], show)
+
+
+@cli.command()
+@click.option("--patient", "-p", required=True, help="Patient name or address.")
+@_json_anywhere
+@pass_app
+def verify(app: App, patient: str) -> None:
+    """Check a patient's whole record log: hash chain, CIDs, ciphertext hashes, pins.
+
+    Reports every missing, altered, reordered or unpinned record; exit status 1 if any.
+    """
+    from medvault.verify import verify_patient
+
+    report = verify_patient(app.client, app.address(patient))
+
+    def show() -> None:
+        for index in report.indices:
+            findings = report.findings_for(index)
+            if not findings:
+                click.echo(f"{index:>4}  ok")
+            for f in findings:
+                click.echo(f"{index:>4}  {f.kind.upper():<9} {f.object:<6} {f.message}")
+        tally = ", ".join(f"{n} {kind}" for kind, n in report.tally().items())
+        n = len(report.findings)
+        outcome = f"{n} finding{'s' * (n != 1)} ({tally})" if tally else "all verified"
+        click.echo(f"{report.patient}: {report.count} records, {outcome}")
+
+    app.emit(report.to_json(), show)
+    if not report.ok:
+        click.get_current_context().exit(1)
 
 
 # -- delegates, research requests, emergency access, relaying ----------------------------------

@@ -9,6 +9,14 @@ nothing behind.
 Reading a record: ask the chain whether the reader may read this category now, rebuild and
 check the patient's hash chain, fetch the ciphertext and check it against its CID and the
 on-chain content hash, unwrap the reader's key, decrypt.
+
+Keys and rotation: an account's encryption key of epoch N is derived from its signature over a
+fixed EIP-712 message (``medvault.crypto``); the chain stores the hash of the one it published,
+and the client finds its epoch by comparing. ``rotate_key`` publishes the next epoch's key and
+re-wraps the keys of the patient's records for it in one bundle, announced with ``shareKeys``.
+Records written from then on are wrapped for the new key only, so the old key opens nothing
+new. A reader unwraps with its current key first, then with its earlier ones (bundles made
+before a rotation are wrapped to the key of their time).
 """
 
 from __future__ import annotations
@@ -24,12 +32,21 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from medvault.crypto import RecordContext, decrypt_record, encrypt_record, new_record_key, unwrap_key, wrap_key
+from medvault.crypto import (
+    KeySuite,
+    RecordContext,
+    decrypt_record,
+    encrypt_record,
+    new_record_key,
+    unwrap_key,
+    wrap_key,
+)
 from medvault.errors import (
     AccessDeniedError,
     ConfigurationError,
     ContentHashMismatchError,
     ContractError,
+    DecryptionError,
     IntegrityError,
     MedvaultError,
 )
@@ -49,15 +66,18 @@ from medvault.model import (
 from medvault.signing import REQUEST_FIELDS, ConsentChange, SignedConsent, consent_call, sign_consent
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from web3.contract.contract import ContractFunction
 
     from medvault.accounts import Wallet
     from medvault.chain import Chain, TxResult
     from medvault.ipfs import IpfsClient
 
-__all__ = ["AuditEntry", "Medvault", "RecordReceipt"]
+__all__ = ["AuditEntry", "KeyInfo", "KeyRotation", "Medvault", "RecordReceipt"]
 
 KEY_BUNDLE_FORMAT = "medvault/key-bundle/v1"
+MAX_KEY_EPOCHS = 64  # epochs 0..63 are searched for the one whose key an account published
 STALE_INDEX_RETRIES = 3
 SIGNATURE_LIFETIME = 7 * 86400  # a signed consent change must be relayed within a week
 # Events that create a grant, and the argument naming the grantee in each.
@@ -81,6 +101,46 @@ class RecordReceipt:
 
 
 @dataclass(frozen=True)
+class KeyInfo:
+    """An account's encryption key as its wallet derives it, against the one on chain.
+
+    ``epoch`` is the epoch whose key the chain holds, or None if no derivable key matches (not
+    registered, or registered with another suite or derivation); ``public_key`` is that epoch's
+    key, else epoch 0's.
+    """
+
+    account: str
+    suite: KeySuite
+    epoch: int | None
+    public_key: bytes
+    registered: bool
+
+    @property
+    def matches_chain(self) -> bool:
+        return self.epoch is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account, "suite": self.suite.name, "epoch": self.epoch,
+            "public_key": "0x" + self.public_key.hex(), "registered": self.registered,
+            "matches_chain": self.matches_chain,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """What ``rotate_key`` did: the new key's epoch, and the records whose keys were re-wrapped."""
+
+    account: str
+    old_epoch: int
+    new_epoch: int
+    public_key: bytes
+    keys_cid: str | None
+    rewrapped: list[int]
+    transactions: list[TxResult]
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One event in a patient's history: when, what, who sent the transaction, and its fields."""
 
@@ -101,11 +161,75 @@ class Medvault:
 
     # -- participants ----------------------------------------------------------------------
 
-    def register(self, wallet: Wallet) -> TxResult:
-        """Publishes ``wallet``'s encryption public key (for the deployment's HPKE suite)."""
-        public = wallet.encryption_keys(self.suite).public_bytes
+    def register(self, wallet: Wallet, epoch: int | None = None) -> TxResult:
+        """Publishes ``wallet``'s encryption public key of ``epoch`` (for the deployment's HPKE
+        suite); by default the epoch already on chain, so registering again never undoes a
+        rotation, else epoch 0."""
+        if epoch is None:
+            epoch = self.key_info(wallet).epoch or 0
+        public = wallet.encryption_keys(self.suite, epoch).public_bytes
         fn = self.chain.participants.functions.register(public)
         return self.chain.transact(wallet, fn, f"register {wallet.address}")
+
+    def key_info(self, wallet: Wallet) -> KeyInfo:
+        """Which of ``wallet``'s derivable keys (epochs 0 to 63) the chain holds, if any."""
+        expected = bytes(self.chain.participants.functions.encryptionKeyHash(wallet.address).call())
+        registered = expected != bytes(32)
+        if registered:
+            for epoch in range(MAX_KEY_EPOCHS):
+                public = wallet.encryption_keys(self.suite, epoch).public_bytes
+                if keccak(public) == expected:
+                    return KeyInfo(wallet.address, self.suite, epoch, public, True)
+        return KeyInfo(wallet.address, self.suite, None, wallet.encryption_keys(self.suite, 0).public_bytes, registered)
+
+    def key_epoch(self, wallet: Wallet) -> int:
+        """The epoch of ``wallet``'s published key; an error naming the cause if there is none."""
+        info = self.key_info(wallet)
+        if not info.registered:
+            raise ConfigurationError(f"{wallet.address} has not registered an encryption key (`medvault register`)")
+        if info.epoch is None:
+            raise ConfigurationError(
+                f"the encryption key {wallet.address} published matches none its wallet derives "
+                f"({self.suite.name}, epochs 0 to {MAX_KEY_EPOCHS - 1}): it was made with another suite or "
+                "derivation; `medvault register` publishes a derivable one"
+            )
+        return info.epoch
+
+    def rotate_key(self, wallet: Wallet) -> KeyRotation:
+        """Moves ``wallet`` to its next key epoch.
+
+        Publishes the new public key, then wraps the key of every record of the patient that its
+        keys open for the new key, in one bundle announced with ``shareKeys`` (to the patient).
+        From the new key's publication on, records are wrapped for it alone. The old key pair can
+        still be derived (and is tried when reading), so a rotation loses nothing; it limits what
+        an old key opens to what existed before the rotation.
+        """
+        old = self.key_epoch(wallet)
+        new = old + 1
+        if new >= MAX_KEY_EPOCHS:
+            raise ConfigurationError(f"{wallet.address} is at its last key epoch ({old}); no rotation is left")
+        public = wallet.encryption_keys(self.suite, new).public_bytes
+        fn = self.chain.participants.functions.register(public)
+        transactions = [self.chain.transact(wallet, fn, f"rotate key of {wallet.address} to epoch {new}")]
+        items: list[tuple[RecordContext, bytes, str, bytes]] = []
+        rewrapped: list[int] = []
+        for pointer in self.records(wallet.address):
+            try:
+                key = self._open_key(wallet, pointer)
+            except (AccessDeniedError, DecryptionError):
+                continue  # nothing the patient holds opens it: nothing to re-wrap
+            items.append((self._context(wallet.address, pointer.index), key, wallet.address, public))
+            rewrapped.append(pointer.index)
+        keys_cid = None
+        if items:
+            keys_cid = self.ipfs.add(self._key_bundle(wallet.address, items))
+            fn = self.chain.consent.functions.shareKeys(wallet.address, cid_to_bytes(keys_cid))
+            try:
+                transactions.append(self.chain.transact(wallet, fn, f"re-wrapped keys of {wallet.address}"))
+            except BaseException:
+                self._unpin_quietly(keys_cid)
+                raise
+        return KeyRotation(wallet.address, old, new, public, keys_cid, rewrapped, transactions)
 
     def encryption_key(self, account: str) -> bytes:
         """``account``'s current public key, read from events and checked against the stored hash."""
@@ -224,8 +348,7 @@ class Medvault:
         if actual != pointer.content_hash:
             raise ContentHashMismatchError(f"record {index} of {patient}", pointer.content_hash, actual)
         context = self._context(patient, index)
-        wrapped = self._find_wrap(reader.address, pointer)
-        key = unwrap_key(wrapped, reader.encryption_keys(self.suite), context, reader.address)
+        key = self._open_key(reader, pointer)
         plaintext = decrypt_record(blob, key, context)
         header, _, body = plaintext.partition(b"\n")
         meta = json.loads(header)
@@ -276,6 +399,27 @@ class Medvault:
             results.append(self.submit(actor, change))
             if sum(p.category in scopes for p in self.records(patient)) == covered:
                 return results
+
+    def share_keys(self, patient: Wallet, grantee: str, scopes: frozenset[Category] | None = None) -> TxResult:
+        """Hands ``grantee`` the keys of the patient's existing records in ``scopes`` (default:
+        the scopes of its current grant), e.g. after a grant a delegate made, which shares none.
+        It grants no access by itself."""
+        grantee = to_checksum_address(grantee)
+        if scopes is None:
+            grant = self.grant_of(patient.address, grantee)
+            if grant is None:
+                raise ConfigurationError(f"{patient.address} holds no grant to {grantee}: name the scopes to share")
+            scopes = grant.scopes
+        pointers = [p for p in self.records(patient.address) if p.category in scopes]
+        if not pointers:
+            raise ConfigurationError(f"{patient.address} has no records in scope to share with {grantee}")
+        keys_cid = self._share_keys(patient, patient.address, grantee, pointers)
+        fn = self.chain.consent.functions.shareKeys(grantee, keys_cid)
+        try:
+            return self.chain.transact(patient, fn, f"share keys of {patient.address} with {grantee}")
+        except BaseException:
+            self._unpin_quietly(cid_from_bytes(keys_cid))
+            raise
 
     def revoke_change(self, patient: str, grantee: str) -> ConsentChange:
         return ConsentChange(
@@ -478,26 +622,48 @@ class Medvault:
         recipient = self.encryption_key(grantee)
         items = []
         for pointer in pointers:
-            context = self._context(patient, pointer.index)
-            wrapped = self._find_wrap(patient, pointer)
-            key = unwrap_key(wrapped, actor.encryption_keys(self.suite), context, patient)
-            items.append((context, key, grantee, recipient))
+            key = self._open_key(actor, pointer)
+            items.append((self._context(patient, pointer.index), key, grantee, recipient))
         return cid_to_bytes(self.ipfs.add(self._key_bundle(patient, items)))
 
+    def _open_key(self, reader: Wallet, pointer: RecordPointer) -> bytes:
+        """The record key of ``pointer``, from any wrap for ``reader`` that one of its keys opens:
+        its current key first, then those of earlier epochs (wraps made before a rotation)."""
+        context = self._context(pointer.patient, pointer.index)
+        epochs: list[int] = []
+        for wrapped in self._wraps(reader.address, pointer):
+            epochs = epochs or list(range(self.key_epoch(reader), -1, -1))
+            for epoch in epochs:
+                with contextlib.suppress(DecryptionError):
+                    return unwrap_key(wrapped, reader.encryption_keys(self.suite, epoch), context, reader.address)
+        if not epochs:
+            raise AccessDeniedError(
+                reader.address, pointer.patient, f"no key of record {pointer.index} was ever wrapped for it"
+            )
+        raise DecryptionError(
+            f"every key wrap of record {pointer.index} for {reader.address} (tried its keys of epochs {epochs[0]} to 0)"
+        )
+
     def _find_wrap(self, reader: str, pointer: RecordPointer) -> bytes:
-        """The reader's wrap of the record key: in the record's bundle or a grant's bundle."""
+        """The first wrap of the record key for ``reader``; see ``_wraps``."""
+        for wrapped in self._wraps(reader, pointer):
+            return wrapped
+        raise AccessDeniedError(reader, pointer.patient, f"no key of record {pointer.index} was ever wrapped for it")
+
+    def _wraps(self, reader: str, pointer: RecordPointer) -> Iterator[bytes]:
+        """The reader's wraps of the record key, fetched lazily: from the record's bundle, then
+        from the bundles shared with it (grants, ``shareKeys``, the patient's key rotations),
+        newest first."""
         cids = [pointer.keys_cid]
-        if reader != pointer.patient:
-            for event in self.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader):
-                cids.append(cid_from_bytes(bytes(event["args"]["keysCid"])))
+        shared = self.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader)
+        cids += [cid_from_bytes(bytes(event["args"]["keysCid"])) for event in reversed(shared)]
         for cid in cids:
             bundle = json.loads(self.ipfs.cat(cid))
             if bundle.get("format") != KEY_BUNDLE_FORMAT or bundle.get("patient") != pointer.patient:
                 raise IntegrityError(f"key bundle {cid} is not a medvault key bundle for {pointer.patient}")
             for item in bundle["wraps"]:
                 if item["index"] == pointer.index and item["reader"] == reader:
-                    return base64.b64decode(item["wrap"])
-        raise AccessDeniedError(reader, pointer.patient, f"no key of record {pointer.index} was ever wrapped for it")
+                    yield base64.b64decode(item["wrap"])
 
     def _check_access(self, reader: str, pointer: RecordPointer) -> None:
         if reader in (pointer.patient, pointer.author) or self.can_read(pointer.patient, reader, pointer.category):

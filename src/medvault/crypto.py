@@ -6,8 +6,15 @@
 * The record key is wrapped for each reader with HPKE (RFC 9180, base mode, from
   ``cryptography``). The HPKE ``info`` carries the same context plus the reader's address, so
   a wrap cannot be replayed for another record or another reader.
-* A participant's HPKE key pair is derived from their account key with HKDF, so the keystore
-  holds one secret and the encryption key can always be derived again.
+* A participant's HPKE key pair is derived from a wallet signature: the account signs a fixed
+  EIP-712 message (``encryption_key_typed_data``) naming the suite and a key epoch, and HKDF
+  expands keccak256 of that signature into the key pair (``EncryptionKeyPair.from_signature``).
+  Ethereum signatures are deterministic (RFC 6979) in eth-account, MetaMask and hardware
+  wallets alike, so the same account derives the same key from its keystore or from a browser
+  wallet (``eth_signTypedData_v4``), and the key can always be derived again: there is no
+  second secret to back up. The domain carries no chain id or contract, on purpose: one
+  encryption key per account and epoch, whichever chain or deployment it is used on. A new
+  epoch gives a new, unrelated key pair; rotating means publishing the next epoch's key.
 
 Two suites are supported; the suite is tagged in the first byte of a published public key:
 ``X25519`` (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM) and ``MLKEM768_X25519``
@@ -19,6 +26,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke
@@ -26,16 +34,19 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
 
 from medvault.errors import DecryptionError, IntegrityError
 
 __all__ = [
+    "ENCRYPTION_KEY_PURPOSE",
     "EncryptionKeyPair",
     "KeySuite",
     "PublicKey",
     "RecordContext",
     "decrypt_record",
     "encrypt_record",
+    "encryption_key_typed_data",
     "new_record_key",
     "unwrap_key",
     "wrap_key",
@@ -44,6 +55,20 @@ __all__ = [
 RECORD_MAGIC = b"MVR1"
 NONCE_LENGTH = 12
 KEY_LENGTH = 32
+
+# The EIP-712 message an account signs to derive its encryption key. Changing any of these
+# changes every participant's key: they are part of the format.
+ENCRYPTION_KEY_DOMAIN = {"name": "medvault encryption key", "version": "1"}
+ENCRYPTION_KEY_PURPOSE = "Derive my medvault encryption key. Signing this does not authorize any transaction."
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_ENCRYPTION_KEY_TYPES = {
+    "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
+    "EncryptionKey": [
+        {"name": "purpose", "type": "string"},
+        {"name": "suite", "type": "string"},
+        {"name": "epoch", "type": "uint256"},
+    ],
+}
 
 PrivateKey = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
 PublicKeyObject = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
@@ -109,13 +134,46 @@ class PublicKey:
         return cls(suite, key)
 
 
+def encryption_key_typed_data(suite: KeySuite, epoch: int = 0) -> dict[str, Any]:
+    """The ``eth_signTypedData_v4`` document whose signature yields the ``suite`` key of ``epoch``.
+
+    No chain id and no verifying contract: the key belongs to the account, not to a chain.
+    """
+    if epoch < 0:
+        raise ValueError(f"a key epoch is not negative, got {epoch}")
+    return {
+        "types": {name: [dict(field) for field in fields] for name, fields in _ENCRYPTION_KEY_TYPES.items()},
+        "primaryType": "EncryptionKey",
+        "domain": dict(ENCRYPTION_KEY_DOMAIN),
+        "message": {"purpose": ENCRYPTION_KEY_PURPOSE, "suite": suite.name, "epoch": epoch},
+    }
+
+
 class EncryptionKeyPair:
-    """An HPKE key pair derived deterministically from a 32-byte account secret."""
+    """An HPKE key pair derived deterministically from a 32-byte secret (see the module docstring)."""
 
     def __init__(self, suite: KeySuite, private_key: PrivateKey, public_bytes: bytes) -> None:
         self.suite = suite
         self._private_key = private_key
         self.public_bytes = public_bytes
+
+    @classmethod
+    def from_signature(cls, signature: bytes, suite: KeySuite = KeySuite.X25519, epoch: int = 0) -> EncryptionKeyPair:
+        """The pair from a 65-byte signature (r || s || v) over ``encryption_key_typed_data(suite, epoch)``.
+
+        Wallets differ in how they spell the same signature: ``v`` may be 27/28 or 0/1, and ``s``
+        may be high; both are normalised (v in 27/28, low s) before hashing.
+        """
+        if len(signature) != 65:
+            raise ValueError(f"an Ethereum signature has 65 bytes, this one {len(signature)}")
+        r, s, v = signature[:32], int.from_bytes(signature[32:64]), signature[64]
+        if v in (0, 1):
+            v += 27
+        if v not in (27, 28):
+            raise ValueError(f"signature recovery id v={signature[64]} is neither 27/28 nor 0/1")
+        if s > _SECP256K1_N // 2:
+            s, v = _SECP256K1_N - s, 55 - v
+        return cls.derive(keccak(r + s.to_bytes(32) + bytes([v])), suite, epoch)
 
     @classmethod
     def derive(cls, secret: bytes, suite: KeySuite = KeySuite.X25519, epoch: int = 0) -> EncryptionKeyPair:

@@ -76,10 +76,15 @@ class IpfsClient:
             raise IpfsError("add", f"the node reported {cid} but the bytes hash to {expected}")
         return cid
 
-    def cat(self, cid: str) -> bytes:
-        """Fetches the bytes of ``cid`` and checks them against it locally."""
+    def cat(self, cid: str, *, local_only: bool = False, timeout: str | None = None) -> bytes:
+        """Fetches the bytes of ``cid`` and checks them against it locally.
+
+        ``local_only`` keeps Kubo from searching the network for blocks it lacks (it answers at
+        once that they are not found); ``timeout`` (e.g. "10s") bounds the request on Kubo's side.
+        """
         parsed = parse_cid(cid)
-        data = self._post("cat", params={"arg": str(parsed)}).content
+        params = {"arg": str(parsed), "offline": "true" if local_only else None, "timeout": timeout}
+        data = self._post("cat", params={k: v for k, v in params.items() if v}).content
         self.verify(str(parsed), data)
         return data
 

@@ -498,6 +498,48 @@ contract ConsentManagerTest is Test {
         assertEq(abi.decode(logs[1].data, (bytes)), KEYS_CID);
     }
 
+    // ---------------------------------------------------------------- shareKeys
+
+    function test_shareKeys_EmitsKeysShared() public {
+        vm.expectEmit(true, true, true, true, address(cm));
+        emit IConsentManager.KeysShared(patient, doctor, KEYS_CID);
+        vm.prank(patient);
+        cm.shareKeys(doctor, KEYS_CID);
+    }
+
+    function test_shareKeys_ToSelfAnnouncesRotation() public {
+        vm.expectEmit(true, true, true, true, address(cm));
+        emit IConsentManager.KeysShared(patient, patient, KEYS_CID);
+        vm.prank(patient);
+        cm.shareKeys(patient, KEYS_CID);
+    }
+
+    function test_shareKeys_GrantsNothingAndKeepsNonces() public {
+        vm.recordLogs();
+        vm.prank(patient);
+        cm.shareKeys(doctor, KEYS_CID);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 1, "only KeysShared");
+        assertEq(logs[0].topics[0], IConsentManager.KeysShared.selector);
+        assertEq(logs[0].topics[1], bytes32(uint256(uint160(patient))));
+        assertEq(logs[0].topics[2], bytes32(uint256(uint160(doctor))));
+        assertEq(abi.decode(logs[0].data, (bytes)), KEYS_CID);
+        _assertNoAccess(patient, doctor);
+        _assertGrant(patient, doctor, 0, 0, 0, 0, false, 0);
+    }
+
+    function test_RevertWhen_ShareKeysWithEmptyCid() public {
+        vm.expectRevert(IConsentManager.ConsentManagerEmptyKeysCid.selector);
+        vm.prank(patient);
+        cm.shareKeys(doctor, "");
+    }
+
+    function test_RevertWhen_ShareKeysWithZeroGrantee() public {
+        vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidGrantee.selector, address(0)));
+        vm.prank(patient);
+        cm.shareKeys(address(0), KEYS_CID);
+    }
+
     function test_canRead_PatientReadsOwnRecords() public view {
         for (uint8 c; c < 8; ++c) {
             assertTrue(cm.canRead(patient, patient, c));

@@ -1,0 +1,230 @@
+"""Integrity verification of a patient's whole record log, chain and IPFS together.
+
+``Medvault.records`` stops at the first problem, which is right for reading. An audit wants
+every problem at once, each with the record it concerns, so ``verify_patient`` collects them:
+
+* the log: the ``RecordAdded`` events are rebuilt into the hash chain and compared with the
+  on-chain head and count (``logOf``). Each event's record hash is recomputed from its own
+  fields and the record hash of the event before it, so an altered event is pinned to its own
+  index rather than to every record after it. Events out of index order are *reordered*; an
+  index the chain counts but no event carries is *missing*.
+* the objects: each record's ciphertext and key bundle are fetched from IPFS, checked against
+  their CIDs and (for the ciphertext) the on-chain content hash, and checked to be pinned. A
+  block the node does not hold is *missing*; it is asked for offline, so a missing block is an
+  answer, not a wait on the network.
+
+A node that does not answer is an error (``NodeUnavailableError``), not a finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from eth_utils.address import to_checksum_address
+
+from medvault.client import _record_hash
+from medvault.errors import CidMismatchError, InvalidCidError, IpfsError
+from medvault.ipfs import IpfsClient, cid_from_bytes
+from medvault.model import Category
+
+if TYPE_CHECKING:
+    from medvault.client import Medvault
+
+__all__ = ["Finding", "RecordSummary", "VerificationReport", "verify_patient"]
+
+FindingKind = Literal["missing", "altered", "reordered", "unpinned"]
+FindingObject = Literal["record", "keys", "log"]  # ciphertext in IPFS, key bundle in IPFS, on-chain log entry
+KINDS: tuple[FindingKind, ...] = ("missing", "altered", "reordered", "unpinned")
+FETCH_TIMEOUT = "10s"  # Kubo's own deadline for a block it has to look for
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem with record ``index`` of the log (``object`` says which part of it)."""
+
+    kind: FindingKind
+    index: int
+    object: FindingObject
+    message: str
+    cid: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """What the log says about one record (from its first event)."""
+
+    index: int
+    category: str
+    cid: str | None
+    keys_cid: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class VerificationReport:
+    patient: str
+    count: int  # records the chain counts (logOf)
+    head: str
+    events: int  # RecordAdded events read
+    records: list[RecordSummary] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def indices(self) -> list[int]:
+        """Every index the report speaks of: the chain's count, plus any index only an event claims."""
+        return sorted({*range(self.count), *(r.index for r in self.records), *(f.index for f in self.findings)})
+
+    def findings_for(self, index: int) -> list[Finding]:
+        return [f for f in self.findings if f.index == index]
+
+    def tally(self) -> dict[str, int]:
+        counts = Counter(f.kind for f in self.findings)
+        return {kind: counts[kind] for kind in KINDS if counts[kind]}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient,
+            "count": self.count,
+            "head": self.head,
+            "events": self.events,
+            "ok": self.ok,
+            "summary": self.tally(),
+            "records": [r.to_json() for r in self.records],
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def verify_patient(mv: Medvault, patient: str) -> VerificationReport:
+    """Checks every record of ``patient``'s log on chain and in IPFS; see the module docstring."""
+    patient = to_checksum_address(patient)
+    head_raw, count = mv.chain.call(mv.chain.records.functions.logOf(patient), "logOf")
+    head = bytes(head_raw)
+    events = mv.chain.events("RecordRegistry", "RecordAdded", patient=patient)
+    report = VerificationReport(patient, int(count), "0x" + head.hex(), len(events))
+    found = report.findings.append
+
+    # Which event stands for each index: the first one that claims it; any other is forged.
+    by_index: dict[int, Any] = {}
+    arrived: list[int] = []  # indices of those events, in the order they arrive
+    for event in events:
+        index = int(event["args"]["index"])
+        if index in by_index:
+            found(Finding("altered", index, "log", f"a second RecordAdded event claims index {index}"))
+        elif index >= count:
+            found(Finding("altered", index, "log", f"an event claims index {index}, but the chain counts {count}"))
+        else:
+            by_index[index] = event
+            arrived.append(index)
+
+    # Order: each event should arrive where its index puts it among the events present.
+    for position, (index, expected) in enumerate(zip(arrived, sorted(arrived), strict=True)):
+        if index != expected:
+            message = f"the event for record {index} arrives at position {position}, where record {expected} belongs"
+            found(Finding("reordered", index, "log", message))
+
+    fetched: dict[str, bytes | tuple[FindingKind, str]] = {}
+    for index in range(count):
+        entry = by_index.get(index)
+        if entry is None:
+            found(Finding("missing", index, "log", f"the chain counts {count} records; no event carries this one"))
+            continue
+        args = entry["args"]
+        _check_hash(report, patient, index, args, by_index.get(index - 1), head)
+        cid = _cid(report, index, "record", args["cid"])
+        keys_cid = _cid(report, index, "keys", args["keysCid"])
+        report.records.append(RecordSummary(index, _category(args["category"]), cid, keys_cid))
+        if cid is not None:
+            blob = _check_object(mv.ipfs, report, fetched, index, "record", cid)
+            if blob is not None:
+                actual, committed = hashlib.sha256(blob).digest(), bytes(args["contentHash"])
+                if actual != committed:
+                    message = (
+                        f"ciphertext sha256 0x{actual.hex()} differs from the on-chain content hash 0x{committed.hex()}"
+                    )
+                    found(Finding("altered", index, "record", message, cid))
+        if keys_cid is not None:
+            _check_object(mv.ipfs, report, fetched, index, "keys", keys_cid)
+    report.findings.sort(key=lambda f: (f.index, KINDS.index(f.kind), f.object))
+    return report
+
+
+def _check_hash(report: VerificationReport, patient: str, index: int, args: Any, before: Any, head: bytes) -> None:
+    """Record ``index``'s hash against its fields and its predecessor's hash; the last one against the head."""
+    claimed = bytes(args["recordHash"])
+    if index == 0 or before is not None:  # with the predecessor missing there is nothing to link to
+        previous = bytes(32) if index == 0 else bytes(before["args"]["recordHash"])
+        if _record_hash(previous, patient, args) != claimed:
+            what = "its fields" if index == 0 else f"its fields and the hash of record {index - 1}"
+            report.findings.append(
+                Finding("altered", index, "log", f"record hash 0x{claimed.hex()} does not match {what}")
+            )
+    if index == report.count - 1 and claimed != head:
+        report.findings.append(
+            Finding(
+                "altered", index, "log", f"the log ends in 0x{claimed.hex()}, but the on-chain head is 0x{head.hex()}"
+            )
+        )
+
+
+def _cid(report: VerificationReport, index: int, what: FindingObject, raw: Any) -> str | None:
+    try:
+        return cid_from_bytes(bytes(raw))
+    except InvalidCidError as exc:
+        report.findings.append(Finding("altered", index, what, f"the event's CID is not valid: {exc}"))
+        return None
+
+
+def _category(value: Any) -> str:
+    try:
+        return Category(int(value)).name.lower()
+    except ValueError:
+        return str(value)
+
+
+def _check_object(
+    ipfs: IpfsClient,
+    report: VerificationReport,
+    fetched: dict[str, bytes | tuple[FindingKind, str]],
+    index: int,
+    what: FindingObject,
+    cid: str,
+) -> bytes | None:
+    """Fetches ``cid`` (once per run) and checks it is pinned; its bytes, or None after a finding."""
+    if cid not in fetched:
+        fetched[cid] = _fetch(ipfs, cid)
+    result = fetched[cid]
+    label = "ciphertext" if what == "record" else "key bundle"
+    if isinstance(result, tuple):
+        kind, reason = result
+        report.findings.append(Finding(kind, index, what, f"{label} {cid}: {reason}", cid))
+        return None
+    if not ipfs.is_pinned(cid):
+        report.findings.append(
+            Finding(
+                "unpinned", index, what, f"{label} {cid} is stored but not pinned: garbage collection will drop it", cid
+            )
+        )
+    return result
+
+
+def _fetch(ipfs: IpfsClient, cid: str) -> bytes | tuple[FindingKind, str]:
+    """The bytes of ``cid`` from the node's own store, checked against the CID locally; or
+    the kind of finding and why."""
+    try:
+        return ipfs.cat(cid, local_only=True, timeout=FETCH_TIMEOUT)
+    except CidMismatchError as exc:
+        return "altered", f"the node served bytes that hash to {exc.actual}"
+    except IpfsError as exc:
+        return "missing", f"the node cannot provide it ({exc})"

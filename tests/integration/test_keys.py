@@ -1,0 +1,236 @@
+"""Encryption keys end to end: restoring from the keystore, rotation, shareKeys, and the
+post-quantum hybrid suite (ML-KEM-768 + X25519) through a whole record's life."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+from eth_utils.crypto import keccak
+
+from medvault.chain import Chain, deploy
+from medvault.client import Medvault
+from medvault.contracts import load_artifacts
+from medvault.crypto import EncryptionKeyPair, KeySuite, unwrap_key
+from medvault.errors import AccessDeniedError, ConfigurationError, ContractError, DecryptionError
+from medvault.model import Category, Purpose, Role
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from web3 import Web3
+
+    from medvault.accounts import Keystore, Wallet
+    from medvault.ipfs import IpfsClient
+    from medvault.model import RecordPointer
+
+pytestmark = pytest.mark.integration
+
+PASSPHRASE = "correct horse battery staple"  # conftest's
+LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
+MEDS = json.dumps({"resourceType": "MedicationRequest", "status": "active"}).encode()
+DAY = 86_400
+
+
+def add(mv: Medvault, author: Wallet, patient: Wallet, data: bytes = LAB) -> RecordPointer:
+    return mv.add_record(author, patient.address, data, Category.LABORATORY).pointer
+
+
+def grant_all(mv: Medvault, patient: Wallet, grantee: Wallet) -> None:
+    now = mv.now()
+    mv.grant(patient, patient.address, grantee.address, frozenset(Category), Purpose.TREAT, now, now + DAY)
+
+
+def wraps_for(mv: Medvault, reader: Wallet, pointer: RecordPointer) -> list[bytes]:
+    return list(mv._wraps(reader.address, pointer))
+
+
+def opens_any(mv: Medvault, pair: EncryptionKeyPair, reader: Wallet, pointer: RecordPointer) -> bool:
+    context = mv._context(pointer.patient, pointer.index)
+    for wrapped in wraps_for(mv, reader, pointer):
+        try:
+            unwrap_key(wrapped, pair, context, reader.address)
+        except DecryptionError:
+            continue
+        return True
+    return False
+
+
+def test_keystore_unlocked_again_restores_the_key_and_opens_old_records(
+    mv: Medvault, provider: Wallet, patient: Wallet, keystore: Keystore
+) -> None:
+    pointer = add(mv, provider, patient)
+
+    restored = keystore.unlock("patient", PASSPHRASE)  # a fresh wallet: nothing cached
+
+    assert restored.encryption_keys(mv.suite).public_bytes == mv.encryption_key(patient.address)
+    assert mv.key_info(restored).matches_chain
+    assert mv.key_epoch(restored) == 0
+    assert mv.read_record(restored, patient.address, pointer.index).data == LAB
+
+
+def test_rotation_publishes_a_new_key_that_alone_opens_new_records(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, keystore: Keystore
+) -> None:
+    grant_all(mv, patient, doctor)
+    before = [add(mv, provider, patient), add(mv, provider, patient, MEDS)]
+    old_pair = patient.encryption_keys(mv.suite, 0)
+
+    rotation = mv.rotate_key(patient)
+
+    assert (rotation.old_epoch, rotation.new_epoch, rotation.rewrapped) == (0, 1, [0, 1])
+    assert mv.key_epoch(patient) == 1
+    assert (
+        mv.encryption_key(patient.address) == rotation.public_key == patient.encryption_keys(mv.suite, 1).public_bytes
+    )
+    assert rotation.public_key != old_pair.public_bytes
+    assert rotation.transactions[0].action.startswith("rotate key")
+    shared = mv.chain.events("ConsentManager", "KeysShared", patient=patient.address, grantee=patient.address)
+    assert [e["transactionHash"].to_0x_hex() for e in shared] == [rotation.transactions[1].tx_hash]
+
+    after = add(mv, provider, patient)
+
+    # The old key opens nothing new; the new one opens old and new (old ones via the re-wrap).
+    assert not opens_any(mv, old_pair, patient, after)
+    assert all(opens_any(mv, old_pair, patient, p) for p in before)
+    new_pair = patient.encryption_keys(mv.suite, 1)
+    assert all(opens_any(mv, new_pair, patient, p) for p in [*before, after])
+    restored = keystore.unlock("patient", PASSPHRASE)
+    assert [mv.read_record(restored, patient.address, i).data for i in range(3)] == [LAB, MEDS, LAB]
+    # Grantees and authors are untouched by the patient's rotation.
+    assert mv.read_record(doctor, patient.address, after.index).data == LAB
+    assert mv.read_record(provider, patient.address, before[1].index).data == MEDS
+    events = [e.event for e in mv.audit(patient.address)]
+    assert events.count("ParticipantRegistered") == 2
+    assert events[-3:-1] == ["ParticipantRegistered", "KeysShared"]
+
+
+def test_rotating_twice_and_registering_again_keep_every_record_readable(
+    mv: Medvault, provider: Wallet, patient: Wallet
+) -> None:
+    first = add(mv, provider, patient)
+    mv.rotate_key(patient)
+    second = add(mv, provider, patient)
+    rotation = mv.rotate_key(patient)
+    third = add(mv, provider, patient, MEDS)
+
+    assert (rotation.new_epoch, rotation.rewrapped) == (2, [0, 1])
+    mv.register(patient)  # registering again publishes the current key, not epoch 0's
+    assert mv.key_epoch(patient) == 2
+    assert [mv.read_record(patient, patient.address, p.index).data for p in (first, second, third)] == [LAB, LAB, MEDS]
+    for epoch in (0, 1):
+        assert not opens_any(mv, patient.encryption_keys(mv.suite, epoch), patient, third)
+
+
+def test_rotation_with_no_records_only_publishes_the_key(mv: Medvault, patient: Wallet) -> None:
+    rotation = mv.rotate_key(patient)
+
+    assert rotation.keys_cid is None
+    assert rotation.rewrapped == []
+    assert len(rotation.transactions) == 1
+
+
+def test_a_grantee_that_rotates_still_reads_what_was_shared_with_its_old_key(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
+) -> None:
+    old = add(mv, provider, patient)
+    grant_all(mv, patient, doctor)  # shares the key of `old` with the doctor's epoch-0 key
+    mv.rotate_key(doctor)
+    new = add(mv, provider, patient)
+
+    assert mv.read_record(doctor, patient.address, old.index).data == LAB
+    assert mv.read_record(doctor, patient.address, new.index).data == LAB
+    assert not opens_any(mv, doctor.encryption_keys(mv.suite, 0), doctor, new)
+
+
+def test_an_unregistered_or_foreign_key_is_named(mv: Medvault, stranger: Wallet) -> None:
+    with pytest.raises(ConfigurationError, match="has not registered an encryption key"):
+        mv.key_epoch(stranger)
+    with pytest.raises(ConfigurationError, match="has not registered"):
+        mv.rotate_key(stranger)
+
+    foreign = EncryptionKeyPair.derive(b"\x05" * 32).public_bytes  # not derivable from the wallet
+    mv.chain.transact(stranger, mv.chain.participants.functions.register(foreign), "register foreign key")
+    info = mv.key_info(stranger)
+    assert (info.registered, info.matches_chain, info.epoch) == (True, False, None)
+    with pytest.raises(ConfigurationError, match="matches none its wallet derives .* epochs 0 to 63"):
+        mv.key_epoch(stranger)
+
+    mv.register(stranger)
+    assert mv.key_epoch(stranger) == 0
+
+
+def test_share_keys_hands_existing_keys_to_a_grantee_later(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, stranger: Wallet
+) -> None:
+    old = add(mv, provider, patient)
+    mv.set_delegate(patient, stranger.address)
+    now = mv.now()
+    # A delegate's grant shares no keys: the doctor may read, but holds no key of the old record.
+    mv.grant(stranger, patient.address, doctor.address, frozenset({Category.LABORATORY}), Purpose.TREAT, now, now + DAY)
+    with pytest.raises(AccessDeniedError, match="was ever wrapped for it"):
+        mv.read_record(doctor, patient.address, old.index)
+
+    tx = mv.share_keys(patient, doctor.address)
+
+    assert mv.read_record(doctor, patient.address, old.index).data == LAB
+    assert mv.audit(patient.address)[-1].event == "KeysShared"
+    assert mv.audit(patient.address)[-1].tx_hash == tx.tx_hash
+    with pytest.raises(ConfigurationError, match="holds no grant"):
+        mv.share_keys(patient, provider.address)
+
+
+def test_share_keys_refuses_an_empty_bundle(mv: Medvault, patient: Wallet, doctor: Wallet) -> None:
+    fn = mv.chain.consent.functions.shareKeys(doctor.address, b"")
+    with pytest.raises(ContractError) as caught:
+        mv.chain.transact(patient, fn, "share nothing")
+    assert caught.value.name == "ConsentManagerEmptyKeysCid"
+
+
+# -- the post-quantum hybrid suite ------------------------------------------------------------
+
+
+@pytest.fixture
+def pq(w3: Web3, home: Path, ipfs: IpfsClient, wallets: dict[str, Wallet]) -> Medvault:
+    deployment, _ = deploy(w3, wallets["admin"], home, key_suite=KeySuite.MLKEM768_X25519)
+    return Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
+
+
+def test_hybrid_suite_end_to_end(
+    pq: Medvault,
+    admin: Wallet,
+    provider: Wallet,
+    patient: Wallet,
+    doctor: Wallet,
+    keystore: Keystore,
+) -> None:
+    assert pq.suite is KeySuite.MLKEM768_X25519
+    registrations = [pq.register(w) for w in (patient, provider, doctor)]
+    pq.accredit(admin, provider.address, Role.PROVIDER)
+    published = pq.encryption_key(patient.address)
+    assert len(published) == 1 + 1184 + 32
+    assert published[0] == KeySuite.MLKEM768_X25519
+    assert keccak(published) == bytes(pq.chain.participants.functions.encryptionKeyHash(patient.address).call())
+    register_gas = registrations[0].gas_used
+    assert register_gas < 100_000, f"registering a hybrid key uses {register_gas:,} gas"
+
+    first = add(pq, provider, patient)
+    bundle = json.loads(pq.ipfs.cat(first.keys_cid))
+    assert bundle["suite"] == "MLKEM768_X25519"
+    grant_all(pq, patient, doctor)
+    assert pq.read_record(doctor, patient.address, first.index).data == LAB
+    assert pq.read_record(patient, patient.address, first.index).data == LAB
+
+    pq.revoke(patient, patient.address, doctor.address)
+    with pytest.raises(AccessDeniedError, match="revoked"):
+        pq.read_record(doctor, patient.address, first.index)
+
+    rotation = pq.rotate_key(patient)
+    second = add(pq, provider, patient, MEDS)
+    assert rotation.new_epoch == 1
+    assert len(rotation.public_key) == 1217
+    assert not opens_any(pq, patient.encryption_keys(pq.suite, 0), patient, second)
+    restored = keystore.unlock("patient", PASSPHRASE)
+    assert pq.read_record(restored, patient.address, first.index).data == LAB
+    assert pq.read_record(restored, patient.address, second.index).data == MEDS

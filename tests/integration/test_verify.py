@@ -1,0 +1,306 @@
+"""`medvault verify`: every kind of corruption of a patient's log is found and named by record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from click.testing import CliRunner
+
+from medvault.cli import cli
+from medvault.client import _record_hash
+from medvault.ipfs import IpfsClient, cid_to_bytes
+from medvault.model import Category
+from medvault.node import free_port
+from medvault.verify import verify_patient
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from medvault.accounts import Wallet
+    from medvault.client import Medvault
+    from medvault.node import NodeInfo
+    from medvault.verify import VerificationReport
+
+pytestmark = pytest.mark.integration
+
+LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
+
+
+def add_records(mv: Medvault, provider: Wallet, patient: Wallet, n: int) -> None:
+    for i in range(n):
+        mv.add_record(provider, patient.address, LAB + b" " * i, Category.LABORATORY)
+
+
+def kinds(report: VerificationReport) -> set[tuple[str, int, str]]:
+    return {(f.kind, f.index, f.object) for f in report.findings}
+
+
+def collect_garbage(ipfs: IpfsClient) -> None:
+    ipfs._post("repo/gc")
+
+
+def patch_events(mv: Medvault, monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
+    """Serves RecordAdded events through ``change`` (a list in, a list out), as a lying RPC node would."""
+    real_events = mv.chain.events
+
+    def events(contract: str, event: str, **filters: Any) -> list[Any]:
+        logs = real_events(contract, event, **filters)
+        return list(change(logs)) if event == "RecordAdded" else logs
+
+    monkeypatch.setattr(mv.chain, "events", events)
+
+
+class LyingIpfs(IpfsClient):
+    """Serves other bytes for one CID, the genuine bytes for the rest."""
+
+    def __init__(self, api_url: str, cid: str, substitute: bytes) -> None:
+        super().__init__(api_url)
+        self.cid, self.substitute = cid, substitute
+
+    def _post(self, command: str, **kwargs: Any) -> Any:
+        response = super()._post(command, **kwargs)
+        if command == "cat" and kwargs["params"]["arg"] == self.cid:
+            response._content = self.substitute
+        return response
+
+
+def test_a_clean_log_verifies(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
+    add_records(mv, provider, patient, 3)
+
+    report = verify_patient(mv, patient.address)
+
+    assert report.ok, report.findings
+    assert report.count == report.events == 3
+    assert [r.index for r in report.records] == [0, 1, 2]
+    assert report.head == mv.records(patient.address)[-1].record_hash
+
+
+def test_an_empty_log_verifies(mv: Medvault, patient: Wallet) -> None:
+    report = verify_patient(mv, patient.address)
+
+    assert report.ok
+    assert report.count == 0
+
+
+def test_unpinned_ciphertext_and_key_bundle(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
+    add_records(mv, provider, patient, 3)
+    pointers = mv.records(patient.address)
+    mv.ipfs.unpin(pointers[1].cid)
+    mv.ipfs.unpin(pointers[2].keys_cid)
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("unpinned", 1, "record"), ("unpinned", 2, "keys")}
+    assert report.findings[0].cid == pointers[1].cid
+
+
+def test_garbage_collected_ciphertext_is_missing(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
+    add_records(mv, provider, patient, 3)
+    pointers = mv.records(patient.address)
+    mv.ipfs.unpin(pointers[0].cid)
+    mv.ipfs.unpin(pointers[2].keys_cid)
+    collect_garbage(mv.ipfs)
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("missing", 0, "record"), ("missing", 2, "keys")}
+    assert pointers[0].cid in report.findings[0].message
+
+
+def test_ciphertext_served_altered_is_reported(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
+    add_records(mv, provider, patient, 2)
+    cid = mv.records(patient.address)[1].cid
+    genuine = mv.ipfs.cat(cid)
+    mv.ipfs = LyingIpfs(mv.ipfs.api_url, cid, genuine[:-1] + bytes([genuine[-1] ^ 1]))
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("altered", 1, "record")}
+    assert "hash to" in report.findings[0].message
+
+
+def test_ciphertext_differing_from_its_content_hash_is_reported(
+    mv: Medvault, provider: Wallet, patient: Wallet
+) -> None:
+    add_records(mv, provider, patient, 1)
+    # A faulty client commits to a content hash that is not its ciphertext's.
+    keys_cid = mv.records(patient.address)[0].keys_cid
+    fn = mv.chain.records.functions.addRecord(
+        patient.address,
+        1,
+        cid_to_bytes(mv.ipfs.add(b"ciphertext")),
+        hashlib.sha256(b"something else").digest(),
+        int(Category.NOTES),
+        cid_to_bytes(keys_cid),
+    )
+    mv.chain.transact(provider, fn, "raw addRecord")
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("altered", 1, "record")}
+    assert "content hash" in report.findings[0].message
+
+
+def test_swapped_events_are_reordered(
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_records(mv, provider, patient, 3)
+    patch_events(mv, monkeypatch, lambda logs: [logs[1], logs[0], logs[2]])
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("reordered", 0, "log"), ("reordered", 1, "log")}
+
+
+def test_an_altered_event_is_pinned_to_its_record(
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_records(mv, provider, patient, 3)
+
+    def recategorize(logs: list[Any]) -> list[Any]:
+        logs[1] = {**logs[1], "args": {**logs[1]["args"], "category": int(Category.NOTES)}}
+        return logs
+
+    patch_events(mv, monkeypatch, recategorize)
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("altered", 1, "log")}
+    assert "does not match" in report.findings[0].message
+
+
+def test_an_altered_last_event_does_not_reach_the_head(
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_records(mv, provider, patient, 2)
+
+    def rehash(logs: list[Any]) -> list[Any]:
+        # Fields and record hash changed consistently: only the on-chain head gives it away.
+        args = {**logs[1]["args"], "category": int(Category.NOTES)}
+        args["recordHash"] = _record_hash(bytes(logs[0]["args"]["recordHash"]), patient.address, args)
+        logs[1] = {**logs[1], "args": args}
+        return logs
+
+    patch_events(mv, monkeypatch, rehash)
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("altered", 1, "log")}
+    assert "on-chain head" in report.findings[0].message
+
+
+def test_a_dropped_event_is_missing(
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_records(mv, provider, patient, 3)
+    patch_events(mv, monkeypatch, lambda logs: [logs[0], logs[2]])
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("missing", 1, "log")}
+    assert [r.index for r in report.records] == [0, 2]
+
+
+def test_a_forged_extra_event_is_altered(
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_records(mv, provider, patient, 2)
+    patch_events(mv, monkeypatch, lambda logs: [*logs, {**logs[1], "args": {**logs[1]["args"], "index": 2}}])
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {("altered", 2, "log")}
+
+
+def test_several_findings_are_all_reported(
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_records(mv, provider, patient, 5)
+    pointers = mv.records(patient.address)
+    mv.ipfs.unpin(pointers[0].cid)
+    mv.ipfs.unpin(pointers[1].keys_cid)
+    collect_garbage(mv.ipfs)
+
+    def corrupt(logs: list[Any]) -> list[Any]:
+        logs[2] = {**logs[2], "args": {**logs[2]["args"], "timestamp": logs[2]["args"]["timestamp"] + 1}}
+        return [logs[0], logs[1], logs[3], logs[2]]  # record 4 dropped, 2 and 3 swapped
+
+    patch_events(mv, monkeypatch, corrupt)
+
+    report = verify_patient(mv, patient.address)
+
+    assert kinds(report) == {
+        ("missing", 0, "record"),
+        ("missing", 1, "keys"),
+        ("altered", 2, "log"),
+        ("reordered", 2, "log"),
+        ("reordered", 3, "log"),
+        ("missing", 4, "log"),
+    }
+    assert not report.ok
+    assert report.tally() == {"missing": 3, "altered": 1, "reordered": 2}
+
+
+class TestCli:
+    @staticmethod
+    def run(home: Path, node: NodeInfo, *args: str) -> Any:
+        base = ["--home", str(home), "--rpc-url", node.rpc_url, "--ipfs-api", node.ipfs_api]
+        return CliRunner().invoke(cli, [*base, "verify", *args])
+
+    def test_clean_log_exits_zero(
+        self, mv: Medvault, provider: Wallet, patient: Wallet, home: Path, local_node: NodeInfo
+    ) -> None:
+        add_records(mv, provider, patient, 2)
+
+        result = self.run(home, local_node, "--patient", patient.address)
+
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines() == ["   0  ok", "   1  ok", f"{patient.address}: 2 records, all verified"]
+
+    def test_patient_by_keystore_name_with_json(
+        self, mv: Medvault, provider: Wallet, patient: Wallet, home: Path, local_node: NodeInfo
+    ) -> None:
+        add_records(mv, provider, patient, 1)
+
+        result = self.run(home, local_node, "--patient", "patient", "--json")
+
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["ok"] is True
+        assert data["patient"] == patient.address
+        assert data["records"][0]["cid"] == mv.records(patient.address)[0].cid
+
+    def test_findings_exit_one(
+        self, mv: Medvault, provider: Wallet, patient: Wallet, home: Path, local_node: NodeInfo
+    ) -> None:
+        add_records(mv, provider, patient, 2)
+        mv.ipfs.unpin(mv.records(patient.address)[1].cid)
+
+        text = self.run(home, local_node, "--patient", patient.address)
+        as_json = self.run(home, local_node, "--patient", patient.address, "--json")
+
+        assert text.exit_code == 1, text.output
+        lines = text.stdout.splitlines()
+        assert lines[0] == "   0  ok"
+        assert lines[1].startswith("   1  UNPINNED  record ")
+        assert lines[-1] == f"{patient.address}: 2 records, 1 finding (1 unpinned)"
+        assert as_json.exit_code == 1
+        data = json.loads(as_json.stdout)
+        assert data["ok"] is False
+        assert [(f["kind"], f["index"], f["object"]) for f in data["findings"]] == [("unpinned", 1, "record")]
+
+    def test_kubo_down_is_an_error_not_a_finding(
+        self, mv: Medvault, provider: Wallet, patient: Wallet, home: Path, local_node: NodeInfo
+    ) -> None:
+        add_records(mv, provider, patient, 1)
+        base = ["--home", str(home), "--rpc-url", local_node.rpc_url, "--ipfs-api", f"http://127.0.0.1:{free_port()}"]
+
+        result = CliRunner().invoke(cli, [*base, "verify", "--patient", patient.address, "--json"])
+
+        assert result.exit_code == 1
+        data = json.loads(result.stdout)
+        assert data["error"] == "IpfsUnavailableError"
+        assert "findings" not in data
