@@ -2,9 +2,9 @@
 
     ape run deploy --network ethereum:local:foundry --account <alias> [--home DIR] [--key-suite SUITE]
 
-Deploys ParticipantRegistry(admin = the deploying account), RecordRegistry(ParticipantRegistry)
-and ConsentManager(), prints each address and the gas its deployment used, and writes the
-deployment record ``<home>/deployments/<chain id>.json`` that the ``medvault`` CLI and Python
+Deploys ParticipantRegistry(admin = the deploying account), RecordRegistry(ParticipantRegistry),
+ConsentManager(ParticipantRegistry) and KeeperDirectory(), prints each address and the gas its
+deployment used, and writes the deployment record ``<home>/deployments/<chain id>.json`` that the ``medvault`` CLI and Python
 package read (:class:`medvault.contracts.Deployment`).
 
 Non-interactive use (CI): pass ``--yes`` so the transactions are signed without a confirmation
@@ -78,7 +78,7 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
     "(a keystore account is unlocked once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt).",
 )
 def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, autosign: bool) -> None:
-    """Deploy ParticipantRegistry, RecordRegistry and ConsentManager; record the deployment."""
+    """Deploy ParticipantRegistry, RecordRegistry, ConsentManager and KeeperDirectory; record the deployment."""
     _refuse_throwaway_chain(provider)
     if isinstance(account, KeyfileAccount):
         # Unlock once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt, instead of a passphrase
@@ -101,6 +101,7 @@ def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, 
     participants = deploy(project.ParticipantRegistry, account.address)
     records = deploy(project.RecordRegistry, participants.address)
     consent = deploy(project.ConsentManager, participants.address)
+    keepers = deploy(project.KeeperDirectory)
 
     deployment = Deployment(
         chain_id=chain.chain_id,
@@ -110,6 +111,7 @@ def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, 
         participant_registry=str(participants.address),
         record_registry=str(records.address),
         consent_manager=str(consent.address),
+        keeper_directory=str(keepers.address),
     )
     path = deployment.save(home.expanduser())
     click.echo(f"total gas used {sum(r.gas_used for r in receipts):,}")

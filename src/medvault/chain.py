@@ -58,6 +58,7 @@ class Chain:
             "ParticipantRegistry": deployment.participant_registry,
             "RecordRegistry": deployment.record_registry,
             "ConsentManager": deployment.consent_manager,
+            "KeeperDirectory": deployment.keeper_directory,
         }
         self.contracts: dict[str, Contract] = {
             name: w3.eth.contract(address=to_checksum_address(address[name]), abi=artifacts[name].abi)
@@ -86,6 +87,10 @@ class Chain:
     @property
     def consent(self) -> Contract:
         return self.contracts["ConsentManager"]
+
+    @property
+    def keepers(self) -> Contract:
+        return self.contracts["KeeperDirectory"]
 
     def call(self, fn: ContractFunction, action: str) -> Any:
         try:
@@ -151,6 +156,7 @@ def deploy(
     participants = create("ParticipantRegistry", wallet.address)
     records = create("RecordRegistry", participants)
     consent = create("ConsentManager", participants)
+    keepers = create("KeeperDirectory")
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
         block_number=results[0].block_number,
@@ -159,6 +165,7 @@ def deploy(
         participant_registry=participants,
         record_registry=records,
         consent_manager=consent,
+        keeper_directory=keepers,
     )
     deployment.save(home)
     return deployment, results

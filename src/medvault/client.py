@@ -90,6 +90,7 @@ _AUDITED = {
         "AccessGranted", "KeysShared", "AccessRevoked", "ActedAsDelegate", "DelegateAppointed", "DelegateRemoved",
         "AccessRequested", "RequestApproved", "RequestDenied", "EmergencyAccessTaken",
     ),
+    "KeeperDirectory": ("KeepersChosen", "KeyReleased"),
 }  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from medvault.node import find_tool
 __all__ = ["CONTRACT_NAMES", "Artifact", "Deployment", "load_artifacts", "project_root"]
 
 SOLC_VERSION = "0.8.30"
-CONTRACT_NAMES = ("ParticipantRegistry", "RecordRegistry", "ConsentManager")
+CONTRACT_NAMES = ("ParticipantRegistry", "RecordRegistry", "ConsentManager", "KeeperDirectory")
 # Must match foundry.toml and ape-config.yaml.
 COMPILER_SETTINGS = {
     "evmVersion": "prague",
@@ -50,6 +50,7 @@ class Deployment(BaseModel):
     participant_registry: str
     record_registry: str
     consent_manager: str
+    keeper_directory: str
 
     @staticmethod
     def path(home: Path, chain_id: int) -> Path:
