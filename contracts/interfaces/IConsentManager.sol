@@ -214,7 +214,8 @@ interface IConsentManager {
     function approveRequestBySig(AccessRequest calldata request, bytes calldata keysCid, Authorization calldata auth)
         external;
 
-    /// @notice Denies a pending request.
+    /// @notice Denies a pending request (by the patient or their delegate). A grant the
+    /// researcher already holds is left as it is; revoke it to end it.
     function denyRequest(AccessRequest calldata request) external;
 
     /// @notice `denyRequest`, authorized by signature.
