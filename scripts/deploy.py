@@ -4,8 +4,8 @@
 
 Deploys ParticipantRegistry(admin = the deploying account), RecordRegistry(ParticipantRegistry),
 ConsentManager(ParticipantRegistry) and KeeperDirectory(), prints each address and the gas its
-deployment used, and writes the deployment record ``<home>/deployments/<chain id>.json`` that the ``medvault`` CLI and Python
-package read (:class:`medvault.contracts.Deployment`).
+deployment used, and writes the deployment record ``<home>/deployments/<chain id>.json`` that
+the ``medvault`` CLI and Python package read (:class:`medvault.contracts.Deployment`).
 
 Non-interactive use (CI): pass ``--yes`` so the transactions are signed without a confirmation
 each, and give a keystore account's passphrase in ``APE_ACCOUNTS_<alias>_PASSPHRASE``; without
