@@ -17,6 +17,12 @@ re-wraps the keys of the patient's records for it in one bundle, announced with 
 Records written from then on are wrapped for the new key only, so the old key opens nothing
 new. A reader unwraps with its current key first, then with its earlier ones (bundles made
 before a rotation are wrapped to the key of their time).
+
+Keepers: a patient may name key-release keepers (``set_keepers``). Each record written from
+then on also escrows its key t-of-n among them ("escrow" in its key bundle, ``medvault.escrow``);
+a reader whom the chain lets read but who holds no wrap (a grant made by a delegate, say) asks
+the keepers, who each check consent on chain before releasing their share (``release_key``,
+``medvault.keeper``), and post a ``KeyReleased`` receipt for it (``releases``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +46,8 @@ from medvault.crypto import (
     decrypt_record,
     encrypt_record,
     new_record_key,
+    open_share,
+    seal_share,
     unwrap_key,
     wrap_key,
 )
@@ -48,9 +58,12 @@ from medvault.errors import (
     ContractError,
     DecryptionError,
     IntegrityError,
+    KeeperRefusedError,
     MedvaultError,
 )
+from medvault.escrow import combine_key, split_key
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
+from medvault.keyrequest import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import (
     AccessRequest,
     Category,
@@ -74,7 +87,7 @@ if TYPE_CHECKING:
     from medvault.chain import Chain, TxResult
     from medvault.ipfs import IpfsClient
 
-__all__ = ["AuditEntry", "KeyInfo", "KeyRotation", "Medvault", "RecordReceipt"]
+__all__ = ["AuditEntry", "KeeperSet", "KeyInfo", "KeyRelease", "KeyRotation", "Medvault", "RecordReceipt"]
 
 KEY_BUNDLE_FORMAT = "medvault/key-bundle/v1"
 MAX_KEY_EPOCHS = 64  # epochs 0..63 are searched for the one whose key an account published
@@ -139,6 +152,34 @@ class KeyRotation:
     keys_cid: str | None
     rewrapped: list[int]
     transactions: list[TxResult]
+
+
+@dataclass(frozen=True)
+class KeeperSet:
+    """The keepers a patient chose, any ``threshold`` of which release a record key, and the URL
+    each last announced (None if it never did)."""
+
+    patient: str
+    keepers: list[str]
+    threshold: int
+    urls: dict[str, str | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"patient": self.patient, "keepers": self.keepers, "threshold": self.threshold, "urls": self.urls}
+
+
+@dataclass(frozen=True)
+class KeyRelease:
+    """A receipt on chain: ``keeper`` released its share of record ``index`` to ``grantee``."""
+
+    patient: str
+    grantee: str
+    keeper: str
+    index: int
+    released_at: int
+    release_id: str
+    tx_hash: str
+    block_number: int
 
 
 @dataclass(frozen=True)
@@ -269,6 +310,8 @@ class Medvault:
         """Encrypts ``data`` for ``patient`` and appends its pointer; see the module docstring."""
         patient = to_checksum_address(patient)
         readers = self._readers_for_new_record(patient, author.address, category)
+        keepers = self.keepers_of(patient, with_urls=False)
+        keeper_keys = {keeper: self.encryption_key(keeper) for keeper in keepers.keepers}
         header = json.dumps({"contentType": content_type, "name": name}, separators=(",", ":")).encode()
         plaintext = header + b"\n" + data
         for _attempt in range(STALE_INDEX_RETRIES):
@@ -276,7 +319,9 @@ class Medvault:
             context = self._context(patient, count)
             record_key = new_record_key()
             blob = encrypt_record(plaintext, record_key, context)
-            bundle = self._key_bundle(patient, [(context, record_key, reader, key) for reader, key in readers.items()])
+            escrow = self._escrow(context, record_key, keepers.threshold, keeper_keys) if keeper_keys else None
+            items = [(context, record_key, reader, key) for reader, key in readers.items()]
+            bundle = self._key_bundle(patient, items, escrow)
             cid = self.ipfs.add(blob)
             try:
                 keys_cid = self.ipfs.add(bundle)
@@ -349,7 +394,12 @@ class Medvault:
         if actual != pointer.content_hash:
             raise ContentHashMismatchError(f"record {index} of {patient}", pointer.content_hash, actual)
         context = self._context(patient, index)
-        key = self._open_key(reader, pointer)
+        try:
+            key = self._open_key(reader, pointer)
+        except AccessDeniedError:
+            if self.bundle(pointer.keys_cid, patient).get("escrow") is None:
+                raise
+            key = self.release_key(reader, pointer, blob)  # no wrap of its own: ask the patient's keepers
         plaintext = decrypt_record(blob, key, context)
         header, _, body = plaintext.partition(b"\n")
         meta = json.loads(header)
@@ -571,6 +621,122 @@ class Medvault:
                 return entry
         return None
 
+    # -- keepers ---------------------------------------------------------------------------
+    # A patient may choose key-release keepers (``set_keepers``); every record written from
+    # then on escrows its key with them, t-of-n (``medvault.escrow``). A reader with access but
+    # no wrap of its own asks them (``release_key``); each checks consent on chain first, and
+    # posts a ``KeyReleased`` receipt for what it released (``releases``).
+
+    def set_keepers(self, patient: Wallet, keepers: list[str], threshold: int) -> TxResult:
+        """Chooses ``patient``'s keepers (registered accounts) and threshold; an empty list, with
+        threshold 0, removes them. Records written before keep the keepers of their time."""
+        keepers = [to_checksum_address(k) for k in keepers]
+        for keeper in keepers:
+            if not self.is_registered(keeper):
+                raise ConfigurationError(
+                    f"keeper {keeper} has no encryption key to escrow shares to (`medvault register`)"
+                )
+        fn = self.chain.keepers.functions.setKeepers(keepers, threshold)
+        return self.chain.transact(patient, fn, f"set {threshold}-of-{len(keepers)} keepers of {patient.address}")
+
+    def keepers_of(self, patient: str, *, with_urls: bool = True) -> KeeperSet:
+        patient = to_checksum_address(patient)
+        keepers, threshold = self.chain.call(self.chain.keepers.functions.keepersOf(patient), "keepersOf")
+        keepers = [to_checksum_address(k) for k in keepers]
+        urls = self.keeper_urls(keepers) if with_urls else {}
+        return KeeperSet(patient, keepers, int(threshold), urls)
+
+    def keeper_urls(self, keepers: list[str]) -> dict[str, str | None]:
+        """The URL each keeper announced last (None if it never announced one)."""
+        urls: dict[str, str | None] = {}
+        for keeper in keepers:
+            events = self.chain.events("KeeperDirectory", "KeeperAnnounced", keeper=to_checksum_address(keeper))
+            urls[to_checksum_address(keeper)] = str(events[-1]["args"]["url"]) if events else None
+        return urls
+
+    def announce_keeper(self, keeper: Wallet, url: str) -> TxResult:
+        fn = self.chain.keepers.functions.announce(url)
+        return self.chain.transact(keeper, fn, f"announce keeper {keeper.address} at {url}")
+
+    def releases(self, patient: str, *, keeper: str | None = None) -> list[KeyRelease]:
+        """The ``KeyReleased`` receipts of the patient's keepers, oldest first."""
+        filters = {"patient": to_checksum_address(patient)}
+        if keeper:
+            filters["keeper"] = to_checksum_address(keeper)
+        return [
+            KeyRelease(
+                patient=e["args"]["patient"],
+                grantee=e["args"]["grantee"],
+                keeper=e["args"]["keeper"],
+                index=e["args"]["index"],
+                released_at=e["args"]["releasedAt"],
+                release_id="0x" + bytes(e["args"]["releaseId"]).hex(),
+                tx_hash=e["transactionHash"].to_0x_hex(),
+                block_number=e["blockNumber"],
+            )
+            for e in self.chain.events("KeeperDirectory", "KeyReleased", **filters)
+        ]
+
+    def release_key(
+        self, reader: Wallet, pointer: RecordPointer, blob: bytes | None = None, timeout: float = 10.0
+    ) -> bytes:
+        """The record key of ``pointer`` from the keepers its bundle escrows it with.
+
+        Asks every keeper at once with a signed ``KeyRequest``, unwraps the shares they release
+        and combines ``threshold`` of them; with ``blob`` (the record's ciphertext), a
+        combination that does not decrypt it is set aside for another. Raises KeeperRefusedError
+        naming the keepers' reasons when fewer than ``threshold`` release. The keepers check
+        consent themselves: this does not ask the chain first.
+        """
+        escrow = self.bundle(pointer.keys_cid, pointer.patient).get("escrow")
+        if not escrow:
+            raise AccessDeniedError(
+                reader.address, pointer.patient, f"no key of record {pointer.index} was wrapped for it, nor escrowed"
+            )
+        threshold = int(escrow["threshold"])
+        expected: dict[str, int] = {to_checksum_address(s["keeper"]): int(s["x"]) for s in escrow["shares"]}
+        urls = self.keeper_urls(list(expected))
+        context = self._context(pointer.patient, pointer.index)
+        pair = reader.encryption_keys(self.suite, self.key_epoch(reader))
+        directory, issued_at = self.chain.keepers.address, self.now()
+
+        def ask(keeper: str) -> tuple[int, bytes] | Refusal:
+            url = urls[keeper]
+            if url is None:
+                return Refusal("no-url", f"keeper {keeper} never announced a URL", 0)
+            request = KeyRequest(pointer.patient, pointer.index, reader.address, keeper, issued_at)
+            try:
+                release = post_key_request(
+                    url, sign_key_request(reader, request, self.chain.chain_id, directory), timeout
+                )
+                x = expected[keeper]
+                if release.keeper != keeper or release.x != x:
+                    raise Refusal("bad-response", f"{url} answered for keeper {release.keeper}, share {release.x}", 0)
+                info = context.release_info(reader.address, keeper, x)
+                return x, open_share(release.wrap, pair, info, f"the share of record {pointer.index} from {keeper}")
+            except Refusal as refusal:
+                return refusal
+            except DecryptionError as exc:
+                return Refusal("bad-response", str(exc), 0)
+
+        with ThreadPoolExecutor(max_workers=len(expected)) as pool:
+            answers = dict(zip(expected, pool.map(ask, expected), strict=True))
+        shares = [a for a in answers.values() if not isinstance(a, Refusal)]
+        refusals: dict[str, Refusal] = {k: a for k, a in answers.items() if isinstance(a, Refusal)}
+        if len(shares) >= threshold:
+            for subset in itertools.combinations(shares, threshold):
+                key = combine_key(list(subset))
+                if blob is None:
+                    return key
+                with contextlib.suppress(DecryptionError):
+                    decrypt_record(blob, key, context)
+                    return key
+            refusals["*"] = Refusal(
+                "bad-share", f"no {threshold} of the {len(shares)} released shares open the record", 0
+            )
+        reasons = {k: (r.reason, r.message) for k, r in refusals.items()}
+        raise KeeperRefusedError(reader.address, pointer.patient, len(shares), threshold, reasons)
+
     # -- internals -------------------------------------------------------------------------
 
     def now(self) -> int:
@@ -593,7 +759,9 @@ class Medvault:
                 readers[grant.grantee] = self.encryption_key(grant.grantee)
         return readers
 
-    def _key_bundle(self, patient: str, items: list[tuple[RecordContext, bytes, str, bytes]]) -> bytes:
+    def _key_bundle(
+        self, patient: str, items: list[tuple[RecordContext, bytes, str, bytes]], escrow: dict[str, Any] | None = None
+    ) -> bytes:
         wraps = [
             {
                 "index": ctx.index,
@@ -610,7 +778,26 @@ class Medvault:
             "suite": self.suite.name,
             "wraps": wraps,
         }
+        if escrow is not None:
+            bundle["escrow"] = escrow
         return json.dumps(bundle, separators=(",", ":")).encode()
+
+    @staticmethod
+    def _escrow(context: RecordContext, key: bytes, threshold: int, keepers: dict[str, bytes]) -> dict[str, Any]:
+        """The key bundle's escrow: ``key`` split ``threshold``-of-n, each share HPKE-wrapped to
+        its keeper's published key under ``context.escrow_info(keeper)``."""
+        shares = split_key(key, threshold, len(keepers))
+        return {
+            "threshold": threshold,
+            "shares": [
+                {
+                    "keeper": keeper,
+                    "x": x,
+                    "wrap": base64.b64encode(seal_share(share, public, context.escrow_info(keeper))).decode(),
+                }
+                for (keeper, public), (x, share) in zip(keepers.items(), shares, strict=True)
+            ],
+        }
 
     def _share_keys(self, actor: Wallet, patient: str, grantee: str, pointers: list[RecordPointer]) -> bytes:
         """Wraps the keys of ``pointers`` for ``grantee`` in a bundle in IPFS; its binary CID.
@@ -651,6 +838,20 @@ class Medvault:
             return wrapped
         raise AccessDeniedError(reader, pointer.patient, f"no key of record {pointer.index} was ever wrapped for it")
 
+    def bundle(self, cid: str, patient: str) -> dict[str, Any]:
+        """The key bundle ``cid`` from IPFS (checked against its CID), if it is one for ``patient``."""
+        try:
+            bundle = json.loads(self.ipfs.cat(cid))
+        except ValueError:
+            bundle = None
+        if (
+            not isinstance(bundle, dict)
+            or bundle.get("format") != KEY_BUNDLE_FORMAT
+            or bundle.get("patient") != patient
+        ):
+            raise IntegrityError(f"key bundle {cid} is not a medvault key bundle for {patient}")
+        return bundle
+
     def _wraps(self, reader: str, pointer: RecordPointer) -> Iterator[bytes]:
         """The reader's wraps of the record key, fetched lazily: from the record's bundle, then
         from the bundles shared with it (grants, ``shareKeys``, the patient's key rotations),
@@ -659,27 +860,34 @@ class Medvault:
         shared = self.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader)
         cids += [cid_from_bytes(bytes(event["args"]["keysCid"])) for event in reversed(shared)]
         for cid in cids:
-            bundle = json.loads(self.ipfs.cat(cid))
-            if bundle.get("format") != KEY_BUNDLE_FORMAT or bundle.get("patient") != pointer.patient:
-                raise IntegrityError(f"key bundle {cid} is not a medvault key bundle for {pointer.patient}")
+            bundle = self.bundle(cid, pointer.patient)
             for item in bundle["wraps"]:
                 if item["index"] == pointer.index and item["reader"] == reader:
                     yield base64.b64decode(item["wrap"])
 
     def _check_access(self, reader: str, pointer: RecordPointer) -> None:
+        denial = self.access_denial(reader, pointer)
+        if denial is not None:
+            raise AccessDeniedError(reader, pointer.patient, denial[1])
+
+    def access_denial(self, reader: str, pointer: RecordPointer) -> tuple[str, str] | None:
+        """None if the chain lets ``reader`` read ``pointer`` now (latest block), else why not:
+        a code (no-grant, revoked, expired, not-yet-valid, out-of-scope) and a sentence."""
+        reader = to_checksum_address(reader)
         if reader in (pointer.patient, pointer.author) or self.can_read(pointer.patient, reader, pointer.category):
-            return
+            return None
         grant, now = self.grant_of(pointer.patient, reader), self.now()
         if grant is None:
             revoked = self.chain.events("ConsentManager", "AccessRevoked", patient=pointer.patient, grantee=reader)
-            reason = "no active grant: " + ("the patient revoked it" if revoked else "the patient never granted one")
-        elif now >= grant.valid_until:
-            reason = f"its grant expired at {grant.valid_until} (chain time {now})"
-        elif now < grant.valid_from:
-            reason = f"its grant starts at {grant.valid_from} (chain time {now})"
-        else:
-            reason = f"record {pointer.index} is {pointer.category.name.lower()}, outside the grant's scope"
-        raise AccessDeniedError(reader, pointer.patient, reason)
+            code = "revoked" if revoked else "no-grant"
+            return code, "no active grant: " + (
+                "the patient revoked it" if revoked else "the patient never granted one"
+            )
+        if now >= grant.valid_until:
+            return "expired", f"its grant expired at {grant.valid_until} (chain time {now})"
+        if now < grant.valid_from:
+            return "not-yet-valid", f"its grant starts at {grant.valid_from} (chain time {now})"
+        return "out-of-scope", f"record {pointer.index} is {pointer.category.name.lower()}, outside the grant's scope"
 
     def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:
         try:

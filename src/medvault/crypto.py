@@ -48,6 +48,8 @@ __all__ = [
     "encrypt_record",
     "encryption_key_typed_data",
     "new_record_key",
+    "open_share",
+    "seal_share",
     "unwrap_key",
     "wrap_key",
 ]
@@ -103,6 +105,17 @@ class RecordContext:
 
     def wrap_info(self, reader: str) -> bytes:
         return abi_encode(["bytes", "address"], [self.associated_data(), reader])
+
+    def escrow_info(self, keeper: str) -> bytes:
+        """HPKE info of a keeper's escrowed share of the record key (never a reader's wrap)."""
+        return abi_encode(["bytes", "string", "address"], [self.associated_data(), "medvault/escrow/v1", keeper])
+
+    def release_info(self, reader: str, keeper: str, x: int) -> bytes:
+        """HPKE info of share ``x`` as ``keeper`` releases it to ``reader``."""
+        return abi_encode(
+            ["bytes", "string", "address", "address", "uint8"],
+            [self.associated_data(), "medvault/release/v1", reader, keeper, x],
+        )
 
 
 @dataclass(frozen=True)
@@ -215,6 +228,23 @@ def wrap_key(record_key: bytes, recipient: bytes, context: RecordContext, reader
     """Wraps ``record_key`` to the published public key ``recipient`` of ``reader``."""
     public = PublicKey.from_bytes(recipient)
     return public.suite.hpke.encrypt(record_key, public.key, info=context.wrap_info(reader))
+
+
+def seal_share(share: bytes, recipient: bytes, info: bytes) -> bytes:
+    """HPKE-encrypts a 32-byte key share to the published public key ``recipient`` under ``info``
+    (``RecordContext.escrow_info`` or ``release_info``)."""
+    public = PublicKey.from_bytes(recipient)
+    return public.suite.hpke.encrypt(share, public.key, info=info)
+
+
+def open_share(sealed: bytes, pair: EncryptionKeyPair, info: bytes, what: str) -> bytes:
+    try:
+        share = pair.suite.hpke.decrypt(sealed, pair._private_key, info=info)
+    except (InvalidTag, ValueError):
+        raise DecryptionError(what) from None
+    if len(share) != KEY_LENGTH:
+        raise DecryptionError(what)
+    return share
 
 
 def unwrap_key(wrapped: bytes, pair: EncryptionKeyPair, context: RecordContext, reader: str) -> bytes:

@@ -18,6 +18,7 @@ Every error names what is wrong and, where one exists, what to do about it. Catc
     │   ├── ContentHashMismatchError  ciphertext differs from the on-chain content hash
     │   └── DecryptionError           authentication failed: tampered or wrong key
     ├── AccessDeniedError (PermissionError)   the chain does not let this account read
+    │   └── KeeperRefusedError        too few key-release keepers released their shares
     └── ContractError                 a transaction or call reverted
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidCidError",
     "IpfsError",
     "IpfsUnavailableError",
+    "KeeperRefusedError",
     "KeystoreError",
     "MedvaultError",
     "NodeUnavailableError",
@@ -125,6 +127,27 @@ class AccessDeniedError(MedvaultError, PermissionError):
     def __init__(self, reader: str, patient: str, reason: str) -> None:
         self.reader, self.patient = reader, patient
         super().__init__(f"{reader} may not read records of {patient}: {reason}")
+
+
+class KeeperRefusedError(AccessDeniedError):
+    """Fewer than ``threshold`` keepers released their share; ``reasons`` maps each keeper that
+    did not to its (reason, message), e.g. ("expired", "..."), ("unreachable", "...")."""
+
+    def __init__(
+        self, reader: str, patient: str, released: int, threshold: int, reasons: dict[str, tuple[str, str]]
+    ) -> None:
+        self.released, self.threshold, self.reasons = released, threshold, dict(reasons)
+        counts: dict[str, int] = {}
+        for reason, _ in self.reasons.values():
+            counts[reason] = counts.get(reason, 0) + 1
+        summary = ", ".join(f"{reason} x{n}" for reason, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
+        super().__init__(
+            reader, patient, f"keepers released {released} of the {threshold} shares needed; keepers refused: {summary}"
+        )
+
+    @property
+    def reason_codes(self) -> list[str]:
+        return sorted(reason for reason, _ in self.reasons.values())
 
 
 class ContractError(MedvaultError):
