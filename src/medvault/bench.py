@@ -7,7 +7,9 @@ snapshot (``gas-snapshot.json``): a change that costs gas shows in review.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,12 @@ from medvault.client import Medvault
 from medvault.contracts import load_artifacts
 from medvault.crypto import RecordContext
 from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
+from medvault.keeper import KeeperService
 from medvault.model import Category, Purpose, Role
 from medvault.node import LocalNode, free_port
+from medvault.signing import ConsentChange
 
-__all__ = ["BUDGETS", "measure_gas"]
+__all__ = ["BUDGETS", "measure_gas", "measure_release"]
 
 GENESIS = 1_800_000_000
 DAY = 86_400
@@ -119,3 +123,61 @@ def _add_pointer(mv: Medvault, author: Wallet, patient: str, index: int) -> TxRe
         cid_to_bytes(compute_cid(bundle)),
     )  # fmt: skip
     return mv.chain.transact(author, fn, f"add record {index}")
+
+
+def measure_release(runs: int = 20) -> dict[str, float]:
+    """Milliseconds to obtain one record key from keepers (t = 2 of 3, all up, on loopback):
+    signed requests to every keeper, their on-chain checks, unwrap and combine; and the
+    whole read (chain check, fetch, verify, release, decrypt). Median and 90th percentile."""
+    with tempfile.TemporaryDirectory(prefix="medvault-bench-") as tmp:
+        home = Path(tmp)
+        node = LocalNode(home / "node", chain_port=free_port(), ipfs_port=free_port())
+        info = node.up()
+        keepers: list[KeeperService] = []
+        try:
+            w3 = connect(info.rpc_url)
+            names = ("admin", "patient", "provider", "reader", "keeper-1", "keeper-2", "keeper-3")
+            wallets = {n: Wallet(n, Account.from_key(keccak(text=f"medvault release bench {n}"))) for n in names}
+            for wallet in wallets.values():
+                w3.provider.make_request("anvil_setBalance", [wallet.address, hex(10**20)])  # type: ignore[arg-type]
+            deployment, _ = deploy(w3, wallets["admin"], home)
+
+            def client() -> Medvault:
+                return Medvault(Chain(w3, deployment, load_artifacts()), IpfsClient(info.ipfs_api))
+
+            mv = client()
+            for name in names[1:]:
+                mv.register(wallets[name])
+            mv.accredit(wallets["admin"], wallets["provider"].address, Role.PROVIDER)
+            for name in names[4:]:
+                port = free_port()
+                keepers.append(KeeperService(wallets[name], client(), home / name, port=port,
+                                             announce=f"http://127.0.0.1:{port}").start())  # fmt: skip
+            patient, reader = wallets["patient"], wallets["reader"]
+            mv.set_keepers(patient, [str(k.address) for k in keepers], 2)
+            pointer = mv.add_record(wallets["provider"], patient.address, b'{"resourceType":"Observation"}',
+                                    Category.LABORATORY).pointer  # fmt: skip
+            # A grant that shares no keys: every key the reader gets comes from the keepers.
+            now = mv.now()
+            mv.submit(patient, ConsentChange("Grant", {
+                "patient": patient.address, "grantee": reader.address, "scopes": 0x3F, "purpose": int(Purpose.TREAT),
+                "validFrom": now, "validUntil": now + DAY, "keysCid": b"",
+            }))  # fmt: skip
+            release = _timed(runs, lambda: mv.release_key(reader, pointer))
+            read = _timed(runs, lambda: mv.read_record(reader, patient.address, pointer.index))
+            return {"runs": runs, **{f"release_{k}": v for k, v in release.items()},
+                    **{f"read_{k}": v for k, v in read.items()}}  # fmt: skip
+        finally:
+            for keeper in keepers:
+                keeper.stop()
+            node.down()
+
+
+def _timed(runs: int, action: Any) -> dict[str, float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"median_ms": round(statistics.median(times), 1), "p90_ms": round(times[int(0.9 * (runs - 1))], 1)}

@@ -947,6 +947,24 @@ def bench_gas(app: App) -> None:
         click.echo("\n".join(lines))
 
 
+@bench.command("release")
+@click.option("--runs", default=20, show_default=True, help="Releases to time.")
+@_json_anywhere
+@pass_app
+def bench_release(app: App, runs: int) -> None:
+    """Time one record key release from keepers (t = 2 of 3) and one whole read."""
+    from medvault.bench import measure_release
+
+    figures = measure_release(runs)
+    if app.as_json:
+        click.echo(json.dumps(figures))
+    else:
+        click.echo(f"key release, t = 2 of 3 keepers:  median {figures['release_median_ms']} ms, "
+                   f"p90 {figures['release_p90_ms']} ms ({runs} runs)")  # fmt: skip
+        click.echo(f"whole read through the keepers:   median {figures['read_median_ms']} ms, "
+                   f"p90 {figures['read_p90_ms']} ms")  # fmt: skip
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 

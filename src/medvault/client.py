@@ -492,13 +492,17 @@ class Medvault:
         fn = self.chain.consent.functions.delegationOf(to_checksum_address(patient), to_checksum_address(delegate))
         return bool(self.chain.call(fn, "delegationOf")[0])
 
-    def decision_change(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> ConsentChange:
-        """Approves (sharing the in-scope record keys, if the patient acts) or denies a request."""
+    def decision_change(
+        self, actor: Wallet, request: AccessRequest, *, approve: bool, share_keys: bool = True
+    ) -> ConsentChange:
+        """Approves or denies a request. An approval by the patient shares the in-scope record
+        keys, unless ``share_keys`` is false: then the researcher gets each key from the
+        patient's keepers, who check the grant at every request."""
         fields = dict(zip(REQUEST_FIELDS, request.as_tuple(), strict=True))
         if not approve:
             return ConsentChange("DenyRequest", fields)
         in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]
-        keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope)
+        keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope) if share_keys else b""
         return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid})
 
     def decide_request(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> TxResult:

@@ -1,8 +1,12 @@
 """The end-to-end story, on a fresh anvil and Kubo that it starts and stops itself.
 
-A patient registers; an accredited provider adds encrypted FHIR records; the patient grants a
-doctor access; the doctor reads; a stranger is refused; the patient revokes; the doctor is
-refused, and a record written after the revoke is not even wrapped for the doctor.
+A patient registers and chooses three key-release keepers (any two can release a record key);
+an accredited provider adds encrypted FHIR records; the patient grants a doctor access; the
+doctor reads; a stranger is refused; the patient revokes; the doctor is refused, and a record
+written after the revoke is not even wrapped for the doctor. A researcher then asks for
+time-limited access; the patient approves by a signature someone else relays, sharing no keys;
+with the patient's client gone, the researcher reads through the keepers, also with one keeper
+down, and once the window closes the keepers refuse.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ from medvault.contracts import load_artifacts
 from medvault.errors import AccessDeniedError
 from medvault.fhir import category_for, synthetic_patient, synthetic_records, to_json_bytes
 from medvault.ipfs import IpfsClient
+from medvault.keeper import KeeperService
 from medvault.model import Category, Purpose, Role
 from medvault.node import LocalNode, free_port
 
 __all__ = ["run_demo"]
 
 CAST = ("admin", "patient", "provider", "doctor", "researcher", "relayer", "stranger")
+KEEPERS = ("keeper-1", "keeper-2", "keeper-3")
+KEEPER_THRESHOLD = 2
 GRANT_DAYS = 30
 STUDY_DAYS = 14
 
@@ -87,13 +94,12 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
     # Throwaway accounts: the passphrase lives only in this process's memory.
     passphrase = secrets.token_urlsafe(16)
     wallets: dict[str, Wallet] = {}
-    for name in CAST:
+    for name in CAST + KEEPERS:
         keystore.create(name, passphrase)
         wallets[name] = keystore.unlock(name, passphrase)
         w3.provider.make_request("anvil_setBalance", [wallets[name].address, hex(10**20)])  # type: ignore[arg-type]
     story.say("setup", "encrypted keystores created and funded", accounts=_addresses(wallets))
-    admin, patient, provider, doctor, researcher = (wallets[n] for n in CAST[:5])
-    stranger = wallets["stranger"]
+    admin, provider, researcher = wallets["admin"], wallets["provider"], wallets["researcher"]
 
     deployment, results = deploy(w3, admin, home)
     for result in results:
@@ -104,6 +110,31 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
         story.say(name, "registers an encryption public key (X25519)", tx=mv.register(wallets[name]))
     story.say("admin", "accredits the provider", tx=mv.accredit(admin, provider.address, Role.PROVIDER))
     story.say("admin", "accredits the researcher", tx=mv.accredit(admin, researcher.address, Role.RESEARCHER))
+    keepers = [_start_keeper(story, home, wallets[name], Medvault(Chain(w3, deployment, load_artifacts()),
+               IpfsClient(ipfs_api))) for name in KEEPERS]  # fmt: skip
+    try:
+        _with_keepers(story, mv, w3, wallets, keepers)
+    finally:
+        for keeper in keepers:
+            keeper.stop()
+
+
+def _start_keeper(story: Story, home: Path, wallet: Wallet, client: Medvault) -> KeeperService:
+    story.say(wallet.name, "registers an encryption public key", tx=client.register(wallet))
+    port = free_port()
+    keeper = KeeperService(wallet, client, home / "keepers" / wallet.name, port=port, batch_seconds=1,
+                           announce=f"http://127.0.0.1:{port}").start()  # fmt: skip
+    story.say(wallet.name, "runs a key-release keeper and announces it on chain", url=keeper.url)
+    return keeper
+
+
+def _with_keepers(
+    story: Story, mv: Medvault, w3: Any, wallets: dict[str, Wallet], keepers: list[KeeperService]
+) -> None:
+    patient, provider, doctor, stranger = (wallets[n] for n in ("patient", "provider", "doctor", "stranger"))
+    chosen = [str(k.address) for k in keepers]
+    story.say("patient", f"chooses the three keepers, any {KEEPER_THRESHOLD} of which can release a record key",
+              tx=mv.set_keepers(patient, chosen, KEEPER_THRESHOLD))  # fmt: skip
 
     rng = random.Random(7)  # noqa: S311 - synthetic data, reproducible on purpose
     fhir_patient = synthetic_patient(rng)
@@ -157,14 +188,23 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
     after_revoke = add(picks[3])
     _attempt(story, mv, doctor, "doctor", patient.address, after_revoke)
 
-    _research(story, mv, w3, wallets, lab_record=first, medication_record=after_grant)
+    _research(story, mv, w3, wallets, keepers, lab_record=first, condition_record=1, medication_record=after_grant)
 
 
 def _research(
-    story: Story, mv: Medvault, w3: Any, wallets: dict[str, Wallet], lab_record: int, medication_record: int
+    story: Story,
+    mv: Medvault,
+    w3: Any,
+    wallets: dict[str, Wallet],
+    keepers: list[KeeperService],
+    *,
+    lab_record: int,
+    condition_record: int,
+    medication_record: int,
 ) -> None:
     """A researcher asks for 14 days of lab and condition records; the patient approves by a
-    signature that someone else relays; the researcher reads; the window closes."""
+    signature that someone else relays, sharing no keys; the researcher reads through the
+    keepers while the patient's client is gone; the window closes and the keepers refuse."""
     patient, researcher, relayer = wallets["patient"], wallets["researcher"], wallets["relayer"]
     scopes = frozenset({Category.LABORATORY, Category.CONDITIONS})
     request, tx = mv.request_access(
@@ -172,18 +212,34 @@ def _research(
     )
     story.say("researcher", f"requests laboratory + conditions for study DIAB-2026 (HRESCH), {STUDY_DAYS} days",
               tx=tx, request=hex(request.request_id))  # fmt: skip
-    signed = mv.sign(patient, mv.decision_change(patient, request, approve=True))
-    story.say("patient", "approves by signing EIP-712 typed data in the wallet (no transaction, no gas)",
+    signed = mv.sign(patient, mv.decision_change(patient, request, approve=True, share_keys=False))
+    story.say("patient", "approves by signing EIP-712 typed data in the wallet (no transaction, no gas, no keys)",
               signature=signed.signature[:20] + "...", nonce=signed.typed_data["message"]["nonce"])  # fmt: skip
     story.say("relayer", "relays the patient's signed approval, paying the gas", tx=mv.relay(relayer, signed))
+    story.say("patient", "closes the wallet: from here on no key comes from the patient's client")
+    started = time.monotonic()
     record = mv.read_record(researcher, patient.address, lab_record)
-    story.say("researcher", f"reads record {lab_record} (the patient's client is not involved)",
+    story.say("researcher", f"reads record {lab_record}: each keeper checked the grant on chain and released a share",
+              content=_summary(record.data), took=f"{(time.monotonic() - started) * 1000:.0f} ms")  # fmt: skip
+    keepers[0].stop()
+    story.say("keeper-1", "goes down")
+    record = mv.read_record(researcher, patient.address, condition_record)
+    story.say("researcher", f"reads record {condition_record} with the two keepers still up",
               content=_summary(record.data))  # fmt: skip
     _attempt(story, mv, researcher, "researcher", patient.address, medication_record)
     w3.provider.make_request("evm_increaseTime", [(STUDY_DAYS + 1) * 86400])
     w3.provider.make_request("evm_mine", [])
     story.say("chain", f"time moves {STUDY_DAYS + 1} days forward, past the end of the research grant")
     _attempt(story, mv, researcher, "researcher", patient.address, lab_record)
+    try:
+        mv.release_key(researcher, mv.records(patient.address)[lab_record])
+    except AccessDeniedError as exc:
+        story.refused("researcher", "asks the keepers directly, skipping the client's own check", exc)
+    for keeper in keepers[1:]:
+        keeper.flush()
+    receipts = mv.releases(patient.address)
+    story.say("chain", f"{len(receipts)} key releases, each with an on-chain receipt (KeyReleased)",
+              by=", ".join(sorted({_who(wallets, r.keeper) for r in receipts})))  # fmt: skip
 
 
 def _attempt(story: Story, mv: Medvault, reader: Wallet, who: str, patient: str, index: int) -> None:
