@@ -23,6 +23,7 @@ from medvault.chain import Chain, TxResult, connect, deploy
 from medvault.client import Medvault
 from medvault.crypto import KeySuite
 from medvault.errors import ConfigurationError, MedvaultError
+from medvault.index import EventIndex, query_group
 from medvault.ipfs import IpfsClient
 from medvault.model import Category, Purpose, Role
 from medvault.node import LocalNode
@@ -919,6 +920,29 @@ def keeper_run(
             pass
     finally:
         service.stop()
+
+
+# -- queries (local event index) ---------------------------------------------------------------
+
+
+def _query_app(ctx: click.Context) -> App:
+    app = ctx.find_object(App)
+    if app is None:
+        raise ConfigurationError("no medvault context")
+    return app
+
+
+@cli.group()
+def query() -> None:
+    """Queries through the local event index (<home>/index/), synced from chain events first."""
+
+
+query_group(
+    lambda ctx: EventIndex.open(_query_app(ctx).home, Chain.open(_query_app(ctx).rpc_url, _query_app(ctx).home)),
+    resolve=lambda ctx, value: _query_app(ctx).address(value),
+    json_default=lambda ctx: _query_app(ctx).as_json,
+    group=query,
+)
 
 
 # -- benchmarks -------------------------------------------------------------------------------

@@ -1,0 +1,810 @@
+"""A local event index (SQLite) of one deployment, for queries that never rescan the chain.
+
+The index holds every event of the four medvault contracts, decoded, plus tables derived from
+them: records (``RecordAdded``), grants (the current state per (patient, grantee), replayed from
+``AccessGranted`` / ``RequestApproved`` / ``EmergencyAccessTaken`` / ``AccessRevoked`` in
+(block, logIndex) order), research requests and their status, and delegations. It lives in
+``<home>/index/<chain id>-<consent manager>.sqlite3`` (WAL mode, so readers never wait on a sync).
+
+Sync (``EventIndex.sync``): from the block after the last indexed one to the latest, in chunks of
+``CHUNK_BLOCKS`` blocks, one ``eth_getLogs`` per chunk for the four contract addresses (no topic
+filter), decoded with the contract ABIs. Each chunk is written in one transaction together with
+the new last block; every event row is UNIQUE(block, log_index) and inserted with INSERT OR
+IGNORE, and derived tables change only for rows that were new, so re-running a range (a crash
+between the chunk and the meta update, two processes syncing at once) never counts anything
+twice. Block timestamps and transaction senders come from one ``eth_getBlockByNumber`` (with
+transactions) per block that holds events, sent as JSON-RPC batches, and are cached in
+``blocks``.
+
+Reorgs, minimally: ``meta`` keeps the hash of the last indexed block, and ``blocks`` the hash of
+each block that held events. If the last block's hash changed (or the chain got shorter), the
+index walks back over its stored blocks to the newest one the chain still has, deletes every
+row above it, recomputes grants and delegations by replaying the remaining events from the
+local table (no chain access), and syncs forward from there. If no stored block survives, or the
+deployment block itself changed (an anvil restarted and redeployed at the same addresses), or
+the deployment record differs (chain id, addresses), the index is rebuilt from scratch.
+
+Queries call ``sync()`` first (``sync=False`` skips it): ``records_of``, ``readable_by``,
+``readers_of``, ``requests``, ``history``. ``verify`` compares the index with the chain's state
+(``logOf``, ``grantOf``, ``requestStatus``) at the last indexed block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import is_address, to_checksum_address
+from web3._utils.events import get_event_data
+
+from medvault.client import _AUDITED, AuditEntry, _plain, _record_hash
+from medvault.errors import ConfigurationError, IntegrityError, MedvaultError
+from medvault.ipfs import cid_from_bytes
+from medvault.model import (
+    AccessRequest,
+    Category,
+    Grant,
+    Purpose,
+    RecordPointer,
+    RequestStatus,
+    categories_of,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from web3.types import LogReceipt
+
+    from medvault.chain import Chain
+
+__all__ = ["EventIndex", "SyncResult", "VerifyReport", "index_path", "query_group"]
+
+SCHEMA_VERSION = 1
+CHUNK_BLOCKS = 10_000  # blocks per eth_getLogs call
+BATCH_SIZE = 200  # blocks per JSON-RPC batch of eth_getBlockByNumber
+MAX_REORG_WALK = 256  # stored blocks checked when looking for a fork point, before rebuilding
+ALL_CATEGORIES = 0x3F
+_GRANT_EVENTS = {"AccessGranted", "RequestApproved", "EmergencyAccessTaken", "AccessRevoked"}
+_DELEGATE_EVENTS = {"DelegateAppointed", "DelegateRemoved"}
+_AUDITED_PAIRS = [(contract, event) for contract, events in _AUDITED.items() for event in events]
+
+_HISTORY_SQL = (
+    "SELECT timestamp, event, sender, args, tx FROM events WHERE patient = ? AND (contract, event) IN (VALUES "  # noqa: S608
+    + ", ".join("(?, ?)" for _ in _AUDITED_PAIRS)
+    + ") ORDER BY block, log_index"
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL, timestamp INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL, sender TEXT NOT NULL,
+    timestamp INTEGER NOT NULL, contract TEXT NOT NULL, event TEXT NOT NULL, patient TEXT, args TEXT NOT NULL,
+    PRIMARY KEY (block, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_patient ON events (patient, block, log_index);
+CREATE INDEX IF NOT EXISTS events_event ON events (event, block, log_index);
+CREATE TABLE IF NOT EXISTS records (
+    patient TEXT NOT NULL, idx INTEGER NOT NULL, author TEXT NOT NULL, category INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL, content_hash TEXT NOT NULL, cid TEXT NOT NULL, keys_cid TEXT NOT NULL,
+    record_hash TEXT NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL,
+    PRIMARY KEY (patient, idx), UNIQUE (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS records_patient_category ON records (patient, category);
+CREATE TABLE IF NOT EXISTS grants (
+    patient TEXT NOT NULL, grantee TEXT NOT NULL, scopes INTEGER NOT NULL, purpose INTEGER NOT NULL,
+    valid_from INTEGER NOT NULL, valid_until INTEGER NOT NULL, emergency INTEGER NOT NULL,
+    revoked INTEGER NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL,
+    PRIMARY KEY (patient, grantee)
+);
+CREATE INDEX IF NOT EXISTS grants_grantee ON grants (grantee, revoked, valid_until);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY, patient TEXT NOT NULL, researcher TEXT NOT NULL, scopes INTEGER NOT NULL,
+    purpose INTEGER NOT NULL, duration INTEGER NOT NULL, requested_at INTEGER NOT NULL, study_id TEXT NOT NULL,
+    status INTEGER NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL,
+    decided_block INTEGER
+);
+CREATE INDEX IF NOT EXISTS requests_patient ON requests (patient, status);
+CREATE INDEX IF NOT EXISTS requests_researcher ON requests (researcher, status);
+CREATE INDEX IF NOT EXISTS requests_status ON requests (status);
+CREATE TABLE IF NOT EXISTS delegations (
+    patient TEXT NOT NULL, delegate TEXT NOT NULL, appointed INTEGER NOT NULL, block INTEGER NOT NULL,
+    PRIMARY KEY (patient, delegate)
+);
+"""
+_TABLES = ("meta", "blocks", "events", "records", "grants", "requests", "delegations")
+
+
+def index_path(home: Path, chain: Chain) -> Path:
+    """``<home>/index/<chain id>-<consent manager address>.sqlite3``."""
+    return Path(home) / "index" / f"{chain.chain_id}-{chain.consent.address}.sqlite3"
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one ``sync`` did: the blocks it indexed (none if ``from_block > to_block``), the
+    events it added, its ``eth_getLogs`` calls, whether it rewound for a reorg, and its time."""
+
+    from_block: int
+    to_block: int
+    events: int
+    log_calls: int
+    rewound_to: int | None
+    rebuilt: bool
+    ms: float
+
+    @property
+    def blocks(self) -> int:
+        return max(0, self.to_block - self.from_block + 1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "blocks": self.blocks}
+
+
+@dataclass
+class VerifyReport:
+    """The index against the chain at ``block``: what was compared and what differed."""
+
+    block: int
+    patients: int = 0
+    records: int = 0
+    grants: int = 0
+    requests: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    contract: str
+    event: str
+    args: dict[str, Any]
+    block: int
+    block_hash: str
+    log_index: int
+    tx: str
+
+
+class EventIndex:
+    """The event index of ``chain``'s deployment in the SQLite file ``path``."""
+
+    def __init__(self, path: Path, chain: Chain) -> None:
+        self.path = Path(path)
+        self.chain = chain
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.log_calls = 0  # eth_getLogs calls made by this instance (tests read it)
+        self._topics: dict[tuple[str, bytes], tuple[str, Any]] = {}
+        self._addresses: list[str] = []
+        for name, contract in chain.contracts.items():
+            self._addresses.append(contract.address)
+            for item in contract.abi:
+                if item["type"] == "event":
+                    self._topics[(contract.address.lower(), event_abi_to_log_topic(item))] = (name, item)
+        self._fingerprint = self._deployment_fingerprint()
+        self.db.executescript(_SCHEMA)
+        if self._meta("deployment") != self._fingerprint:
+            self._reset()
+
+    @classmethod
+    def open(cls, home: Path, chain: Chain) -> EventIndex:
+        return cls(index_path(home, chain), chain)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> EventIndex:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- sync ------------------------------------------------------------------------------
+
+    @property
+    def last_block(self) -> int:
+        """The last block indexed (the block before the deployment if none)."""
+        value = self._meta("last_block")
+        return int(value) if value is not None else self.chain.deployment.block_number - 1
+
+    def sync(self) -> SyncResult:
+        """Indexes the blocks after the last indexed one up to the latest; see the module docstring."""
+        started = time.perf_counter()
+        calls = self.log_calls
+        w3 = self.chain.w3
+        latest = w3.eth.get_block("latest")
+        head = int(latest["number"])
+        rewound: int | None = None
+        rebuilt = False
+        last = self.last_block
+        if last >= self.chain.deployment.block_number:
+            stored = self._meta("last_hash")
+            if head < last:
+                current = None
+            elif head == last:
+                current = latest["hash"].to_0x_hex()
+            else:
+                current = w3.eth.get_block(last)["hash"].to_0x_hex()
+            if current != stored:
+                rewound = self._rewind()
+                rebuilt = rewound < self.chain.deployment.block_number
+                last = self.last_block
+        start = last + 1
+        added = 0
+        for chunk_start in range(start, head + 1, CHUNK_BLOCKS):
+            chunk_end = min(chunk_start + CHUNK_BLOCKS - 1, head)
+            end_hash = latest["hash"].to_0x_hex() if chunk_end == head else None
+            added += self._index_chunk(chunk_start, chunk_end, end_hash, int(latest["timestamp"]))
+        ms = (time.perf_counter() - started) * 1000
+        return SyncResult(start, head, added, self.log_calls - calls, rewound, rebuilt, round(ms, 2))
+
+    def _fetch_logs(self, from_block: int, to_block: int) -> list[LogReceipt]:
+        """One ``eth_getLogs`` for every medvault contract over [from_block, to_block]."""
+        self.log_calls += 1
+        return list(
+            self.chain.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block, "address": self._addresses})  # type: ignore[typeddict-item]
+        )
+
+    def _decode(self, logs: list[LogReceipt]) -> list[_Decoded]:
+        decoded = []
+        for log in logs:
+            if not log["topics"]:
+                continue
+            found = self._topics.get((str(log["address"]).lower(), bytes(log["topics"][0])))
+            if found is None:
+                continue  # an event these ABIs do not know: nothing a query reads
+            contract, abi = found
+            event = get_event_data(self.chain.w3.codec, abi, log)
+            decoded.append(
+                _Decoded(
+                    contract=contract,
+                    event=str(event["event"]),
+                    args=dict(event["args"]),
+                    block=int(log["blockNumber"]),
+                    block_hash=log["blockHash"].to_0x_hex(),
+                    log_index=int(log["logIndex"]),
+                    tx=log["transactionHash"].to_0x_hex(),
+                )
+            )
+        decoded.sort(key=lambda d: (d.block, d.log_index))
+        return decoded
+
+    def _blocks(self, numbers: list[int]) -> dict[int, tuple[str, int, dict[str, str]]]:
+        """Hash, timestamp and transaction senders of each block, in JSON-RPC batches."""
+        w3 = self.chain.w3
+        result: dict[int, tuple[str, int, dict[str, str]]] = {}
+        for i in range(0, len(numbers), BATCH_SIZE):
+            part = numbers[i : i + BATCH_SIZE]
+            with w3.batch_requests() as batch:
+                for number in part:
+                    batch.add(w3.eth.get_block(number, True))
+                blocks: list[Any] = list(batch.execute())
+            for number, block in zip(part, blocks, strict=True):
+                if not block or "hash" not in block:
+                    raise IntegrityError(f"block {number}: the node returned no block")
+                senders = {tx["hash"].to_0x_hex(): str(tx["from"]) for tx in block["transactions"]}
+                result[number] = (block["hash"].to_0x_hex(), int(block["timestamp"]), senders)
+        return result
+
+    def _index_chunk(self, start: int, end: int, end_hash: str | None, end_timestamp: int) -> int:
+        events = self._decode(self._fetch_logs(start, end))
+        blocks = self._blocks(sorted({e.block for e in events}))
+        for e in events:
+            if blocks[e.block][0] != e.block_hash:
+                raise IntegrityError(f"block {e.block} changed while indexing it (a reorg); sync again")
+        if end_hash is None:
+            if end in blocks:
+                end_hash, end_timestamp = blocks[end][0], blocks[end][1]
+            else:
+                block = self.chain.w3.eth.get_block(end)
+                end_hash, end_timestamp = block["hash"].to_0x_hex(), int(block["timestamp"])
+        added = 0
+        with self._transaction() as cur:
+            cur.executemany(
+                "INSERT OR REPLACE INTO blocks (number, hash, timestamp) VALUES (?, ?, ?)",
+                [(n, h, ts) for n, (h, ts, _) in blocks.items()] + [(end, end_hash, end_timestamp)],
+            )
+            for e in events:
+                _, timestamp, senders = blocks[e.block]
+                added += self._insert(cur, e, timestamp, senders.get(e.tx, ""))
+            previous = cur.execute("SELECT value FROM meta WHERE key = 'last_block'").fetchone()
+            if previous is None or int(previous[0]) <= end:
+                self._set_meta(cur, last_block=str(end), last_hash=end_hash)
+        return added
+
+    def _insert(self, cur: sqlite3.Cursor, e: _Decoded, timestamp: int, sender: str) -> int:
+        a = e.args
+        subject = "account" if e.event == "ParticipantRegistered" else "patient"
+        patient = a.get(subject)
+        args = json.dumps({k: _plain(v) for k, v in a.items()}, separators=(",", ":"))
+        cur.execute(
+            "INSERT OR IGNORE INTO events (block, log_index, tx, sender, timestamp, contract, event, patient, args) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.block, e.log_index, e.tx, sender, timestamp, e.contract, e.event, patient, args),
+        )
+        if cur.rowcount != 1:
+            return 0  # indexed already
+        if e.event == "RecordAdded":
+            self._insert_record(cur, e)
+        elif e.event == "AccessRequested":
+            cur.execute(
+                "INSERT OR IGNORE INTO requests (request_id, patient, researcher, scopes, purpose, duration, "
+                "requested_at, study_id, status, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_request_key(a["requestId"]), a["patient"], a["researcher"], a["scopes"], a["purpose"],
+                 a["duration"], a["requestedAt"], "0x" + bytes(a["studyId"]).hex(), int(RequestStatus.PENDING),
+                 e.block, e.log_index, e.tx),
+            )  # fmt: skip
+        self._derive(cur, e.event, a, e.block, e.log_index, timestamp)
+        return 1
+
+    def _insert_record(self, cur: sqlite3.Cursor, e: _Decoded) -> None:
+        a = e.args
+        patient, index = str(a["patient"]), int(a["index"])
+        previous = bytes(32)
+        if index > 0:
+            row = cur.execute("SELECT record_hash FROM records WHERE patient = ? AND idx = ?", (patient, index - 1))
+            found = row.fetchone()
+            if found is None:
+                raise IntegrityError(f"record log of {patient}: record {index} arrived before record {index - 1}")
+            previous = bytes.fromhex(found[0][2:])
+        recomputed = _record_hash(previous, patient, a)
+        if recomputed != bytes(a["recordHash"]):
+            raise IntegrityError(f"record {index} of {patient}: its hash does not match its fields")
+        cur.execute(
+            "INSERT INTO records (patient, idx, author, category, timestamp, content_hash, cid, keys_cid, "
+            "record_hash, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (patient, index, a["author"], a["category"], a["timestamp"], "0x" + bytes(a["contentHash"]).hex(),
+             cid_from_bytes(bytes(a["cid"])), cid_from_bytes(bytes(a["keysCid"])), "0x" + recomputed.hex(),
+             e.block, e.log_index, e.tx),
+        )  # fmt: skip
+
+    @staticmethod
+    def _derive(cur: sqlite3.Cursor, event: str, a: dict[str, Any], block: int, log_index: int, ts: int) -> None:
+        """Applies one event to grants, request status and delegations; ``a`` holds the event's
+        arguments, decoded or as stored in ``events.args`` (only ints and addresses are read)."""
+        upsert = (
+            "INSERT OR REPLACE INTO grants (patient, grantee, scopes, purpose, valid_from, valid_until, emergency, "
+            "revoked, block, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+        )
+        if event == "AccessGranted":
+            cur.execute(upsert, (a["patient"], a["grantee"], a["scopes"], a["purpose"], a["validFrom"],
+                                 a["validUntil"], 0, block, log_index))  # fmt: skip
+        elif event == "RequestApproved":
+            key = _request_key(a["requestId"])
+            found = cur.execute("SELECT scopes, purpose FROM requests WHERE request_id = ?", (key,)).fetchone()
+            if found is None:
+                raise IntegrityError(f"request {key} was approved in block {block} but never requested")
+            cur.execute(upsert, (a["patient"], a["researcher"], found[0], found[1], ts, a["validUntil"], 0,
+                                 block, log_index))  # fmt: skip
+            cur.execute(
+                "UPDATE requests SET status = ?, decided_block = ? WHERE request_id = ?",
+                (int(RequestStatus.APPROVED), block, key),
+            )
+        elif event == "RequestDenied":
+            cur.execute(
+                "UPDATE requests SET status = ?, decided_block = ? WHERE request_id = ?",
+                (int(RequestStatus.DENIED), block, _request_key(a["requestId"])),
+            )
+        elif event == "EmergencyAccessTaken":
+            cur.execute(upsert, (a["patient"], a["provider"], ALL_CATEGORIES, int(Purpose.ETREAT), ts,
+                                 a["validUntil"], 1, block, log_index))  # fmt: skip
+        elif event == "AccessRevoked":
+            cur.execute(
+                "UPDATE grants SET revoked = 1, block = ?, log_index = ? WHERE patient = ? AND grantee = ?",
+                (block, log_index, a["patient"], a["grantee"]),
+            )
+        elif event in _DELEGATE_EVENTS:
+            cur.execute(
+                "INSERT OR REPLACE INTO delegations (patient, delegate, appointed, block) VALUES (?, ?, ?, ?)",
+                (a["patient"], a["delegate"], int(event == "DelegateAppointed"), block),
+            )
+
+    def _rewind(self) -> int:
+        """After a reorg: drops everything above the newest stored block the chain still has,
+        replays grants and delegations from the remaining events; the block it kept."""
+        w3 = self.chain.w3
+        deployment_block = self.chain.deployment.block_number
+        fork = deployment_block - 1
+        rows = self.db.execute(
+            "SELECT number, hash FROM blocks WHERE number <= ? ORDER BY number DESC LIMIT ?",
+            (self.last_block, MAX_REORG_WALK),
+        ).fetchall()
+        for number, stored in rows:
+            with contextlib.suppress(Exception):  # a block above the new head does not exist
+                if w3.eth.get_block(number)["hash"].to_0x_hex() == stored:
+                    fork = int(number)
+                    break
+        if fork < deployment_block:
+            self._reset()
+            return fork
+        with self._transaction() as cur:
+            for table in ("events", "records", "requests", "blocks"):
+                column = "number" if table == "blocks" else "block"
+                cur.execute(f"DELETE FROM {table} WHERE {column} > ?", (fork,))  # noqa: S608 - fixed names
+            cur.execute(
+                "UPDATE requests SET status = ?, decided_block = NULL WHERE decided_block > ?",
+                (int(RequestStatus.PENDING), fork),
+            )
+            cur.execute("DELETE FROM grants")
+            cur.execute("DELETE FROM delegations")
+            replayed = cur.execute(
+                "SELECT event, args, block, log_index, timestamp FROM events WHERE event IN (?, ?, ?, ?, ?, ?) "
+                "ORDER BY block, log_index",
+                (*sorted(_GRANT_EVENTS), *sorted(_DELEGATE_EVENTS)),
+            ).fetchall()
+            for event, args, block, log_index, timestamp in replayed:
+                self._derive(cur, event, json.loads(args), block, log_index, timestamp)
+            fork_hash = cur.execute("SELECT hash FROM blocks WHERE number = ?", (fork,)).fetchone()[0]
+            self._set_meta(cur, last_block=str(fork), last_hash=fork_hash)
+        return fork
+
+    def _reset(self) -> None:
+        """Empties the index and stamps it with this deployment."""
+        with self._transaction() as cur:
+            for table in _TABLES:
+                cur.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            self._set_meta(cur, deployment=self._fingerprint, schema=str(SCHEMA_VERSION))
+
+    def _deployment_fingerprint(self) -> str:
+        d = self.chain.deployment
+        block = self.chain.w3.eth.get_block(d.block_number)
+        return json.dumps(
+            {
+                "schema": SCHEMA_VERSION, "chain_id": d.chain_id, "block": d.block_number,
+                "block_hash": block["hash"].to_0x_hex(),
+                "addresses": [to_checksum_address(a) for a in self._addresses],
+            },
+            sort_keys=True,
+        )  # fmt: skip
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def _set_meta(cur: sqlite3.Cursor, **values: str) -> None:
+        cur.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """Chain time at the last indexed block (the latest one right after a sync)."""
+        row = self.db.execute("SELECT timestamp FROM blocks WHERE number = ?", (self.last_block,)).fetchone()
+        if row is None:
+            return int(self.chain.w3.eth.get_block("latest")["timestamp"])
+        return int(row[0])
+
+    def records_of(self, patient: str, *, sync: bool = True) -> list[RecordPointer]:
+        """The patient's log, oldest first."""
+        if sync:
+            self.sync()
+        rows = self.db.execute("SELECT * FROM records WHERE patient = ? ORDER BY idx", (_address(patient),))
+        return [_pointer(row) for row in rows]
+
+    def readable_by(self, grantee: str, now: int | None = None, *, sync: bool = True) -> list[RecordPointer]:
+        """Records whose patient holds an active grant (at chain time ``now``, by default the
+        latest block's) to ``grantee`` covering the record's category; the grantee's own records
+        and those it wrote are not included unless such a grant covers them."""
+        if sync:
+            self.sync()
+        now = self.now() if now is None else now
+        rows = self.db.execute(
+            "SELECT r.* FROM grants g JOIN records r ON r.patient = g.patient AND (g.scopes >> r.category) & 1 = 1 "
+            "WHERE g.grantee = ? AND g.revoked = 0 AND g.valid_from <= ? AND ? < g.valid_until "
+            "ORDER BY r.patient, r.idx",
+            (_address(grantee), now, now),
+        )
+        return [_pointer(row) for row in rows]
+
+    def readers_of(self, patient: str, now: int | None = None, *, sync: bool = True) -> list[Grant]:
+        """The grants of ``patient`` active at chain time ``now`` (default: the latest block's)."""
+        if sync:
+            self.sync()
+        now = self.now() if now is None else now
+        rows = self.db.execute(
+            "SELECT * FROM grants WHERE patient = ? AND revoked = 0 AND valid_from <= ? AND ? < valid_until "
+            "ORDER BY grantee",
+            (_address(patient), now, now),
+        )
+        return [_grant(row) for row in rows]
+
+    def grants_of(self, patient: str, *, sync: bool = True) -> list[Grant]:
+        """Every grant the patient holds (expired and future ones included, revoked ones not)."""
+        if sync:
+            self.sync()
+        rows = self.db.execute(
+            "SELECT * FROM grants WHERE patient = ? AND revoked = 0 ORDER BY grantee", (_address(patient),)
+        )
+        return [_grant(row) for row in rows]
+
+    def requests(
+        self,
+        status: RequestStatus | None = None,
+        patient: str | None = None,
+        researcher: str | None = None,
+        *,
+        sync: bool = True,
+    ) -> list[AccessRequest]:
+        """Research requests, oldest first, filtered by status, patient and researcher."""
+        if sync:
+            self.sync()
+        where, params = [], []
+        for column, value in (("status", status), ("patient", patient), ("researcher", researcher)):
+            if value is not None:  # column names come from this fixed list, values are bound
+                where.append(f"{column} = ?")
+                params.append(int(value) if column == "status" else _address(str(value)))
+        sql = "SELECT * FROM requests" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
+        rows = self.db.execute(sql + " ORDER BY block, log_index", params)
+        return [_request(row) for row in rows]
+
+    def history(self, patient: str, *, sync: bool = True) -> list[AuditEntry]:
+        """The patient's audit history, oldest first: the events ``Medvault.audit`` reads."""
+        if sync:
+            self.sync()
+        rows = self.db.execute(_HISTORY_SQL, (_address(patient), *(x for pair in _AUDITED_PAIRS for x in pair)))
+        entries = []
+        for timestamp, event, sender, args, tx in rows:
+            details = {k: v for k, v in json.loads(args).items() if k not in ("patient", "account")}
+            entries.append(AuditEntry(timestamp, event, sender, details, tx))
+        return entries
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (events, records, grants, requests, delegations, blocks)."""
+        tables = ("events", "records", "grants", "requests", "delegations", "blocks")
+        return {t: int(self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}  # noqa: S608
+
+    def verify(self, *, sync: bool = True) -> VerifyReport:
+        """Compares the index with the chain's state at the last indexed block: each patient's
+        record count and head (``logOf``), each grant (``grantOf``), each request's status."""
+        if sync:
+            self.sync()
+        block = self.last_block
+        report = VerifyReport(block)
+        functions = self.chain.consent.functions
+        patients = [r[0] for r in self.db.execute("SELECT DISTINCT patient FROM records ORDER BY patient")]
+        for patient in patients:
+            head, count = self.chain.records.functions.logOf(patient).call(block_identifier=block)
+            row = self.db.execute("SELECT count(*), max(idx) FROM records WHERE patient = ?", (patient,)).fetchone()
+            last = self.db.execute(
+                "SELECT record_hash FROM records WHERE patient = ? AND idx = ?", (patient, row[1])
+            ).fetchone()
+            if row[0] != count or last is None or last[0] != "0x" + bytes(head).hex():
+                report.problems.append(f"{patient}: index holds {row[0]} records, the chain {count}")
+            report.patients += 1
+            report.records += int(row[0])
+        for row in self.db.execute("SELECT * FROM grants"):
+            valid_from, valid_until, scopes, purpose, emergency, _ = functions.grantOf(
+                row["patient"], row["grantee"]
+            ).call(block_identifier=block)
+            on_chain = None if valid_until == 0 else (valid_from, valid_until, scopes, purpose, bool(emergency))
+            indexed = None if row["revoked"] else (
+                row["valid_from"], row["valid_until"], row["scopes"], row["purpose"], bool(row["emergency"])
+            )  # fmt: skip
+            if on_chain != indexed:
+                report.problems.append(f"grant {row['patient']} -> {row['grantee']}: index {indexed}, chain {on_chain}")
+            report.grants += 1
+        for row in self.db.execute("SELECT request_id, status FROM requests"):
+            status = functions.requestStatus(int(row[0], 16)).call(block_identifier=block)
+            if status != row[1]:
+                report.problems.append(f"request {row[0]}: index status {row[1]}, chain {status}")
+            report.requests += 1
+        return report
+
+
+def _address(value: str) -> str:
+    return to_checksum_address(value)
+
+
+def _request_key(request_id: int) -> str:
+    return f"0x{int(request_id):064x}"
+
+
+def _pointer(row: sqlite3.Row) -> RecordPointer:
+    return RecordPointer(
+        patient=row["patient"], index=row["idx"], author=row["author"], record_hash=row["record_hash"],
+        category=Category(row["category"]), timestamp=row["timestamp"], content_hash=row["content_hash"],
+        cid=row["cid"], keys_cid=row["keys_cid"], tx_hash=row["tx"], block_number=row["block"],
+    )  # fmt: skip
+
+
+def _grant(row: sqlite3.Row) -> Grant:
+    return Grant(
+        row["patient"], row["grantee"], categories_of(row["scopes"]), Purpose(row["purpose"]),
+        row["valid_from"], row["valid_until"], bool(row["emergency"]),
+    )  # fmt: skip
+
+
+def _request(row: sqlite3.Row) -> AccessRequest:
+    return AccessRequest(
+        patient=row["patient"], researcher=row["researcher"], scopes=categories_of(row["scopes"]),
+        purpose=Purpose(row["purpose"]), duration=row["duration"], requested_at=row["requested_at"],
+        study_id=bytes.fromhex(row["study_id"][2:]), request_id=int(row["request_id"], 16),
+        status=RequestStatus(row["status"]), tx_hash=row["tx"],
+    )  # fmt: skip
+
+
+# -- command line (shared by `medvault query` and `ape run query`) ------------------------------
+
+_STATUSES = {"pending": RequestStatus.PENDING, "approved": RequestStatus.APPROVED, "denied": RequestStatus.DENIED}
+
+
+def query_group(
+    open_index: Callable[[click.Context], EventIndex],
+    resolve: Callable[[click.Context, str], str] | None = None,
+    json_default: Callable[[click.Context], bool] | None = None,
+    command_cls: type[click.Command] = click.Command,
+    group: click.Group | None = None,
+) -> click.Group:
+    """The ``query`` subcommands, added to ``group`` (by default a new group named ``query``).
+
+    ``open_index`` opens the index for a command; ``resolve`` turns an account name or address
+    into an address (default: addresses only); ``json_default`` says whether --json was given
+    elsewhere; ``command_cls`` is the class of each subcommand (Ape's ConnectedProviderCommand
+    in the Ape script)."""
+    if group is None:
+        group = click.Group("query", help="Queries through the local event index (synced from chain events first).")
+
+    def address(ctx: click.Context, value: str) -> str:
+        if resolve is not None:
+            return resolve(ctx, value)
+        if not is_address(value):
+            raise ConfigurationError(f"{value!r} is not an address")
+        return to_checksum_address(value)
+
+    def run(ctx: click.Context, as_json: bool, query: Callable[[EventIndex], tuple[Any, list[str]]]) -> None:
+        as_json = as_json or (json_default(ctx) if json_default else False)
+        index = open_index(ctx)
+        try:
+            synced = index.sync()
+            started = time.perf_counter()
+            data, lines = query(index)
+            ms = (time.perf_counter() - started) * 1000
+        finally:
+            index.close()
+        if as_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        else:
+            click.echo("\n".join(lines))
+            click.echo(f"sync {synced.ms:.1f} ms ({synced.blocks} new blocks, {synced.events} events), "
+                       f"query {ms:.1f} ms", err=True)  # fmt: skip
+
+    json_flag = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+    def command(name: str, help_text: str) -> Callable[[Callable[..., None]], click.Command]:
+        def decorate(f: Callable[..., None]) -> click.Command:
+            return group.command(name, cls=command_cls, help=help_text)(click.pass_context(json_flag(f)))
+
+        return decorate
+
+    patient_option = click.option("--patient", "-p", required=True, help="Patient name or address.")
+
+    @command("records", "A patient's records (its hash-chained log).")
+    @patient_option
+    def records(ctx: click.Context, patient: str, as_json: bool) -> None:
+        def query(index: EventIndex) -> tuple[Any, list[str]]:
+            found = index.records_of(address(ctx, patient), sync=False)
+            return [p.to_json() for p in found], [_record_line(p) for p in found] or ["no records"]
+
+        run(ctx, as_json, query)
+
+    @command("readable", "The records GRANTEE may read now (active grants covering their category).")
+    @click.option("--grantee", "-g", required=True, help="Grantee name or address.")
+    @click.option("--at", "at", type=int, help="Chain time (unix seconds) instead of the latest block's.")
+    def readable(ctx: click.Context, grantee: str, at: int | None, as_json: bool) -> None:
+        def query(index: EventIndex) -> tuple[Any, list[str]]:
+            found = index.readable_by(address(ctx, grantee), at, sync=False)
+            return [p.to_json() for p in found], [_record_line(p) for p in found] or ["nothing readable"]
+
+        run(ctx, as_json, query)
+
+    @command("readers", "Who may read a patient's records now, and which categories.")
+    @patient_option
+    @click.option("--at", "at", type=int, help="Chain time (unix seconds) instead of the latest block's.")
+    def readers(ctx: click.Context, patient: str, at: int | None, as_json: bool) -> None:
+        def query(index: EventIndex) -> tuple[Any, list[str]]:
+            found = index.readers_of(address(ctx, patient), at, sync=False)
+            lines = [
+                f"{g.grantee}  {','.join(sorted(c.name.lower() for c in g.scopes))}  {g.purpose.name}  "
+                f"until {g.valid_until}" + ("  EMERGENCY" if g.emergency else "")
+                for g in found
+            ]
+            return [g.to_json() for g in found], lines or ["no active grants"]
+
+        run(ctx, as_json, query)
+
+    @command("requests", "Research requests, by status, patient and researcher.")
+    @click.option("--status", type=click.Choice(list(_STATUSES)), help="Only requests with this status.")
+    @click.option("--patient", "-p", help="Requests to this patient.")
+    @click.option("--researcher", "-r", help="Requests by this researcher.")
+    def requests(
+        ctx: click.Context, status: str | None, patient: str | None, researcher: str | None, as_json: bool
+    ) -> None:
+        def query(index: EventIndex) -> tuple[Any, list[str]]:
+            found = index.requests(
+                _STATUSES[status] if status else None,
+                address(ctx, patient) if patient else None,
+                address(ctx, researcher) if researcher else None,
+                sync=False,
+            )
+            lines = [
+                f"{r.request_id:#x}  {r.status.name.lower():<8} {r.researcher} -> {r.patient}  {r.purpose.name}"
+                for r in found
+            ]
+            return [r.to_json() for r in found], lines or ["no requests"]
+
+        run(ctx, as_json, query)
+
+    @command("history", "A patient's audit history from the index.")
+    @patient_option
+    def history(ctx: click.Context, patient: str, as_json: bool) -> None:
+        def query(index: EventIndex) -> tuple[Any, list[str]]:
+            found = index.history(address(ctx, patient), sync=False)
+            lines = [
+                f"{e.timestamp}  {e.event:<21} by {e.sender}  tx {e.tx_hash[:18]}..  "
+                + ", ".join(f"{k}={v}" for k, v in e.details.items())
+                for e in found
+            ]
+            return [e.__dict__ for e in found], lines or ["no events"]
+
+        run(ctx, as_json, query)
+
+    @command("sync", "Bring the index up to date with the chain; print what was indexed and how long it took.")
+    def sync(ctx: click.Context, as_json: bool) -> None:
+        as_json = as_json or (json_default(ctx) if json_default else False)
+        with open_index(ctx) as index:
+            result = index.sync()
+            data = {**result.to_json(), "path": str(index.path), "counts": index.counts()}
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+        else:
+            span = f"blocks {result.from_block}..{result.to_block}" if result.blocks else "no new blocks"
+            click.echo(f"indexed {span}: {result.events} events, {result.log_calls} eth_getLogs calls, "
+                       f"{result.ms:.1f} ms ({index.path})")  # fmt: skip
+
+    @command("verify", "Compare the index with the chain (record counts and heads, grants, request status).")
+    def verify(ctx: click.Context, as_json: bool) -> None:
+        as_json = as_json or (json_default(ctx) if json_default else False)
+        with open_index(ctx) as index:
+            report = index.verify()
+        if as_json:
+            click.echo(json.dumps(report.to_json(), indent=2))
+        else:
+            click.echo(f"block {report.block}: {report.patients} patients, {report.records} records, "
+                       f"{report.grants} grants, {report.requests} requests: "
+                       + ("consistent" if report.ok else f"{len(report.problems)} differences"))  # fmt: skip
+            for problem in report.problems:
+                click.echo(f"  {problem}")
+        if not report.ok:
+            raise MedvaultError(f"the index differs from the chain in {len(report.problems)} places")
+
+    return group
+
+
+def _record_line(p: RecordPointer) -> str:
+    return f"{p.patient}  #{p.index:<5} {p.category.name.lower():<13} by {p.author}  {p.cid}  block {p.block_number}"
