@@ -237,14 +237,14 @@ contract ConsentManager is IConsentManager, EIP712 {
         if (bytes(reason).length == 0) revert ConsentManagerMissingReason();
         if (patient == msg.sender) revert ConsentManagerInvalidGrantee(msg.sender);
         uint40 validUntil = uint40(block.timestamp) + EMERGENCY_DURATION;
-        Grant storage g = _grants[patient][msg.sender];
+        // The nonce stays: the provider's act must not void a revoke the patient has signed.
         _grants[patient][msg.sender] = Grant({
             validFrom: uint40(block.timestamp),
             validUntil: validUntil,
             scopes: ALL_CATEGORIES,
             purpose: PURPOSE_ETREAT,
             emergency: true,
-            nonce: g.nonce + 1
+            nonce: _grants[patient][msg.sender].nonce
         });
         emit EmergencyAccessTaken(patient, msg.sender, validUntil, reason);
     }

@@ -67,6 +67,51 @@ contract RecordRegistry is IRecordRegistry {
     }
 
     /// @inheritdoc IRecordRegistry
+    function addRecords(address patient, uint64 firstIndex, Pointer[] calldata pointers)
+        external
+        returns (bytes32 head)
+    {
+        uint256 length = pointers.length;
+        if (length == 0) revert RecordRegistryEmptyBatch();
+        if (msg.sender != patient && !participants.isProvider(msg.sender)) {
+            revert RecordRegistryUnauthorizedAuthor(msg.sender, patient);
+        }
+        if (!participants.isRegistered(patient)) revert RecordRegistryUnregisteredPatient(patient);
+
+        PatientLog storage log = _logs[patient];
+        head = log.head;
+        uint64 count = log.count;
+        if (firstIndex != count) revert RecordRegistryStaleIndex(patient, count, firstIndex);
+
+        for (uint256 i = 0; i < length; ++i) {
+            Pointer calldata pointer = pointers[i];
+            uint8 category = pointer.category;
+            if (category >= CATEGORY_COUNT) revert RecordRegistryUnknownCategory(category);
+            if (pointer.cid.length == 0 || pointer.keysCid.length == 0 || pointer.contentHash == bytes32(0)) {
+                revert RecordRegistryEmptyPointer();
+            }
+            head = _hashRecord(head, patient, count, category, pointer.contentHash, pointer.cid, pointer.keysCid);
+            emit RecordAdded(
+                patient,
+                count,
+                msg.sender,
+                head,
+                category,
+                uint64(block.timestamp),
+                pointer.contentHash,
+                pointer.cid,
+                pointer.keysCid
+            );
+            // A patient's log cannot reach 2^64 records.
+            unchecked {
+                ++count;
+            }
+        }
+        log.head = head;
+        log.count = count;
+    }
+
+    /// @inheritdoc IRecordRegistry
     function logOf(address patient) external view returns (bytes32 head, uint64 count) {
         PatientLog storage log = _logs[patient];
         return (log.head, log.count);

@@ -416,4 +416,135 @@ contract RecordRegistryTest is Test {
         bytes32 second = _add(author, patient, cat, ts, content, cid, keysCid);
         assertEq(second, _expectedHash(first, patient, 1, author, cat, ts, content, cid, keysCid));
     }
+
+    // ---------------------------------------------------------------- addRecords (batches)
+
+    function _pointers(uint256 n, uint256 salt) internal pure returns (IRecordRegistry.Pointer[] memory pointers) {
+        pointers = new IRecordRegistry.Pointer[](n);
+        for (uint256 i; i < n; ++i) {
+            pointers[i] = IRecordRegistry.Pointer({
+                cid: abi.encodePacked(CID, salt, i),
+                contentHash: keccak256(abi.encode("batch content", salt, i)),
+                category: uint8((i + salt % 6) % 6),
+                keysCid: abi.encodePacked(KEYS_CID, salt)
+            });
+        }
+    }
+
+    function test_addRecords_SameChainAsSingleAdds() public {
+        _add(provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+        IRecordRegistry.Pointer[] memory pointers = _pointers(4, 7);
+
+        // One by one, in the same block.
+        uint256 snapshot = vm.snapshotState();
+        for (uint256 i; i < pointers.length; ++i) {
+            IRecordRegistry.Pointer memory p = pointers[i];
+            _add(provider, patient, p.category, T0, p.contentHash, p.cid, p.keysCid);
+        }
+        (bytes32 singleHead, uint64 singleCount) = records.logOf(patient);
+        vm.revertToState(snapshot);
+
+        // As one batch: the same events, in order, and the same head.
+        (bytes32 previous,) = records.logOf(patient);
+        for (uint256 i; i < pointers.length; ++i) {
+            IRecordRegistry.Pointer memory p = pointers[i];
+            uint64 index = uint64(1 + i);
+            previous =
+                _expectedHash(previous, patient, index, provider, p.category, T0, p.contentHash, p.cid, p.keysCid);
+            vm.expectEmit(true, true, true, true, address(records));
+            emit IRecordRegistry.RecordAdded(
+                patient, index, provider, previous, p.category, T0, p.contentHash, p.cid, p.keysCid
+            );
+        }
+        vm.prank(provider);
+        bytes32 head = records.addRecords(patient, 1, pointers);
+
+        assertEq(head, singleHead, "batch head equals single-add head");
+        assertEq(head, previous, "returned head");
+        _assertLog(patient, singleHead, singleCount);
+        assertEq(singleCount, 5);
+    }
+
+    function test_addRecords_ThenSingleAddContinuesTheChain() public {
+        vm.prank(patient);
+        bytes32 head = records.addRecords(patient, 0, _pointers(3, 1));
+        bytes32 next = _add(provider, patient, NOTES, T0, CONTENT_HASH, CID, KEYS_CID);
+        assertEq(next, _expectedHash(head, patient, 3, provider, NOTES, T0, CONTENT_HASH, CID, KEYS_CID));
+    }
+
+    function test_RevertWhen_BatchEmpty() public {
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyBatch.selector));
+        vm.prank(provider);
+        records.addRecords(patient, 0, new IRecordRegistry.Pointer[](0));
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_BatchIndexStale() public {
+        bytes32 head = _add(provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
+        IRecordRegistry.Pointer[] memory pointers = _pointers(2, 3);
+
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryStaleIndex.selector, patient, 1, 0));
+        vm.prank(provider);
+        records.addRecords(patient, 0, pointers);
+
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryStaleIndex.selector, patient, 1, 2));
+        vm.prank(provider);
+        records.addRecords(patient, 2, pointers);
+        _assertLog(patient, head, 1);
+    }
+
+    function test_RevertWhen_BatchAuthorUnauthorized() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, stranger, patient)
+        );
+        vm.prank(stranger);
+        records.addRecords(patient, 0, _pointers(2, 0));
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_BatchPatientUnregistered() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnregisteredPatient.selector, stranger)
+        );
+        vm.prank(provider);
+        records.addRecords(stranger, 0, _pointers(2, 0));
+        _assertLog(stranger, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_BatchHoldsAnInvalidPointer() public {
+        // All or nothing: one bad pointer anywhere reverts the whole batch.
+        IRecordRegistry.Pointer[] memory pointers = _pointers(3, 0);
+        pointers[2].category = 6;
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnknownCategory.selector, 6));
+        vm.prank(provider);
+        records.addRecords(patient, 0, pointers);
+
+        pointers = _pointers(3, 0);
+        pointers[1].keysCid = "";
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyPointer.selector));
+        vm.prank(provider);
+        records.addRecords(patient, 0, pointers);
+
+        pointers = _pointers(3, 0);
+        pointers[0].contentHash = bytes32(0);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyPointer.selector));
+        vm.prank(provider);
+        records.addRecords(patient, 0, pointers);
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function testFuzz_addRecords_CountAndHead(uint8 size, uint256 salt) public {
+        uint256 n = bound(size, 1, 12);
+        IRecordRegistry.Pointer[] memory pointers = _pointers(n, salt);
+        bytes32 expected;
+        for (uint256 i; i < n; ++i) {
+            IRecordRegistry.Pointer memory p = pointers[i];
+            expected = _expectedHash(
+                expected, patient, uint64(i), provider, p.category, T0, p.contentHash, p.cid, p.keysCid
+            );
+        }
+        vm.prank(provider);
+        assertEq(records.addRecords(patient, 0, pointers), expected);
+        _assertLog(patient, expected, uint64(n));
+    }
 }

@@ -12,9 +12,11 @@ pragma solidity ^0.8.24;
 /// take a short emergency grant, flagged and revocable.
 ///
 /// Nonces are kept per relationship, in the storage word each change writes anyway: a
-/// signature about (patient, grantee) must carry that pair's nonce, and every change to the
-/// pair, signed or not, advances it. Replay protection then costs no extra storage write, and
-/// any later change to a relationship voids signatures made for it before.
+/// signature about (patient, grantee) must carry that pair's nonce, and every change the
+/// patient's side makes to the pair, signed or not, advances it. Replay protection then costs
+/// no extra storage write, and any later change to a relationship voids signatures made for it
+/// before. Emergency access, taken by the provider, leaves the nonce alone, so it can never
+/// void a revoke the patient (or their delegate) has already signed.
 /// @dev The chain decides who may obtain a record key and until when. A revoke stops every
 /// future key release and wrap; it cannot recall what a grantee already decrypted.
 /// Record categories (scope bits): 0 laboratory, 1 imaging, 2 medications, 3 conditions,

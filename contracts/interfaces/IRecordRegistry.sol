@@ -8,6 +8,19 @@ pragma solidity ^0.8.24;
 /// reordered record. The payload and the record keys never touch the chain: `cid` points at the
 /// ciphertext in IPFS and `keysCid` at the record key wrapped for each reader.
 interface IRecordRegistry {
+    /// @notice One record of a batch: the fields `addRecord` takes besides the patient and index.
+    /// @param cid Binary CID of the ciphertext in IPFS.
+    /// @param contentHash sha256 of the ciphertext bytes.
+    /// @param category One of the record categories (0 laboratory .. 5 notes).
+    /// @param keysCid Binary CID of the key bundle that wraps the record key for its readers
+    /// (records of one batch may share a bundle).
+    struct Pointer {
+        bytes cid;
+        bytes32 contentHash;
+        uint8 category;
+        bytes keysCid;
+    }
+
     /// @notice A record was appended to `patient`'s log at position `index`.
     /// @param recordHash keccak256(abi.encode(previousHash, patient, index, author, category,
     /// timestamp, contentHash, keccak256(cid), keccak256(keysCid))), where previousHash is the
@@ -35,6 +48,8 @@ interface IRecordRegistry {
     error RecordRegistryUnknownCategory(uint8 category);
     /// @notice A pointer field (CID, key bundle CID or content hash) is empty.
     error RecordRegistryEmptyPointer();
+    /// @notice `addRecords` was given no pointers.
+    error RecordRegistryEmptyBatch();
 
     /// @notice Appends a record for `patient` at position `index`.
     /// @param index The position the ciphertext is bound to; must equal the current count.
@@ -51,6 +66,16 @@ interface IRecordRegistry {
         uint8 category,
         bytes calldata keysCid
     ) external returns (bytes32 recordHash);
+
+    /// @notice Appends `pointers` for `patient` at positions `firstIndex`, `firstIndex + 1`, ...
+    /// in one transaction: the same checks as `addRecord` for each, one `RecordAdded` event
+    /// each, in order, and the same hash chain (and head) as adding them one by one in one block.
+    /// All or nothing: one invalid pointer reverts the whole batch.
+    /// @param firstIndex The position the first ciphertext is bound to; must equal the current count.
+    /// @return head The new head of the patient's log (the last record's hash).
+    function addRecords(address patient, uint64 firstIndex, Pointer[] calldata pointers)
+        external
+        returns (bytes32 head);
 
     /// @notice The head hash of `patient`'s log (zero before the first record) and its length.
     function logOf(address patient) external view returns (bytes32 head, uint64 count);

@@ -1002,6 +1002,24 @@ def demo(app: App) -> None:
     run_demo(as_json=app.as_json)
 
 
+@cli.command()
+@click.option("--patients", "-n", type=click.IntRange(min=1), default=100, show_default=True, help="Patients.")
+@click.option("--records-per-patient", "-r", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", "-s", default="0", show_default=True, help="Seed value: the same seed, the same plan.")
+@click.option("--account", "-a", help="Admin keystore account that accredits (default: the deployer, impersonated).")
+@_json_anywhere
+@pass_app
+def seed(app: App, patients: int, records_per_patient: int, seed: str, account: str | None) -> None:
+    """Fill a local anvil deployment with synthetic patients, records and consent (resumable)."""
+    from medvault.seed import plan_seed, run_seed
+
+    plan = plan_seed(seed, patients, records_per_patient)
+    admin = app.unlock(account) if account else None
+    report = run_seed(app.client, app.rpc_url, plan, admin=admin, progress=not app.as_json)
+    summary = ", ".join(f"{k} {v}" for k, v in report.done.items())
+    app.emit(report.to_json(), f"seeded in {report.seconds:.1f} s: {summary} ({report.transactions} transactions)")
+
+
 def _timestamp(value: dt.datetime) -> int:
     return int(value.replace(tzinfo=dt.UTC).timestamp())
 

@@ -76,6 +76,47 @@ class IpfsClient:
             raise IpfsError("add", f"the node reported {cid} but the bytes hash to {expected}")
         return cid
 
+    def add_many(self, blobs: list[bytes], *, pin: bool = True) -> list[str]:
+        """Stores every blob in one request (one multipart ``file`` part each, no wrapping
+        directory) and returns their CIDs in order, each checked against ``compute_cid``; each
+        is pinned unless ``pin`` is false. Kubo answers one JSON line per file, named as sent.
+
+        Kubo pins each file on its own (about 5 ms per pin on a local node, ten times the add);
+        ``add_wrapped`` holds many small files with one pin instead."""
+        return self._add_files(blobs, pin=pin, wrap=False)[1]
+
+    def add_wrapped(self, blobs: list[bytes]) -> tuple[str, list[str]]:
+        """Stores every blob in one request inside one new directory, pinned recursively, which
+        keeps them all: one pin instead of one per file. Returns the directory's CID (unpin it
+        to release them) and the files' CIDs in order, each checked against ``compute_cid``."""
+        if not blobs:
+            raise IpfsError("add", "add_wrapped needs at least one file")
+        directory, cids = self._add_files(blobs, pin=True, wrap=True)
+        if directory is None:
+            raise IpfsError("add", "the node reported no wrapping directory")
+        return directory, cids
+
+    def _add_files(self, blobs: list[bytes], *, pin: bool, wrap: bool) -> tuple[str | None, list[str]]:
+        if not blobs:
+            return None, []
+        params = {**ADD_PARAMS, "pin": "true" if pin else "false", "quiet": "true",
+                  "wrap-with-directory": "true" if wrap else "false"}  # fmt: skip
+        files = [("file", (str(i), blob, "application/octet-stream")) for i, blob in enumerate(blobs)]
+        response = self._post("add", params=params, files=files)
+        reported: dict[str, str] = {}
+        for line in response.text.splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                reported[str(entry["Name"])] = str(entry["Hash"])
+        cids = []
+        for i, blob in enumerate(blobs):
+            expected = compute_cid(blob)
+            if reported.get(str(i)) != expected:
+                got = reported.get(str(i))
+                raise IpfsError("add", f"file {i}: the node reported {got} but the bytes hash to {expected}")
+            cids.append(expected)
+        return reported.get(""), cids
+
     def cat(self, cid: str, *, local_only: bool = False, timeout: str | None = None) -> bytes:
         """Fetches the bytes of ``cid`` and checks them against it locally.
 

@@ -1314,13 +1314,13 @@ contract ConsentManagerTest is Test {
         _assertNoAccess(patient, doctor);
     }
 
-    function test_RevertWhen_GrantSigVoidedByEmergencyAccess() public {
-        // The patient signs a grant to the provider; the provider's emergency access advances the
-        // relationship's nonce before it is relayed.
+    function test_revokeBySig_StillEndsEmergencyAccessTakenAfterSigning() public {
+        // The patient (or a guardian) signs a revoke of the provider; the provider then takes
+        // emergency access. Emergency access must not void the pending revoke by moving the nonce.
         IConsentManager.Authorization memory auth = ConsentSig.sign(
             patientPk,
             domain,
-            ConsentSig.grantHash(patient, provider, SCOPES, TREAT, FROM, UNTIL, "", 0, DEADLINE),
+            ConsentSig.revokeHash(patient, provider, 0, DEADLINE),
             0,
             DEADLINE,
             block.chainid,
@@ -1328,12 +1328,13 @@ contract ConsentManagerTest is Test {
         );
         vm.prank(provider);
         cm.takeEmergencyAccess(patient, "unconscious in ER");
+        assertEq(cm.grantOf(patient, provider).nonce, 0);
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidNonce.selector, patient, provider, 1, 0)
-        );
         vm.prank(relayer);
-        cm.grantBySig(patient, provider, SCOPES, TREAT, FROM, UNTIL, "", auth);
+        cm.revokeBySig(patient, provider, auth);
+
+        assertFalse(cm.canRead(patient, provider, 0));
+        assertEq(cm.grantOf(patient, provider).nonce, 1);
     }
 
     function test_RevertWhen_ApproveSigVoidedByDeny() public {
@@ -1664,7 +1665,7 @@ contract ConsentManagerTest is Test {
         vm.prank(provider);
         cm.takeEmergencyAccess(patient, "unconscious in ER");
 
-        _assertGrant(patient, provider, T0, T0 + 24 hours, ALL, ETREAT, true, 1);
+        _assertGrant(patient, provider, T0, T0 + 24 hours, ALL, ETREAT, true, 0);
         for (uint8 c; c < 6; ++c) {
             assertTrue(cm.canRead(patient, provider, c));
         }
@@ -1678,7 +1679,7 @@ contract ConsentManagerTest is Test {
         _grantDirect(provider, SCOPES, FROM, UNTIL);
         vm.prank(provider);
         cm.takeEmergencyAccess(patient, "cardiac arrest");
-        _assertGrant(patient, provider, T0, T0 + 24 hours, ALL, ETREAT, true, 2);
+        _assertGrant(patient, provider, T0, T0 + 24 hours, ALL, ETREAT, true, 1);
     }
 
     function test_revoke_EndsEmergencyAccess() public {
@@ -1690,14 +1691,14 @@ contract ConsentManagerTest is Test {
         vm.prank(patient);
         cm.revoke(provider);
         _assertNoAccess(patient, provider);
-        _assertGrant(patient, provider, 0, 0, 0, 0, false, 2);
+        _assertGrant(patient, provider, 0, 0, 0, 0, false, 1);
     }
 
     function test_grant_ClearsEmergencyFlag() public {
         vm.prank(provider);
         cm.takeEmergencyAccess(patient, "unconscious in ER");
         _grantDirect(provider, SCOPES, FROM, UNTIL);
-        _assertGrant(patient, provider, FROM, UNTIL, SCOPES, TREAT, false, 2);
+        _assertGrant(patient, provider, FROM, UNTIL, SCOPES, TREAT, false, 1);
     }
 
     function test_RevertWhen_EmergencyByNonProvider() public {
