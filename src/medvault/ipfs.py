@@ -148,8 +148,10 @@ class IpfsClient:
         self._post("pin/rm", params={"arg": str(parse_cid(cid))})
 
     def is_pinned(self, cid: str) -> bool:
+        """Whether ``cid`` is kept from garbage collection: pinned itself, or inside a pinned
+        object (seeding pins one directory per batch of files)."""
         try:
-            self._post("pin/ls", params={"arg": str(parse_cid(cid)), "type": "recursive"})
+            self._post("pin/ls", params={"arg": str(parse_cid(cid)), "type": "all"})
         except IpfsError as exc:
             if "not pinned" in str(exc):
                 return False

@@ -20,6 +20,7 @@ from medvault.fhir import validate_resource
 from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.model import Category, RequestStatus
 from medvault.seed import plan_seed, run_seed, seed_state
+from medvault.verify import verify_patient
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
@@ -63,6 +64,7 @@ def test_seed_makes_the_planned_records_and_consent(mv: Medvault, local_node: No
 
     kinds = set()
     for p in plan.patients:
+        assert verify_patient(mv, p.wallet.address).ok  # every ciphertext and key bundle present and pinned
         pointers = mv.records(p.wallet.address)  # also checks the hash chain against the head
         assert {x.author for x in pointers} == {plan.providers[p.author].address}
         for index, (category, plaintext) in enumerate(p.records()):
@@ -190,4 +192,5 @@ def test_add_many_and_add_wrapped(ipfs: IpfsClient) -> None:
     directory, wrapped = ipfs.add_wrapped(more)
     assert wrapped == [compute_cid(b) for b in more]
     assert ipfs.is_pinned(directory)
+    assert all(ipfs.is_pinned(c) for c in wrapped)  # kept through the pinned directory
     assert [ipfs.cat(c) for c in wrapped] == more
