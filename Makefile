@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test bench lint format clean
 
 install:
 	@bash tools/install
@@ -13,6 +13,9 @@ demo: install  ## the patient / provider / doctor story on a fresh local chain a
 
 test: install   ## lint, types, contract tests (forge), Python unit and integration tests
 	@bash tools/check
+
+bench: install  ## every benchmark figure against its target; the JSON in bench-results.json (takes minutes)
+	@medvault bench all --output bench-results.json
 
 lint:
 	@ruff check . && ruff format --check . && mypy

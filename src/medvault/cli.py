@@ -989,6 +989,28 @@ def bench_release(app: App, runs: int) -> None:
                    f"p90 {figures['read_p90_ms']} ms")  # fmt: skip
 
 
+@bench.command("all")
+@click.option("--patients", type=click.IntRange(min=1), default=1000, show_default=True, help="Patients to seed.")
+@click.option("--records", type=click.IntRange(min=1), default=10, show_default=True, help="Records per patient.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON here.")
+@_json_anywhere
+@pass_app
+def bench_all(app: App, patients: int, records: int, output: Path | None) -> None:
+    """Every figure of the benchmark (gas, seeding against its baselines, queries, record I/O)
+    on fresh local nodes; a table against the targets, progress on stderr."""
+    from medvault.bench import format_table, measure_all
+
+    results = measure_all(patients, records, progress=True)
+    if output is not None:
+        output.write_text(json.dumps(results, indent=2) + "\n")
+    if app.as_json:
+        click.echo(json.dumps(results))
+    else:
+        click.echo(format_table(results["targets"]))
+        if output is not None:
+            click.echo(f"figures written to {output}")
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ Two suites are supported; the suite is tagged in the first byte of a published p
 from __future__ import annotations
 
 import enum
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -98,13 +99,15 @@ class RecordContext:
     index: int
 
     def associated_data(self) -> bytes:
-        return abi_encode(
-            ["string", "uint256", "address", "address", "uint64"],
-            ["medvault/record/v1", self.chain_id, self.registry, self.patient, self.index],
-        )
+        return _associated_data(self.chain_id, self.registry, self.patient, self.index)
 
     def wrap_info(self, reader: str) -> bytes:
-        return abi_encode(["bytes", "address"], [self.associated_data(), reader])
+        """``abi.encode(bytes associatedData, address reader)``, written out by hand: it is
+        computed for every reader of every record, and eth_abi's generic encoder is slow."""
+        data = self.associated_data()
+        padding = b"\0" * (-len(data) % 32)
+        return b"".join([(64).to_bytes(32), bytes.fromhex(reader[2:]).rjust(32, b"\0"),
+                         len(data).to_bytes(32), data, padding])  # fmt: skip
 
     def escrow_info(self, keeper: str) -> bytes:
         """HPKE info of a keeper's escrowed share of the record key (never a reader's wrap)."""
@@ -116,6 +119,15 @@ class RecordContext:
             ["bytes", "string", "address", "address", "uint8"],
             [self.associated_data(), "medvault/release/v1", reader, keeper, x],
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _associated_data(chain_id: int, registry: str, patient: str, index: int) -> bytes:
+    # Cached: sealing a record and wrapping its key for each reader all need the same bytes.
+    return abi_encode(
+        ["string", "uint256", "address", "address", "uint64"],
+        ["medvault/record/v1", chain_id, registry, patient, index],
+    )
 
 
 @dataclass(frozen=True)

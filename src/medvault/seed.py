@@ -77,7 +77,8 @@ if TYPE_CHECKING:
     from medvault.chain import Chain
     from medvault.client import Medvault
 
-__all__ = ["PatientPlan", "SeedError", "SeedPlan", "SeedReport", "plan_seed", "run_seed", "seed_state"]
+__all__ = ["PatientPlan", "SealedChunks", "SeedError", "SeedPlan", "SeedReport", "chunk_files", "plan_seed",
+           "run_seed", "seed_state"]  # fmt: skip
 
 GRANT_SHARE = 0.30
 REQUEST_SHARE = 0.10
@@ -449,12 +450,18 @@ def run_seed(
     admin: Wallet | None = None,
     progress: bool = False,
     stop_after: int | None = None,
+    capture: SealedChunks | None = None,
+    replay: SealedChunks | None = None,
 ) -> SeedReport:
     """Does what of ``plan`` the chain does not hold yet; see the module docstring.
 
     ``admin`` accredits providers and researchers (it must hold ACCREDITOR_ROLE); without it
     the deployer is impersonated, which only anvil allows. ``stop_after`` (for tests) stops
     after that many patients' record batches.
+
+    For benchmarks: ``capture`` collects, chunk by chunk, the sealed records and the CIDs IPFS
+    gave them; ``replay`` sends the records of such a capture (from a run of the same plan on
+    another fresh deployment) instead of sealing and adding them: the chain calls alone.
     """
     started = time.monotonic()
     rpc = _Rpc(rpc_url)
@@ -546,7 +553,7 @@ def run_seed(
         lap("decisions")
 
         bar.set_phase("records")
-        files = _write_records(mv, plan, state, to_record, sender, lap)
+        files = _write_records(mv, plan, state, to_record, sender, lap, capture, replay)
         done["records"] = records_left
     finally:
         bar.close()
@@ -611,6 +618,16 @@ def _seal(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int) -> _Sealed:
     return _Sealed(q, first, blobs, mv._key_bundle(q.wallet.address, items), categories)
 
 
+SealedChunks = list[tuple[list[_Sealed], list[str]]]
+"""Per chunk of patients: their sealed records and key bundles, and the CIDs of those files in
+the order they were added (each patient's records, then its bundle)."""
+
+
+def chunk_files(chunks: SealedChunks) -> list[list[bytes]]:
+    """The files of each captured chunk, in the order they were added to IPFS."""
+    return [[b for s in sealed for b in (*s.blobs, s.bundle)] for sealed, _ in chunks]
+
+
 def _cid_bytes(cid: str) -> bytes:
     """The binary form of a base32 CIDv1 string (what ``compute_cid`` gives), decoded directly:
     ``multiformats`` spends a millisecond validating each."""
@@ -626,7 +643,14 @@ def _chunks(items: list[PatientPlan], size: int) -> Iterator[list[PatientPlan]]:
 
 
 def _write_records(
-    mv: Medvault, plan: SeedPlan, state: _State, todo: list[PatientPlan], sender: _Sender, lap: Callable[[str], None]
+    mv: Medvault,
+    plan: SeedPlan,
+    state: _State,
+    todo: list[PatientPlan],
+    sender: _Sender,
+    lap: Callable[[str], None],
+    capture: SealedChunks | None = None,
+    replay: SealedChunks | None = None,
 ) -> int:
     """Seals a chunk of patients while the previous chunk is added to IPFS, then sends its batches."""
     registry = str(mv.chain.records.address)
@@ -652,6 +676,23 @@ def _write_records(
     def add(chunk: list[_Sealed]) -> list[str]:
         return mv.ipfs.add_wrapped([b for s in chunk for b in (*s.blobs, s.bundle)])[1]
 
+    if replay is not None:
+        for sealed_chunk, chunk_cids in replay:
+            files += sum(len(s.blobs) + 1 for s in sealed_chunk)
+            send(sealed_chunk, chunk_cids)
+            lap("records: send")
+            sender.settle(wait=False)
+            lap("records: receipts")
+        sender.settle(wait=True)
+        lap("records: receipts")
+        return files
+
+    def flush(done: tuple[list[_Sealed], Future[list[str]]]) -> None:
+        cids = done[1].result()
+        if capture is not None:
+            capture.append((done[0], cids))
+        send(done[0], cids)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medvault-seed-ipfs") as pool:
         previous: tuple[list[_Sealed], Future[list[str]]] | None = None
         for chunk in _chunks(todo, CHUNK_PATIENTS):
@@ -660,13 +701,13 @@ def _write_records(
             lap("records: seal")
             future = pool.submit(add, sealed)
             if previous is not None:
-                send(previous[0], previous[1].result())
+                flush(previous)
                 lap("records: ipfs wait + send")
                 sender.settle(wait=False)
                 lap("records: receipts")
             previous = (sealed, future)
         if previous is not None:
-            send(previous[0], previous[1].result())
+            flush(previous)
             lap("records: ipfs wait + send")
     sender.settle(wait=True)
     lap("records: receipts")

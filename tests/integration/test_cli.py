@@ -165,7 +165,7 @@ def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, local_n
     [[], ["account"], ["account", "new"], ["node", "up"], ["deploy"], ["register"], ["accredit"], ["record", "add"],
      ["record", "list"], ["record", "get"], ["consent", "grant"], ["consent", "revoke"], ["consent", "list"],
      ["consent", "export"], ["delegate", "appoint"], ["access", "request"], ["access", "approve"], ["access", "list"],
-     ["emergency"], ["relay"], ["audit"], ["bench", "gas"], ["bench", "release"], ["demo"]],
+     ["emergency"], ["relay"], ["audit"], ["bench", "gas"], ["bench", "release"], ["bench", "all"], ["demo"]],
 )  # fmt: skip
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])

@@ -107,3 +107,10 @@ def test_derivation_is_deterministic_and_separated_by_suite_and_epoch() -> None:
 def test_malformed_public_keys_are_rejected(data: bytes, message: str) -> None:
     with pytest.raises(IntegrityError, match=message):
         PublicKey.from_bytes(data)
+
+
+@pytest.mark.parametrize("reader", [READER, "0x" + "00" * 19 + "01", "0xAbCdEf0123456789aBcDeF0123456789AbCdEf01"])
+def test_wrap_info_is_the_abi_encoding_it_stands_for(reader: str) -> None:
+    from eth_abi.abi import encode
+
+    assert CONTEXT.wrap_info(reader) == encode(["bytes", "address"], [CONTEXT.associated_data(), reader])
