@@ -179,14 +179,15 @@ def measure_release(runs: int = 20) -> dict[str, float]:
             node.down()
 
 
-def _timed(runs: int, action: Any) -> dict[str, float]:
+def _timed(runs: int, action: Any, digits: int = 1) -> dict[str, float]:
+    """Median and 90th percentile of ``runs`` calls of ``action``, in ms."""
     times = []
     for _ in range(runs):
         started = time.perf_counter()
         action()
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
-    return {"median_ms": round(statistics.median(times), 1), "p90_ms": round(times[int(0.9 * (runs - 1))], 1)}
+    return {"median_ms": round(statistics.median(times), digits), "p90_ms": round(times[int(0.9 * (runs - 1))], digits)}
 
 
 def measure_record_io(size: int = 1 << 20, runs: int = 10) -> dict[str, float]:
@@ -396,7 +397,7 @@ def _measure_queries(mv: Medvault, rpc_url: str, plan: SeedPlan, home: Path, say
             "sync_no_new_blocks": index.sync,
         }
         sizes = {name: len(result) for name, f in queries.items() if isinstance(result := f(), list)}
-        timed = {name: _timed_fine(30, f) for name, f in queries.items()}
+        timed = {name: _timed(30, f, digits=2) for name, f in queries.items()}
         for name, size in sizes.items():
             timed[name]["rows"] = size
     finally:
@@ -411,16 +412,6 @@ def _measure_queries(mv: Medvault, rpc_url: str, plan: SeedPlan, home: Path, say
         "queries": {k: v for k, v in timed.items() if k != "sync_no_new_blocks"},
         "sync_no_new_blocks": timed["sync_no_new_blocks"],
     }
-
-
-def _timed_fine(runs: int, action: Any) -> dict[str, float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {"median_ms": round(statistics.median(times), 2), "p90_ms": round(times[int(0.9 * (runs - 1))], 2)}
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
