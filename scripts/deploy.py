@@ -5,7 +5,7 @@
 Deploys ParticipantRegistry(admin = the deploying account), RecordRegistry(ParticipantRegistry),
 ConsentManager(ParticipantRegistry) and KeeperDirectory(), prints each address and the gas its
 deployment used, and writes the deployment record ``<home>/deployments/<chain id>.json`` that
-the ``medvault`` CLI and Python package read (:class:`medvault.contracts.Deployment`).
+the ``medvault`` CLI and Python package read (:class:`medvault.chain.artifacts.Deployment`).
 
 Non-interactive use (CI): pass ``--yes`` so the transactions are signed without a confirmation
 each, and give a keystore account's passphrase in ``APE_ACCOUNTS_<alias>_PASSPHRASE``; without
@@ -23,7 +23,7 @@ from ape import chain, project
 from ape.cli import ConnectedProviderCommand, account_option
 from ape_accounts import KeyfileAccount
 
-from medvault.contracts import Deployment
+from medvault.chain.artifacts import Deployment
 from medvault.crypto import KeySuite
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from ape import networks
 from ape.cli import ConnectedProviderCommand
 
 from medvault.chain import Chain, connect
-from medvault.contracts import Deployment, load_artifacts
+from medvault.chain.artifacts import Deployment, load_artifacts
 from medvault.errors import MedvaultError
 from medvault.index import EventIndex, query_group
 

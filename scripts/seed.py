@@ -3,7 +3,7 @@
     ape run seed --network ethereum:local:foundry [--patients N] [--records-per-patient R]
                  [--seed S] [--home DIR] [--ipfs-api URL]
 
-A thin wrapper over :func:`medvault.seed.run_seed`, exactly what ``medvault seed`` runs: it takes
+A thin wrapper over :func:`medvault.dev.seed.run_seed`, exactly what ``medvault seed`` runs: it takes
 the RPC URL of Ape's network connection and the deployment recorded in ``<home>`` (by ``ape run
 deploy`` or ``medvault deploy``). No Ape account is needed: seeding uses in-memory dev accounts
 derived from the seed value, funded with ``anvil_setBalance``, so the network must be a local
@@ -22,8 +22,8 @@ from ape.cli import ConnectedProviderCommand
 
 from medvault.chain import Chain
 from medvault.client import Medvault
+from medvault.dev.seed import plan_seed, run_seed
 from medvault.ipfs import IpfsClient
-from medvault.seed import plan_seed, run_seed
 
 if TYPE_CHECKING:
     from ape.api import ProviderAPI

@@ -14,10 +14,11 @@ import pytest
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, connect, deploy
-from medvault.client import Medvault, Role
-from medvault.contracts import load_artifacts
+from medvault.chain.artifacts import load_artifacts
+from medvault.client import Medvault
+from medvault.dev.node import LocalNode, NodeInfo, free_port
 from medvault.ipfs import IpfsClient
-from medvault.node import LocalNode, NodeInfo, free_port
+from medvault.model import Role
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

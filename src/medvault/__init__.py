@@ -12,9 +12,11 @@ client (AES-256-GCM, one key per record, wrapped with HPKE for each reader) and 
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, TxResult, deploy
-from medvault.client import Medvault, RecordReceipt
-from medvault.contracts import Deployment
+from medvault.chain.artifacts import Deployment
+from medvault.client import Medvault
+from medvault.client.consent_sig import ConsentChange, SignedConsent
 from medvault.crypto import KeySuite
+from medvault.dev.node import LocalNode
 from medvault.errors import (
     AccessDeniedError,
     ChainUnavailableError,
@@ -34,9 +36,17 @@ from medvault.errors import (
     WrongPassphraseError,
 )
 from medvault.ipfs import IpfsClient
-from medvault.model import AccessRequest, Category, Grant, Purpose, Record, RecordPointer, RequestStatus, Role
-from medvault.node import LocalNode
-from medvault.signing import ConsentChange, SignedConsent
+from medvault.model import (
+    AccessRequest,
+    Category,
+    Grant,
+    Purpose,
+    Record,
+    RecordPointer,
+    RecordReceipt,
+    RequestStatus,
+    Role,
+)
 
 __all__ = [
     "AccessDeniedError",

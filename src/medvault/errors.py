@@ -11,8 +11,11 @@ Every error names what is wrong and, where one exists, what to do about it. Catc
     ├── NodeUnavailableError (ConnectionError)
     │   ├── ChainUnavailableError     the Ethereum JSON-RPC endpoint does not answer
     │   └── IpfsUnavailableError      the Kubo RPC endpoint does not answer
+    ├── SeedError                     seeding cannot go on (not a dev chain, a failed transaction)
+    ├── NodeStartError                a local anvil or Kubo (``medvault node up``) did not start
     ├── IpfsError                     Kubo answered with an error
     ├── InvalidCidError (ValueError)  a string or bytes that is not a CID
+    ├── FhirValidationError (ValueError)  a resource that is not valid FHIR R4
     ├── IntegrityError (ValueError)   bytes that are not what the chain committed to
     │   ├── CidMismatchError          IPFS returned bytes that do not hash to the CID
     │   ├── ContentHashMismatchError  ciphertext differs from the on-chain content hash
@@ -24,6 +27,11 @@ Every error names what is wrong and, where one exists, what to do about it. Catc
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 __all__ = [
     "AccessDeniedError",
     "ChainUnavailableError",
@@ -32,6 +40,7 @@ __all__ = [
     "ContentHashMismatchError",
     "ContractError",
     "DecryptionError",
+    "FhirValidationError",
     "IntegrityError",
     "InvalidCidError",
     "IpfsError",
@@ -39,7 +48,9 @@ __all__ = [
     "KeeperRefusedError",
     "KeystoreError",
     "MedvaultError",
+    "NodeStartError",
     "NodeUnavailableError",
+    "SeedError",
     "UnknownAccountError",
     "WrongPassphraseError",
 ]
@@ -157,3 +168,22 @@ class ContractError(MedvaultError):
         self.action, self.name, self.arguments = action, name, dict(arguments or {})
         detail = ", ".join(f"{k}={v}" for k, v in self.arguments.items())
         super().__init__(f"{action} reverted: {name}({detail})")
+
+
+class SeedError(MedvaultError):
+    """Seeding cannot go on (not a dev chain, a transaction failed, ...)."""
+
+
+class NodeStartError(MedvaultError):
+    def __init__(self, what: str, log: Path) -> None:
+        tail = log.read_text(errors="replace").strip().splitlines()[-8:] if log.exists() else []
+        super().__init__(f"{what} did not start; last lines of {log}:\n" + "\n".join(tail))
+
+
+class FhirValidationError(MedvaultError, ValueError):
+    """A resource is not valid FHIR for its resourceType, or its resourceType is not a FHIR resource."""
+
+    def __init__(self, resource_type: str | None, problem: str) -> None:
+        self.resource_type = resource_type
+        self.problem = problem
+        super().__init__(f"{resource_type or 'resource'} is not valid FHIR R4: {problem}")

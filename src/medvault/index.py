@@ -44,11 +44,13 @@ from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import is_address, to_checksum_address
 from web3._utils.events import get_event_data
 
-from medvault.client import _AUDITED, AuditEntry, _plain, _record_hash
+from medvault.client.audit import AUDITED_EVENTS, event_value
 from medvault.errors import ConfigurationError, IntegrityError, MedvaultError
+from medvault.formats.recordhash import record_hash_of_event
 from medvault.ipfs import cid_from_bytes
 from medvault.model import (
     AccessRequest,
+    AuditEntry,
     Category,
     Grant,
     Purpose,
@@ -73,7 +75,7 @@ MAX_REORG_WALK = 256  # stored blocks checked when looking for a fork point, bef
 ALL_CATEGORIES = 0x3F
 _GRANT_EVENTS = {"AccessGranted", "RequestApproved", "EmergencyAccessTaken", "AccessRevoked"}
 _DELEGATE_EVENTS = {"DelegateAppointed", "DelegateRemoved"}
-_AUDITED_PAIRS = [(contract, event) for contract, events in _AUDITED.items() for event in events]
+_AUDITED_PAIRS = [(contract, event) for contract, events in AUDITED_EVENTS.items() for event in events]
 
 _HISTORY_SQL = (
     "SELECT timestamp, event, sender, args, tx FROM events WHERE patient = ? AND (contract, event) IN (VALUES "  # noqa: S608
@@ -331,7 +333,7 @@ class EventIndex:
         a = e.args
         subject = "account" if e.event == "ParticipantRegistered" else "patient"
         patient = a.get(subject)
-        args = json.dumps({k: _plain(v) for k, v in a.items()}, separators=(",", ":"))
+        args = json.dumps({k: event_value(v) for k, v in a.items()}, separators=(",", ":"))
         cur.execute(
             "INSERT OR IGNORE INTO events (block, log_index, tx, sender, timestamp, contract, event, patient, args) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -362,7 +364,7 @@ class EventIndex:
             if found is None:
                 raise IntegrityError(f"record log of {patient}: record {index} arrived before record {index - 1}")
             previous = bytes.fromhex(found[0][2:])
-        recomputed = _record_hash(previous, patient, a)
+        recomputed = record_hash_of_event(previous, patient, a)
         if recomputed != bytes(a["recordHash"]):
             raise IntegrityError(f"record {index} of {patient}: its hash does not match its fields")
         cur.execute(

@@ -1,22 +1,33 @@
-"""The data medvault reads from and writes to the chain: categories, purposes, grants, requests."""
+"""The data medvault reads from and writes to the chain: categories, purposes, grants, requests,
+records, keys, keepers and audit entries."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils.crypto import keccak
 
 from medvault.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from medvault.chain.transact import TxResult
+    from medvault.crypto import KeySuite
+
 __all__ = [
     "AccessRequest",
+    "AuditEntry",
     "Category",
     "Grant",
+    "KeeperSet",
+    "KeyInfo",
+    "KeyRelease",
+    "KeyRotation",
     "Purpose",
     "Record",
     "RecordPointer",
+    "RecordReceipt",
     "RequestStatus",
     "Role",
     "categories_of",
@@ -189,3 +200,89 @@ class Record:
     content_type: str
     name: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class RecordReceipt:
+    pointer: RecordPointer
+    tx: TxResult
+    readers: list[str]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """An account's encryption key as its wallet derives it, against the one on chain.
+
+    ``epoch`` is the epoch whose key the chain holds, or None if no derivable key matches (not
+    registered, or registered with another suite or derivation); ``public_key`` is that epoch's
+    key, else epoch 0's.
+    """
+
+    account: str
+    suite: KeySuite
+    epoch: int | None
+    public_key: bytes
+    registered: bool
+
+    @property
+    def matches_chain(self) -> bool:
+        return self.epoch is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account, "suite": self.suite.name, "epoch": self.epoch,
+            "public_key": "0x" + self.public_key.hex(), "registered": self.registered,
+            "matches_chain": self.matches_chain,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """What ``rotate_key`` did: the new key's epoch, and the records whose keys were re-wrapped."""
+
+    account: str
+    old_epoch: int
+    new_epoch: int
+    public_key: bytes
+    keys_cid: str | None
+    rewrapped: list[int]
+    transactions: list[TxResult]
+
+
+@dataclass(frozen=True)
+class KeeperSet:
+    """The keepers a patient chose, any ``threshold`` of which release a record key, and the URL
+    each last announced (None if it never did)."""
+
+    patient: str
+    keepers: list[str]
+    threshold: int
+    urls: dict[str, str | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"patient": self.patient, "keepers": self.keepers, "threshold": self.threshold, "urls": self.urls}
+
+
+@dataclass(frozen=True)
+class KeyRelease:
+    """A receipt on chain: ``keeper`` released its share of record ``index`` to ``grantee``."""
+
+    patient: str
+    grantee: str
+    keeper: str
+    index: int
+    released_at: int
+    release_id: str
+    tx_hash: str
+    block_number: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event in a patient's history: when, what, who sent the transaction, and its fields."""
+
+    timestamp: int
+    event: str
+    sender: str
+    details: dict[str, Any]
+    tx_hash: str

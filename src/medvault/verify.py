@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from eth_utils.address import to_checksum_address
 
-from medvault.client import _record_hash
 from medvault.errors import CidMismatchError, InvalidCidError, IpfsError
+from medvault.formats.recordhash import record_hash_of_event
 from medvault.ipfs import IpfsClient, cid_from_bytes
 from medvault.model import Category
 
@@ -165,7 +165,7 @@ def _check_hash(report: VerificationReport, patient: str, index: int, args: Any,
     claimed = bytes(args["recordHash"])
     if index == 0 or before is not None:  # with the predecessor missing there is nothing to link to
         previous = bytes(32) if index == 0 else bytes(before["args"]["recordHash"])
-        if _record_hash(previous, patient, args) != claimed:
+        if record_hash_of_event(previous, patient, args) != claimed:
             what = "its fields" if index == 0 else f"its fields and the hash of record {index - 1}"
             report.findings.append(
                 Finding("altered", index, "log", f"record hash 0x{claimed.hex()} does not match {what}")

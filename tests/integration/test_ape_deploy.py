@@ -23,9 +23,9 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from medvault.contracts import Deployment
+from medvault.chain.artifacts import Deployment
 from medvault.crypto import KeySuite
-from medvault.node import find_tool, free_port
+from medvault.dev.node import find_tool, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

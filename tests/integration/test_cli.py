@@ -13,7 +13,7 @@ from medvault.cli import cli
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from medvault.node import NodeInfo
+    from medvault.dev.node import NodeInfo
 
 pytestmark = pytest.mark.integration
 

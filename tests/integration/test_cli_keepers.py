@@ -15,10 +15,10 @@ import httpx
 import pytest
 from test_cli import OBSERVATION, Cli
 
-from medvault.node import free_port
+from medvault.dev.node import free_port
 
 if TYPE_CHECKING:
-    from medvault.node import NodeInfo
+    from medvault.dev.node import NodeInfo
 
 pytestmark = pytest.mark.integration
 

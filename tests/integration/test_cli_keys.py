@@ -16,7 +16,7 @@ from medvault.crypto import EncryptionKeyPair, KeySuite
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from medvault.node import NodeInfo
+    from medvault.dev.node import NodeInfo
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from medvault.client.consent_sig import SignedConsent
 from medvault.errors import AccessDeniedError, ContractError
 from medvault.fhir import validate_resource
-from medvault.fhir_consent import grant_to_fhir_consent
+from medvault.fhir.consent import grant_to_fhir_consent
 from medvault.model import Category, Purpose, RequestStatus, Role
-from medvault.signing import SignedConsent
 
 if TYPE_CHECKING:
     from conftest import ChainClock
@@ -46,7 +46,7 @@ def test_access_holds_only_in_scope(mv: Medvault, provider: Wallet, patient: Wal
         mv.read_record(doctor, patient.address, meds)
     later = add(mv, provider, patient, MEDS, Category.MEDICATIONS)  # not even wrapped for the doctor
     with pytest.raises(AccessDeniedError, match="was ever wrapped for it"):
-        mv._find_wrap(doctor.address, mv.records(patient.address)[later])
+        mv.open_key(doctor, mv.records(patient.address)[later])
 
 
 def test_future_dated_grant_opens_at_its_start_and_closes_at_its_end(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from medvault.bench import BUDGETS, measure_gas
+from medvault.dev.bench import BUDGETS, measure_gas
 
 pytestmark = pytest.mark.integration
 

@@ -29,12 +29,12 @@ from conftest import PASSPHRASE
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, connect, deploy
-from medvault.client import Medvault, Role
-from medvault.contracts import load_artifacts
+from medvault.chain.artifacts import load_artifacts
+from medvault.client import Medvault
+from medvault.dev.node import LocalNode, NodeInfo, free_port
 from medvault.ipfs import IpfsClient
-from medvault.keyrequest import KeyRequest, Refusal, ShareRelease, post_key_request, sign_key_request
-from medvault.model import Category, Purpose
-from medvault.node import LocalNode, NodeInfo, free_port
+from medvault.keeper.protocol import KeyRequest, Refusal, ShareRelease, post_key_request, sign_key_request
+from medvault.model import Category, Purpose, Role
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

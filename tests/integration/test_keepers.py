@@ -16,14 +16,14 @@ import httpx
 import pytest
 
 from medvault.chain import Chain, connect
+from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
-from medvault.contracts import load_artifacts
+from medvault.dev.node import free_port
 from medvault.errors import AccessDeniedError, KeeperRefusedError
 from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
-from medvault.keyrequest import KEY_SHARES_PATH, KeyRequest, Refusal, post_key_request, sign_key_request
+from medvault.keeper.protocol import KEY_SHARES_PATH, KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import Category, Purpose
-from medvault.node import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from web3 import Web3
 
     from medvault.accounts import Keystore, Wallet
+    from medvault.dev.node import NodeInfo
     from medvault.model import RecordPointer
-    from medvault.node import NodeInfo
 
 pytestmark = pytest.mark.integration
 
@@ -156,16 +156,15 @@ def test_grantee_reads_through_the_keepers_without_the_patient(
     admin: Wallet,
 ) -> None:
     pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
-    bundle = mv.bundle(pointer.keys_cid, patient.address)
-    assert bundle["escrow"]["threshold"] == 2
-    assert [(s["keeper"], s["x"]) for s in bundle["escrow"]["shares"]] == [
-        (k.address, i + 1) for i, k in enumerate(three)
-    ]
-    assert {w["reader"] for w in bundle["wraps"]} == {patient.address, provider.address}  # keepers get no wraps
+    bundle = mv.key_bundle(pointer.keys_cid, patient.address)
+    assert bundle.escrow is not None
+    assert bundle.escrow.threshold == 2
+    assert [(s.keeper, s.x) for s in bundle.escrow.shares] == [(k.address, i + 1) for i, k in enumerate(three)]
+    assert {w.reader for w in bundle.wraps} == {patient.address, provider.address}  # keepers get no wraps
 
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)  # no key bundle
     with pytest.raises(AccessDeniedError, match="was ever wrapped"):
-        mv._find_wrap(doctor.address, pointer)
+        mv.open_key(doctor, pointer)
     lock_away(patient)
 
     assert mv.read_record(doctor, patient.address, pointer.index).data == LAB
@@ -215,7 +214,7 @@ def test_keepers_refuse_after_revoke_and_forward_security(
     assert refusal_codes(mv, doctor, before) == ["revoked"] * 3
 
     after = add(mv, provider, patient, LAB, Category.LABORATORY)
-    readers = {w["reader"] for w in mv.bundle(after.keys_cid, patient.address)["wraps"]}
+    readers = {w.reader for w in mv.key_bundle(after.keys_cid, patient.address).wraps}
     assert doctor.address not in readers  # not wrapped for the revoked party...
     assert refusal_codes(mv, doctor, after) == ["revoked"] * 3  # ...nor released by the keepers
     with pytest.raises(AccessDeniedError, match="revoked"):
@@ -302,7 +301,7 @@ def test_patient_as_its_own_keeper(
 
 def test_records_without_keepers_are_unchanged(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
     pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
-    assert "escrow" not in mv.bundle(pointer.keys_cid, patient.address)
+    assert mv.key_bundle(pointer.keys_cid, patient.address).escrow is None
     assert mv.keepers_of(patient.address).keepers == []
 
 
@@ -355,7 +354,7 @@ def test_wrapped_share_is_bound_to_the_reader(
         mv.chain.chain_id, mv.chain.keepers.address,
     )  # fmt: skip
     release = post_key_request(keepers.running[keeper.address].url, body)
-    context = mv._context(patient.address, pointer.index)
+    context = mv.record_context(patient.address, pointer.index)
     pair = doctor.encryption_keys(mv.suite, 0)
     assert len(open_share(release.wrap, pair, context.release_info(doctor.address, keeper.address, 1), "share")) == 32
     with pytest.raises(DecryptionError):

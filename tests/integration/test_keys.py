@@ -10,10 +10,11 @@ import pytest
 from eth_utils.crypto import keccak
 
 from medvault.chain import Chain, deploy
+from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
-from medvault.contracts import load_artifacts
 from medvault.crypto import EncryptionKeyPair, KeySuite, unwrap_key
 from medvault.errors import AccessDeniedError, ConfigurationError, ContractError, DecryptionError
+from medvault.ipfs import cid_from_bytes
 from medvault.model import Category, Purpose, Role
 
 if TYPE_CHECKING:
@@ -43,11 +44,15 @@ def grant_all(mv: Medvault, patient: Wallet, grantee: Wallet) -> None:
 
 
 def wraps_for(mv: Medvault, reader: Wallet, pointer: RecordPointer) -> list[bytes]:
-    return list(mv._wraps(reader.address, pointer))
+    """Every wrap for ``reader`` of the record's key: in its own bundle, then in those shared with it."""
+    cids = [pointer.keys_cid]
+    shared = mv.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader.address)
+    cids += [cid_from_bytes(bytes(e["args"]["keysCid"])) for e in reversed(shared)]
+    return [w for cid in cids for w in mv.key_bundle(cid, pointer.patient).wraps_for(reader.address, pointer.index)]
 
 
 def opens_any(mv: Medvault, pair: EncryptionKeyPair, reader: Wallet, pointer: RecordPointer) -> bool:
-    context = mv._context(pointer.patient, pointer.index)
+    context = mv.record_context(pointer.patient, pointer.index)
     for wrapped in wraps_for(mv, reader, pointer):
         try:
             unwrap_key(wrapped, pair, context, reader.address)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from medvault.chain import connect
+from medvault.dev.node import LocalNode, free_port
 from medvault.ipfs import IpfsClient
-from medvault.node import LocalNode, free_port
 
 if TYPE_CHECKING:
     from pathlib import Path

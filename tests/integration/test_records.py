@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import medvault.client as client_module
+import medvault.client.records as records_module
 from medvault.crypto import RecordContext, encrypt_record, new_record_key
+from medvault.dev.node import free_port
 from medvault.errors import (
     AccessDeniedError,
     CidMismatchError,
@@ -21,7 +22,6 @@ from medvault.errors import (
 )
 from medvault.ipfs import IpfsClient, cid_to_bytes
 from medvault.model import Category, Purpose
-from medvault.node import free_port
 
 if TYPE_CHECKING:
     from conftest import ChainClock
@@ -133,7 +133,7 @@ def test_revoked_doctor_is_refused_and_later_records_never_wrapped_for_it(
     # Forward security: even a client that skipped the chain's check has no key for it.
     assert doctor.address not in wrapped_readers(mv, patient, later)
     with pytest.raises(AccessDeniedError, match="was ever wrapped for it"):
-        mv._find_wrap(doctor.address, mv.records(patient.address)[later])
+        mv.open_key(doctor, mv.records(patient.address)[later])
 
 
 def test_grant_lapses_when_chain_time_passes_its_end(
@@ -219,13 +219,13 @@ def test_tampered_ciphertext_is_an_integrity_error_without_plaintext(
     mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The ciphertext is altered after sealing; CID, content hash and key wrap all match it.
-    real_encrypt = client_module.encrypt_record
+    real_encrypt = records_module.encrypt_record
 
     def tampering(plaintext: bytes, key: bytes, context: RecordContext) -> bytes:
         blob = real_encrypt(plaintext, key, context)
         return blob[:-20] + bytes([blob[-20] ^ 1]) + blob[-19:]
 
-    monkeypatch.setattr(client_module, "encrypt_record", tampering)
+    monkeypatch.setattr(records_module, "encrypt_record", tampering)
     index = add(mv, provider, patient)
     monkeypatch.undo()
 

@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING
 import pytest
 
 from medvault.crypto import RecordContext, encrypt_record, new_record_key
+from medvault.dev.seed import plan_seed, run_seed, seed_state
 from medvault.fhir import validate_resource
+from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.model import Category, RequestStatus
-from medvault.seed import plan_seed, run_seed, seed_state
 from medvault.verify import verify_patient
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.client import Medvault
+    from medvault.dev.node import NodeInfo
+    from medvault.dev.seed import SeedPlan
     from medvault.ipfs import IpfsClient
-    from medvault.node import NodeInfo
-    from medvault.seed import SeedPlan
 
 pytestmark = pytest.mark.integration
 
@@ -169,14 +170,14 @@ def test_batched_records_continue_the_hash_chain(
     """Single adds, a batch, single adds again: one hash chain the client verifies and reads."""
     mv.add_record(provider, patient.address, b'{"n":0}', Category.NOTES)
     public = mv.encryption_key(patient.address)
-    blobs, items = [], []
+    blobs, wraps = [], []
     for index in (1, 2, 3):
         context = RecordContext(mv.chain.chain_id, mv.chain.records.address, patient.address, index)
         key = new_record_key()
         header = b'{"contentType":"application/json","name":""}\n'
         blobs.append(encrypt_record(header + b'{"n":%d}' % index, key, context))
-        items.append((context, key, patient.address, public))
-    cids = ipfs.add_many([*blobs, mv._key_bundle(patient.address, items)])
+        wraps.append(wrap_for(context, key, patient.address, public))
+    cids = ipfs.add_many([*blobs, mv.new_key_bundle(patient.address, wraps).to_bytes()])
     pointers = [(cid_to_bytes(cid), hashlib.sha256(blob).digest(), int(Category.LABORATORY), cid_to_bytes(cids[-1]))
                 for cid, blob in zip(cids, blobs, strict=False)]  # fmt: skip
     mv.chain.transact(provider, mv.chain.records.functions.addRecords(patient.address, 1, pointers), "batch")

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from medvault.cli import cli
-from medvault.client import _record_hash
+from medvault.dev.node import free_port
+from medvault.formats.recordhash import record_hash_of_event
 from medvault.ipfs import IpfsClient, cid_to_bytes
 from medvault.model import Category
-from medvault.node import free_port
 from medvault.verify import verify_patient
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from medvault.accounts import Wallet
     from medvault.client import Medvault
-    from medvault.node import NodeInfo
+    from medvault.dev.node import NodeInfo
     from medvault.verify import VerificationReport
 
 pytestmark = pytest.mark.integration
@@ -180,7 +180,7 @@ def test_an_altered_last_event_does_not_reach_the_head(
     def rehash(logs: list[Any]) -> list[Any]:
         # Fields and record hash changed consistently: only the on-chain head gives it away.
         args = {**logs[1]["args"], "category": int(Category.NOTES)}
-        args["recordHash"] = _record_hash(bytes(logs[0]["args"]["recordHash"]), patient.address, args)
+        args["recordHash"] = record_hash_of_event(bytes(logs[0]["args"]["recordHash"]), patient.address, args)
         logs[1] = {**logs[1], "args": args}
         return logs
 

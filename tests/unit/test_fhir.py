@@ -11,17 +11,9 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from medvault.dev.synthetic import AS_OF, synthetic_patient, synthetic_records
 from medvault.errors import MedvaultError
-from medvault.fhir import (
-    AS_OF,
-    RECORD_CATEGORIES,
-    FhirValidationError,
-    category_for,
-    synthetic_patient,
-    synthetic_records,
-    to_json_bytes,
-    validate_resource,
-)
+from medvault.fhir import RECORD_CATEGORIES, FhirValidationError, category_for, to_json_bytes, validate_resource
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"

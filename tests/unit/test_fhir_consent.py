@@ -1,4 +1,4 @@
-"""Unit tests for medvault.fhir_consent: grants written as FHIR R4 Consent resources."""
+"""Unit tests for medvault.fhir.consent: grants written as FHIR R4 Consent resources."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fhir.resources.R4B.consent import Consent
 
 from medvault.errors import MedvaultError
 from medvault.fhir import FhirValidationError, category_for, to_json_bytes
-from medvault.fhir_consent import EMERGENCY_TAG, RESOURCE_TYPES_OF, grant_to_fhir_consent
+from medvault.fhir.consent import EMERGENCY_TAG, RESOURCE_TYPES_OF, grant_to_fhir_consent
 from medvault.model import Category, Grant, Purpose
 
 PATIENT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"  # lowercase on purpose: the export checksums it

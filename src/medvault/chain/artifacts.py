@@ -17,8 +17,8 @@ import solcx
 from pydantic import BaseModel
 
 from medvault.crypto import KeySuite
+from medvault.dev.node import find_tool
 from medvault.errors import ConfigurationError
-from medvault.node import find_tool
 
 __all__ = ["CONTRACT_NAMES", "Artifact", "Deployment", "load_artifacts", "project_root"]
 
@@ -73,7 +73,7 @@ class Deployment(BaseModel):
 def project_root() -> Path:
     """The checkout holding ``contracts/``: $MEDVAULT_PROJECT, or the one this package lives in."""
     env = os.environ.get("MEDVAULT_PROJECT")
-    root = Path(env) if env else Path(__file__).resolve().parents[2]
+    root = Path(env) if env else Path(__file__).resolve().parents[3]
     if not (root / "contracts").is_dir():
         raise ConfigurationError(f"no contracts/ folder under {root}; set MEDVAULT_PROJECT to the medvault checkout")
     return root

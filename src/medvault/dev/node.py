@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from medvault.errors import ConfigurationError, MedvaultError
+from medvault.errors import ConfigurationError, NodeStartError
 
 __all__ = ["LocalNode", "NodeInfo", "find_tool", "free_port"]
 
@@ -72,12 +72,6 @@ class NodeInfo:
     @property
     def ipfs_api(self) -> str:
         return self.ipfs.url
-
-
-class NodeStartError(MedvaultError):
-    def __init__(self, what: str, log: Path) -> None:
-        tail = log.read_text(errors="replace").strip().splitlines()[-8:] if log.exists() else []
-        super().__init__(f"{what} did not start; last lines of {log}:\n" + "\n".join(tail))
 
 
 class LocalNode:

@@ -2,10 +2,10 @@
 
 A keeper is an account a patient named in the KeeperDirectory (``Medvault.set_keepers``).
 Every record written from then on escrows its key t-of-n among the patient's keepers, each
-share HPKE-wrapped to its keeper (``medvault.escrow``, ``Medvault._escrow``). A keeper holds no
+share HPKE-sealed to its keeper (``formats.keybundle.escrow_key``). A keeper holds no
 key of any patient: only its own account, whose encryption key opens its shares.
 
-``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keyrequest``) and
+``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keeper.protocol``) and
 checks, in order: the signature (``bad-signature``), the request's age against chain time
 (``stale``), that it is addressed to this keeper and this keeper is the patient's
 (``wrong-keeper``), that the record exists in the patient's verified log (``unknown-record``),
@@ -50,11 +50,12 @@ from medvault.errors import (
     IpfsError,
     IpfsUnavailableError,
 )
-from medvault.keyrequest import KEY_SHARES_PATH, MAX_REQUEST_SKEW, Refusal, verify_key_request
+from medvault.keeper.protocol import KEY_SHARES_PATH, MAX_REQUEST_SKEW, Refusal, verify_key_request
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.client import Medvault
+    from medvault.crypto import RecordContext
 
 __all__ = ["BATCH_SIZE", "KeeperService"]
 
@@ -200,7 +201,7 @@ class KeeperService:
         denial = client.access_denial(reader, pointer)
         if denial is not None:
             raise Refusal(*denial)
-        context = client._context(patient, pointer.index)
+        context = client.record_context(patient, pointer.index)
         share = self._open_share(pointer.keys_cid, patient, context)
         x, secret = share
         try:
@@ -224,18 +225,17 @@ class KeeperService:
         )
         return {"keeper": self.address, "x": x, "wrap": base64.b64encode(wrap).decode(), "releaseId": release_id}
 
-    def _open_share(self, keys_cid: str, patient: str, context: Any) -> tuple[int, bytes]:
-        bundle = self.client.bundle(keys_cid, patient)
-        for item in (bundle.get("escrow") or {}).get("shares", []):
-            if to_checksum_address(item["keeper"]) == self.address:
-                sealed, x = base64.b64decode(item["wrap"]), int(item["x"])
-                info = context.escrow_info(self.address)
-                for epoch in range(self.client.key_epoch(self.wallet), -1, -1):
-                    pair = self.wallet.encryption_keys(self.client.suite, epoch)
-                    with contextlib.suppress(DecryptionError):
-                        return x, open_share(sealed, pair, info, f"the escrowed share of record {context.index}")
-                raise IntegrityError(f"no key of {self.address} opens its escrowed share of record {context.index}")
-        raise Refusal("no-share", f"record {context.index} of {patient} escrows no share with {self.address}")
+    def _open_share(self, keys_cid: str, patient: str, context: RecordContext) -> tuple[int, bytes]:
+        escrow = self.client.key_bundle(keys_cid, patient).escrow
+        share = escrow.share_of(self.address) if escrow else None
+        if share is None:
+            raise Refusal("no-share", f"record {context.index} of {patient} escrows no share with {self.address}")
+        info = context.escrow_info(self.address)
+        for epoch in range(self.client.key_epoch(self.wallet), -1, -1):
+            pair = self.wallet.encryption_keys(self.client.suite, epoch)
+            with contextlib.suppress(DecryptionError):
+                return share.x, open_share(share.wrap, pair, info, f"the escrowed share of record {context.index}")
+        raise IntegrityError(f"no key of {self.address} opens its escrowed share of record {context.index}")
 
     # -- receipts -----------------------------------------------------------------------------
 

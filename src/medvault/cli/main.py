@@ -21,13 +21,13 @@ from eth_utils.address import is_address, to_checksum_address
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, TxResult, connect, deploy
 from medvault.client import Medvault
+from medvault.client.consent_sig import ConsentChange, SignedConsent
 from medvault.crypto import KeySuite
+from medvault.dev.node import LocalNode
 from medvault.errors import ConfigurationError, MedvaultError
 from medvault.index import EventIndex, query_group
 from medvault.ipfs import IpfsClient
 from medvault.model import Category, Purpose, Role
-from medvault.node import LocalNode
-from medvault.signing import ConsentChange, SignedConsent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -610,7 +610,7 @@ def consent_list(app: App, patient: str) -> None:
 def consent_export(app: App, grantee: str, patient: str, output: Path | None) -> None:
     """Write the patient's grant to GRANTEE as a FHIR R4 Consent resource (validated)."""
     from medvault.fhir import to_json_bytes
-    from medvault.fhir_consent import grant_to_fhir_consent
+    from medvault.fhir.consent import grant_to_fhir_consent
 
     client = app.client
     patient_address, grantee_address = app.address(patient), app.address(grantee)
@@ -958,7 +958,7 @@ def bench() -> None:
 @pass_app
 def bench_gas(app: App) -> None:
     """Gas per operation on a fresh anvil, against the budgets."""
-    from medvault.bench import BUDGETS, measure_gas
+    from medvault.dev.bench import BUDGETS, measure_gas
 
     gas = measure_gas()
     lines = [
@@ -977,7 +977,7 @@ def bench_gas(app: App) -> None:
 @pass_app
 def bench_release(app: App, runs: int) -> None:
     """Time one record key release from keepers (t = 2 of 3) and one whole read."""
-    from medvault.bench import measure_release
+    from medvault.dev.bench import measure_release
 
     figures = measure_release(runs)
     if app.as_json:
@@ -998,7 +998,7 @@ def bench_release(app: App, runs: int) -> None:
 def bench_all(app: App, patients: int, records: int, output: Path | None) -> None:
     """Every figure of the benchmark (gas, seeding against its baselines, queries, record I/O)
     on fresh local nodes; a table against the targets, progress on stderr."""
-    from medvault.bench import format_table, measure_all
+    from medvault.dev.bench import format_table, measure_all
 
     results = measure_all(patients, records, progress=True)
     if output is not None:
@@ -1019,7 +1019,7 @@ def bench_all(app: App, patients: int, records: int, output: Path | None) -> Non
 @pass_app
 def demo(app: App) -> None:
     """Run the patient / provider / doctor story on a fresh local chain and IPFS node."""
-    from medvault.demo import run_demo
+    from medvault.dev.demo import run_demo
 
     run_demo(as_json=app.as_json)
 
@@ -1033,7 +1033,7 @@ def demo(app: App) -> None:
 @pass_app
 def seed(app: App, patients: int, records_per_patient: int, seed: str, account: str | None) -> None:
     """Fill a local anvil deployment with synthetic patients, records and consent (resumable)."""
-    from medvault.seed import plan_seed, run_seed
+    from medvault.dev.seed import plan_seed, run_seed
 
     plan = plan_seed(seed, patients, records_per_patient)
     admin = app.unlock(account) if account else None

@@ -22,16 +22,27 @@ from eth_utils.crypto import keccak
 
 from medvault.accounts import Wallet
 from medvault.chain import Chain, TxResult, connect, deploy
+from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
-from medvault.contracts import load_artifacts
+from medvault.client.consent_sig import ConsentChange
 from medvault.crypto import RecordContext, encrypt_record, new_record_key
+from medvault.dev.node import LocalNode, free_port
+from medvault.dev.seed import (
+    GAS,
+    PatientPlan,
+    SealedChunks,
+    SeedPlan,
+    _Rpc,
+    _Sender,
+    _Tx,
+    chunk_files,
+    plan_seed,
+    run_seed,
+)
 from medvault.index import EventIndex
 from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
 from medvault.keeper import KeeperService
 from medvault.model import Category, Purpose, RequestStatus, Role, scope_mask
-from medvault.node import LocalNode, free_port
-from medvault.seed import GAS, PatientPlan, SealedChunks, SeedPlan, _Rpc, _Sender, _Tx, chunk_files, plan_seed, run_seed
-from medvault.signing import ConsentChange
 
 __all__ = ["BUDGETS", "format_table", "measure_all", "measure_gas", "measure_record_io", "measure_release", "targets"]
 

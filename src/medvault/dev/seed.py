@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import random
 import sys
 import time
@@ -63,9 +62,12 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.crypto import keccak
 
 from medvault.accounts import Wallet
-from medvault.crypto import RecordContext, encrypt_record, new_record_key
-from medvault.errors import MedvaultError
-from medvault.fhir import category_for, synthetic_patient, synthetic_records, to_json_bytes
+from medvault.crypto import encrypt_record, new_record_key
+from medvault.dev.synthetic import synthetic_patient, synthetic_records
+from medvault.errors import SeedError
+from medvault.fhir import category_for, to_json_bytes
+from medvault.formats import envelope
+from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_to_bytes
 from medvault.model import Category, Purpose, RequestStatus, Role, scope_mask
 
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
 
     from medvault.chain import Chain
     from medvault.client import Medvault
+    from medvault.formats.keybundle import Wrap
 
 __all__ = ["PatientPlan", "SealedChunks", "SeedError", "SeedPlan", "SeedReport", "chunk_files", "plan_seed",
            "run_seed", "seed_state"]  # fmt: skip
@@ -97,10 +100,6 @@ GAS_BATCH_BASE, GAS_PER_RECORD = 100_000, 60_000
 CONTENT_TYPE = "application/fhir+json"
 ADD_RECORDS = function_signature_to_4byte_selector("addRecords(address,uint64,(bytes,bytes32,uint8,bytes)[])")
 POINTERS = "(bytes,bytes32,uint8,bytes)[]"
-
-
-class SeedError(MedvaultError):
-    """Seeding cannot go on (not a dev chain, a transaction failed, ...)."""
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -183,8 +182,7 @@ def _wallet(seed: str, role: str, index: int) -> Wallet:
 
 def _plaintext(resource: dict[str, Any]) -> bytes:
     name = f"{resource['resourceType']}/{resource.get('id', '')}"
-    header = json.dumps({"contentType": CONTENT_TYPE, "name": name}, separators=(",", ":")).encode()
-    return header + b"\n" + to_json_bytes(resource)
+    return envelope.pack(to_json_bytes(resource), CONTENT_TYPE, name)
 
 
 def plan_seed(seed: str | int, patients: int, records_per_patient: int) -> SeedPlan:
@@ -603,10 +601,10 @@ def _seal(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int) -> _Sealed:
         grantees.append((plan.providers[q.grant.provider], q.grant.scopes))
     if q.request and q.request.decision == "approve":
         grantees.append((plan.researchers[q.request.researcher], q.request.scopes))
-    items: list[tuple[RecordContext, bytes, str, bytes]] = []
+    wraps: list[Wrap] = []
     blobs, categories = [], []
     for index, (category, plaintext) in enumerate(q.records()[first:], start=first):
-        context = RecordContext(mv.chain.chain_id, mv.chain.records.address, q.wallet.address, index)
+        context = mv.record_context(q.wallet.address, index)
         key = new_record_key()
         blobs.append(encrypt_record(plaintext, key, context))
         categories.append(category)
@@ -614,8 +612,8 @@ def _seal(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int) -> _Sealed:
         for grantee, scopes in grantees:
             if category in scopes:
                 for_record[grantee.address] = grantee
-        items += [(context, key, a, w.encryption_keys(mv.suite, 0).public_bytes) for a, w in for_record.items()]
-    return _Sealed(q, first, blobs, mv._key_bundle(q.wallet.address, items), categories)
+        wraps += [wrap_for(context, key, a, w.encryption_keys(mv.suite, 0).public_bytes) for a, w in for_record.items()]
+    return _Sealed(q, first, blobs, mv.new_key_bundle(q.wallet.address, wraps).to_bytes(), categories)
 
 
 SealedChunks = list[tuple[list[_Sealed], list[str]]]

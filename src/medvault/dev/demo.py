@@ -23,14 +23,15 @@ import click
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, TxResult, connect, deploy
+from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
-from medvault.contracts import load_artifacts
+from medvault.dev.node import LocalNode, free_port
+from medvault.dev.synthetic import synthetic_patient, synthetic_records
 from medvault.errors import AccessDeniedError
-from medvault.fhir import category_for, synthetic_patient, synthetic_records, to_json_bytes
+from medvault.fhir import category_for, to_json_bytes
 from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
 from medvault.model import Category, Purpose, Role
-from medvault.node import LocalNode, free_port
 
 __all__ = ["run_demo"]
 

@@ -1,0 +1,94 @@
+"""Sending transactions and reading their failures: a revert becomes the contract's named custom
+error with its decoded arguments (``ContractError``), never raw revert data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from eth_abi.abi import decode as abi_decode
+from eth_utils.abi import function_signature_to_4byte_selector
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+
+from medvault.errors import ContractError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from web3 import Web3
+    from web3.contract.contract import ContractConstructor, ContractFunction
+    from web3.types import TxParams
+
+    from medvault.accounts import Wallet
+
+__all__ = ["ErrorTable", "TxResult", "decode_revert", "error_table", "send"]
+
+ErrorTable = dict[bytes, tuple[str, list[Any]]]
+"""Custom errors by 4-byte selector: their name and ABI inputs."""
+
+
+@dataclass(frozen=True)
+class TxResult:
+    action: str
+    tx_hash: str
+    gas_used: int
+    block_number: int
+    contract_address: str = ""  # set when the transaction created a contract
+
+
+def send(
+    w3: Web3,
+    wallet: Wallet,
+    fn: ContractFunction | ContractConstructor,
+    action: str,
+    errors: dict[bytes, tuple[str, list[Any]]],
+) -> TxResult:
+    params: TxParams = {"from": wallet.address, "nonce": w3.eth.get_transaction_count(wallet.address, "pending")}
+    try:
+        tx = fn.build_transaction(params)
+    except (ContractCustomError, ContractLogicError) as exc:
+        raise decode_revert(exc, action, errors) from None
+    except Web3RPCError as exc:
+        raise ContractError(action, "RpcError", {"message": str(exc)}) from None
+    signed = wallet.account.sign_transaction(cast("dict[str, Any]", tx))
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    if receipt["status"] != 1:
+        raise ContractError(action, "Reverted", {"tx": tx_hash.to_0x_hex()})
+    created = receipt.get("contractAddress")
+    return TxResult(
+        action, tx_hash.to_0x_hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]), str(created or "")
+    )
+
+
+def error_table(artifacts: Iterable[Any]) -> ErrorTable:
+    """The custom errors of every contract in ``artifacts``, by selector."""
+    table = {}
+    for artifact in artifacts:
+        for item in artifact.abi:
+            if item["type"] == "error":
+                types = ",".join(_abi_type(i) for i in item["inputs"])
+                table[function_signature_to_4byte_selector(f"{item['name']}({types})")] = (item["name"], item["inputs"])
+    return table
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    kind = str(item["type"])
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + kind[5:]
+    return kind
+
+
+def decode_revert(exc: ContractLogicError, action: str, errors: ErrorTable) -> ContractError:
+    data = exc.data if isinstance(exc.data, str) else None
+    if data and data.startswith("0x") and len(data) >= 10:
+        raw = bytes.fromhex(data[2:])
+        if raw[:4] in errors:
+            name, inputs = errors[raw[:4]]
+            values = abi_decode([_abi_type(i) for i in inputs], raw[4:])
+            return ContractError(action, name, {i["name"]: _show(v) for i, v in zip(inputs, values, strict=True)})
+    return ContractError(action, "Revert", {"message": exc.message or str(exc)})
+
+
+def _show(value: Any) -> Any:
+    return "0x" + value.hex() if isinstance(value, bytes) else value

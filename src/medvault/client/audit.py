@@ -1,0 +1,76 @@
+"""The audit trail: a patient's whole history, read from the events of the four contracts."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from medvault.client.access import GRANT_EVENTS
+from medvault.client.core import Core
+from medvault.errors import MedvaultError
+from medvault.ipfs import cid_from_bytes
+from medvault.model import AuditEntry
+
+__all__ = ["AUDITED_EVENTS", "Audit", "event_value", "subject_argument"]
+
+# What `audit` reads: every event of each contract that names the patient.
+AUDITED_EVENTS = {
+    "ParticipantRegistry": ("ParticipantRegistered",),
+    "RecordRegistry": ("RecordAdded",),
+    "ConsentManager": (
+        "AccessGranted", "KeysShared", "AccessRevoked", "ActedAsDelegate", "DelegateAppointed", "DelegateRemoved",
+        "AccessRequested", "RequestApproved", "RequestDenied", "EmergencyAccessTaken",
+    ),
+    "KeeperDirectory": ("KeepersChosen", "KeyReleased"),
+}  # fmt: skip
+
+
+class Audit(Core):
+    def audit(self, patient: str) -> list[AuditEntry]:
+        """The patient's whole history from chain events, oldest first: registration, records,
+        grants and key releases, revocations, delegates, requests and decisions, emergencies."""
+        patient = to_checksum_address(patient)
+        logs = [
+            event
+            for contract, kinds in AUDITED_EVENTS.items()
+            for kind in kinds
+            for event in self.chain.events(contract, kind, **{subject_argument(kind): patient})
+        ]
+        logs.sort(key=lambda e: (e["blockNumber"], e["logIndex"]))
+        blocks: dict[int, int] = {}
+        senders: dict[str, str] = {}
+        entries = []
+        for event in logs:
+            tx = event["transactionHash"].to_0x_hex()
+            if tx not in senders:
+                senders[tx] = self.chain.sender_of(tx)
+            if event["blockNumber"] not in blocks:
+                blocks[event["blockNumber"]] = self.chain.block_time(event["blockNumber"])
+            details = {k: event_value(v) for k, v in event["args"].items() if k not in ("patient", "account")}
+            entries.append(AuditEntry(blocks[event["blockNumber"]], event["event"], senders[tx], details, tx))
+        return entries
+
+    def grant_event(self, patient: str, grantee: str) -> AuditEntry | None:
+        """The event that created the patient's current grant to ``grantee``, if any."""
+        grantee = to_checksum_address(grantee)
+        for entry in reversed(self.audit(patient)):
+            key = dict(GRANT_EVENTS).get(entry.event)
+            if key and entry.details.get(key) == grantee:
+                return entry
+        return None
+
+
+def subject_argument(event: str) -> str:
+    """The event argument that names the patient."""
+    return "account" if event == "ParticipantRegistered" else "patient"
+
+
+def event_value(value: Any) -> Any:
+    """An event argument as JSON-friendly text: bytes as CIDs where they are CIDs, else hex."""
+    if isinstance(value, bytes):
+        with contextlib.suppress(MedvaultError):
+            return cid_from_bytes(value)
+        return "0x" + value.hex()
+    return value

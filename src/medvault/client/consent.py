@@ -1,0 +1,232 @@
+"""Consent: grants, revocations, delegates, research requests and emergency access.
+
+Each change is built once (``*_change``: a ``ConsentChange``, the EIP-712 message the contract
+takes), then sent by ``submit`` or signed by ``sign`` for anyone to ``relay``. A change the
+patient makes shares the record keys in scope with the grantee (one key bundle in IPFS, its CID
+in the change); a delegate cannot open them, so a delegate's grant opens only records written
+from then on, or released by the keepers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from eth_utils.address import to_checksum_address
+
+from medvault.client.consent_sig import REQUEST_FIELDS, ConsentChange, SignedConsent, consent_call, sign_consent
+from medvault.client.records import Records
+from medvault.errors import ConfigurationError
+from medvault.formats.keybundle import wrap_for
+from medvault.ipfs import cid_from_bytes, cid_to_bytes
+from medvault.model import AccessRequest, Category, Purpose, RecordPointer, RequestStatus, categories_of, scope_mask
+
+if TYPE_CHECKING:
+    from web3.contract.contract import ContractFunction
+
+    from medvault.accounts import Wallet
+    from medvault.chain import TxResult
+
+__all__ = ["SIGNATURE_LIFETIME", "Consent", "study_id"]
+
+SIGNATURE_LIFETIME = 7 * 86400  # a signed consent change must be relayed within a week
+
+
+class Consent(Records):
+    def grant_change(
+        self,
+        actor: Wallet,
+        patient: str,
+        grantee: str,
+        scopes: frozenset[Category],
+        purpose: Purpose,
+        valid_from: int,
+        valid_until: int,
+        *,
+        log: list[RecordPointer] | None = None,
+    ) -> ConsentChange:
+        """A grant of ``scopes`` for ``purpose`` during [valid_from, valid_until).
+
+        When the patient acts, the keys of their records in scope (of ``log``, the patient's
+        record log if the caller has read it) are wrapped for the grantee and published with the
+        grant (a delegate cannot open them).
+        """
+        patient, grantee = to_checksum_address(patient), to_checksum_address(grantee)
+        in_scope = [p for p in (self.records(patient) if log is None else log) if p.category in scopes]
+        return ConsentChange("Grant", {
+            "patient": patient, "grantee": grantee, "scopes": scope_mask(scopes), "purpose": int(purpose),
+            "validFrom": valid_from, "validUntil": valid_until,
+            "keysCid": self._share_keys(actor, patient, grantee, in_scope),
+        })  # fmt: skip
+
+    def grant(
+        self,
+        actor: Wallet,
+        patient: str,
+        grantee: str,
+        scopes: frozenset[Category],
+        purpose: Purpose,
+        valid_from: int,
+        valid_until: int,
+    ) -> list[TxResult]:
+        """Sends a grant, reading the record log once; sends it again if a record in scope
+        landed while the first was in flight (its key would not have been shared)."""
+        patient = to_checksum_address(patient)
+        log = self.records(patient)
+        results = []
+        while True:
+            change = self.grant_change(actor, patient, grantee, scopes, purpose, valid_from, valid_until, log=log)
+            results.append(self.submit(actor, change))
+            if self.record_count(patient) == len(log):
+                return results
+            landed, log = log, self.records(patient)
+            if sum(p.category in scopes for p in log) == sum(p.category in scopes for p in landed):
+                return results
+
+    def share_keys(self, patient: Wallet, grantee: str, scopes: frozenset[Category] | None = None) -> TxResult:
+        """Hands ``grantee`` the keys of the patient's existing records in ``scopes`` (default:
+        the scopes of its current grant), e.g. after a grant a delegate made, which shares none.
+        It grants no access by itself."""
+        grantee = to_checksum_address(grantee)
+        if scopes is None:
+            grant = self.grant_of(patient.address, grantee)
+            if grant is None:
+                raise ConfigurationError(f"{patient.address} holds no grant to {grantee}: name the scopes to share")
+            scopes = grant.scopes
+        pointers = [p for p in self.records(patient.address) if p.category in scopes]
+        if not pointers:
+            raise ConfigurationError(f"{patient.address} has no records in scope to share with {grantee}")
+        keys_cid = self._share_keys(patient, patient.address, grantee, pointers)
+        fn = self.chain.consent.functions.shareKeys(grantee, keys_cid)
+        try:
+            return self.chain.transact(patient, fn, f"share keys of {patient.address} with {grantee}")
+        except BaseException:
+            self._unpin_quietly(cid_from_bytes(keys_cid))
+            raise
+
+    def revoke_change(self, patient: str, grantee: str) -> ConsentChange:
+        return ConsentChange(
+            "Revoke", {"patient": to_checksum_address(patient), "grantee": to_checksum_address(grantee)}
+        )
+
+    def revoke(self, actor: Wallet, patient: str, grantee: str) -> TxResult:
+        return self.submit(actor, self.revoke_change(patient, grantee))
+
+    def delegate_change(self, patient: str, delegate: str, *, appoint: bool = True) -> ConsentChange:
+        message = {"patient": to_checksum_address(patient), "delegate": to_checksum_address(delegate)}
+        return ConsentChange("AppointDelegate" if appoint else "RemoveDelegate", message)
+
+    def set_delegate(self, patient: Wallet, delegate: str, *, appoint: bool = True) -> TxResult:
+        """Appoints (or removes) ``delegate``, who may then manage the patient's consent."""
+        return self.submit(patient, self.delegate_change(patient.address, delegate, appoint=appoint))
+
+    def is_delegate(self, patient: str, delegate: str) -> bool:
+        fn = self.chain.consent.functions.delegationOf(to_checksum_address(patient), to_checksum_address(delegate))
+        return bool(self.chain.call(fn, "delegationOf")[0])
+
+    def decision_change(
+        self, actor: Wallet, request: AccessRequest, *, approve: bool, share_keys: bool = True
+    ) -> ConsentChange:
+        """Approves or denies a request. An approval by the patient shares the in-scope record
+        keys, unless ``share_keys`` is false: then the researcher gets each key from the
+        patient's keepers, who check the grant at every request."""
+        fields = dict(zip(REQUEST_FIELDS, request.as_tuple(), strict=True))
+        if not approve:
+            return ConsentChange("DenyRequest", fields)
+        in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]
+        keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope) if share_keys else b""
+        return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid})
+
+    def decide_request(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> TxResult:
+        return self.submit(actor, self.decision_change(actor, request, approve=approve))
+
+    def submit(self, actor: Wallet, change: ConsentChange) -> TxResult:
+        """Sends ``change`` from ``actor``: the patient by plain transaction; a delegate by
+        signing it and relaying the signature itself (the contract takes a delegate's word
+        for a patient only in signed form)."""
+        direct = actor.address == change.patient or change.action in ("ApproveRequest", "DenyRequest")
+        if direct:
+            return self._send(actor, change, consent_call(self.chain, change))
+        return self.relay(actor, self.sign(actor, change))
+
+    def sign(self, signer: Wallet, change: ConsentChange, lifetime: int = SIGNATURE_LIFETIME) -> SignedConsent:
+        """Signs ``change`` as EIP-712 typed data, valid for ``lifetime`` seconds of chain time."""
+        return sign_consent(self.chain, signer, change, deadline=self.now() + lifetime)
+
+    def relay(self, relayer: Wallet, signed: SignedConsent) -> TxResult:
+        """Sends someone's signed consent change from ``relayer``'s account (who pays the gas)."""
+        return self._send(relayer, signed.change, consent_call(self.chain, signed.change, signed.authorization()))
+
+    def request_access(
+        self, researcher: Wallet, patient: str, scopes: frozenset[Category], purpose: Purpose, duration: int, study: str
+    ) -> tuple[AccessRequest, TxResult]:
+        """An accredited researcher asks ``patient`` for ``duration`` seconds of access from approval."""
+        fn = self.chain.consent.functions.requestAccess(
+            to_checksum_address(patient), scope_mask(scopes), int(purpose), duration, study_id(study)
+        )
+        tx = self.chain.transact(researcher, fn, f"request access to {patient}")
+        return next(r for r in self.requests(researcher=researcher.address) if r.tx_hash == tx.tx_hash), tx
+
+    def requests(self, *, patient: str | None = None, researcher: str | None = None) -> list[AccessRequest]:
+        """Research requests (to a patient, or by a researcher) with their current status."""
+        filters = {k: to_checksum_address(v) for k, v in (("patient", patient), ("researcher", researcher)) if v}
+        result = []
+        for event in self.chain.events("ConsentManager", "AccessRequested", **filters):
+            a = event["args"]
+            result.append(
+                AccessRequest(
+                    patient=a["patient"],
+                    researcher=a["researcher"],
+                    scopes=categories_of(a["scopes"]),
+                    purpose=Purpose(a["purpose"]),
+                    duration=a["duration"],
+                    requested_at=a["requestedAt"],
+                    study_id=bytes(a["studyId"]),
+                    request_id=a["requestId"],
+                    status=RequestStatus(self.chain.consent.functions.requestStatus(a["requestId"]).call()),
+                    tx_hash=event["transactionHash"].to_0x_hex(),
+                )
+            )
+        return result
+
+    def request(self, request_id: int) -> AccessRequest:
+        for request in self.requests():
+            if request.request_id == request_id:
+                return request
+        raise ConfigurationError(f"no research request {request_id:#x} on this deployment")
+
+    def take_emergency_access(self, provider: Wallet, patient: str, reason: str) -> TxResult:
+        fn = self.chain.consent.functions.takeEmergencyAccess(to_checksum_address(patient), reason)
+        return self.chain.transact(provider, fn, f"emergency access to {patient}")
+
+    def _share_keys(self, actor: Wallet, patient: str, grantee: str, pointers: list[RecordPointer]) -> bytes:
+        """Wraps the keys of ``pointers`` for ``grantee`` in a bundle in IPFS; its binary CID.
+
+        Only the patient holds these keys: when a delegate acts, or there is nothing to share,
+        no bundle is made and the grantee can read only records written from then on.
+        """
+        if actor.address != patient or not pointers:
+            return b""
+        recipient = self.encryption_key(grantee)
+        wraps = [
+            wrap_for(self.record_context(patient, p.index), self.open_key(actor, p), grantee, recipient)
+            for p in pointers
+        ]
+        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes()))
+
+    def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:
+        try:
+            return self.chain.transact(sender, fn, f"{change.action} for {change.patient}")
+        except BaseException:
+            if change.message.get("keysCid"):
+                self._unpin_quietly(cid_from_bytes(change.message["keysCid"]))
+            raise
+
+
+def study_id(study: str) -> bytes:
+    """A study id as bytes32: 0x and 64 hex digits, or a label of 1 to 32 bytes."""
+    if study.startswith("0x") and len(study) == 66:
+        return bytes.fromhex(study[2:])
+    raw = study.encode()
+    if not raw or len(raw) > 32:
+        raise ConfigurationError(f"study id {study!r} must be 1 to 32 bytes, or 0x and 64 hex digits")
+    return raw.ljust(32, b"\0")

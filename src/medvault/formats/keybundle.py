@@ -1,0 +1,147 @@
+"""Key bundles: who can unwrap a record's key, as one JSON document in IPFS.
+
+A bundle belongs to one patient of one deployment and holds HPKE wraps of record keys, each for
+one reader of one record (``wraps``), and, for a bundle written with a new record while the
+patient has keepers, the record key split t-of-n among them (``escrow``)::
+
+    {"format": "medvault/key-bundle/v1", "chainId": 31337, "registry": "0x…", "patient": "0x…",
+     "suite": "X25519",
+     "wraps": [{"index": 0, "reader": "0x…", "wrap": "<base64>"}, …],
+     "escrow": {"threshold": 2, "shares": [{"keeper": "0x…", "x": 1, "wrap": "<base64>"}, …]}}
+
+Compact JSON (no spaces), keys in that order, addresses EIP-55, wraps in standard base64. A
+record's own bundle (``keysCid`` of ``RecordAdded``) wraps that record's key; bundles announced
+with ``KeysShared`` (grants, ``shareKeys``, key rotations) wrap keys of existing records.
+A bundle is parsed once per read (``KeyBundle.parse``) and queried from then on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from medvault.crypto import seal_share, wrap_key
+from medvault.errors import IntegrityError
+from medvault.escrow import split_key
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from medvault.crypto import RecordContext
+
+__all__ = ["FORMAT", "Escrow", "EscrowShare", "KeyBundle", "Wrap", "escrow_key", "wrap_for"]
+
+FORMAT = "medvault/key-bundle/v1"
+
+
+@dataclass(frozen=True)
+class Wrap:
+    """The key of record ``index``, HPKE-wrapped for ``reader`` (``crypto.wrap_key``)."""
+
+    index: int
+    reader: str
+    wrap: bytes
+
+
+@dataclass(frozen=True)
+class EscrowShare:
+    """Share ``x`` of a record key, HPKE-sealed to ``keeper`` (``crypto.seal_share``)."""
+
+    keeper: str
+    x: int
+    wrap: bytes
+
+
+@dataclass(frozen=True)
+class Escrow:
+    threshold: int
+    shares: tuple[EscrowShare, ...]
+
+    def share_of(self, keeper: str) -> EscrowShare | None:
+        return next((s for s in self.shares if s.keeper.lower() == keeper.lower()), None)
+
+
+@dataclass(frozen=True)
+class KeyBundle:
+    chain_id: int
+    registry: str
+    patient: str
+    suite: str
+    wraps: tuple[Wrap, ...]
+    escrow: Escrow | None = None
+
+    def wraps_for(self, reader: str, index: int) -> list[bytes]:
+        """Every wrap of record ``index``'s key for ``reader``, in bundle order."""
+        return [w.wrap for w in self.wraps if w.index == index and w.reader == reader]
+
+    def to_bytes(self) -> bytes:
+        document: dict[str, Any] = {
+            "format": FORMAT,
+            "chainId": self.chain_id,
+            "registry": self.registry,
+            "patient": self.patient,
+            "suite": self.suite,
+            "wraps": [{"index": w.index, "reader": w.reader, "wrap": _b64(w.wrap)} for w in self.wraps],
+        }
+        if self.escrow is not None:
+            document["escrow"] = {
+                "threshold": self.escrow.threshold,
+                "shares": [{"keeper": s.keeper, "x": s.x, "wrap": _b64(s.wrap)} for s in self.escrow.shares],
+            }
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    @classmethod
+    def parse(cls, data: bytes, *, patient: str, name: str = "key bundle") -> KeyBundle:
+        """The bundle in ``data``, if it is a well-formed medvault key bundle for ``patient``;
+        ``name`` (its CID, say) is what an IntegrityError calls it."""
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("patient") != patient:
+                raise ValueError
+            wraps = tuple(Wrap(int(w["index"]), str(w["reader"]), _unb64(w["wrap"])) for w in doc["wraps"])
+            escrow = doc.get("escrow")
+            return cls(
+                chain_id=int(doc["chainId"]),
+                registry=str(doc["registry"]),
+                patient=patient,
+                suite=str(doc["suite"]),
+                wraps=wraps,
+                escrow=None if escrow is None else _parse_escrow(escrow),
+            )
+        except (ValueError, TypeError, KeyError):
+            raise IntegrityError(f"{name} is not a medvault key bundle for {patient}") from None
+
+
+def wrap_for(context: RecordContext, key: bytes, reader: str, public_key: bytes) -> Wrap:
+    """Wraps record key ``key`` (of the record ``context`` names) for ``reader``."""
+    return Wrap(context.index, reader, wrap_key(key, public_key, context, reader))
+
+
+def escrow_key(context: RecordContext, key: bytes, threshold: int, keepers: Mapping[str, bytes]) -> Escrow:
+    """``key`` split ``threshold``-of-n (n = len(keepers)), each share HPKE-sealed to its keeper's
+    published key under ``context.escrow_info(keeper)``."""
+    shares = split_key(key, threshold, len(keepers))
+    return Escrow(
+        threshold,
+        tuple(
+            EscrowShare(keeper, x, seal_share(share, public, context.escrow_info(keeper)))
+            for (keeper, public), (x, share) in zip(keepers.items(), shares, strict=True)
+        ),
+    )
+
+
+def _parse_escrow(doc: Mapping[str, Any]) -> Escrow:
+    shares = tuple(EscrowShare(str(s["keeper"]), int(s["x"]), _unb64(s["wrap"])) for s in doc["shares"])
+    return Escrow(int(doc["threshold"]), shares)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError("a wrap is a base64 string")
+    return base64.b64decode(text, validate=True)
