@@ -8,15 +8,17 @@ client (AES-256-GCM, one key per record, wrapped with HPKE for each reader) and 
     mv = Medvault(Chain.open(rpc_url, home), IpfsClient(ipfs_api))
     alice = Keystore(home).unlock("alice")
     record = mv.read_record(alice, alice.address, 0)
+
+This module is the library's public API (guarded by tests/unit/test_public_api.py). The CLI is
+``medvault.cli``; development tooling (local nodes, seeding, benchmarks, the demo) is
+``medvault.dev``, which the library never imports.
 """
 
 from medvault.accounts import Keystore, Wallet
-from medvault.chain import Chain, TxResult, deploy
-from medvault.chain.artifacts import Deployment
+from medvault.chain import Chain, Deployment, TxResult, connect, deploy
 from medvault.client import Medvault
 from medvault.client.consent_sig import ConsentChange, SignedConsent
 from medvault.crypto import KeySuite
-from medvault.dev.node import LocalNode
 from medvault.errors import (
     AccessDeniedError,
     ChainUnavailableError,
@@ -25,21 +27,33 @@ from medvault.errors import (
     ContentHashMismatchError,
     ContractError,
     DecryptionError,
+    FhirValidationError,
     IntegrityError,
     InvalidCidError,
     IpfsError,
     IpfsUnavailableError,
+    KeeperRefusedError,
     KeystoreError,
     MedvaultError,
+    NodeStartError,
     NodeUnavailableError,
+    SeedError,
     UnknownAccountError,
     WrongPassphraseError,
 )
+from medvault.formats.keybundle import KeyBundle
+from medvault.index import EventIndex
 from medvault.ipfs import IpfsClient
+from medvault.keeper import KeeperService
 from medvault.model import (
     AccessRequest,
+    AuditEntry,
     Category,
     Grant,
+    KeeperSet,
+    KeyInfo,
+    KeyRelease,
+    KeyRotation,
     Purpose,
     Record,
     RecordPointer,
@@ -47,10 +61,12 @@ from medvault.model import (
     RequestStatus,
     Role,
 )
+from medvault.verify import VerificationReport, verify_patient
 
 __all__ = [
     "AccessDeniedError",
     "AccessRequest",
+    "AuditEntry",
     "Category",
     "Chain",
     "ChainUnavailableError",
@@ -60,19 +76,28 @@ __all__ = [
     "ContentHashMismatchError",
     "ContractError",
     "DecryptionError",
-    "Grant",
     "Deployment",
+    "EventIndex",
+    "FhirValidationError",
+    "Grant",
     "IntegrityError",
     "InvalidCidError",
     "IpfsClient",
     "IpfsError",
     "IpfsUnavailableError",
+    "KeeperRefusedError",
+    "KeeperService",
+    "KeeperSet",
+    "KeyBundle",
+    "KeyInfo",
+    "KeyRelease",
+    "KeyRotation",
     "KeySuite",
     "Keystore",
     "KeystoreError",
-    "LocalNode",
     "Medvault",
     "MedvaultError",
+    "NodeStartError",
     "NodeUnavailableError",
     "Purpose",
     "Record",
@@ -80,10 +105,14 @@ __all__ = [
     "RecordReceipt",
     "RequestStatus",
     "Role",
+    "SeedError",
     "SignedConsent",
     "TxResult",
     "UnknownAccountError",
+    "VerificationReport",
     "Wallet",
     "WrongPassphraseError",
+    "connect",
     "deploy",
+    "verify_patient",
 ]

@@ -182,6 +182,11 @@ class EncryptionKeyPair:
         self._private_key = private_key
         self.public_bytes = public_bytes
 
+    def open(self, sealed: bytes, info: bytes) -> bytes:
+        """HPKE-decrypts ``sealed`` (a wrap or a share) with the private key; raises InvalidTag or
+        ValueError when it was not sealed to this pair under ``info``. The private key never leaves."""
+        return self.suite.hpke.decrypt(sealed, self._private_key, info=info)
+
     @classmethod
     def from_signature(cls, signature: bytes, suite: KeySuite = KeySuite.X25519, epoch: int = 0) -> EncryptionKeyPair:
         """The pair from a 65-byte signature (r || s || v) over ``encryption_key_typed_data(suite, epoch)``.
@@ -251,7 +256,7 @@ def seal_share(share: bytes, recipient: bytes, info: bytes) -> bytes:
 
 def open_share(sealed: bytes, pair: EncryptionKeyPair, info: bytes, what: str) -> bytes:
     try:
-        share = pair.suite.hpke.decrypt(sealed, pair._private_key, info=info)
+        share = pair.open(sealed, info)
     except (InvalidTag, ValueError):
         raise DecryptionError(what) from None
     if len(share) != KEY_LENGTH:
@@ -261,7 +266,7 @@ def open_share(sealed: bytes, pair: EncryptionKeyPair, info: bytes, what: str) -
 
 def unwrap_key(wrapped: bytes, pair: EncryptionKeyPair, context: RecordContext, reader: str) -> bytes:
     try:
-        key = pair.suite.hpke.decrypt(wrapped, pair._private_key, info=context.wrap_info(reader))
+        key = pair.open(wrapped, context.wrap_info(reader))
     except (InvalidTag, ValueError):
         raise DecryptionError(f"the key wrap of record {context.index} for {reader}") from None
     if len(key) != KEY_LENGTH:
