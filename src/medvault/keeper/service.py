@@ -30,7 +30,6 @@ import base64
 import contextlib
 import json
 import logging
-import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,6 +49,7 @@ from medvault.errors import (
     IpfsError,
     IpfsUnavailableError,
 )
+from medvault.keeper.journal import Journal, PendingRelease
 from medvault.keeper.protocol import KEY_SHARES_PATH, MAX_REQUEST_SKEW, Refusal, verify_key_request
 
 if TYPE_CHECKING:
@@ -62,18 +62,6 @@ __all__ = ["BATCH_SIZE", "KeeperService"]
 BATCH_SIZE = 20  # receipts per recordReleases transaction; a full batch is posted at once
 MAX_BODY = 64 * 1024
 log = logging.getLogger("medvault.keeper")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS releases (
-    release_id  TEXT PRIMARY KEY,   -- 0x EIP-712 digest of the signed KeyRequest
-    patient     TEXT NOT NULL,
-    idx         INTEGER NOT NULL,
-    grantee     TEXT NOT NULL,
-    released_at INTEGER NOT NULL,   -- chain time of the first release
-    receipt_tx  TEXT,               -- the recordReleases transaction; NULL while pending
-    rejected    TEXT                -- why the chain refused the receipt (the keeper was removed)
-)
-"""
 
 
 class KeeperService:
@@ -94,8 +82,7 @@ class KeeperService:
         self.address = to_checksum_address(wallet.address)
         self.state_dir = Path(state_dir)
         self.host, self.port, self.batch_seconds, self.announce = host, port, batch_seconds, announce
-        self._db: sqlite3.Connection | None = None
-        self._db_lock = threading.Lock()
+        self._journal: Journal | None = None
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -115,10 +102,7 @@ class KeeperService:
     def start(self) -> KeeperService:
         """Opens the journal, reconciles it with the chain, announces, then serves and batches."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(self.state_dir / "journal.sqlite3", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        self._journal = Journal(self.state_dir / "journal.sqlite3")
         self.reconcile()
         if self.announce and self.client.keeper_urls([self.address])[self.address] != self.announce:
             self.client.announce_keeper(self.wallet, self.announce)
@@ -144,14 +128,14 @@ class KeeperService:
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout=30)
-        if flush and self._db is not None:
+        if flush and self._journal is not None:
             try:
                 self.flush()
             except Exception as exc:  # the journal keeps them for the next start
                 log.warning("keeper %s: receipts left pending at stop: %s", self.address, exc)
-        if self._db is not None:
-            self._db.close()
-        self._server, self._db, self._threads = None, None, []
+        if self._journal is not None:
+            self._journal.close()
+        self._server, self._journal, self._threads = None, None, []
 
     def __enter__(self) -> KeeperService:
         return self.start()
@@ -210,16 +194,9 @@ class KeeperService:
             raise Refusal("no-encryption-key", str(exc)) from None
         wrap = seal_share(secret, recipient, context.release_info(reader, self.address, x))
         release_id = "0x" + digest.hex()
-        with self._db_lock:
-            assert self._db is not None
-            inserted = self._db.execute(
-                "INSERT OR IGNORE INTO releases (release_id, patient, idx, grantee, released_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (release_id, patient, pointer.index, reader, now),
-            ).rowcount
-            pending = self._db.execute("SELECT count(*) FROM releases WHERE receipt_tx IS NULL AND rejected IS NULL")
-            if inserted and pending.fetchone()[0] >= BATCH_SIZE:
-                self._wake.set()
+        inserted, pending = self._opened().record(release_id, patient, pointer.index, reader, now)
+        if inserted and pending >= BATCH_SIZE:
+            self._wake.set()
         log.info(
             "keeper %s released share %d of record %d of %s to %s", self.address, x, pointer.index, patient, reader
         )
@@ -239,22 +216,17 @@ class KeeperService:
 
     # -- receipts -----------------------------------------------------------------------------
 
-    def pending(self) -> list[tuple[str, str, int, str, int]]:
+    def pending(self) -> list[PendingRelease]:
         """Journaled releases without a receipt yet: (release id, patient, index, grantee, released at)."""
-        with self._db_lock:
-            assert self._db is not None
-            rows = self._db.execute(
-                "SELECT release_id, patient, idx, grantee, released_at FROM releases "
-                "WHERE receipt_tx IS NULL AND rejected IS NULL ORDER BY rowid"
-            ).fetchall()
-        return [tuple(row) for row in rows]
+        return self._opened().pending()
 
     def journal(self) -> list[dict[str, Any]]:
-        with self._db_lock:
-            assert self._db is not None
-            cursor = self._db.execute("SELECT * FROM releases ORDER BY rowid")
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return self._opened().rows()
+
+    def _opened(self) -> Journal:
+        if self._journal is None:
+            raise ConfigurationError("the keeper is not running: its journal is closed")
+        return self._journal
 
     def reconcile(self) -> int:
         """Marks pending releases whose receipt is already on chain; how many."""
@@ -266,7 +238,7 @@ class KeeperService:
         for event in self.client.chain.events("KeeperDirectory", "KeyReleased", keeper=self.address):
             release_id = "0x" + bytes(event["args"]["releaseId"]).hex()
             if release_id in pending:
-                self._mark([release_id], event["transactionHash"].to_0x_hex())
+                self._opened().mark([release_id], event["transactionHash"].to_0x_hex())
                 pending.discard(release_id)
                 marked += 1
         self._uncertain = False
@@ -288,32 +260,20 @@ class KeeperService:
                     raise
         return posted
 
-    def _post(self, rows: list[tuple[str, str, int, str, int]]) -> int:
+    def _post(self, rows: list[PendingRelease]) -> int:
         directory = self.client.chain.keepers.functions
         releases = [(patient, idx, grantee, at, bytes.fromhex(rid[2:])) for rid, patient, idx, grantee, at in rows]
         try:
             tx = self.client.chain.transact(self.wallet, directory.recordReleases(releases), "record key releases")
         except ContractError as exc:
             if len(rows) == 1:  # the chain refuses this one receipt (the patient removed this keeper)
-                self._reject(rows[0][0], str(exc))
+                log.warning("keeper %s: the chain refuses the receipt of %s: %s", self.address, rows[0][0], exc)
+                self._opened().reject(rows[0][0], str(exc))
                 return 0
             return sum(self._post([row]) for row in rows)
-        self._mark([row[0] for row in rows], tx.tx_hash)
+        self._opened().mark([row[0] for row in rows], tx.tx_hash)
         log.info("keeper %s posted %d receipts in %s", self.address, len(rows), tx.tx_hash)
         return len(rows)
-
-    def _mark(self, release_ids: list[str], tx_hash: str) -> None:
-        with self._db_lock:
-            assert self._db is not None
-            self._db.executemany(
-                "UPDATE releases SET receipt_tx = ? WHERE release_id = ?", [(tx_hash, rid) for rid in release_ids]
-            )
-
-    def _reject(self, release_id: str, reason: str) -> None:
-        log.warning("keeper %s: the chain refuses the receipt of %s: %s", self.address, release_id, reason)
-        with self._db_lock:
-            assert self._db is not None
-            self._db.execute("UPDATE releases SET rejected = ? WHERE release_id = ?", (reason, release_id))
 
     def _batch_loop(self) -> None:
         while not self._stop.is_set():
