@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install demo test bench lint format artifacts clean
 
 install:
 	@bash tools/install
@@ -16,6 +16,9 @@ test: install   ## lint, types, contract tests (forge), Python unit and integrat
 
 bench: install  ## every benchmark figure against its target; the JSON in bench-results.json (takes minutes)
 	@medvault bench all --output bench-results.json
+
+artifacts: install  ## rebuild src/medvault/chain/artifacts.json (the shipped ABIs and bytecode) from contracts/
+	@PYTHONPATH=$(CURDIR)/src python -m medvault.dev.artifacts
 
 lint:
 	@ruff check . && ruff format --check . && mypy
