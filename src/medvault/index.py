@@ -24,6 +24,10 @@ local table (no chain access), and syncs forward from there. If no stored block 
 deployment block itself changed (an anvil restarted and redeployed at the same addresses), or
 the deployment record differs (chain id, addresses), the index is rebuilt from scratch.
 
+The derivation needs no chain: ``open_database``, ``insert_event`` (one ``DecodedEvent`` into
+``events`` and the derived tables) and ``drop_above`` (the rewind) work on a bare connection,
+``":memory:"`` included, which is how the unit tests drive them.
+
 Queries call ``sync()`` first (``sync=False`` skips it): ``records_of``, ``readable_by``,
 ``readers_of``, ``requests``, ``history``. ``verify`` compares the index with the chain's state
 (``logOf``, ``grantOf``, ``requestStatus``) at the last indexed block.
@@ -66,7 +70,17 @@ if TYPE_CHECKING:
 
     from medvault.chain import Chain
 
-__all__ = ["EventIndex", "SyncResult", "VerifyReport", "index_path", "query_group"]
+__all__ = [
+    "DecodedEvent",
+    "EventIndex",
+    "SyncResult",
+    "VerifyReport",
+    "drop_above",
+    "index_path",
+    "insert_event",
+    "open_database",
+    "query_group",
+]
 
 SCHEMA_VERSION = 1
 CHUNK_BLOCKS = 10_000  # blocks per eth_getLogs call
@@ -169,7 +183,9 @@ class VerifyReport:
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class DecodedEvent:
+    """One log of a medvault contract, decoded with its ABI: ``args`` as web3 decodes them."""
+
     contract: str
     event: str
     args: dict[str, Any]
@@ -179,6 +195,132 @@ class _Decoded:
     tx: str
 
 
+def open_database(path: Path | str) -> sqlite3.Connection:
+    """The index database at ``path`` (``":memory:"`` for one in memory), in autocommit mode
+    with WAL, its tables created if missing."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=30)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(_SCHEMA)
+    return db
+
+
+# -- derivation: decoded events into the tables, pure over a connection -------------------------
+
+
+def insert_event(cur: sqlite3.Cursor, e: DecodedEvent, timestamp: int, sender: str) -> int:
+    """Stores one decoded event (sent by ``sender`` in a block of time ``timestamp``) and applies
+    it to the derived tables; 1 if it was new, 0 if its (block, log_index) was indexed already."""
+    a = e.args
+    subject = "account" if e.event == "ParticipantRegistered" else "patient"
+    patient = a.get(subject)
+    args = json.dumps({k: event_value(v) for k, v in a.items()}, separators=(",", ":"))
+    cur.execute(
+        "INSERT OR IGNORE INTO events (block, log_index, tx, sender, timestamp, contract, event, patient, args) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (e.block, e.log_index, e.tx, sender, timestamp, e.contract, e.event, patient, args),
+    )
+    if cur.rowcount != 1:
+        return 0  # indexed already
+    if e.event == "RecordAdded":
+        _insert_record(cur, e)
+    elif e.event == "AccessRequested":
+        cur.execute(
+            "INSERT OR IGNORE INTO requests (request_id, patient, researcher, scopes, purpose, duration, "
+            "requested_at, study_id, status, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_request_key(a["requestId"]), a["patient"], a["researcher"], a["scopes"], a["purpose"],
+             a["duration"], a["requestedAt"], "0x" + bytes(a["studyId"]).hex(), int(RequestStatus.PENDING),
+             e.block, e.log_index, e.tx),
+        )  # fmt: skip
+    _derive(cur, e.event, a, e.block, e.log_index, timestamp)
+    return 1
+
+
+def _insert_record(cur: sqlite3.Cursor, e: DecodedEvent) -> None:
+    a = e.args
+    patient, index = str(a["patient"]), int(a["index"])
+    previous = bytes(32)
+    if index > 0:
+        row = cur.execute("SELECT record_hash FROM records WHERE patient = ? AND idx = ?", (patient, index - 1))
+        found = row.fetchone()
+        if found is None:
+            raise IntegrityError(f"record log of {patient}: record {index} arrived before record {index - 1}")
+        previous = bytes.fromhex(found[0][2:])
+    recomputed = record_hash_of_event(previous, patient, a)
+    if recomputed != bytes(a["recordHash"]):
+        raise IntegrityError(f"record {index} of {patient}: its hash does not match its fields")
+    cur.execute(
+        "INSERT INTO records (patient, idx, author, category, timestamp, content_hash, cid, keys_cid, "
+        "record_hash, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (patient, index, a["author"], a["category"], a["timestamp"], "0x" + bytes(a["contentHash"]).hex(),
+         cid_from_bytes(bytes(a["cid"])), cid_from_bytes(bytes(a["keysCid"])), "0x" + recomputed.hex(),
+         e.block, e.log_index, e.tx),
+    )  # fmt: skip
+
+
+def _derive(cur: sqlite3.Cursor, event: str, a: dict[str, Any], block: int, log_index: int, ts: int) -> None:
+    """Applies one event to grants, request status and delegations; ``a`` holds the event's
+    arguments, decoded or as stored in ``events.args`` (only ints and addresses are read)."""
+    upsert = (
+        "INSERT OR REPLACE INTO grants (patient, grantee, scopes, purpose, valid_from, valid_until, emergency, "
+        "revoked, block, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+    )
+    if event == "AccessGranted":
+        cur.execute(upsert, (a["patient"], a["grantee"], a["scopes"], a["purpose"], a["validFrom"],
+                             a["validUntil"], 0, block, log_index))  # fmt: skip
+    elif event == "RequestApproved":
+        key = _request_key(a["requestId"])
+        found = cur.execute("SELECT scopes, purpose FROM requests WHERE request_id = ?", (key,)).fetchone()
+        if found is None:
+            raise IntegrityError(f"request {key} was approved in block {block} but never requested")
+        cur.execute(upsert, (a["patient"], a["researcher"], found[0], found[1], ts, a["validUntil"], 0,
+                             block, log_index))  # fmt: skip
+        cur.execute(
+            "UPDATE requests SET status = ?, decided_block = ? WHERE request_id = ?",
+            (int(RequestStatus.APPROVED), block, key),
+        )
+    elif event == "RequestDenied":
+        cur.execute(
+            "UPDATE requests SET status = ?, decided_block = ? WHERE request_id = ?",
+            (int(RequestStatus.DENIED), block, _request_key(a["requestId"])),
+        )
+    elif event == "EmergencyAccessTaken":
+        cur.execute(upsert, (a["patient"], a["provider"], ALL_CATEGORIES, int(Purpose.ETREAT), ts,
+                             a["validUntil"], 1, block, log_index))  # fmt: skip
+    elif event == "AccessRevoked":
+        cur.execute(
+            "UPDATE grants SET revoked = 1, block = ?, log_index = ? WHERE patient = ? AND grantee = ?",
+            (block, log_index, a["patient"], a["grantee"]),
+        )
+    elif event in _DELEGATE_EVENTS:
+        cur.execute(
+            "INSERT OR REPLACE INTO delegations (patient, delegate, appointed, block) VALUES (?, ?, ?, ?)",
+            (a["patient"], a["delegate"], int(event == "DelegateAppointed"), block),
+        )
+
+
+def drop_above(cur: sqlite3.Cursor, fork: int) -> None:
+    """Deletes every event, record, request and block above block ``fork``, sets requests
+    decided above it back to pending, and replays grants and delegations from the events kept."""
+    for table in ("events", "records", "requests", "blocks"):
+        column = "number" if table == "blocks" else "block"
+        cur.execute(f"DELETE FROM {table} WHERE {column} > ?", (fork,))  # noqa: S608 - fixed names
+    cur.execute(
+        "UPDATE requests SET status = ?, decided_block = NULL WHERE decided_block > ?",
+        (int(RequestStatus.PENDING), fork),
+    )
+    cur.execute("DELETE FROM grants")
+    cur.execute("DELETE FROM delegations")
+    replayed = cur.execute(
+        "SELECT event, args, block, log_index, timestamp FROM events WHERE event IN (?, ?, ?, ?, ?, ?) "
+        "ORDER BY block, log_index",
+        (*sorted(_GRANT_EVENTS), *sorted(_DELEGATE_EVENTS)),
+    ).fetchall()
+    for event, args, block, log_index, timestamp in replayed:
+        _derive(cur, event, json.loads(args), block, log_index, timestamp)
+
+
 class EventIndex:
     """The event index of ``chain``'s deployment in the SQLite file ``path``."""
 
@@ -186,10 +328,7 @@ class EventIndex:
         self.path = Path(path)
         self.chain = chain
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db = open_database(self.path)
         self.log_calls = 0  # eth_getLogs calls made by this instance (tests read it)
         self._topics: dict[tuple[str, bytes], tuple[str, Any]] = {}
         self._addresses: list[str] = []
@@ -199,7 +338,6 @@ class EventIndex:
                 if item["type"] == "event":
                     self._topics[(contract.address.lower(), event_abi_to_log_topic(item))] = (name, item)
         self._fingerprint = self._deployment_fingerprint()
-        self.db.executescript(_SCHEMA)
         if self._meta("deployment") != self._fingerprint:
             self._reset()
 
@@ -262,7 +400,7 @@ class EventIndex:
             self.chain.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block, "address": self._addresses})  # type: ignore[typeddict-item]
         )
 
-    def _decode(self, logs: list[LogReceipt]) -> list[_Decoded]:
+    def _decode(self, logs: list[LogReceipt]) -> list[DecodedEvent]:
         decoded = []
         for log in logs:
             if not log["topics"]:
@@ -273,7 +411,7 @@ class EventIndex:
             contract, abi = found
             event = get_event_data(self.chain.w3.codec, abi, log)
             decoded.append(
-                _Decoded(
+                DecodedEvent(
                     contract=contract,
                     event=str(event["event"]),
                     args=dict(event["args"]),
@@ -323,98 +461,11 @@ class EventIndex:
             )
             for e in events:
                 _, timestamp, senders = blocks[e.block]
-                added += self._insert(cur, e, timestamp, senders.get(e.tx, ""))
+                added += insert_event(cur, e, timestamp, senders.get(e.tx, ""))
             previous = cur.execute("SELECT value FROM meta WHERE key = 'last_block'").fetchone()
             if previous is None or int(previous[0]) <= end:
                 self._set_meta(cur, last_block=str(end), last_hash=end_hash)
         return added
-
-    def _insert(self, cur: sqlite3.Cursor, e: _Decoded, timestamp: int, sender: str) -> int:
-        a = e.args
-        subject = "account" if e.event == "ParticipantRegistered" else "patient"
-        patient = a.get(subject)
-        args = json.dumps({k: event_value(v) for k, v in a.items()}, separators=(",", ":"))
-        cur.execute(
-            "INSERT OR IGNORE INTO events (block, log_index, tx, sender, timestamp, contract, event, patient, args) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (e.block, e.log_index, e.tx, sender, timestamp, e.contract, e.event, patient, args),
-        )
-        if cur.rowcount != 1:
-            return 0  # indexed already
-        if e.event == "RecordAdded":
-            self._insert_record(cur, e)
-        elif e.event == "AccessRequested":
-            cur.execute(
-                "INSERT OR IGNORE INTO requests (request_id, patient, researcher, scopes, purpose, duration, "
-                "requested_at, study_id, status, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_request_key(a["requestId"]), a["patient"], a["researcher"], a["scopes"], a["purpose"],
-                 a["duration"], a["requestedAt"], "0x" + bytes(a["studyId"]).hex(), int(RequestStatus.PENDING),
-                 e.block, e.log_index, e.tx),
-            )  # fmt: skip
-        self._derive(cur, e.event, a, e.block, e.log_index, timestamp)
-        return 1
-
-    def _insert_record(self, cur: sqlite3.Cursor, e: _Decoded) -> None:
-        a = e.args
-        patient, index = str(a["patient"]), int(a["index"])
-        previous = bytes(32)
-        if index > 0:
-            row = cur.execute("SELECT record_hash FROM records WHERE patient = ? AND idx = ?", (patient, index - 1))
-            found = row.fetchone()
-            if found is None:
-                raise IntegrityError(f"record log of {patient}: record {index} arrived before record {index - 1}")
-            previous = bytes.fromhex(found[0][2:])
-        recomputed = record_hash_of_event(previous, patient, a)
-        if recomputed != bytes(a["recordHash"]):
-            raise IntegrityError(f"record {index} of {patient}: its hash does not match its fields")
-        cur.execute(
-            "INSERT INTO records (patient, idx, author, category, timestamp, content_hash, cid, keys_cid, "
-            "record_hash, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (patient, index, a["author"], a["category"], a["timestamp"], "0x" + bytes(a["contentHash"]).hex(),
-             cid_from_bytes(bytes(a["cid"])), cid_from_bytes(bytes(a["keysCid"])), "0x" + recomputed.hex(),
-             e.block, e.log_index, e.tx),
-        )  # fmt: skip
-
-    @staticmethod
-    def _derive(cur: sqlite3.Cursor, event: str, a: dict[str, Any], block: int, log_index: int, ts: int) -> None:
-        """Applies one event to grants, request status and delegations; ``a`` holds the event's
-        arguments, decoded or as stored in ``events.args`` (only ints and addresses are read)."""
-        upsert = (
-            "INSERT OR REPLACE INTO grants (patient, grantee, scopes, purpose, valid_from, valid_until, emergency, "
-            "revoked, block, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
-        )
-        if event == "AccessGranted":
-            cur.execute(upsert, (a["patient"], a["grantee"], a["scopes"], a["purpose"], a["validFrom"],
-                                 a["validUntil"], 0, block, log_index))  # fmt: skip
-        elif event == "RequestApproved":
-            key = _request_key(a["requestId"])
-            found = cur.execute("SELECT scopes, purpose FROM requests WHERE request_id = ?", (key,)).fetchone()
-            if found is None:
-                raise IntegrityError(f"request {key} was approved in block {block} but never requested")
-            cur.execute(upsert, (a["patient"], a["researcher"], found[0], found[1], ts, a["validUntil"], 0,
-                                 block, log_index))  # fmt: skip
-            cur.execute(
-                "UPDATE requests SET status = ?, decided_block = ? WHERE request_id = ?",
-                (int(RequestStatus.APPROVED), block, key),
-            )
-        elif event == "RequestDenied":
-            cur.execute(
-                "UPDATE requests SET status = ?, decided_block = ? WHERE request_id = ?",
-                (int(RequestStatus.DENIED), block, _request_key(a["requestId"])),
-            )
-        elif event == "EmergencyAccessTaken":
-            cur.execute(upsert, (a["patient"], a["provider"], ALL_CATEGORIES, int(Purpose.ETREAT), ts,
-                                 a["validUntil"], 1, block, log_index))  # fmt: skip
-        elif event == "AccessRevoked":
-            cur.execute(
-                "UPDATE grants SET revoked = 1, block = ?, log_index = ? WHERE patient = ? AND grantee = ?",
-                (block, log_index, a["patient"], a["grantee"]),
-            )
-        elif event in _DELEGATE_EVENTS:
-            cur.execute(
-                "INSERT OR REPLACE INTO delegations (patient, delegate, appointed, block) VALUES (?, ?, ?, ?)",
-                (a["patient"], a["delegate"], int(event == "DelegateAppointed"), block),
-            )
 
     def _rewind(self) -> int:
         """After a reorg: drops everything above the newest stored block the chain still has,
@@ -435,22 +486,7 @@ class EventIndex:
             self._reset()
             return fork
         with self._transaction() as cur:
-            for table in ("events", "records", "requests", "blocks"):
-                column = "number" if table == "blocks" else "block"
-                cur.execute(f"DELETE FROM {table} WHERE {column} > ?", (fork,))  # noqa: S608 - fixed names
-            cur.execute(
-                "UPDATE requests SET status = ?, decided_block = NULL WHERE decided_block > ?",
-                (int(RequestStatus.PENDING), fork),
-            )
-            cur.execute("DELETE FROM grants")
-            cur.execute("DELETE FROM delegations")
-            replayed = cur.execute(
-                "SELECT event, args, block, log_index, timestamp FROM events WHERE event IN (?, ?, ?, ?, ?, ?) "
-                "ORDER BY block, log_index",
-                (*sorted(_GRANT_EVENTS), *sorted(_DELEGATE_EVENTS)),
-            ).fetchall()
-            for event, args, block, log_index, timestamp in replayed:
-                self._derive(cur, event, json.loads(args), block, log_index, timestamp)
+            drop_above(cur, fork)
             fork_hash = cur.execute("SELECT hash FROM blocks WHERE number = ?", (fork,)).fetchone()[0]
             self._set_meta(cur, last_block=str(fork), last_hash=fork_hash)
         return fork

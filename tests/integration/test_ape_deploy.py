@@ -25,6 +25,7 @@ from web3 import Web3
 
 from medvault.chain.artifacts import Deployment
 from medvault.crypto import KeySuite
+from medvault.dev.anvil import fund
 from medvault.dev.node import find_tool, free_port
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def test_ape_run_deploy_writes_a_deployment_the_package_can_load(anvil: str, tmp
     key = Account.create()
     keyfile = Account.encrypt(key.key, passphrase, kdf="scrypt", iterations=2**10)
     (data_folder / "accounts" / f"{ALIAS}.json").write_text(json.dumps(keyfile))
-    w3.provider.make_request("anvil_setBalance", [key.address, hex(10**20)])  # type: ignore[arg-type]
+    fund(w3, key.address)
 
     home = tmp_path / "home"
     venv_bin = Path(sys.executable).parent

@@ -7,6 +7,8 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
+from data import DAY, LAB, LABS, MEDS
+from helpers import add, grant
 
 from medvault.client.consent_sig import SignedConsent
 from medvault.errors import AccessDeniedError, ContractError
@@ -15,36 +17,23 @@ from medvault.fhir.consent import grant_to_fhir_consent
 from medvault.model import Category, Purpose, RequestStatus, Role
 
 if TYPE_CHECKING:
-    from conftest import ChainClock
+    from helpers import ChainClock
 
     from medvault.accounts import Wallet
     from medvault.client import Medvault
 
 pytestmark = pytest.mark.integration
 
-LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
-MEDS = json.dumps({"resourceType": "MedicationRequest", "status": "active"}).encode()
-LABS = frozenset({Category.LABORATORY})
-DAY = 86_400
-
-
-def add(mv: Medvault, provider: Wallet, patient: Wallet, data: bytes, category: Category) -> int:
-    return mv.add_record(provider, patient.address, data, category).pointer.index
-
-
-def grant(mv: Medvault, patient: Wallet, grantee: Wallet, scopes: frozenset[Category], start: int, end: int) -> None:
-    mv.grant(patient, patient.address, grantee.address, scopes, Purpose.TREAT, start, end)
-
 
 def test_access_holds_only_in_scope(mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet) -> None:
-    lab = add(mv, provider, patient, LAB, Category.LABORATORY)
-    meds = add(mv, provider, patient, MEDS, Category.MEDICATIONS)
-    grant(mv, patient, doctor, LABS, mv.now(), mv.now() + DAY)
+    lab = add(mv, provider, patient).index
+    meds = add(mv, provider, patient, MEDS, Category.MEDICATIONS).index
+    grant(mv, patient, doctor, LABS)
 
     assert mv.read_record(doctor, patient.address, lab).data == LAB
     with pytest.raises(AccessDeniedError, match="medications, outside the grant's scope"):
         mv.read_record(doctor, patient.address, meds)
-    later = add(mv, provider, patient, MEDS, Category.MEDICATIONS)  # not even wrapped for the doctor
+    later = add(mv, provider, patient, MEDS, Category.MEDICATIONS).index  # not even wrapped for the doctor
     with pytest.raises(AccessDeniedError, match="was ever wrapped for it"):
         mv.open_key(doctor, mv.records(patient.address)[later])
 
@@ -54,7 +43,7 @@ def test_future_dated_grant_opens_at_its_start_and_closes_at_its_end(
 ) -> None:
     start = clock.now() + DAY
     grant(mv, patient, doctor, LABS, start, start + DAY)
-    index = add(mv, provider, patient, LAB, Category.LABORATORY)  # wrapped for the doctor already
+    index = add(mv, provider, patient).index  # wrapped for the doctor already
 
     with pytest.raises(AccessDeniedError, match="its grant starts at"):
         mv.read_record(doctor, patient.address, index)
@@ -66,11 +55,11 @@ def test_future_dated_grant_opens_at_its_start_and_closes_at_its_end(
 
 
 def test_a_grant_can_be_narrowed(mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet) -> None:
-    meds = add(mv, provider, patient, MEDS, Category.MEDICATIONS)
-    grant(mv, patient, doctor, frozenset(Category), mv.now(), mv.now() + DAY)
+    meds = add(mv, provider, patient, MEDS, Category.MEDICATIONS).index
+    grant(mv, patient, doctor)
     assert mv.read_record(doctor, patient.address, meds).data == MEDS
 
-    grant(mv, patient, doctor, LABS, mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor, LABS)
 
     with pytest.raises(AccessDeniedError, match="outside the grant's scope"):
         mv.read_record(doctor, patient.address, meds)
@@ -79,7 +68,7 @@ def test_a_grant_can_be_narrowed(mv: Medvault, provider: Wallet, patient: Wallet
 def test_grant_by_signature_relayed_by_anyone(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, stranger: Wallet
 ) -> None:
-    index = add(mv, provider, patient, LAB, Category.LABORATORY)
+    index = add(mv, provider, patient).index
     change = mv.grant_change(patient, patient.address, doctor.address, LABS, Purpose.TREAT, mv.now(), mv.now() + DAY)
     signed = SignedConsent.from_json(mv.sign(patient, change).to_json())  # as it travels between machines
 
@@ -93,7 +82,7 @@ def test_grant_by_signature_relayed_by_anyone(
 
 
 def _signed_revoke(mv: Medvault, patient: Wallet, doctor: Wallet) -> SignedConsent:
-    grant(mv, patient, doctor, LABS, mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor, LABS)
     return mv.sign(patient, mv.revoke_change(patient.address, doctor.address))
 
 
@@ -106,7 +95,7 @@ def _tampered(signed: SignedConsent, **domain: object) -> SignedConsent:
 def test_replayed_signature_is_refused(mv: Medvault, patient: Wallet, doctor: Wallet, stranger: Wallet) -> None:
     signed = _signed_revoke(mv, patient, doctor)
     mv.relay(stranger, signed)
-    grant(mv, patient, doctor, LABS, mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor, LABS)
 
     with pytest.raises(ContractError) as refused:
         mv.relay(stranger, signed)
@@ -118,7 +107,7 @@ def test_a_later_change_voids_an_unrelayed_signature(
     mv: Medvault, patient: Wallet, doctor: Wallet, stranger: Wallet
 ) -> None:
     signed = _signed_revoke(mv, patient, doctor)
-    grant(mv, patient, doctor, frozenset(Category), mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor)
 
     with pytest.raises(ContractError, match="ConsentManagerInvalidNonce"):
         mv.relay(stranger, signed)
@@ -148,7 +137,7 @@ def test_signature_for_another_chain_or_contract_is_refused_by_name(
 
 
 def test_signature_by_someone_else_is_refused(mv: Medvault, patient: Wallet, doctor: Wallet, stranger: Wallet) -> None:
-    grant(mv, patient, doctor, LABS, mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor, LABS)
     forged = mv.sign(stranger, mv.revoke_change(patient.address, doctor.address))
 
     with pytest.raises(ContractError) as refused:
@@ -161,11 +150,11 @@ def test_delegate_manages_consent_but_cannot_appoint(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, stranger: Wallet, admin: Wallet
 ) -> None:
     guardian = admin
-    index = add(mv, provider, patient, LAB, Category.LABORATORY)
+    index = add(mv, provider, patient).index
     mv.set_delegate(patient, guardian.address)
 
     mv.grant(guardian, patient.address, doctor.address, LABS, Purpose.TREAT, mv.now(), mv.now() + DAY)
-    later = add(mv, provider, patient, LAB, Category.LABORATORY)
+    later = add(mv, provider, patient).index
     assert mv.read_record(doctor, patient.address, later).data == LAB
     # A delegate cannot open the patient's keys, so earlier records are not shared by its grant.
     with pytest.raises(AccessDeniedError, match="was ever wrapped"):
@@ -190,7 +179,7 @@ def test_research_request_approved_by_relayed_signature_then_lapses(
 ) -> None:
     researcher = doctor
     mv.accredit(admin, researcher.address, Role.RESEARCHER)
-    lab = add(mv, provider, patient, LAB, Category.LABORATORY)
+    lab = add(mv, provider, patient).index
     request, _ = mv.request_access(researcher, patient.address, LABS, Purpose.HRESCH, 7 * DAY, "STUDY-1")
     assert mv.requests(patient=patient.address)[0].status is RequestStatus.PENDING
 
@@ -226,7 +215,7 @@ def test_unaccredited_researcher_cannot_request_and_denial_is_recorded(
 def test_emergency_access_is_flagged_visible_and_revocable(
     mv: Medvault, provider: Wallet, patient: Wallet, stranger: Wallet
 ) -> None:
-    index = add(mv, patient, patient, LAB, Category.LABORATORY)
+    index = add(mv, patient, patient).index
     with pytest.raises(ContractError, match="ConsentManagerNotProvider"):
         mv.take_emergency_access(stranger, patient.address, "unconscious in ER")
 
@@ -248,8 +237,8 @@ def test_emergency_access_is_flagged_visible_and_revocable(
 def test_audit_lists_the_whole_history_in_order(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
 ) -> None:
-    add(mv, provider, patient, LAB, Category.LABORATORY)
-    grant(mv, patient, doctor, LABS, mv.now(), mv.now() + DAY)
+    add(mv, provider, patient)
+    grant(mv, patient, doctor, LABS)
     mv.revoke(patient, patient.address, doctor.address)
 
     events = [(e.event, e.sender) for e in mv.audit(patient.address)]
@@ -264,7 +253,7 @@ def test_audit_lists_the_whole_history_in_order(
 
 
 def test_grant_exports_as_a_valid_fhir_consent(mv: Medvault, patient: Wallet, doctor: Wallet) -> None:
-    grant(mv, patient, doctor, LABS, mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor, LABS)
     current = mv.grant_of(patient.address, doctor.address)
     assert current is not None
     event = mv.grant_event(patient.address, doctor.address)

@@ -11,35 +11,29 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
+from data import DAY, LAB, LABS, MEDS
+from helpers import grant
 
 from medvault.cli import cli
+from medvault.dev.anvil import mine, revert, snapshot
 from medvault.index import EventIndex, index_path
 from medvault.model import Category, Purpose, RequestStatus, Role
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conftest import ChainClock
+    from helpers import ChainClock
 
     from medvault.accounts import Wallet
     from medvault.client import Medvault
 
 pytestmark = pytest.mark.integration
 
-LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
-MEDS = json.dumps({"resourceType": "MedicationRequest", "status": "active"}).encode()
-LABS = frozenset({Category.LABORATORY})
-DAY = 86_400
-
 
 @pytest.fixture
 def index(mv: Medvault, home: Path) -> Any:
     with EventIndex.open(home, mv.chain) as idx:
         yield idx
-
-
-def _grant(mv: Medvault, patient: Wallet, grantee: Wallet, start: int, end: int) -> None:
-    mv.grant(patient, patient.address, grantee.address, LABS, Purpose.TREAT, start, end)
 
 
 def _plain(entries: list[Any]) -> list[Any]:
@@ -52,7 +46,7 @@ def _consent_story(
     """Records, a grant, an emergency and its revocation, two requests (one approved, one denied)."""
     mv.add_record(provider, patient.address, LAB, Category.LABORATORY)
     mv.add_record(provider, patient.address, MEDS, Category.MEDICATIONS)
-    _grant(mv, patient, doctor, mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor, LABS)
     mv.add_record(provider, patient.address, LAB, Category.LABORATORY)
     mv.take_emergency_access(provider, patient.address, "unconscious in A&E")
     mv.revoke(patient, patient.address, provider.address)
@@ -134,7 +128,7 @@ def test_restart_keeps_the_index_consistent_with_the_chain(
         index.sync()
         last = index.last_block
 
-    _grant(mv, patient, doctor, mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor, LABS)
     mv.add_record(provider, patient.address, MEDS, Category.MEDICATIONS)
     with EventIndex(path, mv.chain) as index:
         assert index.last_block == last
@@ -142,8 +136,8 @@ def test_restart_keeps_the_index_consistent_with_the_chain(
         assert result.from_block == last + 1
         _, count = mv.chain.records.functions.logOf(patient.address).call()
         assert len(index.records_of(patient.address, sync=False)) == count == 2
-        grant = mv.grant_of(patient.address, doctor.address)
-        assert index.grants_of(patient.address, sync=False) == [grant]
+        on_chain = mv.grant_of(patient.address, doctor.address)
+        assert index.grants_of(patient.address, sync=False) == [on_chain]
         assert index.verify(sync=False).ok
 
 
@@ -151,7 +145,7 @@ def test_rerunning_an_indexed_range_adds_no_duplicates(
     mv: Medvault, index: EventIndex, patient: Wallet, provider: Wallet, doctor: Wallet
 ) -> None:
     mv.add_record(provider, patient.address, LAB, Category.LABORATORY)
-    _grant(mv, patient, doctor, mv.now(), mv.now() + DAY)
+    grant(mv, patient, doctor, LABS)
     mv.revoke(patient, patient.address, doctor.address)
     index.sync()
     before = index.counts()
@@ -170,14 +164,14 @@ def test_rerunning_an_indexed_range_adds_no_duplicates(
 def test_reorg_rolls_back_and_reindexes(mv: Medvault, index: EventIndex, patient: Wallet, provider: Wallet) -> None:
     mv.add_record(provider, patient.address, LAB, Category.LABORATORY)
     index.sync()
-    snapshot = mv.chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    saved = snapshot(mv.chain.w3)
     mv.add_record(provider, patient.address, MEDS, Category.MEDICATIONS)
     mv.add_record(provider, patient.address, MEDS, Category.MEDICATIONS)
     index.sync()
     assert len(index.records_of(patient.address, sync=False)) == 3
 
-    mv.chain.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
-    mv.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    revert(mv.chain.w3, saved)
+    mine(mv.chain.w3)
     mv.add_record(provider, patient.address, LAB, Category.LABORATORY)
     result = index.sync()
 
@@ -193,7 +187,7 @@ def test_readable_follows_chain_time(
 ) -> None:
     mv.add_record(provider, patient.address, LAB, Category.LABORATORY)
     start = clock.now() + DAY
-    _grant(mv, patient, doctor, start, start + DAY)
+    grant(mv, patient, doctor, LABS, start)
 
     assert index.readable_by(doctor.address) == []  # not yet valid
     assert index.readable_by(doctor.address, start, sync=False) != []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import signal
 import sqlite3
@@ -25,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from conftest import PASSPHRASE
+from data import DAY, LAB, PASSPHRASE
+from helpers import new_wallet, wait_for
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, connect, deploy
@@ -37,24 +37,11 @@ from medvault.keeper.protocol import KeyRequest, Refusal, ShareRelease, post_key
 from medvault.model import Category, Purpose, Role
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from medvault.model import RecordPointer
 
 pytestmark = pytest.mark.integration
-
-LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
-DAY = 86_400
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if result := condition():
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 # -- a deployment with a patient, a provider, a grantee and keepers, on a given node -----------
@@ -88,9 +75,7 @@ def build_world(home: Path, node: NodeInfo, ipfs: IpfsClient, *, keepers: int, t
     names = ["admin", "patient", "provider", "doctor"] + [f"keeper{i + 1}" for i in range(keepers)]
     wallets = {}
     for name in names:
-        keystore.create(name, PASSPHRASE)
-        wallets[name] = keystore.unlock(name, PASSPHRASE)
-        w3.provider.make_request("anvil_setBalance", [wallets[name].address, hex(10**20)])  # type: ignore[arg-type]
+        wallets[name] = new_wallet(keystore, w3, name)
     deployment, _ = deploy(w3, wallets["admin"], home)
     mv = Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
     for name in names[1:]:  # the admin only deploys, accredits and grants as the patient's delegate

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from data import DAY, LAB, LABS, MEDS
+from helpers import add, new_wallet, wait_for
 
 from medvault.chain import Chain, connect
 from medvault.chain.artifacts import load_artifacts
@@ -26,10 +28,10 @@ from medvault.keeper.protocol import KEY_SHARES_PATH, KeyRequest, Refusal, post_
 from medvault.model import Category, Purpose
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
-    from conftest import ChainClock
+    from helpers import ChainClock
     from web3 import Web3
 
     from medvault.accounts import Keystore, Wallet
@@ -37,11 +39,6 @@ if TYPE_CHECKING:
     from medvault.model import RecordPointer
 
 pytestmark = pytest.mark.integration
-
-LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
-MEDS = json.dumps({"resourceType": "MedicationRequest", "status": "active"}).encode()
-LABS = frozenset({Category.LABORATORY})
-DAY = 86_400
 
 
 class Keepers:
@@ -86,9 +83,7 @@ def keepers(mv: Medvault, local_node: NodeInfo, tmp_path: Path) -> Iterator[Keep
 def keeper_wallets(mv: Medvault, keystore: Keystore, w3: Web3) -> list[Wallet]:
     result = []
     for name in ("keeper1", "keeper2", "keeper3"):
-        keystore.create(name, "keeper passphrase")
-        wallet = keystore.unlock(name, "keeper passphrase")
-        w3.provider.make_request("anvil_setBalance", [wallet.address, hex(10**20)])  # type: ignore[arg-type]
+        wallet = new_wallet(keystore, w3, name, "keeper passphrase")
         mv.register(wallet)
         result.append(wallet)
     return result
@@ -119,24 +114,11 @@ def lock_away(wallet: Wallet) -> None:
     wallet._pairs.clear()
 
 
-def add(mv: Medvault, provider: Wallet, patient: Wallet, data: bytes, category: Category) -> RecordPointer:
-    return mv.add_record(provider, patient.address, data, category).pointer
-
-
 def delegate_grant(mv: Medvault, patient: Wallet, guardian: Wallet, grantee: Wallet, start: int, end: int) -> None:
     """A grant by a delegate: it cannot open the patient's keys, so it shares none."""
     if not mv.is_delegate(patient.address, guardian.address):
         mv.set_delegate(patient, guardian.address)
     mv.grant(guardian, patient.address, grantee.address, LABS, Purpose.TREAT, start, end)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def refusal_codes(mv: Medvault, reader: Wallet, pointer: RecordPointer) -> list[str]:
@@ -155,7 +137,7 @@ def test_grantee_reads_through_the_keepers_without_the_patient(
     doctor: Wallet,
     admin: Wallet,
 ) -> None:
-    pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
+    pointer = add(mv, provider, patient)
     bundle = mv.key_bundle(pointer.keys_cid, patient.address)
     assert bundle.escrow is not None
     assert bundle.escrow.threshold == 2
@@ -184,7 +166,7 @@ def test_keepers_refuse_out_of_scope_and_after_the_window_closes(
     mv: Medvault, three: list[Wallet], provider: Wallet, patient: Wallet, doctor: Wallet, admin: Wallet,
     clock: ChainClock,
 ) -> None:  # fmt: skip
-    lab = add(mv, provider, patient, LAB, Category.LABORATORY)
+    lab = add(mv, provider, patient)
     meds = add(mv, provider, patient, MEDS, Category.MEDICATIONS)
     assert refusal_codes(mv, doctor, lab) == ["no-grant"] * 3
     start = clock.now() + DAY
@@ -207,13 +189,13 @@ def test_keepers_refuse_out_of_scope_and_after_the_window_closes(
 def test_keepers_refuse_after_revoke_and_forward_security(
     mv: Medvault, three: list[Wallet], provider: Wallet, patient: Wallet, doctor: Wallet, admin: Wallet
 ) -> None:
-    before = add(mv, provider, patient, LAB, Category.LABORATORY)
+    before = add(mv, provider, patient)
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
     assert mv.read_record(doctor, patient.address, before.index).data == LAB
     mv.revoke(admin, patient.address, doctor.address)
     assert refusal_codes(mv, doctor, before) == ["revoked"] * 3
 
-    after = add(mv, provider, patient, LAB, Category.LABORATORY)
+    after = add(mv, provider, patient)
     readers = {w.reader for w in mv.key_bundle(after.keys_cid, patient.address).wraps}
     assert doctor.address not in readers  # not wrapped for the revoked party...
     assert refusal_codes(mv, doctor, after) == ["revoked"] * 3  # ...nor released by the keepers
@@ -225,7 +207,7 @@ def test_keepers_check_the_request_itself(
     mv: Medvault, three: list[Wallet], keepers: Keepers, provider: Wallet, patient: Wallet, doctor: Wallet,
     stranger: Wallet, admin: Wallet,
 ) -> None:  # fmt: skip
-    pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
+    pointer = add(mv, provider, patient)
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
     chain_id, directory = mv.chain.chain_id, mv.chain.keepers.address
     keeper = three[0]
@@ -276,7 +258,7 @@ def test_two_of_three_survive_one_keeper_down_but_not_two(
     mv: Medvault, three: list[Wallet], keepers: Keepers, provider: Wallet, patient: Wallet, doctor: Wallet,
     admin: Wallet,
 ) -> None:  # fmt: skip
-    pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
+    pointer = add(mv, provider, patient)
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
     keepers.stop(three[2])
     assert mv.read_record(doctor, patient.address, pointer.index).data == LAB
@@ -292,7 +274,7 @@ def test_patient_as_its_own_keeper(
 ) -> None:
     mv.set_keepers(patient, [patient.address], 1)
     keepers.start(patient)
-    pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
+    pointer = add(mv, provider, patient)
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
     assert mv.read_record(doctor, patient.address, pointer.index).data == LAB
     receipts = wait_for(lambda: mv.releases(patient.address))
@@ -300,7 +282,7 @@ def test_patient_as_its_own_keeper(
 
 
 def test_records_without_keepers_are_unchanged(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
-    pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
+    pointer = add(mv, provider, patient)
     assert mv.key_bundle(pointer.keys_cid, patient.address).escrow is None
     assert mv.keepers_of(patient.address).keepers == []
 
@@ -312,7 +294,7 @@ def test_restart_neither_duplicates_nor_loses_receipts(
     keeper = keeper_wallets[0]
     mv.set_keepers(patient, [keeper.address], 1)
     service = keepers.start(keeper, batch_seconds=3600)  # posts nothing by itself
-    pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
+    pointer = add(mv, provider, patient)
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
     for _ in range(3):
         assert mv.read_record(doctor, patient.address, pointer.index).data == LAB
@@ -346,7 +328,7 @@ def test_wrapped_share_is_bound_to_the_reader(
     from medvault.crypto import open_share
     from medvault.errors import DecryptionError
 
-    pointer = add(mv, provider, patient, LAB, Category.LABORATORY)
+    pointer = add(mv, provider, patient)
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
     keeper = three[0]
     body = sign_key_request(

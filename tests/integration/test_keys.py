@@ -7,7 +7,9 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
+from data import DAY, LAB, MEDS, PASSPHRASE
 from eth_utils.crypto import keccak
+from helpers import add, grant
 
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
@@ -27,20 +29,6 @@ if TYPE_CHECKING:
     from medvault.model import RecordPointer
 
 pytestmark = pytest.mark.integration
-
-PASSPHRASE = "correct horse battery staple"  # conftest's
-LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
-MEDS = json.dumps({"resourceType": "MedicationRequest", "status": "active"}).encode()
-DAY = 86_400
-
-
-def add(mv: Medvault, author: Wallet, patient: Wallet, data: bytes = LAB) -> RecordPointer:
-    return mv.add_record(author, patient.address, data, Category.LABORATORY).pointer
-
-
-def grant_all(mv: Medvault, patient: Wallet, grantee: Wallet) -> None:
-    now = mv.now()
-    mv.grant(patient, patient.address, grantee.address, frozenset(Category), Purpose.TREAT, now, now + DAY)
 
 
 def wraps_for(mv: Medvault, reader: Wallet, pointer: RecordPointer) -> list[bytes]:
@@ -78,7 +66,7 @@ def test_keystore_unlocked_again_restores_the_key_and_opens_old_records(
 def test_rotation_publishes_a_new_key_that_alone_opens_new_records(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, keystore: Keystore
 ) -> None:
-    grant_all(mv, patient, doctor)
+    grant(mv, patient, doctor)
     before = [add(mv, provider, patient), add(mv, provider, patient, MEDS)]
     old_pair = patient.encryption_keys(mv.suite, 0)
 
@@ -140,7 +128,7 @@ def test_a_grantee_that_rotates_still_reads_what_was_shared_with_its_old_key(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
 ) -> None:
     old = add(mv, provider, patient)
-    grant_all(mv, patient, doctor)  # shares the key of `old` with the doctor's epoch-0 key
+    grant(mv, patient, doctor)  # shares the key of `old` with the doctor's epoch-0 key
     mv.rotate_key(doctor)
     new = add(mv, provider, patient)
 
@@ -223,7 +211,7 @@ def test_hybrid_suite_end_to_end(
     first = add(pq, provider, patient)
     bundle = json.loads(pq.ipfs.cat(first.keys_cid))
     assert bundle["suite"] == "MLKEM768_X25519"
-    grant_all(pq, patient, doctor)
+    grant(pq, patient, doctor)
     assert pq.read_record(doctor, patient.address, first.index).data == LAB
     assert pq.read_record(patient, patient.address, first.index).data == LAB
 

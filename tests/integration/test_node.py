@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from medvault.chain import connect
+from medvault.dev.anvil import fund
 from medvault.dev.node import LocalNode, free_port
 from medvault.ipfs import IpfsClient
 
@@ -24,7 +25,7 @@ def test_state_survives_a_restart_and_down_stops_both(tmp_path: Path) -> None:
     try:
         w3 = connect(info.rpc_url)
         address = w3.to_checksum_address("0x" + "ab" * 20)
-        w3.provider.make_request("anvil_setBalance", [address, hex(12345)])  # type: ignore[arg-type]
+        fund(w3, address, 12345)
         with IpfsClient(info.ipfs_api) as ipfs:
             cid = ipfs.add(b"kept across restarts")
         assert node.running() == {"chain": True, "ipfs": True}

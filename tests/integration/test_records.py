@@ -7,6 +7,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from data import LAB, MEDS
+from helpers import add, grant
 
 import medvault.client.records as records_module
 from medvault.crypto import RecordContext, encrypt_record, new_record_key
@@ -21,27 +23,15 @@ from medvault.errors import (
     IpfsUnavailableError,
 )
 from medvault.ipfs import IpfsClient, cid_to_bytes
-from medvault.model import Category, Purpose
+from medvault.model import Category
 
 if TYPE_CHECKING:
-    from conftest import ChainClock
+    from helpers import ChainClock
 
     from medvault.accounts import Wallet
     from medvault.client import Medvault
 
 pytestmark = pytest.mark.integration
-
-LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
-MEDS = json.dumps({"resourceType": "MedicationRequest", "status": "active"}).encode()
-
-
-def add(mv: Medvault, author: Wallet, patient: Wallet, data: bytes = LAB) -> int:
-    return mv.add_record(author, patient.address, data, Category.LABORATORY).pointer.index
-
-
-def grant_all(mv: Medvault, patient: Wallet, grantee: Wallet, seconds: int) -> None:
-    now = mv.now()
-    mv.grant(patient, patient.address, grantee.address, frozenset(Category), Purpose.TREAT, now, now + seconds)
 
 
 def wrapped_readers(mv: Medvault, patient: Wallet, index: int) -> set[str]:
@@ -50,7 +40,7 @@ def wrapped_readers(mv: Medvault, patient: Wallet, index: int) -> set[str]:
 
 
 def test_provider_record_is_readable_by_patient_and_author(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
-    index = add(mv, provider, patient)
+    index = add(mv, provider, patient).index
 
     assert mv.read_record(patient, patient.address, index).data == LAB
     assert mv.read_record(provider, patient.address, index).data == LAB
@@ -58,7 +48,7 @@ def test_provider_record_is_readable_by_patient_and_author(mv: Medvault, provide
 
 
 def test_only_ciphertext_reaches_ipfs(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
-    index = add(mv, provider, patient)
+    index = add(mv, provider, patient).index
     pointer = mv.records(patient.address)[index]
 
     stored = mv.ipfs.cat(pointer.cid)
@@ -97,7 +87,7 @@ def test_an_altered_event_breaks_the_hash_chain(
 
 
 def test_stranger_is_refused(mv: Medvault, provider: Wallet, patient: Wallet, stranger: Wallet) -> None:
-    index = add(mv, provider, patient)
+    index = add(mv, provider, patient).index
 
     with pytest.raises(AccessDeniedError, match="never granted one"):
         mv.read_record(stranger, patient.address, index)
@@ -106,12 +96,12 @@ def test_stranger_is_refused(mv: Medvault, provider: Wallet, patient: Wallet, st
 def test_grant_shares_existing_records_and_new_ones_are_wrapped(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
 ) -> None:
-    before = add(mv, provider, patient)
+    before = add(mv, provider, patient).index
     with pytest.raises(AccessDeniedError):
         mv.read_record(doctor, patient.address, before)
 
-    grant_all(mv, patient, doctor, 3600)
-    after = add(mv, provider, patient, MEDS)
+    grant(mv, patient, doctor, end=mv.now() + 3600)
+    after = add(mv, provider, patient, MEDS).index
 
     assert mv.read_record(doctor, patient.address, before).data == LAB
     assert mv.read_record(doctor, patient.address, after).data == MEDS
@@ -122,10 +112,10 @@ def test_grant_shares_existing_records_and_new_ones_are_wrapped(
 def test_revoked_doctor_is_refused_and_later_records_never_wrapped_for_it(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
 ) -> None:
-    index = add(mv, provider, patient)
-    grant_all(mv, patient, doctor, 3600)
+    index = add(mv, provider, patient).index
+    grant(mv, patient, doctor, end=mv.now() + 3600)
     mv.revoke(patient, patient.address, doctor.address)
-    later = add(mv, provider, patient, MEDS)
+    later = add(mv, provider, patient, MEDS).index
 
     for record in (index, later):
         with pytest.raises(AccessDeniedError, match="the patient revoked it"):
@@ -139,15 +129,15 @@ def test_revoked_doctor_is_refused_and_later_records_never_wrapped_for_it(
 def test_grant_lapses_when_chain_time_passes_its_end(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, clock: ChainClock
 ) -> None:
-    index = add(mv, provider, patient)
-    grant_all(mv, patient, doctor, 600)
+    index = add(mv, provider, patient).index
+    grant(mv, patient, doctor, end=mv.now() + 600)
     assert mv.read_record(doctor, patient.address, index).data == LAB
 
     clock.advance(601)
 
     with pytest.raises(AccessDeniedError, match="expired"):
         mv.read_record(doctor, patient.address, index)
-    assert doctor.address not in wrapped_readers(mv, patient, add(mv, provider, patient))
+    assert doctor.address not in wrapped_readers(mv, patient, add(mv, provider, patient).index)
 
 
 def test_unaccredited_author_is_refused_and_leaves_nothing_pinned(
@@ -195,7 +185,7 @@ class LyingIpfs(IpfsClient):
 
 
 def test_bytes_that_do_not_match_the_cid_are_detected(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
-    index = add(mv, provider, patient)
+    index = add(mv, provider, patient).index
     pointer = mv.records(patient.address)[index]
     genuine = mv.ipfs.cat(pointer.cid)
     mv.ipfs = LyingIpfs(mv.ipfs.api_url, genuine[:-1] + bytes([genuine[-1] ^ 1]))
@@ -226,7 +216,7 @@ def test_tampered_ciphertext_is_an_integrity_error_without_plaintext(
         return blob[:-20] + bytes([blob[-20] ^ 1]) + blob[-19:]
 
     monkeypatch.setattr(records_module, "encrypt_record", tampering)
-    index = add(mv, provider, patient)
+    index = add(mv, provider, patient).index
     monkeypatch.undo()
 
     with pytest.raises(DecryptionError, match=f"record {index} .* failed authentication"):

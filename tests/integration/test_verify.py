@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
+from data import LAB
 
 from medvault.cli import cli
 from medvault.dev.node import free_port
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
     from medvault.verify import VerificationReport
 
 pytestmark = pytest.mark.integration
-
-LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
 
 
 def add_records(mv: Medvault, provider: Wallet, patient: Wallet, n: int) -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures.
+"""The integration tests' fixtures (tests/integration and its subfolders).
 
 Integration tests run against a real anvil and a real Kubo daemon, started once per session
 on loopback with free ports and a temporary state directory, and stopped at the end. Each test
@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import ChainClock, new_wallet
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, connect, deploy
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
     from web3 import Web3
 
-PASSPHRASE = "correct horse battery staple"
 CAST = ("admin", "patient", "provider", "doctor", "stranger")
 
 # Throwaway keystores: a low scrypt work factor keeps the suite fast.
@@ -60,9 +60,7 @@ def keystore(home: Path) -> Keystore:
 def wallets(keystore: Keystore, w3: Web3) -> dict[str, Wallet]:
     result = {}
     for name in CAST:
-        keystore.create(name, PASSPHRASE)
-        result[name] = keystore.unlock(name, PASSPHRASE)
-        w3.provider.make_request("anvil_setBalance", [result[name].address, hex(10**20)])  # type: ignore[arg-type]
+        result[name] = new_wallet(keystore, w3, name)
     return result
 
 
@@ -106,20 +104,6 @@ def mv(w3: Web3, home: Path, ipfs: IpfsClient, wallets: dict[str, Wallet]) -> Me
         client.register(wallets[name])
     client.accredit(wallets["admin"], wallets["provider"].address, Role.PROVIDER)
     return client
-
-
-class ChainClock:
-    """The chain's time, which tests move forward instead of sleeping."""
-
-    def __init__(self, w3: Web3) -> None:
-        self.w3 = w3
-
-    def now(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
-    def advance(self, seconds: int) -> None:
-        self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
 @pytest.fixture
