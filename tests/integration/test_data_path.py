@@ -1,102 +1,52 @@
-"""The data path walks forward: each read fetches what it needs once, each write reads the log once.
-
-A counting IPFS client and counting chain reads sit under a real client, anvil and Kubo.
-"""
+"""The data path walks forward: a read fetches each object once and decrypts once, a grant
+reads the record log once, a write does not read it back (counted under a real client, anvil
+and Kubo; the read through the keepers is in test_keepers.py)."""
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+from counting import counted_client
+from data import ALL, DAY, LAB
+from helpers import add
 
-import medvault.client.records as records_module
-from medvault.client import Medvault
-from medvault.ipfs import IpfsClient
 from medvault.model import Category, Purpose
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from medvault.accounts import Wallet
+    from medvault.client import Medvault
 
 pytestmark = pytest.mark.integration
 
-LAB = json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}).encode()
-DAY = 86_400
-
-
-class CountingIpfs(IpfsClient):
-    """An IpfsClient that counts what it fetches, by CID."""
-
-    def __init__(self, api: str) -> None:
-        super().__init__(api)
-        self.cats: Counter[str] = Counter()
-
-    def cat(self, cid: str, *args: Any, **kwargs: Any) -> bytes:
-        self.cats[cid] += 1
-        return super().cat(cid, *args, **kwargs)
-
-
-@pytest.fixture
-def counted(mv: Medvault) -> Iterator[Medvault]:
-    """The same deployment as ``mv``, through an IPFS client and chain that count their reads."""
-    client = Medvault(mv.chain, CountingIpfs(mv.ipfs.api_url))
-    events = client.chain.events
-    client.chain.log_reads = Counter()  # type: ignore[attr-defined]
-
-    def counting_events(contract: str, event: str, **filters: Any) -> list[Any]:
-        client.chain.log_reads[event] += 1  # type: ignore[attr-defined]
-        return events(contract, event, **filters)
-
-    client.chain.events = counting_events  # type: ignore[method-assign]
-    yield client
-    client.ipfs.close()
-    del client.chain.events  # back to the class's method, for the other fixtures sharing the chain
-
-
-@pytest.fixture
-def decryptions(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    count: Counter[str] = Counter()
-    real = records_module.decrypt_record
-
-    def counting(blob: bytes, key: bytes, context: Any) -> bytes:
-        count["decrypt"] += 1
-        return real(blob, key, context)
-
-    monkeypatch.setattr(records_module, "decrypt_record", counting)
-    return count
-
 
 def test_a_read_fetches_ciphertext_and_key_bundle_once_and_decrypts_once(
-    mv: Medvault, counted: Medvault, decryptions: Counter[str], provider: Wallet, patient: Wallet
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pointer = mv.add_record(provider, patient.address, LAB, Category.LABORATORY).pointer
-
-    record = counted.read_record(patient, patient.address, pointer.index)
-
-    assert record.data == LAB
-    assert counted.ipfs.cats == {pointer.cid: 1, pointer.keys_cid: 1}  # type: ignore[attr-defined]
-    assert decryptions["decrypt"] == 1
-    assert counted.chain.log_reads["RecordAdded"] == 1  # type: ignore[attr-defined]
+    pointer = add(mv, provider, patient)
+    with counted_client(mv, monkeypatch) as (client, counts):
+        assert client.read_record(patient, patient.address, pointer.index).data == LAB
+    assert counts.cats == {pointer.cid: 1, pointer.keys_cid: 1}
+    assert counts.decryptions == 1
+    assert counts.logs["RecordAdded"] == 1
 
 
 def test_a_grant_reads_the_record_log_once(
-    mv: Medvault, counted: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for _ in range(3):
-        mv.add_record(provider, patient.address, LAB, Category.LABORATORY)
+        add(mv, provider, patient)
     now = mv.now()
-
-    counted.grant(patient, patient.address, doctor.address, frozenset(Category), Purpose.TREAT, now, now + DAY)
-
-    assert counted.chain.log_reads["RecordAdded"] == 1  # type: ignore[attr-defined]
+    with counted_client(mv, monkeypatch) as (client, counts):
+        client.grant(patient, patient.address, doctor.address, ALL, Purpose.TREAT, now, now + DAY)
+    assert counts.logs["RecordAdded"] == 1
     assert mv.read_record(doctor, patient.address, 2).data == LAB  # the keys were shared all the same
 
 
-def test_a_write_does_not_read_the_log_back(counted: Medvault, provider: Wallet, patient: Wallet) -> None:
-    receipt = counted.add_record(provider, patient.address, LAB, Category.LABORATORY)
-
-    assert counted.chain.log_reads["RecordAdded"] == 0  # type: ignore[attr-defined]
-    assert receipt.pointer == counted.records(patient.address)[receipt.pointer.index]
+def test_a_write_does_not_read_the_log_back(
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with counted_client(mv, monkeypatch) as (client, counts):
+        receipt = client.add_record(provider, patient.address, LAB, Category.LABORATORY)
+    assert counts.logs["RecordAdded"] == 0
+    assert receipt.pointer == mv.records(patient.address)[receipt.pointer.index]

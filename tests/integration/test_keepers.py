@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from counting import counted_client
 from data import DAY, LAB, LABS, MEDS
 from helpers import add, new_wallet, wait_for
 
@@ -160,6 +161,19 @@ def test_grantee_reads_through_the_keepers_without_the_patient(
     keeper_set = mv.keepers_of(patient.address)
     assert keeper_set.threshold == 2
     assert keeper_set.urls == {k.address: keepers.running[k.address].url for k in three}
+
+
+def test_a_read_through_the_keepers_fetches_the_key_bundle_once_and_decrypts_once(
+    mv: Medvault, three: list[Wallet], provider: Wallet, patient: Wallet, doctor: Wallet, admin: Wallet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    pointer = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)  # the doctor holds no wrap
+    with counted_client(mv, monkeypatch) as (client, counts):
+        assert client.read_record(doctor, patient.address, pointer.index).data == LAB
+    assert counts.cats == {pointer.cid: 1, pointer.keys_cid: 1}  # the keepers fetch theirs themselves
+    assert counts.decryptions == 1  # the check of the combined key is the decryption
+    assert counts.logs["RecordAdded"] == 1
 
 
 def test_keepers_refuse_out_of_scope_and_after_the_window_closes(
