@@ -34,9 +34,11 @@ completes with no duplicate records, grants or requests and nothing lost. A pati
 land all at once (one transaction); if a log holds some but not all, seeding continues from its
 count. Objects added to IPFS by a killed run and never referenced on chain stay pinned.
 
-Speed: transactions are signed locally with explicit nonces and a fixed gas limit per kind,
-sent as JSON-RPC batches without waiting, and their receipts fetched in bulk (every status is
-checked; a failure stops the run with the action and transaction named). The files of
+Speed: reads and transactions go through ``medvault.chain.pipeline``: calldata encoded from
+the ABI once per function, transactions signed locally with explicit nonces and a fixed gas
+limit per kind, sent as JSON-RPC batches without waiting, and their receipts fetched in bulk
+(every status is checked; a failure stops the run with the action and transaction named,
+``SeedError``). The files of
 ``CHUNK_PATIENTS`` patients go to IPFS in one request, wrapped in one directory that one
 recursive pin keeps (``IpfsClient.add_wrapped``: a pin per file costs ten times the add), in a
 worker thread that overlaps with sealing and sending.
@@ -47,24 +49,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
-import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import click
-import requests
-from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
 from eth_account import Account
-from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.crypto import keccak
 
 from medvault.accounts import Wallet
+from medvault.chain.pipeline import BatchRpc, Method, PipelinedSender
 from medvault.crypto import encrypt_record, new_record_key
+from medvault.dev import anvil
 from medvault.dev.synthetic import synthetic_patient, synthetic_records
-from medvault.errors import SeedError
+from medvault.errors import ContractError, SeedError
 from medvault.fhir import category_for, to_json_bytes
 from medvault.formats import envelope
 from medvault.formats.keybundle import wrap_for
@@ -72,16 +71,25 @@ from medvault.ipfs import cid_to_bytes
 from medvault.model import Category, Purpose, RequestStatus, Role, scope_mask
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-    from web3.contract.contract import ContractFunction
+    from collections.abc import Iterator
 
     from medvault.chain import Chain
     from medvault.client import Medvault
     from medvault.formats.keybundle import Wrap
 
-__all__ = ["PatientPlan", "SealedChunks", "SeedError", "SeedPlan", "SeedReport", "chunk_files", "plan_seed",
-           "run_seed", "seed_state"]  # fmt: skip
+__all__ = [
+    "GAS",
+    "PatientPlan",
+    "Progress",
+    "SealedChunks",
+    "SeedError",
+    "SeedPlan",
+    "SeedReport",
+    "chunk_files",
+    "plan_seed",
+    "run_seed",
+    "seed_state",
+]
 
 GRANT_SHARE = 0.30
 REQUEST_SHARE = 0.10
@@ -91,15 +99,17 @@ GRANT_DAYS = 365
 REQUEST_DAYS = 180
 RESEARCH_SCOPES = (Category.LABORATORY, Category.CONDITIONS, Category.MEDICATIONS)
 CHUNK_PATIENTS = 20  # patients sealed, added to IPFS and sent together (about 220 files at R = 10)
-RPC_BATCH = 250
-FUNDS = hex(10**22)
+FUNDS = 10**22
 # Fixed gas limits per kind, generous (measured use is about half or less); a batch of records
 # gets a base plus a per-record allowance.
 GAS = {"register": 150_000, "accredit": 150_000, "grant": 200_000, "request": 200_000, "decide": 200_000}
 GAS_BATCH_BASE, GAS_PER_RECORD = 100_000, 60_000
 CONTENT_TYPE = "application/fhir+json"
-ADD_RECORDS = function_signature_to_4byte_selector("addRecords(address,uint64,(bytes,bytes32,uint8,bytes)[])")
-POINTERS = "(bytes,bytes32,uint8,bytes)[]"
+# An AccessRequested event's fields that, with its studyId, make the request tuple.
+REQUEST_FIELDS = ("patient", "researcher", "scopes", "purpose", "duration", "requestedAt")
+
+Progress: TypeAlias = Callable[[str, int, int], None]
+"""Told (phase, units done so far, units in all) as a phase starts and as units complete."""
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -197,8 +207,10 @@ def plan_seed(seed: str | int, patients: int, records_per_patient: int) -> SeedP
     requested = rng.sample(range(patients), max(1, round(REQUEST_SHARE * patients)))
     approved = round(APPROVE_SHARE * len(requested))
     denied = round(DENY_SHARE * len(requested))
-    decisions = {p: "approve" if k < approved else "deny" if k < approved + denied else "pending"
-                 for k, p in enumerate(requested)}  # fmt: skip
+    decisions = {
+        p: "approve" if k < approved else "deny" if k < approved + denied else "pending"
+        for k, p in enumerate(requested)
+    }
     plans = []
     for i in range(patients):
         grant = request = None
@@ -216,107 +228,7 @@ def plan_seed(seed: str | int, patients: int, records_per_patient: int) -> SeedP
     return SeedPlan(seed, plans, providers, researchers, records_per_patient)
 
 
-# -- JSON-RPC in batches -------------------------------------------------------------------------
-
-
-class _Rpc:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.session = requests.Session()
-
-    def call(self, method: str, params: list[Any]) -> Any:
-        return self.batch([(method, params)])[0]
-
-    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        results: list[Any] = []
-        for start in range(0, len(calls), RPC_BATCH):
-            part = calls[start : start + RPC_BATCH]
-            payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(part)]
-            try:
-                response = self.session.post(self.url, json=payload, timeout=120)
-                answers = {a["id"]: a for a in response.json()}
-            except (requests.RequestException, ValueError) as exc:
-                raise SeedError(f"JSON-RPC batch to {self.url} failed: {exc}") from None
-            for i, (method, _) in enumerate(part):
-                answer = answers.get(i, {"error": {"message": "no answer"}})
-                if "error" in answer:
-                    raise SeedError(f"{method}: {answer['error'].get('message', answer['error'])}")
-                results.append(answer["result"])
-        return results
-
-
-@dataclass
-class _Tx:
-    sender: Wallet | None  # None: sent by an impersonated account
-    to: str
-    data: str
-    gas: int
-    action: str
-    units: int = 1  # progress units it completes
-
-    @classmethod
-    def of(cls, sender: Wallet | None, fn: ContractFunction, gas: int, action: str) -> _Tx:
-        return cls(sender, str(fn.address), fn._encode_transaction_data(), gas, action)
-
-
-class _Sender:
-    """Signs with local nonces and sends without waiting; receipts are checked in bulk."""
-
-    def __init__(self, rpc: _Rpc, chain_id: int, advance: Callable[[int], None]) -> None:
-        self.rpc = rpc
-        self.chain_id = chain_id
-        self.advance = advance
-        self.gas_price = 2 * int(rpc.call("eth_gasPrice", []), 16)
-        self.nonces: dict[str, int] = {}
-        self.in_flight: list[tuple[str, _Tx]] = []
-        self.sent = 0
-
-    def send(self, txs: list[_Tx]) -> None:
-        unknown = sorted({tx.sender.address for tx in txs if tx.sender} - self.nonces.keys())
-        counts = self.rpc.batch([("eth_getTransactionCount", [a, "pending"]) for a in unknown])
-        self.nonces.update({a: int(c, 16) for a, c in zip(unknown, counts, strict=True)})
-        raws = []
-        for tx in txs:
-            assert tx.sender is not None
-            nonce = self.nonces[tx.sender.address]
-            self.nonces[tx.sender.address] = nonce + 1
-            params: dict[str, Any] = {"to": tx.to, "data": tx.data, "gas": tx.gas,
-                      "gasPrice": self.gas_price, "nonce": nonce, "chainId": self.chain_id, "value": 0}  # fmt: skip
-            raws.append("0x" + bytes(tx.sender.account.sign_transaction(params).raw_transaction).hex())
-        hashes = self.rpc.batch([("eth_sendRawTransaction", [raw]) for raw in raws])
-        self.in_flight += list(zip(hashes, txs, strict=True))
-        self.sent += len(txs)
-
-    def settle(self, *, wait: bool) -> None:
-        """Checks the receipts of the transactions in flight; with ``wait``, until all are in."""
-        deadline = time.monotonic() + 120
-        while self.in_flight:
-            receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h, _ in self.in_flight])
-            left = []
-            for (tx_hash, tx), receipt in zip(self.in_flight, receipts, strict=True):
-                if receipt is None:
-                    left.append((tx_hash, tx))
-                elif int(receipt["status"], 16) != 1:
-                    raise SeedError(
-                        f"{tx.action} failed (tx {tx_hash}, gas used {int(receipt['gasUsed'], 16):,} of {tx.gas:,}); "
-                        "nothing after it was checked: run the same seed command again to resume"
-                    )
-                else:
-                    self.advance(tx.units)
-            self.in_flight = left
-            if not wait or not left:
-                return
-            if time.monotonic() > deadline:
-                raise SeedError(f"{len(left)} transactions not mined after 120 s (first: {left[0][1].action})")
-            time.sleep(0.05)
-
-
 # -- chain state ---------------------------------------------------------------------------------
-
-
-def _calls(rpc: _Rpc, fns: list[ContractFunction], types: list[str]) -> list[Any]:
-    raw = rpc.batch([("eth_call", [{"to": fn.address, "data": fn._encode_transaction_data()}, "latest"]) for fn in fns])
-    return [abi_decode(types, bytes.fromhex(r[2:])) for r in raw]
 
 
 @dataclass
@@ -329,33 +241,40 @@ class _State:
     counts: list[int]  # records in each patient's log
 
 
-def _read_state(chain: Chain, rpc: _Rpc, plan: SeedPlan) -> _State:
+def _read_state(chain: Chain, rpc: BatchRpc, plan: SeedPlan) -> _State:
     wallets = [*plan.providers, *plan.researchers, *(p.wallet for p in plan.patients)]
-    p, c, r = chain.participants.functions, chain.consent.functions, chain.records.functions
-    keys = _calls(rpc, [p.encryptionKeyHash(w.address) for w in wallets], ["bytes32"])
-    roles = _calls(rpc, [p.isProvider(w.address) for w in plan.providers], ["bool"])
-    roles += _calls(rpc, [p.isResearcher(w.address) for w in plan.researchers], ["bool"])
-    grants = plan.grants
-    grant_of = _calls(
-        rpc,
-        [c.grantOf(g.wallet.address, plan.providers[g.grant.provider].address) for g in grants if g.grant],
-        ["(uint40,uint40,uint8,uint8,bool,uint64)"],
+    key_hash = Method.of(chain.participants, "encryptionKeyHash")
+    keys = rpc.eth_calls([(key_hash, [w.address]) for w in wallets])
+    is_provider, is_researcher = (
+        Method.of(chain.participants, "isProvider"),
+        Method.of(chain.participants, "isResearcher"),
     )
-    logs = _calls(rpc, [r.logOf(q.wallet.address) for q in plan.patients], ["bytes32", "uint64"])
+    roles = rpc.eth_calls([(is_provider, [w.address]) for w in plan.providers])
+    roles += rpc.eth_calls([(is_researcher, [w.address]) for w in plan.researchers])
+    grants = plan.grants
+    grant_of = Method.of(chain.consent, "grantOf")
+    grant_words = rpc.eth_calls(
+        [(grant_of, [g.wallet.address, plan.providers[g.grant.provider].address]) for g in grants if g.grant]
+    )
+    log_of = Method.of(chain.records, "logOf")
+    logs = rpc.eth_calls([(log_of, [q.wallet.address]) for q in plan.patients])
     return _State(
         registered={w.address for w, (k,) in zip(wallets, keys, strict=True) if k != bytes(32)},
         providers={w.address for w, (ok,) in zip(plan.providers, roles, strict=False) if ok},
         researchers={w.address for w, (ok,) in zip(plan.researchers, roles[len(plan.providers) :], strict=True) if ok},
-        granted={g.index for g, ((_, until, *_),) in zip(grants, grant_of, strict=True) if until != 0},
+        granted={g.index for g, ((_, until, *_),) in zip(grants, grant_words, strict=True) if until != 0},
         requests=_read_requests(chain, rpc, plan),
         counts=[int(count) for _, count in logs],
     )
 
 
-def _read_requests(chain: Chain, rpc: _Rpc, plan: SeedPlan) -> dict[int, tuple[tuple[Any, ...], RequestStatus]]:
+def _read_requests(chain: Chain, rpc: BatchRpc, plan: SeedPlan) -> dict[int, tuple[tuple[Any, ...], RequestStatus]]:
     """The planned requests already made (matched by patient, researcher and study), with status."""
-    wanted = {(q.wallet.address, plan.researchers[q.request.researcher].address, q.request.study): q.index
-              for q in plan.requests if q.request}  # fmt: skip
+    wanted = {
+        (q.wallet.address, plan.researchers[q.request.researcher].address, q.request.study): q.index
+        for q in plan.requests
+        if q.request
+    }
     found: dict[int, tuple[Any, ...]] = {}
     ids: list[int] = []
     for researcher in {plan.researchers[q.request.researcher].address for q in plan.requests if q.request}:
@@ -363,16 +282,16 @@ def _read_requests(chain: Chain, rpc: _Rpc, plan: SeedPlan) -> dict[int, tuple[t
             a = event["args"]
             index = wanted.get((a["patient"], a["researcher"], bytes(a["studyId"])))
             if index is not None and index not in found:
-                found[index] = (a["patient"], a["researcher"], a["scopes"], a["purpose"], a["duration"],
-                                a["requestedAt"], bytes(a["studyId"]))  # fmt: skip
+                found[index] = (*(a[k] for k in REQUEST_FIELDS), bytes(a["studyId"]))
                 ids.append(a["requestId"])
-    statuses = _calls(rpc, [chain.consent.functions.requestStatus(i) for i in ids], ["uint8"])
+    request_status = Method.of(chain.consent, "requestStatus")
+    statuses = rpc.eth_calls([(request_status, [i]) for i in ids])
     return {index: (request, RequestStatus(s)) for (index, request), (s,) in zip(found.items(), statuses, strict=True)}
 
 
 def seed_state(chain: Chain, rpc_url: str, plan: SeedPlan) -> dict[str, Any]:
     """What of ``plan`` the chain holds now, in the terms of ``SeedPlan.summary``."""
-    state = _read_state(chain, _Rpc(rpc_url), plan)
+    state = _read_state(chain, BatchRpc(rpc_url), plan)
     statuses = [s for _, s in state.requests.values()]
     return {
         "registered": len(state.registered),
@@ -401,43 +320,32 @@ class SeedReport:
     phases: dict[str, float]  # seconds per phase
 
     def to_json(self) -> dict[str, Any]:
-        return {"plan": self.plan, "done": self.done, "transactions": self.transactions,
-                "ipfs_files": self.ipfs_files, "seconds": round(self.seconds, 2),
-                "phases": {k: round(v, 2) for k, v in self.phases.items()}}  # fmt: skip
+        return {
+            "plan": self.plan,
+            "done": self.done,
+            "transactions": self.transactions,
+            "ipfs_files": self.ipfs_files,
+            "seconds": round(self.seconds, 2),
+            "phases": {k: round(v, 2) for k, v in self.phases.items()},
+        }
 
 
-class _Progress:
-    """A click progress bar on stderr with rate and time left, or nothing."""
+class _Counter:
+    """Counts the units of work done and tells the progress callback, if there is one."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.started = time.monotonic()
-        self.done = 0
-        self.phase = ""
-        self.bar: Any = None
-        if enabled and total:
-            self.bar = click.progressbar(
-                length=total, label="seeding", file=sys.stderr, show_eta=True, show_pos=True,
-                item_show_func=lambda _: self._status(),
-            )  # fmt: skip
-            self.bar.__enter__()
-
-    def _status(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        return f"{self.phase}, {self.done / elapsed:,.0f} ops/s"
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.done, self.phase = total, 0, ""
+        self.progress = progress
 
     def set_phase(self, phase: str) -> None:
         self.phase = phase
-        if self.bar is not None:
-            self.bar.update(0, phase)
+        if self.progress is not None:
+            self.progress(phase, self.done, self.total)
 
     def advance(self, units: int) -> None:
         self.done += units
-        if self.bar is not None:
-            self.bar.update(units, self.phase)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+        if self.progress is not None:
+            self.progress(self.phase, self.done, self.total)
 
 
 def run_seed(
@@ -446,7 +354,7 @@ def run_seed(
     plan: SeedPlan,
     *,
     admin: Wallet | None = None,
-    progress: bool = False,
+    progress: bool | Progress | None = None,
     stop_after: int | None = None,
     capture: SealedChunks | None = None,
     replay: SealedChunks | None = None,
@@ -454,15 +362,38 @@ def run_seed(
     """Does what of ``plan`` the chain does not hold yet; see the module docstring.
 
     ``admin`` accredits providers and researchers (it must hold ACCREDITOR_ROLE); without it
-    the deployer is impersonated, which only anvil allows. ``stop_after`` (for tests) stops
-    after that many patients' record batches.
+    the deployer is impersonated, which only anvil allows. ``progress`` is told (phase, units
+    done, units in all) as the run goes; ``True`` draws a progress bar on stderr
+    (``medvault.dev.progress.TerminalProgress``). ``stop_after`` (for tests) stops after that
+    many patients' record batches.
 
     For benchmarks: ``capture`` collects, chunk by chunk, the sealed records and the CIDs IPFS
     gave them; ``replay`` sends the records of such a capture (from a run of the same plan on
     another fresh deployment) instead of sealing and adding them: the chain calls alone.
     """
+    if progress is not True:
+        return _run(mv, rpc_url, plan, admin, progress or None, stop_after, capture, replay)
+    from medvault.dev.progress import TerminalProgress  # click, only when a terminal bar is asked for
+
+    bar = TerminalProgress("seeding")
+    try:
+        return _run(mv, rpc_url, plan, admin, bar, stop_after, capture, replay)
+    finally:
+        bar.close()
+
+
+def _run(
+    mv: Medvault,
+    rpc_url: str,
+    plan: SeedPlan,
+    admin: Wallet | None,
+    progress: Progress | None,
+    stop_after: int | None,
+    capture: SealedChunks | None,
+    replay: SealedChunks | None,
+) -> SeedReport:
     started = time.monotonic()
-    rpc = _Rpc(rpc_url)
+    rpc = BatchRpc(rpc_url)
     chain = mv.chain
     if not str(rpc.call("web3_clientVersion", [])).lower().startswith("anvil"):
         raise SeedError("seeding funds its accounts with anvil_setBalance: point --rpc-url at a local anvil")
@@ -491,96 +422,109 @@ def run_seed(
     decisions_left = len(plan.decisions("approve")) + len(plan.decisions("deny")) - decided
     records_left = sum(plan.records_per_patient - state.counts[p.index] for p in to_record)
     total = len(to_register) + len(to_accredit) + len(to_grant) + len(to_request) + decisions_left + records_left
-    bar = _Progress(total, progress)
-    sender = _Sender(rpc, chain.chain_id, bar.advance)
+    counter = _Counter(total, progress)
+    sender = PipelinedSender(rpc, chain.chain_id, counter.advance)
     done = {"registered": 0, "accredited": 0, "grants": 0, "requests": 0, "decisions": 0, "records": 0}
-    files = 0
     try:
         # Fund every account (and the deployer, who may be impersonated): idempotent.
-        funded = [w.address for w in wallets] + [chain.deployment.deployer]
-        rpc.batch([("anvil_setBalance", [a, FUNDS]) for a in funded])
+        anvil.fund_all(rpc, [w.address for w in wallets] + [chain.deployment.deployer], FUNDS)
         lap("fund")
 
-        bar.set_phase("register")
-        p = chain.participants.functions
-        sender.send([_Tx.of(w, p.register(w.encryption_keys(mv.suite, 0).public_bytes), GAS["register"],
-                         f"register {w.name} {w.address}") for w in to_register])  # fmt: skip
+        counter.set_phase("register")
+        register = Method.of(chain.participants, "register")
+        sender.send(
+            [
+                register.transaction(
+                    w, [w.encryption_keys(mv.suite, 0).public_bytes], GAS["register"], f"register {w.name} {w.address}"
+                )
+                for w in to_register
+            ]
+        )
         done["registered"] = len(to_register)
         lap("register (sign + send)")
 
-        bar.set_phase("accredit")
+        counter.set_phase("accredit")
         _accredit(chain, rpc, sender, admin, to_accredit)
         done["accredited"] = len(to_accredit)
         sender.settle(wait=True)
         lap("register + accredit (receipts)")
 
-        bar.set_phase("grants")
+        counter.set_phase("grants")
         now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
-        c = chain.consent.functions
+        grant, request_access = Method.of(chain.consent, "grant"), Method.of(chain.consent, "requestAccess")
         txs = []
         for q in to_grant:
             assert q.grant is not None
             provider = plan.providers[q.grant.provider]
-            fn = c.grant(provider.address, scope_mask(q.grant.scopes), int(Purpose.TREAT), now,
-                         now + GRANT_DAYS * 86400, b"")  # fmt: skip
-            txs.append(_Tx.of(q.wallet, fn, GAS["grant"], f"grant of patient {q.index} to {provider.name}"))
+            until = now + GRANT_DAYS * 86400
+            args = [provider.address, scope_mask(q.grant.scopes), int(Purpose.TREAT), now, until, b""]
+            txs.append(
+                grant.transaction(q.wallet, args, GAS["grant"], f"grant of patient {q.index} to {provider.name}")
+            )
         for q in to_request:
             assert q.request is not None
             researcher = plan.researchers[q.request.researcher]
-            fn = c.requestAccess(q.wallet.address, scope_mask(q.request.scopes), int(Purpose.HRESCH),
-                                 REQUEST_DAYS * 86400, q.request.study)  # fmt: skip
-            txs.append(_Tx.of(researcher, fn, GAS["request"], f"research request to patient {q.index}"))
+            mask, duration = scope_mask(q.request.scopes), REQUEST_DAYS * 86400
+            args = [q.wallet.address, mask, int(Purpose.HRESCH), duration, q.request.study]
+            action = f"research request to patient {q.index}"
+            txs.append(request_access.transaction(researcher, args, GAS["request"], action))
         sender.send(txs)
         sender.settle(wait=True)
         done["grants"], done["requests"] = len(to_grant), len(to_request)
         lap("grants + requests")
 
-        bar.set_phase("decisions")
+        counter.set_phase("decisions")
         made = _read_requests(chain, rpc, plan) if to_request else state.requests
+        approve, deny = Method.of(chain.consent, "approveRequest"), Method.of(chain.consent, "denyRequest")
         txs = []
         for q in plan.requests:
             assert q.request is not None
             request, status = made[q.index]
             if status != RequestStatus.PENDING or q.request.decision == "pending":
                 continue
-            fn = c.approveRequest(request, b"") if q.request.decision == "approve" else c.denyRequest(request)
-            txs.append(_Tx.of(q.wallet, fn, GAS["decide"], f"{q.request.decision} request to patient {q.index}"))
+            action = f"{q.request.decision} request to patient {q.index}"
+            if q.request.decision == "approve":
+                txs.append(approve.transaction(q.wallet, [request, b""], GAS["decide"], action))
+            else:
+                txs.append(deny.transaction(q.wallet, [request], GAS["decide"], action))
         sender.send(txs)
         sender.settle(wait=True)
         done["decisions"] = len(txs)
         lap("decisions")
 
-        bar.set_phase("records")
+        counter.set_phase("records")
         files = _write_records(mv, plan, state, to_record, sender, lap, capture, replay)
         done["records"] = records_left
-    finally:
-        bar.close()
+    except ContractError as exc:
+        raise SeedError(f"{exc}; nothing after it was checked: run the same seed command again to resume") from exc
     return SeedReport(plan.summary(), done, sender.sent, files, time.monotonic() - started, phases)
 
 
-def _accredit(chain: Chain, rpc: _Rpc, sender: _Sender, admin: Wallet | None, todo: list[tuple[Wallet, Role]]) -> None:
-    """Accredits with ``admin``, or else as the impersonated deployer (anvil only), one by one:
-    anvil numbers the impersonated transactions itself."""
-    p = chain.participants.functions
+def _accredit(
+    chain: Chain, rpc: BatchRpc, sender: PipelinedSender, admin: Wallet | None, todo: list[tuple[Wallet, Role]]
+) -> None:
+    """Accredits with ``admin``, or else as the impersonated deployer (anvil only; the node
+    signs and numbers those transactions, so they go one by one)."""
+    grant_role = Method.of(chain.participants, "grantRole")
     if admin is not None:
-        sender.send([_Tx.of(admin, p.grantRole(role.role_id, w.address), GAS["accredit"],
-                         f"accredit {w.name}") for w, role in todo])  # fmt: skip
+        sender.send(
+            [
+                grant_role.transaction(admin, [role.role_id, w.address], GAS["accredit"], f"accredit {w.name}")
+                for w, role in todo
+            ]
+        )
         return
     if not todo:
         return
-    deployer = chain.deployment.deployer
-    rpc.call("anvil_impersonateAccount", [deployer])
-    try:
-        for w, role in todo:
-            fn = p.grantRole(role.role_id, w.address)
-            data = fn._encode_transaction_data()
-            tx = {"from": deployer, "to": fn.address, "data": data, "gas": hex(GAS["accredit"])}
-            tx_hash = rpc.call("eth_sendTransaction", [tx])
-            sender.in_flight.append(
-                (tx_hash, _Tx.of(None, fn, GAS["accredit"], f"accredit {w.name} (as the deployer)"))
-            )
-    finally:
-        rpc.call("anvil_stopImpersonatingAccount", [deployer])
+    with anvil.impersonating(rpc, chain.deployment.deployer) as deployer:
+        sender.send(
+            [
+                grant_role.transaction(
+                    deployer, [role.role_id, w.address], GAS["accredit"], f"accredit {w.name} (as the deployer)"
+                )
+                for w, role in todo
+            ]
+        )
 
 
 @dataclass
@@ -645,13 +589,13 @@ def _write_records(
     plan: SeedPlan,
     state: _State,
     todo: list[PatientPlan],
-    sender: _Sender,
+    sender: PipelinedSender,
     lap: Callable[[str], None],
     capture: SealedChunks | None = None,
     replay: SealedChunks | None = None,
 ) -> int:
     """Seals a chunk of patients while the previous chunk is added to IPFS, then sends its batches."""
-    registry = str(mv.chain.records.address)
+    add_records = Method.of(mv.chain.records, "addRecords")
     files = 0
 
     def send(chunk: list[_Sealed], cids: list[str]) -> None:
@@ -660,15 +604,14 @@ def _write_records(
             n = len(s.blobs)
             record_cids, keys_cid = cids[position : position + n], _cid_bytes(cids[position + n])
             position += n + 1
-            pointers = [(_cid_bytes(cid), hashlib.sha256(blob).digest(), int(cat), keys_cid)
-                        for cid, blob, cat in zip(record_cids, s.blobs, s.categories, strict=True)]  # fmt: skip
-            # Encoded with eth_abi directly: web3's argument normalisation costs more than the rest.
-            data = ADD_RECORDS + abi_encode(
-                ["address", "uint64", POINTERS], [s.patient.wallet.address, s.first, pointers]
-            )
+            pointers = [
+                (_cid_bytes(cid), hashlib.sha256(blob).digest(), int(cat), keys_cid)
+                for cid, blob, cat in zip(record_cids, s.blobs, s.categories, strict=True)
+            ]
             action = f"records {s.first}..{s.first + n - 1} of patient {s.patient.index}"
             gas = GAS_BATCH_BASE + GAS_PER_RECORD * n
-            txs.append(_Tx(plan.providers[s.patient.author], registry, "0x" + data.hex(), gas, action, units=n))
+            author, args = plan.providers[s.patient.author], [s.patient.wallet.address, s.first, pointers]
+            txs.append(add_records.transaction(author, args, gas, action, units=n))
         sender.send(txs)
 
     def add(chunk: list[_Sealed]) -> list[str]:
