@@ -1,71 +1,22 @@
-"""Seeding a development deployment with synthetic patients, providers, researchers and consent.
-
-``medvault seed --patients N --records-per-patient R --seed S`` (and ``ape run seed``) fills a
-deployment on a local anvil with realistic, entirely synthetic data:
-
-* Accounts, derived from the seed value and held in memory only (never written to disk): the
-  private key of the i-th account of a role is keccak256("medvault seed <seed> <role> <i>").
-  ``N // 50 + 1`` providers, ``N // 200 + 1`` researchers and N patients. Every account is
-  funded with ``anvil_setBalance`` and registers its encryption key; providers and researchers
-  are accredited by the deployment's admin (impersonated on anvil unless an admin wallet is
-  given).
-* Per patient, R FHIR R4 records validated with ``fhir.resources``: record 0 is the Patient
-  resource, the others come from ``medvault.fhir.synthetic_records`` (Observations with LOINC
-  codes, DiagnosticReports, Conditions, MedicationRequests, Immunizations,
-  AllergyIntolerances). Each patient is assigned one provider, who authors all their records
-  in a single ``addRecords`` transaction. Each record is sealed as ``Medvault.add_record``
-  seals it (AES-256-GCM bound to its place in the log); its key is wrapped for the patient,
-  the author and every grantee whose planned grant covers its category. The wraps of one
-  patient's batch share one key bundle (each wrap names its record index), so a batch costs
-  R + 1 IPFS objects.
-* Consent, in fixed proportions: round(30 %) of the patients grant one provider (TREAT, one
-  year) access to two to five categories; round(10 %) of the patients (at least one) get a
-  research request (HRESCH, 180 days, laboratory / conditions / medications) from one of the
-  researchers; of those requests, round(70 %) are approved, round(15 %) denied and the rest left
-  pending. Which patients, providers, researchers and scopes is drawn from the seed.
-
-Grants and decisions are made before the records are written, so records are wrapped for the
-grantees directly and no key-sharing bundles are needed.
-
-The whole plan is a function of (seed, N, R). Each phase first reads what the chain already
-holds (registered? accredited? grant present? request made or decided? how many records?) and
-does only what is missing, so a run killed at any point (SIGKILL included) and started again
-completes with no duplicate records, grants or requests and nothing lost. A patient's records
-land all at once (one transaction); if a log holds some but not all, seeding continues from its
-count. Objects added to IPFS by a killed run and never referenced on chain stay pinned.
-
-Speed: reads and transactions go through ``medvault.chain.pipeline``: calldata encoded from
-the ABI once per function, transactions signed locally with explicit nonces and a fixed gas
-limit per kind, sent as JSON-RPC batches without waiting, and their receipts fetched in bulk
-(every status is checked; a failure stops the run with the action and transaction named,
-``SeedError``). The files of
-``CHUNK_PATIENTS`` patients go to IPFS in one request, wrapped in one directory that one
-recursive pin keeps (``IpfsClient.add_wrapped``: a pin per file costs ten times the add), in a
-worker thread that overlaps with sealing and sending.
-"""
+"""A seeding run: funds, registers, accredits, grants, requests, decides and writes the records
+of a plan, doing only what the chain does not hold yet (see ``medvault.dev.seed``)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from eth_account import Account
-from eth_utils.crypto import keccak
-
-from medvault.accounts import Wallet
 from medvault.chain.pipeline import BatchRpc, Method, PipelinedSender
 from medvault.crypto import encrypt_record, new_record_key
 from medvault.dev import anvil
-from medvault.dev.synthetic import synthetic_patient, synthetic_records
+from medvault.dev.seed.plan import GRANT_DAYS, REQUEST_DAYS
+from medvault.dev.seed.state import read_requests, read_state
 from medvault.errors import ContractError, SeedError
-from medvault.fhir import category_for, to_json_bytes
-from medvault.formats import envelope
 from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_to_bytes
 from medvault.model import Category, Purpose, RequestStatus, Role, scope_mask
@@ -73,241 +24,24 @@ from medvault.model import Category, Purpose, RequestStatus, Role, scope_mask
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from medvault.accounts import Wallet
     from medvault.chain import Chain
     from medvault.client import Medvault
+    from medvault.dev.seed.plan import PatientPlan, SeedPlan
+    from medvault.dev.seed.state import ChainState
     from medvault.formats.keybundle import Wrap
 
-__all__ = [
-    "GAS",
-    "PatientPlan",
-    "Progress",
-    "SealedChunks",
-    "SeedError",
-    "SeedPlan",
-    "SeedReport",
-    "chunk_files",
-    "plan_seed",
-    "run_seed",
-    "seed_state",
-]
+__all__ = ["GAS", "Progress", "SealedChunks", "SeedReport", "chunk_files", "run_seed"]
 
-GRANT_SHARE = 0.30
-REQUEST_SHARE = 0.10
-APPROVE_SHARE = 0.70
-DENY_SHARE = 0.15
-GRANT_DAYS = 365
-REQUEST_DAYS = 180
-RESEARCH_SCOPES = (Category.LABORATORY, Category.CONDITIONS, Category.MEDICATIONS)
 CHUNK_PATIENTS = 20  # patients sealed, added to IPFS and sent together (about 220 files at R = 10)
 FUNDS = 10**22
 # Fixed gas limits per kind, generous (measured use is about half or less); a batch of records
 # gets a base plus a per-record allowance.
 GAS = {"register": 150_000, "accredit": 150_000, "grant": 200_000, "request": 200_000, "decide": 200_000}
 GAS_BATCH_BASE, GAS_PER_RECORD = 100_000, 60_000
-CONTENT_TYPE = "application/fhir+json"
-# An AccessRequested event's fields that, with its studyId, make the request tuple.
-REQUEST_FIELDS = ("patient", "researcher", "scopes", "purpose", "duration", "requestedAt")
 
 Progress: TypeAlias = Callable[[str, int, int], None]
 """Told (phase, units done so far, units in all) as a phase starts and as units complete."""
-
-
-# -- the plan ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GrantPlan:
-    provider: int
-    scopes: frozenset[Category]
-
-
-@dataclass(frozen=True)
-class RequestPlan:
-    researcher: int
-    scopes: frozenset[Category]
-    study: bytes  # bytes32 study id
-    decision: str  # "approve", "deny" or "pending"
-
-
-@dataclass
-class PatientPlan:
-    index: int
-    wallet: Wallet
-    author: int  # the provider who writes this patient's records
-    grant: GrantPlan | None
-    request: RequestPlan | None
-    _records: list[tuple[Category, bytes]] | None = field(default=None, repr=False)
-    seed: str = ""
-    record_count: int = 0
-
-    def records(self) -> list[tuple[Category, bytes]]:
-        """(category, plaintext) of each record, in log order: the Patient resource, then the
-        chart. The plaintext is exactly what ``Medvault.add_record`` seals (a JSON header line
-        with the content type and a name, then the FHIR JSON)."""
-        if self._records is None:
-            rng = random.Random(f"medvault seed {self.seed} fhir {self.index}")  # noqa: S311 - reproducible synthetic data
-            patient = synthetic_patient(rng)
-            resources = [patient, *synthetic_records(rng, patient, self.record_count - 1)]
-            self._records = [(Category[category_for(r).upper()], _plaintext(r)) for r in resources]
-        return self._records
-
-
-@dataclass
-class SeedPlan:
-    seed: str
-    patients: list[PatientPlan]
-    providers: list[Wallet]
-    researchers: list[Wallet]
-    records_per_patient: int
-
-    @property
-    def grants(self) -> list[PatientPlan]:
-        return [p for p in self.patients if p.grant]
-
-    @property
-    def requests(self) -> list[PatientPlan]:
-        return [p for p in self.patients if p.request]
-
-    def decisions(self, kind: str) -> list[PatientPlan]:
-        return [p for p in self.patients if p.request and p.request.decision == kind]
-
-    def summary(self) -> dict[str, int]:
-        return {
-            "patients": len(self.patients),
-            "providers": len(self.providers),
-            "researchers": len(self.researchers),
-            "records": len(self.patients) * self.records_per_patient,
-            "grants": len(self.grants),
-            "requests": len(self.requests),
-            "approved": len(self.decisions("approve")),
-            "denied": len(self.decisions("deny")),
-            "pending": len(self.decisions("pending")),
-        }
-
-
-def _wallet(seed: str, role: str, index: int) -> Wallet:
-    # Synthetic data on a dev chain: the key is a function of the seed, kept in memory only.
-    return Wallet(f"seed-{role}-{index}", Account.from_key(keccak(text=f"medvault seed {seed} {role} {index}")))
-
-
-def _plaintext(resource: dict[str, Any]) -> bytes:
-    name = f"{resource['resourceType']}/{resource.get('id', '')}"
-    return envelope.pack(to_json_bytes(resource), CONTENT_TYPE, name)
-
-
-def plan_seed(seed: str | int, patients: int, records_per_patient: int) -> SeedPlan:
-    """Everything a seeding run does, as a function of (seed, patients, records_per_patient)."""
-    if patients < 1 or records_per_patient < 1:
-        raise SeedError("seeding needs at least one patient and one record per patient")
-    seed = str(seed)
-    rng = random.Random(f"medvault seed {seed} plan {patients} {records_per_patient}")  # noqa: S311 - as above
-    providers = [_wallet(seed, "provider", i) for i in range(patients // 50 + 1)]
-    researchers = [_wallet(seed, "researcher", i) for i in range(patients // 200 + 1)]
-    granting = set(rng.sample(range(patients), round(GRANT_SHARE * patients)))
-    requested = rng.sample(range(patients), max(1, round(REQUEST_SHARE * patients)))
-    approved = round(APPROVE_SHARE * len(requested))
-    denied = round(DENY_SHARE * len(requested))
-    decisions = {
-        p: "approve" if k < approved else "deny" if k < approved + denied else "pending"
-        for k, p in enumerate(requested)
-    }
-    plans = []
-    for i in range(patients):
-        grant = request = None
-        if i in granting:
-            scopes = frozenset(rng.sample(list(Category), rng.randint(2, 5)))
-            grant = GrantPlan(rng.randrange(len(providers)), scopes)
-        if i in decisions:
-            researcher = rng.randrange(len(researchers))
-            scopes = frozenset(rng.sample(RESEARCH_SCOPES, rng.randint(1, len(RESEARCH_SCOPES))))
-            study = f"SEED-STUDY-{researcher}".encode().ljust(32, b"\0")
-            request = RequestPlan(researcher, scopes, study, decisions[i])
-        author = rng.randrange(len(providers))
-        wallet = _wallet(seed, "patient", i)
-        plans.append(PatientPlan(i, wallet, author, grant, request, seed=seed, record_count=records_per_patient))
-    return SeedPlan(seed, plans, providers, researchers, records_per_patient)
-
-
-# -- chain state ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _State:
-    registered: set[str]
-    providers: set[str]
-    researchers: set[str]
-    granted: set[int]  # patient indexes whose planned grant is on chain
-    requests: dict[int, tuple[tuple[Any, ...], RequestStatus]]  # patient index -> (request tuple, status)
-    counts: list[int]  # records in each patient's log
-
-
-def _read_state(chain: Chain, rpc: BatchRpc, plan: SeedPlan) -> _State:
-    wallets = [*plan.providers, *plan.researchers, *(p.wallet for p in plan.patients)]
-    key_hash = Method.of(chain.participants, "encryptionKeyHash")
-    keys = rpc.eth_calls([(key_hash, [w.address]) for w in wallets])
-    is_provider, is_researcher = (
-        Method.of(chain.participants, "isProvider"),
-        Method.of(chain.participants, "isResearcher"),
-    )
-    roles = rpc.eth_calls([(is_provider, [w.address]) for w in plan.providers])
-    roles += rpc.eth_calls([(is_researcher, [w.address]) for w in plan.researchers])
-    grants = plan.grants
-    grant_of = Method.of(chain.consent, "grantOf")
-    grant_words = rpc.eth_calls(
-        [(grant_of, [g.wallet.address, plan.providers[g.grant.provider].address]) for g in grants if g.grant]
-    )
-    log_of = Method.of(chain.records, "logOf")
-    logs = rpc.eth_calls([(log_of, [q.wallet.address]) for q in plan.patients])
-    return _State(
-        registered={w.address for w, (k,) in zip(wallets, keys, strict=True) if k != bytes(32)},
-        providers={w.address for w, (ok,) in zip(plan.providers, roles, strict=False) if ok},
-        researchers={w.address for w, (ok,) in zip(plan.researchers, roles[len(plan.providers) :], strict=True) if ok},
-        granted={g.index for g, ((_, until, *_),) in zip(grants, grant_words, strict=True) if until != 0},
-        requests=_read_requests(chain, rpc, plan),
-        counts=[int(count) for _, count in logs],
-    )
-
-
-def _read_requests(chain: Chain, rpc: BatchRpc, plan: SeedPlan) -> dict[int, tuple[tuple[Any, ...], RequestStatus]]:
-    """The planned requests already made (matched by patient, researcher and study), with status."""
-    wanted = {
-        (q.wallet.address, plan.researchers[q.request.researcher].address, q.request.study): q.index
-        for q in plan.requests
-        if q.request
-    }
-    found: dict[int, tuple[Any, ...]] = {}
-    ids: list[int] = []
-    for researcher in {plan.researchers[q.request.researcher].address for q in plan.requests if q.request}:
-        for event in chain.events("ConsentManager", "AccessRequested", researcher=researcher):
-            a = event["args"]
-            index = wanted.get((a["patient"], a["researcher"], bytes(a["studyId"])))
-            if index is not None and index not in found:
-                found[index] = (*(a[k] for k in REQUEST_FIELDS), bytes(a["studyId"]))
-                ids.append(a["requestId"])
-    request_status = Method.of(chain.consent, "requestStatus")
-    statuses = rpc.eth_calls([(request_status, [i]) for i in ids])
-    return {index: (request, RequestStatus(s)) for (index, request), (s,) in zip(found.items(), statuses, strict=True)}
-
-
-def seed_state(chain: Chain, rpc_url: str, plan: SeedPlan) -> dict[str, Any]:
-    """What of ``plan`` the chain holds now, in the terms of ``SeedPlan.summary``."""
-    state = _read_state(chain, BatchRpc(rpc_url), plan)
-    statuses = [s for _, s in state.requests.values()]
-    return {
-        "registered": len(state.registered),
-        "providers": len(state.providers),
-        "researchers": len(state.researchers),
-        "records": sum(state.counts),
-        "record_counts": state.counts,
-        "grants": len(state.granted),
-        "requests": len(state.requests),
-        "approved": statuses.count(RequestStatus.APPROVED),
-        "denied": statuses.count(RequestStatus.DENIED),
-        "pending": statuses.count(RequestStatus.PENDING),
-    }
-
-
-# -- the run -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -406,7 +140,7 @@ def _run(
         phases[name] = phases.get(name, 0.0) + now - mark
         mark = now
 
-    state = _read_state(chain, rpc, plan)
+    state = read_state(chain, rpc, plan)
     lap("read state")
     wallets = [*plan.providers, *plan.researchers, *(p.wallet for p in plan.patients)]
     to_register = [w for w in wallets if w.address not in state.registered]
@@ -474,7 +208,7 @@ def _run(
         lap("grants + requests")
 
         counter.set_phase("decisions")
-        made = _read_requests(chain, rpc, plan) if to_request else state.requests
+        made = read_requests(chain, rpc, plan) if to_request else state.requests
         approve, deny = Method.of(chain.consent, "approveRequest"), Method.of(chain.consent, "denyRequest")
         txs = []
         for q in plan.requests:
@@ -587,7 +321,7 @@ def _chunks(items: list[PatientPlan], size: int) -> Iterator[list[PatientPlan]]:
 def _write_records(
     mv: Medvault,
     plan: SeedPlan,
-    state: _State,
+    state: ChainState,
     todo: list[PatientPlan],
     sender: PipelinedSender,
     lap: Callable[[str], None],
