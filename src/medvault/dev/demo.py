@@ -17,7 +17,7 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,7 @@ from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, TxResult, connect, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
+from medvault.dev import anvil
 from medvault.dev.node import LocalNode, free_port
 from medvault.dev.synthetic import synthetic_patient, synthetic_records
 from medvault.errors import AccessDeniedError
@@ -32,6 +33,9 @@ from medvault.fhir import category_for, to_json_bytes
 from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
 from medvault.model import Category, Purpose, Role
+
+if TYPE_CHECKING:
+    from web3 import Web3
 
 __all__ = ["run_demo"]
 
@@ -98,21 +102,24 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
     for name in CAST + KEEPERS:
         keystore.create(name, passphrase)
         wallets[name] = keystore.unlock(name, passphrase)
-        w3.provider.make_request("anvil_setBalance", [wallets[name].address, hex(10**20)])  # type: ignore[arg-type]
+        anvil.fund(w3, wallets[name].address)
     story.say("setup", "encrypted keystores created and funded", accounts=_addresses(wallets))
     admin, provider, researcher = wallets["admin"], wallets["provider"], wallets["researcher"]
 
     deployment, results = deploy(w3, admin, home)
     for result in results:
         story.say("admin", result.action, tx=result)
-    mv = Medvault(Chain(w3, deployment, load_artifacts()), IpfsClient(ipfs_api))
+
+    def client() -> Medvault:
+        return Medvault(Chain(w3, deployment, load_artifacts()), IpfsClient(ipfs_api))
+
+    mv = client()
 
     for name in ("patient", "provider", "doctor", "researcher"):
         story.say(name, "registers an encryption public key (X25519)", tx=mv.register(wallets[name]))
     story.say("admin", "accredits the provider", tx=mv.accredit(admin, provider.address, Role.PROVIDER))
     story.say("admin", "accredits the researcher", tx=mv.accredit(admin, researcher.address, Role.RESEARCHER))
-    keepers = [_start_keeper(story, home, wallets[name], Medvault(Chain(w3, deployment, load_artifacts()),
-               IpfsClient(ipfs_api))) for name in KEEPERS]  # fmt: skip
+    keepers = [_start_keeper(story, home, wallets[name], client()) for name in KEEPERS]
     try:
         _with_keepers(story, mv, w3, wallets, keepers)
     finally:
@@ -123,19 +130,23 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
 def _start_keeper(story: Story, home: Path, wallet: Wallet, client: Medvault) -> KeeperService:
     story.say(wallet.name, "registers an encryption public key", tx=client.register(wallet))
     port = free_port()
-    keeper = KeeperService(wallet, client, home / "keepers" / wallet.name, port=port, batch_seconds=1,
-                           announce=f"http://127.0.0.1:{port}").start()  # fmt: skip
+    keeper = KeeperService(
+        wallet, client, home / "keepers" / wallet.name, port=port, batch_seconds=1, announce=f"http://127.0.0.1:{port}"
+    ).start()
     story.say(wallet.name, "runs a key-release keeper and announces it on chain", url=keeper.url)
     return keeper
 
 
 def _with_keepers(
-    story: Story, mv: Medvault, w3: Any, wallets: dict[str, Wallet], keepers: list[KeeperService]
+    story: Story, mv: Medvault, w3: Web3, wallets: dict[str, Wallet], keepers: list[KeeperService]
 ) -> None:
     patient, provider, doctor, stranger = (wallets[n] for n in ("patient", "provider", "doctor", "stranger"))
     chosen = [str(k.address) for k in keepers]
-    story.say("patient", f"chooses the three keepers, any {KEEPER_THRESHOLD} of which can release a record key",
-              tx=mv.set_keepers(patient, chosen, KEEPER_THRESHOLD))  # fmt: skip
+    story.say(
+        "patient",
+        f"chooses the three keepers, any {KEEPER_THRESHOLD} of which can release a record key",
+        tx=mv.set_keepers(patient, chosen, KEEPER_THRESHOLD),
+    )
 
     rng = random.Random(7)  # noqa: S311 - synthetic data, reproducible on purpose
     fhir_patient = synthetic_patient(rng)
@@ -195,7 +206,7 @@ def _with_keepers(
 def _research(
     story: Story,
     mv: Medvault,
-    w3: Any,
+    w3: Web3,
     wallets: dict[str, Wallet],
     keepers: list[KeeperService],
     *,
@@ -211,25 +222,37 @@ def _research(
     request, tx = mv.request_access(
         researcher, patient.address, scopes, Purpose.HRESCH, STUDY_DAYS * 86400, "DIAB-2026"
     )
-    story.say("researcher", f"requests laboratory + conditions for study DIAB-2026 (HRESCH), {STUDY_DAYS} days",
-              tx=tx, request=hex(request.request_id))  # fmt: skip
+    story.say(
+        "researcher",
+        f"requests laboratory + conditions for study DIAB-2026 (HRESCH), {STUDY_DAYS} days",
+        tx=tx,
+        request=hex(request.request_id),
+    )
     signed = mv.sign(patient, mv.decision_change(patient, request, approve=True, share_keys=False))
-    story.say("patient", "approves by signing EIP-712 typed data in the wallet (no transaction, no gas, no keys)",
-              signature=signed.signature[:20] + "...", nonce=signed.typed_data["message"]["nonce"])  # fmt: skip
+    story.say(
+        "patient",
+        "approves by signing EIP-712 typed data in the wallet (no transaction, no gas, no keys)",
+        signature=signed.signature[:20] + "...",
+        nonce=signed.typed_data["message"]["nonce"],
+    )
     story.say("relayer", "relays the patient's signed approval, paying the gas", tx=mv.relay(relayer, signed))
     story.say("patient", "closes the wallet: from here on no key comes from the patient's client")
     started = time.monotonic()
     record = mv.read_record(researcher, patient.address, lab_record)
-    story.say("researcher", f"reads record {lab_record}: each keeper checked the grant on chain and released a share",
-              content=_summary(record.data), took=f"{(time.monotonic() - started) * 1000:.0f} ms")  # fmt: skip
+    story.say(
+        "researcher",
+        f"reads record {lab_record}: each keeper checked the grant on chain and released a share",
+        content=_summary(record.data),
+        took=f"{(time.monotonic() - started) * 1000:.0f} ms",
+    )
     keepers[0].stop()
     story.say("keeper-1", "goes down")
     record = mv.read_record(researcher, patient.address, condition_record)
-    story.say("researcher", f"reads record {condition_record} with the two keepers still up",
-              content=_summary(record.data))  # fmt: skip
+    story.say(
+        "researcher", f"reads record {condition_record} with the two keepers still up", content=_summary(record.data)
+    )
     _attempt(story, mv, researcher, "researcher", patient.address, medication_record)
-    w3.provider.make_request("evm_increaseTime", [(STUDY_DAYS + 1) * 86400])
-    w3.provider.make_request("evm_mine", [])
+    anvil.warp(w3, (STUDY_DAYS + 1) * 86400)
     story.say("chain", f"time moves {STUDY_DAYS + 1} days forward, past the end of the research grant")
     _attempt(story, mv, researcher, "researcher", patient.address, lab_record)
     try:
@@ -239,8 +262,11 @@ def _research(
     for keeper in keepers[1:]:
         keeper.flush()
     receipts = mv.releases(patient.address)
-    story.say("chain", f"{len(receipts)} key releases, each with an on-chain receipt (KeyReleased)",
-              by=", ".join(sorted({_who(wallets, r.keeper) for r in receipts})))  # fmt: skip
+    story.say(
+        "chain",
+        f"{len(receipts)} key releases, each with an on-chain receipt (KeyReleased)",
+        by=", ".join(sorted({_who(wallets, r.keeper) for r in receipts})),
+    )
 
 
 def _attempt(story: Story, mv: Medvault, reader: Wallet, who: str, patient: str, index: int) -> None:

@@ -134,17 +134,17 @@ class LocalNode:
     def _start_chain(self) -> ProcessInfo:
         port = self.chain_port or free_port()
         log = self.state_dir / "anvil.log"
-        args = [
-            find_tool("anvil"),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--chain-id", str(ANVIL_CHAIN_ID),
-            "--state", str(self.state_dir / "anvil-state.json"),
-            "--state-interval", "5",
-            "--accounts", "1",  # funding goes through anvil_setBalance; no well-known keys are used
-        ]  # fmt: skip
+        options = {
+            "--host": "127.0.0.1",
+            "--port": str(port),
+            "--chain-id": str(ANVIL_CHAIN_ID),
+            "--state": str(self.state_dir / "anvil-state.json"),
+            "--state-interval": "5",
+            "--accounts": "1",  # funding goes through anvil_setBalance; no well-known keys are used
+        }
         if self.genesis_timestamp is not None:
-            args += ["--timestamp", str(self.genesis_timestamp)]
+            options["--timestamp"] = str(self.genesis_timestamp)
+        args = [find_tool("anvil"), *(part for option in options.items() for part in option)]
         pid = _spawn(args, log, env=os.environ.copy())
         return ProcessInfo(pid, f"http://127.0.0.1:{port}", str(log))
 
@@ -191,8 +191,9 @@ class LocalNode:
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> int:
     with log.open("ab") as out:
         # A session of its own: `node up` returns while the node keeps running.
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
     return proc.pid
 
 
