@@ -1,5 +1,6 @@
 """The chain: connection and contracts (``connection``), transactions and decoded reverts
-(``transact``), deployment (``deploy``), compiled artifacts and deployment records (``artifacts``)."""
+(``transact``), batched calls and pipelined sends (``pipeline``), deployment (``deploy``), the
+shipped contract artifacts and deployment records (``artifacts``)."""
 
 from medvault.chain.artifacts import CONTRACT_NAMES, Artifact, Deployment, load_artifacts
 from medvault.chain.connection import Chain, connect
