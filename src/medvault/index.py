@@ -53,6 +53,7 @@ from medvault.errors import ConfigurationError, IntegrityError, MedvaultError
 from medvault.formats.recordhash import record_hash_of_event
 from medvault.ipfs import cid_from_bytes
 from medvault.model import (
+    ALL_CATEGORIES,
     AccessRequest,
     AuditEntry,
     Category,
@@ -86,7 +87,6 @@ SCHEMA_VERSION = 1
 CHUNK_BLOCKS = 10_000  # blocks per eth_getLogs call
 BATCH_SIZE = 200  # blocks per JSON-RPC batch of eth_getBlockByNumber
 MAX_REORG_WALK = 256  # stored blocks checked when looking for a fork point, before rebuilding
-ALL_CATEGORIES = 0x3F
 _GRANT_EVENTS = {"AccessGranted", "RequestApproved", "EmergencyAccessTaken", "AccessRevoked"}
 _DELEGATE_EVENTS = {"DelegateAppointed", "DelegateRemoved"}
 _AUDITED_PAIRS = [(contract, event) for contract, events in AUDITED_EVENTS.items() for event in events]

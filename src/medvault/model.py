@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from medvault.crypto import KeySuite
 
 __all__ = [
+    "ALL_CATEGORIES",
     "AccessRequest",
     "AuditEntry",
     "Category",
@@ -60,6 +61,9 @@ def scope_mask(categories: frozenset[Category] | set[Category] | list[Category])
 
 def categories_of(mask: int) -> frozenset[Category]:
     return frozenset(c for c in Category if mask >> int(c) & 1)
+
+
+ALL_CATEGORIES = scope_mask(list(Category))  # the scope of every category, Categories.ALL on chain
 
 
 class Purpose(enum.IntEnum):

@@ -10,6 +10,7 @@ from eth_utils.crypto import keccak
 from medvault.crypto import KeySuite
 from medvault.errors import ConfigurationError
 from medvault.model import (
+    ALL_CATEGORIES,
     AccessRequest,
     Category,
     Grant,
@@ -144,3 +145,8 @@ def test_key_info_matches_the_chain_only_with_an_epoch(epoch: int | None, matche
     assert info.matches_chain is matches
     assert info.to_json() == {"account": PATIENT, "suite": "X25519", "epoch": epoch, "public_key": "0x0102",
                               "registered": True, "matches_chain": matches}  # fmt: skip
+
+
+def test_all_categories_covers_every_category() -> None:
+    assert ALL_CATEGORIES == 0x3F == scope_mask(list(Category))
+    assert categories_of(ALL_CATEGORIES) == frozenset(Category)

@@ -33,7 +33,7 @@ from medvault.dev.seed import GAS, PatientPlan, SealedChunks, SeedPlan, chunk_fi
 from medvault.index import EventIndex
 from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
 from medvault.keeper import KeeperService
-from medvault.model import Category, Purpose, RequestStatus, Role, scope_mask
+from medvault.model import ALL_CATEGORIES, Category, Purpose, RequestStatus, Role, scope_mask
 
 __all__ = ["BUDGETS", "format_table", "measure_all", "measure_gas", "measure_record_io", "measure_release", "targets"]
 
@@ -176,7 +176,7 @@ def measure_release(runs: int = 20) -> dict[str, float]:
                     {
                         "patient": patient.address,
                         "grantee": reader.address,
-                        "scopes": 0x3F,
+                        "scopes": ALL_CATEGORIES,
                         "purpose": int(Purpose.TREAT),
                         "validFrom": now,
                         "validUntil": now + DAY,
