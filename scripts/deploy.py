@@ -14,7 +14,6 @@ that variable Ape asks for the passphrase once.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,17 +23,12 @@ from ape.cli import ConnectedProviderCommand, account_option
 from ape_accounts import KeyfileAccount
 
 from medvault.chain.artifacts import Deployment
+from medvault.config import DEFAULT_HOME_HELP, default_home
 from medvault.crypto import KeySuite
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
     from ape.contracts import ContractContainer, ContractInstance
-
-KEY_SUITES = {"x25519": KeySuite.X25519, "mlkem768-x25519": KeySuite.MLKEM768_X25519}
-
-
-def _default_home() -> str:
-    return os.environ.get("MEDVAULT_HOME", str(Path.home() / ".medvault"))
 
 
 def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
@@ -58,14 +52,14 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    default=_default_home,
-    show_default="$MEDVAULT_HOME or ~/.medvault",
+    default=default_home,
+    show_default=DEFAULT_HOME_HELP,
     help="medvault home; the deployment record goes to <home>/deployments/<chain id>.json.",
 )
 @click.option(
     "--key-suite",
-    type=click.Choice(list(KEY_SUITES)),
-    default="x25519",
+    type=click.Choice(KeySuite.labels()),
+    default=KeySuite.X25519.label,
     show_default=True,
     help="HPKE suite every participant of this deployment uses.",
 )
@@ -107,7 +101,7 @@ def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, 
         chain_id=chain.chain_id,
         block_number=receipts[0].block_number,
         deployer=str(account.address),
-        key_suite=KEY_SUITES[key_suite],
+        key_suite=KeySuite.from_label(key_suite),
         participant_registry=str(participants.address),
         record_registry=str(records.address),
         consent_manager=str(consent.address),
