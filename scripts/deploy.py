@@ -23,12 +23,14 @@ from ape.cli import ConnectedProviderCommand, account_option
 from ape_accounts import KeyfileAccount
 
 from medvault.chain.artifacts import Deployment
+from medvault.cli.options import key_suite_option
 from medvault.config import DEFAULT_HOME_HELP, default_home
-from medvault.crypto import KeySuite
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
     from ape.contracts import ContractContainer, ContractInstance
+
+    from medvault.crypto import KeySuite
 
 
 def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
@@ -56,13 +58,7 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
     show_default=DEFAULT_HOME_HELP,
     help="medvault home; the deployment record goes to <home>/deployments/<chain id>.json.",
 )
-@click.option(
-    "--key-suite",
-    type=click.Choice(KeySuite.labels()),
-    default=KeySuite.X25519.label,
-    show_default=True,
-    help="HPKE suite every participant of this deployment uses.",
-)
+@key_suite_option("--key-suite", "HPKE suite every participant of this deployment uses.")
 @click.option(
     "--yes",
     "-y",
@@ -71,7 +67,7 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
     help="Sign the three deployment transactions without asking for each "
     "(a keystore account is unlocked once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt).",
 )
-def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, autosign: bool) -> None:
+def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: KeySuite, autosign: bool) -> None:
     """Deploy ParticipantRegistry, RecordRegistry, ConsentManager and KeeperDirectory; record the deployment."""
     _refuse_throwaway_chain(provider)
     if isinstance(account, KeyfileAccount):
@@ -101,7 +97,7 @@ def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, 
         chain_id=chain.chain_id,
         block_number=receipts[0].block_number,
         deployer=str(account.address),
-        key_suite=KeySuite.from_label(key_suite),
+        key_suite=key_suite,
         participant_registry=str(participants.address),
         record_registry=str(records.address),
         consent_manager=str(consent.address),

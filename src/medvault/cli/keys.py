@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 import click
 
 from medvault.cli.app import App, pass_app, tx_json, tx_line
-from medvault.cli.options import account_option, json_anywhere
-from medvault.crypto import KeySuite
+from medvault.cli.options import account_option, json_anywhere, key_suite_option
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from medvault.crypto import KeySuite
 
 __all__ = ["COMMANDS", "keys"]
 
@@ -72,17 +73,11 @@ def keys_rotate(app: App, account: str) -> None:
 
 
 @keys.command("typed-data")
-@click.option(
-    "--suite",
-    type=click.Choice(KeySuite.labels()),
-    default=KeySuite.X25519.label,
-    show_default=True,
-    help="HPKE suite.",
-)
+@key_suite_option("--suite", "HPKE suite.")
 @click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True, help="Key epoch.")
 @json_anywhere
 @pass_app
-def keys_typed_data(app: App, suite: str, epoch: int) -> None:
+def keys_typed_data(app: App, suite: KeySuite, epoch: int) -> None:
     """Print the EIP-712 document a wallet signs (eth_signTypedData_v4) to derive its key.
 
     keccak256 of the signature is the key's seed. The domain has no chain id: one key per
@@ -90,7 +85,7 @@ def keys_typed_data(app: App, suite: str, epoch: int) -> None:
     """
     from medvault.crypto import encryption_key_typed_data
 
-    document = encryption_key_typed_data(KeySuite.from_label(suite), epoch)
+    document = encryption_key_typed_data(suite, epoch)
     app.emit(document, json.dumps(document, indent=2))  # JSON either way
 
 

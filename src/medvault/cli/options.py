@@ -9,6 +9,7 @@ import click
 from eth_utils.address import is_address, to_checksum_address
 
 from medvault.accounts import passphrase_from_env
+from medvault.crypto import KeySuite
 from medvault.errors import ConfigurationError
 from medvault.model import Category
 
@@ -21,6 +22,7 @@ __all__ = [
     "account_option",
     "json_anywhere",
     "json_option",
+    "key_suite_option",
     "new_passphrase",
     "patient_option",
     "prompt_passphrase",
@@ -52,6 +54,18 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 def purpose_option(default: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option("--purpose", default=default, show_default=True, help=help_text)
+
+
+def key_suite_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An HPKE suite by its label (``x25519``, ``mlkem768-x25519``), given to the command as a KeySuite."""
+    return click.option(
+        name,
+        type=click.Choice(KeySuite.labels()),
+        default=KeySuite.X25519.label,
+        show_default=True,
+        callback=lambda _ctx, _param, label: KeySuite.from_label(label),
+        help=help_text,
+    )
 
 
 def json_anywhere(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,31 +8,26 @@ import click
 
 from medvault.chain import connect, deploy
 from medvault.cli.app import App, pass_app, tx_json, tx_line
-from medvault.cli.options import account_option, json_anywhere
-from medvault.crypto import KeySuite
+from medvault.cli.options import account_option, json_anywhere, key_suite_option
 from medvault.model import Role
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from medvault.crypto import KeySuite
 
 __all__ = ["COMMANDS", "accredit", "deploy_cmd", "register"]
 
 
 @click.command("deploy")
 @account_option
-@click.option(
-    "--key-suite",
-    type=click.Choice(KeySuite.labels()),
-    default=KeySuite.X25519.label,
-    show_default=True,
-    help="HPKE suite every participant of this deployment uses.",
-)
+@key_suite_option("--key-suite", "HPKE suite every participant of this deployment uses.")
 @json_anywhere
 @pass_app
-def deploy_cmd(app: App, account: str, key_suite: str) -> None:
+def deploy_cmd(app: App, account: str, key_suite: KeySuite) -> None:
     """Deploy the contracts; the account becomes admin and first accreditor."""
     wallet = app.unlock(account)
-    deployment, results = deploy(connect(app.rpc_url), wallet, app.home, KeySuite.from_label(key_suite))
+    deployment, results = deploy(connect(app.rpc_url), wallet, app.home, key_suite)
     app.emit(
         {"deployment": deployment.model_dump(mode="json"), "transactions": [tx_json(r) for r in results]},
         "\n".join(tx_line(r) for r in results) + f"\nrecorded in {deployment.path(app.home, deployment.chain_id)}",
