@@ -14,7 +14,6 @@ that variable Ape asks for the passphrase once.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,17 +23,14 @@ from ape.cli import ConnectedProviderCommand, account_option
 from ape_accounts import KeyfileAccount
 
 from medvault.chain.artifacts import Deployment
-from medvault.crypto import KeySuite
+from medvault.cli.options import key_suite_option
+from medvault.config import DEFAULT_HOME_HELP, default_home
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
     from ape.contracts import ContractContainer, ContractInstance
 
-KEY_SUITES = {"x25519": KeySuite.X25519, "mlkem768-x25519": KeySuite.MLKEM768_X25519}
-
-
-def _default_home() -> str:
-    return os.environ.get("MEDVAULT_HOME", str(Path.home() / ".medvault"))
+    from medvault.crypto import KeySuite
 
 
 def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
@@ -58,17 +54,11 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    default=_default_home,
-    show_default="$MEDVAULT_HOME or ~/.medvault",
+    default=default_home,
+    show_default=DEFAULT_HOME_HELP,
     help="medvault home; the deployment record goes to <home>/deployments/<chain id>.json.",
 )
-@click.option(
-    "--key-suite",
-    type=click.Choice(list(KEY_SUITES)),
-    default="x25519",
-    show_default=True,
-    help="HPKE suite every participant of this deployment uses.",
-)
+@key_suite_option("--key-suite", "HPKE suite every participant of this deployment uses.")
 @click.option(
     "--yes",
     "-y",
@@ -77,7 +67,7 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
     help="Sign the three deployment transactions without asking for each "
     "(a keystore account is unlocked once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt).",
 )
-def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, autosign: bool) -> None:
+def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: KeySuite, autosign: bool) -> None:
     """Deploy ParticipantRegistry, RecordRegistry, ConsentManager and KeeperDirectory; record the deployment."""
     _refuse_throwaway_chain(provider)
     if isinstance(account, KeyfileAccount):
@@ -107,7 +97,7 @@ def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: str, 
         chain_id=chain.chain_id,
         block_number=receipts[0].block_number,
         deployer=str(account.address),
-        key_suite=KEY_SUITES[key_suite],
+        key_suite=key_suite,
         participant_registry=str(participants.address),
         record_registry=str(records.address),
         consent_manager=str(consent.address),

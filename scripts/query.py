@@ -5,7 +5,7 @@
     ape run query requests [--status pending|approved|denied] [--patient 0x...] [--researcher 0x...]
     ape run query history --patient 0x...      ape run query sync      ape run query verify
 
-The same commands and code as ``medvault query`` (:func:`medvault.index.query_group`): the
+The same commands and code as ``medvault query`` (:func:`medvault.cli.query.query_group`): the
 index is ``<home>/index/<chain id>-<consent manager>.sqlite3``, brought up to date from chain
 events before each query. The RPC URL is the connected Ape provider's; the deployment record is
 read from ``<home>/deployments/<chain id>.json`` (home: --home, else $MEDVAULT_HOME, else
@@ -14,7 +14,6 @@ read from ``<home>/deployments/<chain id>.json`` (home: --home, else $MEDVAULT_H
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -23,20 +22,18 @@ from ape.cli import ConnectedProviderCommand
 
 from medvault.chain import Chain, connect
 from medvault.chain.artifacts import Deployment, load_artifacts
+from medvault.cli.query import query_group
+from medvault.config import DEFAULT_HOME_HELP, default_home
 from medvault.errors import MedvaultError
-from medvault.index import EventIndex, query_group
-
-
-def _default_home() -> str:
-    return os.environ.get("MEDVAULT_HOME", str(Path.home() / ".medvault"))
+from medvault.index import EventIndex
 
 
 @click.group()
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    default=_default_home,
-    show_default="$MEDVAULT_HOME or ~/.medvault",
+    default=default_home,
+    show_default=DEFAULT_HOME_HELP,
     help="medvault home holding the deployment record and the index.",
 )
 @click.pass_context

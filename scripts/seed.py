@@ -13,7 +13,6 @@ anvil. Killed and run again with the same options, it completes what is missing.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,15 +21,12 @@ from ape.cli import ConnectedProviderCommand
 
 from medvault.chain import Chain
 from medvault.client import Medvault
+from medvault.config import DEFAULT_HOME_HELP, default_home
 from medvault.dev.seed import plan_seed, run_seed
 from medvault.ipfs import IpfsClient
 
 if TYPE_CHECKING:
     from ape.api import ProviderAPI
-
-
-def _default_home() -> str:
-    return os.environ.get("MEDVAULT_HOME", str(Path.home() / ".medvault"))
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -40,8 +36,8 @@ def _default_home() -> str:
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    default=_default_home,
-    show_default="$MEDVAULT_HOME or ~/.medvault",
+    default=default_home,
+    show_default=DEFAULT_HOME_HELP,
     help="medvault home holding the deployment record.",
 )
 @click.option("--ipfs-api", envvar="MEDVAULT_IPFS_API", default="http://127.0.0.1:5001", show_default=True)

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-from medvault.errors import DecryptionError, IntegrityError
+from medvault.errors import ConfigurationError, DecryptionError, IntegrityError
 
 __all__ = [
     "ENCRYPTION_KEY_PURPOSE",
@@ -87,6 +87,23 @@ class KeySuite(enum.IntEnum):
     def hpke(self) -> hpke.Suite:
         kem = hpke.KEM.X25519 if self is KeySuite.X25519 else hpke.KEM.MLKEM768_X25519
         return hpke.Suite(kem, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+
+    @property
+    def label(self) -> str:
+        """The suite's name on command lines: ``x25519``, ``mlkem768-x25519``."""
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def labels(cls) -> list[str]:
+        return [suite.label for suite in cls]
+
+    @classmethod
+    def from_label(cls, label: str) -> KeySuite:
+        """The suite named ``label`` (see :attr:`label`)."""
+        for suite in cls:
+            if suite.label == label:
+                return suite
+        raise ConfigurationError(f"unknown key suite {label!r} (one of: {', '.join(cls.labels())})")
 
 
 @dataclass(frozen=True)

@@ -9,42 +9,26 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from test_cli import OBSERVATION, Cli
 
 from medvault.dev.node import free_port
 
 if TYPE_CHECKING:
-    from medvault.dev.node import NodeInfo
+    from conftest import Cli
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def medvault(tmp_path: Path, local_node: NodeInfo) -> Cli:
-    runner = Cli(tmp_path, local_node)
-    for name in ("admin", "alice", "clinic", "drbob"):
-        runner.run("account", "new", name)
-        runner.run("account", "fund", name)
-    runner.run("deploy", "--account", "admin")
-    for name in ("alice", "clinic", "drbob"):
-        runner.run("register", "--account", name)
-    runner.run("accredit", "clinic", "--role", "provider", "--account", "admin")
-    return runner
-
-
-def test_patient_as_its_own_keeper_through_the_cli(medvault: Cli, tmp_path: Path) -> None:
+def test_patient_as_its_own_keeper_through_the_cli(medvault: Cli, tmp_path: Path, observation: dict[str, Any]) -> None:
     for command in ("run", "set", "list", "releases"):
-        result = medvault.runner.invoke(medvault_cli(), ["keeper", command, "--help"])
-        assert result.exit_code == 0, result.output
-        assert "Usage" in result.output
+        assert "Usage" in medvault.text("keeper", command, "--help")
 
     medvault.run("keeper", "set", "alice", "--threshold", "1", "--account", "alice")
     record_file = tmp_path / "hba1c.json"
-    record_file.write_text(json.dumps(OBSERVATION))
+    record_file.write_text(json.dumps(observation))
     medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
     medvault.run("delegate", "appoint", "admin", "--account", "alice")
     medvault.run("consent", "grant", "drbob", "--days", "1", "--patient", "alice", "--account", "admin")
@@ -71,7 +55,7 @@ def test_patient_as_its_own_keeper_through_the_cli(medvault: Cli, tmp_path: Path
         assert listed["threshold"] == 1
         assert list(listed["urls"].values()) == [url]
         got = medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob")
-        assert got["content"] == OBSERVATION  # no wrap for drbob: released by the keeper
+        assert got["content"] == observation  # no wrap for drbob: released by the keeper
         deadline = time.monotonic() + 20
         while not (releases := medvault.run("keeper", "releases", "--patient", "alice")):
             assert time.monotonic() < deadline
@@ -82,9 +66,3 @@ def test_patient_as_its_own_keeper_through_the_cli(medvault: Cli, tmp_path: Path
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "serving at" in out
-
-
-def medvault_cli() -> object:
-    from medvault.cli import cli
-
-    return cli

@@ -11,55 +11,17 @@ from click.testing import CliRunner
 from medvault.cli import cli
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
-    from medvault.dev.node import NodeInfo
+    from conftest import Cli
 
 pytestmark = pytest.mark.integration
 
-OBSERVATION = {
-    "resourceType": "Observation",
-    "status": "final",
-    "category": [
-        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
-    ],
-    "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4", "display": "Hemoglobin A1c"}]},
-    "subject": {"reference": "Patient/p1"},
-    "valueQuantity": {"value": 6.1, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
-}
 
-
-class Cli:
-    def __init__(self, home: Path, node: NodeInfo) -> None:
-        self.runner = CliRunner()
-        self.base = ["--home", str(home), "--rpc-url", node.rpc_url, "--ipfs-api", node.ipfs_api]
-        self.env = {"MEDVAULT_PASSPHRASE": "cli test passphrase"}
-
-    def run(self, *args: str, ok: bool = True) -> Any:
-        result = self.runner.invoke(cli, [*self.base, "--json", *args], env=self.env)
-        if ok:
-            assert result.exit_code == 0, result.output
-            return json.loads(result.stdout)
-        assert result.exit_code == 1, result.output
-        return json.loads(result.stdout)
-
-
-@pytest.fixture
-def medvault(tmp_path: Path, local_node: NodeInfo) -> Cli:
-    runner = Cli(tmp_path, local_node)
-    for name in ("admin", "alice", "clinic", "drbob", "eve"):
-        runner.run("account", "new", name)
-        runner.run("account", "fund", name)
-    runner.run("deploy", "--account", "admin")
-    for name in ("alice", "clinic", "drbob"):
-        runner.run("register", "--account", name)
-    runner.run("accredit", "clinic", "--role", "provider", "--account", "admin")
-    return runner
-
-
-def test_story_through_the_cli(medvault: Cli, tmp_path: Path) -> None:
+def test_story_through_the_cli(medvault: Cli, tmp_path: Path, observation: dict[str, Any]) -> None:
     record_file = tmp_path / "hba1c.json"
-    record_file.write_text(json.dumps(OBSERVATION))
+    record_file.write_text(json.dumps(observation))
 
     added = medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
     assert added["record"]["category"] == "laboratory"
@@ -69,13 +31,13 @@ def test_story_through_the_cli(medvault: Cli, tmp_path: Path) -> None:
     assert [r["cid"] for r in listed] == [added["record"]["cid"]]
 
     got = medvault.run("record", "get", "0", "--patient", "alice", "--account", "alice")
-    assert got["content"] == OBSERVATION
+    assert got["content"] == observation
 
     refused = medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob", ok=False)
     assert refused["error"] == "AccessDeniedError"
 
     medvault.run("consent", "grant", "drbob", "--days", "1", "--account", "alice")
-    assert medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob")["content"] == OBSERVATION
+    assert medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob")["content"] == observation
     assert medvault.run("consent", "list", "--patient", "alice")[0]["active"] is True
 
     medvault.run("consent", "revoke", "drbob", "--account", "alice")
@@ -84,9 +46,11 @@ def test_story_through_the_cli(medvault: Cli, tmp_path: Path) -> None:
     assert "no active grant" in refused["message"]
 
 
-def test_research_request_approved_by_signature_relayed_by_someone_else(medvault: Cli, tmp_path: Path) -> None:
+def test_research_request_approved_by_signature_relayed_by_someone_else(
+    medvault: Cli, tmp_path: Path, observation: dict[str, Any]
+) -> None:
     record_file = tmp_path / "hba1c.json"
-    record_file.write_text(json.dumps(OBSERVATION))
+    record_file.write_text(json.dumps(observation))
     medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
     medvault.run("register", "--account", "eve")
     medvault.run("accredit", "eve", "--role", "researcher", "--account", "admin")
@@ -108,7 +72,7 @@ def test_research_request_approved_by_signature_relayed_by_someone_else(medvault
     medvault.run("relay", str(signed_file), "--account", "drbob")
 
     assert medvault.run("access", "list", "--patient", "alice")[0]["status"] == "approved"
-    assert medvault.run("record", "get", "0", "--patient", "alice", "--account", "eve")["content"] == OBSERVATION
+    assert medvault.run("record", "get", "0", "--patient", "alice", "--account", "eve")["content"] == observation
     history = [e["event"] for e in medvault.run("audit", "--patient", "alice")]
     assert history[-3:] == ["AccessRequested", "RequestApproved", "KeysShared"]
     consent = medvault.run("consent", "export", "eve", "--patient", "alice")
@@ -147,13 +111,13 @@ def test_errors_name_what_is_wrong(medvault: Cli) -> None:
     wrong = medvault.run("register", "--account", "alice", ok=False)
     assert wrong["error"] == "WrongPassphraseError"
 
-    medvault.env["MEDVAULT_PASSPHRASE"] = "cli test passphrase"
+    medvault.env["MEDVAULT_PASSPHRASE"] = medvault.passphrase
     stranger = medvault.run("accredit", "eve", "--role", "researcher", "--account", "eve", ok=False)
     assert "AccessControlUnauthorizedAccount" in stranger["message"]
 
 
-def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, local_node: NodeInfo) -> None:
-    runner = Cli(tmp_path / "empty", local_node)
+def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, make_cli: Callable[[Path], Cli]) -> None:
+    runner = make_cli(tmp_path / "empty")
 
     error = runner.run("record", "list", "--patient", "0x" + "12" * 20, ok=False)
 

@@ -3,55 +3,28 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from click.testing import CliRunner
 from eth_account import Account
 
 from medvault.accounts import Keystore
-from medvault.cli import cli
 from medvault.crypto import EncryptionKeyPair, KeySuite
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from medvault.dev.node import NodeInfo
+    from conftest import Cli
 
 pytestmark = pytest.mark.integration
 
-PASSPHRASE = "cli keys passphrase"
 NOTE = {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}
 
 
-class Cli:
-    def __init__(self, home: Path, node: NodeInfo) -> None:
-        self.runner = CliRunner()
-        self.base = ["--home", str(home), "--rpc-url", node.rpc_url, "--ipfs-api", node.ipfs_api]
-        self.env = {"MEDVAULT_PASSPHRASE": PASSPHRASE}
-
-    def run(self, *args: str, ok: bool = True) -> Any:
-        result = self.runner.invoke(cli, [*self.base, *args, "--json"], env=self.env)
-        assert result.exit_code == (0 if ok else 1), result.output
-        return json.loads(result.stdout)
-
-    def text(self, *args: str) -> str:
-        result = self.runner.invoke(cli, [*self.base, *args], env=self.env)
-        assert result.exit_code == 0, result.output
-        return result.output
-
-
-@pytest.fixture
-def medvault(tmp_path: Path, local_node: NodeInfo) -> Cli:
-    runner = Cli(tmp_path, local_node)
-    for name in ("admin", "alice", "clinic"):
-        runner.run("account", "new", name)
-        runner.run("account", "fund", name)
-    runner.run("deploy", "--account", "admin")
-    for name in ("alice", "clinic"):
-        runner.run("register", "--account", name)
-    runner.run("accredit", "clinic", "--role", "provider", "--account", "admin")
-    return runner
+@pytest.fixture(autouse=True)
+def _json_after_the_subcommand(medvault: Cli) -> None:
+    """These tests give --json where people type it: after the subcommand."""
+    medvault.json_last = True
 
 
 def test_keys_show_and_rotate(medvault: Cli, tmp_path: Path) -> None:
@@ -84,7 +57,7 @@ def test_keys_typed_data_is_what_a_wallet_signs(medvault: Cli, tmp_path: Path) -
     assert "chainId" not in document["domain"]
 
     # Signing the printed document, as a browser wallet would, gives the keystore's key.
-    wallet = Keystore(tmp_path).unlock("alice", PASSPHRASE)
+    wallet = Keystore(tmp_path).unlock("alice", medvault.passphrase)
     signature = Account.sign_typed_data(wallet.account.key, full_message=document).signature
     derived = EncryptionKeyPair.from_signature(bytes(signature), KeySuite.MLKEM768_X25519, 2)
     assert derived.public_bytes == wallet.encryption_keys(KeySuite.MLKEM768_X25519, 2).public_bytes

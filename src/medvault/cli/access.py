@@ -1,0 +1,105 @@
+"""Research access and emergency access: ``medvault access`` and ``medvault emergency``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from medvault.cli.app import App, pass_app, tx_json, tx_line
+from medvault.cli.options import account_option, json_anywhere, purpose_option, scope_option, scopes, sign_only_option
+from medvault.errors import ConfigurationError
+from medvault.model import Purpose
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["COMMANDS", "access", "emergency"]
+
+
+@click.group()
+def access() -> None:
+    """Research access requests: a researcher asks, the patient approves or denies."""
+
+
+@access.command("request")
+@click.argument("patient")
+@scope_option
+@purpose_option("HRESCH", "HL7 PurposeOfUse code.")
+@click.option("--days", type=float, required=True, help="How long access lasts once approved.")
+@click.option("--study", required=True, help="Study id: a label of up to 32 bytes, or 0x + 64 hex digits.")
+@account_option
+@json_anywhere
+@pass_app
+def access_request(app: App, patient: str, scope: str, purpose: str, days: float, study: str, account: str) -> None:
+    """Ask PATIENT for time-limited access (you must be an accredited researcher)."""
+    request, tx = app.client.request_access(
+        app.unlock(account), app.address(patient), scopes(scope), Purpose.parse(purpose), int(days * 86400), study
+    )
+    app.emit(
+        {"request": request.to_json(), "transaction": tx_json(tx)}, f"request {request.request_id:#x}\n{tx_line(tx)}"
+    )
+
+
+def _decide(app: App, request_id: str, approve: bool, sign_only: bool, account: str) -> None:
+    actor = app.unlock(account)
+    try:
+        number = int(request_id, 16 if request_id.startswith("0x") else 10)
+    except ValueError:
+        raise ConfigurationError(f"request id {request_id!r} is not a number") from None
+    change = app.client.decision_change(actor, app.client.request(number), approve=approve)
+    app.send_or_sign(actor, change, sign_only)
+
+
+@access.command("approve")
+@click.argument("request_id")
+@sign_only_option
+@account_option
+@json_anywhere
+@pass_app
+def access_approve(app: App, request_id: str, sign_only: bool, account: str) -> None:
+    """Approve REQUEST_ID: the researcher's access starts now and lasts the requested time."""
+    _decide(app, request_id, True, sign_only, account)
+
+
+@access.command("deny")
+@click.argument("request_id")
+@sign_only_option
+@account_option
+@json_anywhere
+@pass_app
+def access_deny(app: App, request_id: str, sign_only: bool, account: str) -> None:
+    """Deny REQUEST_ID."""
+    _decide(app, request_id, False, sign_only, account)
+
+
+@access.command("list")
+@click.option("--patient", "-p", help="Requests to this patient.")
+@click.option("--researcher", "-r", help="Requests by this researcher.")
+@json_anywhere
+@pass_app
+def access_list(app: App, patient: str | None, researcher: str | None) -> None:
+    """List research requests and their status."""
+    requests = app.client.requests(
+        patient=app.address(patient) if patient else None, researcher=app.address(researcher) if researcher else None
+    )
+    lines = [
+        f"{r.request_id:#x}  {r.status.name.lower():<8} {r.researcher} -> {r.patient}  {r.purpose.name} "
+        f"{r.duration / 86400:g}d  study {r.to_json()['study_id']}"
+        for r in requests
+    ]
+    app.emit([r.to_json() for r in requests], "\n".join(lines) or "no requests")
+
+
+@click.command()
+@click.argument("patient")
+@click.option("--reason", required=True, help="Why emergency access is needed (recorded on chain).")
+@account_option
+@json_anywhere
+@pass_app
+def emergency(app: App, patient: str, reason: str, account: str) -> None:
+    """Take 24 hours of emergency access to PATIENT's records (accredited providers only)."""
+    app.emit_tx(app.client.take_emergency_access(app.unlock(account), app.address(patient), reason))
+
+
+COMMANDS: Sequence[click.Command] = [access, emergency]

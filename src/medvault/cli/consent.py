@@ -1,0 +1,210 @@
+"""Consent: ``medvault consent`` (grant, revoke, list, export), ``delegate`` and ``relay``.
+
+Every change a patient (or its delegate) makes can be sent, or only signed (``--sign-only``)
+for anyone to ``relay``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from medvault.cli.app import App, pass_app, tx_json, tx_line, utc
+from medvault.cli.options import (
+    account_option,
+    json_anywhere,
+    patient_option,
+    purpose_option,
+    scope_option,
+    scopes,
+    sign_only_option,
+    signer_patient_option,
+)
+from medvault.client.consent_sig import SignedConsent
+from medvault.errors import ConfigurationError
+from medvault.model import Purpose
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["COMMANDS", "consent", "delegate", "relay"]
+
+
+@click.group()
+def consent() -> None:
+    """Grant, revoke, list and export access to a patient's records."""
+
+
+@consent.command("grant")
+@click.argument("grantee")
+@scope_option
+@purpose_option("TREAT", "HL7 PurposeOfUse: TREAT, HRESCH, PATRQT, ...")
+@click.option("--days", type=float, help="Access lasts this many days (from --start, or now).")
+@click.option("--until", "until", type=click.DateTime(), help="Access ends at this UTC time.")
+@click.option("--start", type=click.DateTime(), help="Access starts at this UTC time (default: now).")
+@signer_patient_option
+@sign_only_option
+@account_option
+@json_anywhere
+@pass_app
+def consent_grant(
+    app: App,
+    grantee: str,
+    scope: str,
+    purpose: str,
+    days: float | None,
+    until: dt.datetime | None,
+    start: dt.datetime | None,
+    patient: str | None,
+    sign_only: bool,
+    account: str,
+) -> None:
+    """Let GRANTEE (name or address) read the patient's records in scope, for a purpose, for a time.
+
+    When the patient acts, the keys of existing records in scope are shared with the grant.
+    """
+    if (days is None) == (until is None):
+        raise click.UsageError("give exactly one of --days or --until")
+    client, actor = app.client, app.unlock(account)
+    valid_from = _timestamp(start) if start else client.now()
+    valid_until = valid_from + int(days * 86400) if days is not None else _timestamp(until)  # type: ignore[arg-type]
+    patient_address = app.address(patient) if patient else actor.address
+    args = (
+        actor,
+        patient_address,
+        app.address(grantee),
+        scopes(scope),
+        Purpose.parse(purpose),
+        valid_from,
+        valid_until,
+    )
+    if sign_only:
+        click.echo(client.sign(actor, client.grant_change(*args)).to_json())
+        return
+    results = client.grant(*args)
+    app.emit(
+        {"valid_from": valid_from, "valid_until": valid_until, "transactions": [tx_json(r) for r in results]},
+        "\n".join(tx_line(r) for r in results) + f"\nvalid {utc(valid_from)} to {utc(valid_until)}",
+    )
+
+
+@consent.command("revoke")
+@click.argument("grantee")
+@signer_patient_option
+@sign_only_option
+@account_option
+@json_anywhere
+@pass_app
+def consent_revoke(app: App, grantee: str, patient: str | None, sign_only: bool, account: str) -> None:
+    """End GRANTEE's access at once (what it already decrypted cannot be recalled)."""
+    actor = app.unlock(account)
+    change = app.client.revoke_change(app.address(patient) if patient else actor.address, app.address(grantee))
+    app.send_or_sign(actor, change, sign_only)
+
+
+@consent.command("list")
+@patient_option
+@json_anywhere
+@pass_app
+def consent_list(app: App, patient: str) -> None:
+    """List the patient's grants and whether each holds now (revoked grants are gone)."""
+    client = app.client
+    grants, now = client.grants(app.address(patient)), client.now()
+
+    def show() -> None:
+        if not grants:
+            click.echo("no grants")
+        for g in grants:
+            state = "active" if g.active_at(now) else ("future" if now < g.valid_from else "expired")
+            categories = ",".join(sorted(c.name.lower() for c in g.scopes))
+            flag = "  EMERGENCY" if g.emergency else ""
+            window = f"{utc(g.valid_from)} .. {utc(g.valid_until)}"
+            click.echo(f"{g.grantee}  {state:<7} {g.purpose.name:<7} {window}  {categories}{flag}")
+
+    app.emit([{**g.to_json(), "active": g.active_at(now)} for g in grants], show)
+
+
+@consent.command("export")
+@click.argument("grantee")
+@patient_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the resource here.")
+@json_anywhere
+@pass_app
+def consent_export(app: App, grantee: str, patient: str, output: Path | None) -> None:
+    """Write the patient's grant to GRANTEE as a FHIR R4 Consent resource (validated)."""
+    from medvault.fhir import to_json_bytes
+    from medvault.fhir.consent import grant_to_fhir_consent
+
+    client = app.client
+    patient_address, grantee_address = app.address(patient), app.address(grantee)
+    grant = client.grant_of(patient_address, grantee_address)
+    if grant is None:
+        raise ConfigurationError(f"{patient_address} holds no grant to {grantee_address} (never granted, or revoked)")
+    granted = client.grant_event(patient_address, grantee_address)
+    now = client.now()
+    status = "active" if grant.active_at(now) else ("proposed" if now < grant.valid_from else "inactive")
+    resource = grant_to_fhir_consent(
+        grant,
+        status=status,
+        recorded_at=granted.timestamp if granted else now,
+        chain_id=client.chain.chain_id,
+        consent_manager=client.chain.consent.address,
+        tx_hash=granted.tx_hash if granted else None,
+    )
+    data = to_json_bytes(resource)
+    if output:
+        output.write_bytes(data + b"\n")
+        app.emit({"written": str(output)}, f"FHIR Consent ({status}) written to {output}")
+    else:
+        click.echo(json.dumps(resource, indent=2))
+
+
+@click.group()
+def delegate() -> None:
+    """Appoint or remove a delegate (guardian, caregiver) who may manage your consent."""
+
+
+@delegate.command("appoint")
+@click.argument("delegate_name", metavar="DELEGATE")
+@sign_only_option
+@account_option
+@json_anywhere
+@pass_app
+def delegate_appoint(app: App, delegate_name: str, sign_only: bool, account: str) -> None:
+    """Let DELEGATE grant, revoke and decide requests for you (not appoint others)."""
+    patient = app.unlock(account)
+    app.send_or_sign(patient, app.client.delegate_change(patient.address, app.address(delegate_name)), sign_only)
+
+
+@delegate.command("remove")
+@click.argument("delegate_name", metavar="DELEGATE")
+@sign_only_option
+@account_option
+@json_anywhere
+@pass_app
+def delegate_remove(app: App, delegate_name: str, sign_only: bool, account: str) -> None:
+    """Withdraw DELEGATE's power over your consent."""
+    patient = app.unlock(account)
+    change = app.client.delegate_change(patient.address, app.address(delegate_name), appoint=False)
+    app.send_or_sign(patient, change, sign_only)
+
+
+@click.command()
+@click.argument("file", type=click.File("r"))
+@account_option
+@json_anywhere
+@pass_app
+def relay(app: App, file: Any, account: str) -> None:
+    """Send a signed consent change from FILE ('-' for stdin); the account pays the gas."""
+    app.emit_tx(app.client.relay(app.unlock(account), SignedConsent.from_json(file.read())))
+
+
+def _timestamp(value: dt.datetime) -> int:
+    return int(value.replace(tzinfo=dt.UTC).timestamp())
+
+
+COMMANDS: Sequence[click.Command] = [consent, delegate, relay]

@@ -1,0 +1,107 @@
+"""Options and arguments shared by the commands, account-name resolution and the passphrase prompt."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+from eth_utils.address import is_address, to_checksum_address
+
+from medvault.accounts import passphrase_from_env
+from medvault.crypto import KeySuite
+from medvault.errors import ConfigurationError
+from medvault.model import Category
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from medvault.accounts import Keystore
+
+__all__ = [
+    "account_option",
+    "json_anywhere",
+    "json_option",
+    "key_suite_option",
+    "new_passphrase",
+    "patient_option",
+    "prompt_passphrase",
+    "purpose_option",
+    "resolve_address",
+    "scope_option",
+    "scopes",
+    "sign_only_option",
+    "signer_patient_option",
+]
+
+account_option = click.option("--account", "-a", required=True, help="Keystore account that signs.")
+patient_option = click.option("--patient", "-p", required=True, help="Patient name or address.")
+signer_patient_option = click.option("--patient", "-p", help="Patient name or address (default: the signing account).")
+sign_only_option = click.option(
+    "--sign-only",
+    is_flag=True,
+    help="Do not send: print the EIP-712 typed data and signature, for anyone to `medvault relay`.",
+)
+scope_option = click.option(
+    "--scope",
+    "-s",
+    default="all",
+    show_default=True,
+    help="Comma-separated categories (laboratory, imaging, medications, conditions, immunizations, notes) or all.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def purpose_option(default: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--purpose", default=default, show_default=True, help=help_text)
+
+
+def key_suite_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An HPKE suite by its label (``x25519``, ``mlkem768-x25519``), given to the command as a KeySuite."""
+    return click.option(
+        name,
+        type=click.Choice(KeySuite.labels()),
+        default=KeySuite.X25519.label,
+        show_default=True,
+        callback=lambda _ctx, _param, label: KeySuite.from_label(label),
+        help=help_text,
+    )
+
+
+def json_anywhere(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Lets --json also follow the subcommand (``medvault record list --json``)."""
+
+    def set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        from medvault.cli.app import App
+
+        if value:
+            ctx.ensure_object(App).as_json = True
+
+    return click.option("--json", is_flag=True, expose_value=False, callback=set_json, help="Print JSON.")(f)
+
+
+def scopes(value: str) -> frozenset[Category]:
+    """``all``, or comma-separated category names."""
+    if value.strip().lower() == "all":
+        return frozenset(Category)
+    return frozenset(Category.parse(part.strip()) for part in value.split(",") if part.strip())
+
+
+def resolve_address(keystore: Keystore, name_or_address: str) -> str:
+    """An account name from the keystore, or a 0x address, as a checksum address."""
+    if is_address(name_or_address):
+        return to_checksum_address(name_or_address)
+    return to_checksum_address(keystore.address(name_or_address))
+
+
+def prompt_passphrase(name: str, *, new: bool = False) -> str:
+    """Asks on the terminal for ``name``'s passphrase (twice for a ``new`` one)."""
+    if not sys.stdin.isatty():
+        raise ConfigurationError(f"no passphrase for {name!r}: set MEDVAULT_PASSPHRASE (no terminal to prompt on)")
+    label = f"New passphrase for {name}" if new else f"Passphrase for {name}"
+    return str(click.prompt(label, hide_input=True, confirmation_prompt=new))
+
+
+def new_passphrase(name: str) -> str:
+    """The passphrase of a keystore about to be created: from the environment, else asked twice."""
+    return passphrase_from_env(name) or prompt_passphrase(name, new=True)
