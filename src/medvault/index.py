@@ -31,6 +31,9 @@ The derivation needs no chain: ``open_database``, ``insert_event`` (one ``Decode
 Queries call ``sync()`` first (``sync=False`` skips it): ``records_of``, ``readable_by``,
 ``readers_of``, ``requests``, ``history``. ``verify`` compares the index with the chain's state
 (``logOf``, ``grantOf``, ``requestStatus``) at the last indexed block.
+
+Longer than the usual ~500 lines: one coherent capability (schema, sync, reorgs and queries
+share the schema and must change together).
 """
 
 from __future__ import annotations

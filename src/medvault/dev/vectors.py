@@ -18,7 +18,7 @@ reference below (``reference_seal``), which a second implementation can reproduc
 ``reference_open`` (both suites) is what the tests use to check that the library's seals
 are plain RFC 9180 base mode with the KEM/KDF/AEAD ids the spec gives.
 
-Longer than the usual ~500 lines on purpose: it is one capability (the vectors of every format,
+Longer than the usual ~500 lines on purpose: it is one coherent capability (the vectors of every format,
 sharing one set of test accounts and contexts), made of one short builder per file, and
 ruff format writes each vector field on a line of its own.
 """
