@@ -49,6 +49,7 @@ __all__ = [
     "encrypt_record",
     "encryption_key_typed_data",
     "new_record_key",
+    "normalised_signature",
     "open_share",
     "seal_share",
     "unwrap_key",
@@ -63,7 +64,7 @@ KEY_LENGTH = 32
 # changes every participant's key: they are part of the format.
 ENCRYPTION_KEY_DOMAIN = {"name": "medvault encryption key", "version": "1"}
 ENCRYPTION_KEY_PURPOSE = "Derive my medvault encryption key. Signing this does not authorize any transaction."
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _ENCRYPTION_KEY_TYPES = {
     "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
     "EncryptionKey": [
@@ -211,15 +212,7 @@ class EncryptionKeyPair:
         Wallets differ in how they spell the same signature: ``v`` may be 27/28 or 0/1, and ``s``
         may be high; both are normalised (v in 27/28, low s) before hashing.
         """
-        if len(signature) != 65:
-            raise ValueError(f"an Ethereum signature has 65 bytes, this one {len(signature)}")
-        r, s, v = signature[:32], int.from_bytes(signature[32:64]), signature[64]
-        if v in (0, 1):
-            v += 27
-        if v not in (27, 28):
-            raise ValueError(f"signature recovery id v={signature[64]} is neither 27/28 nor 0/1")
-        if s > _SECP256K1_N // 2:
-            s, v = _SECP256K1_N - s, 55 - v
+        r, s, v = normalised_signature(signature)
         return cls.derive(keccak(r + s.to_bytes(32) + bytes([v])), suite, epoch)
 
     @classmethod
@@ -235,6 +228,22 @@ class EncryptionKeyPair:
         m_public = m_private.public_key().public_bytes_raw()
         hybrid = hpke.MLKEM768X25519PrivateKey(m_private, x_private)
         return cls(suite, hybrid, bytes([suite]) + m_public + x_public)
+
+
+def normalised_signature(signature: bytes) -> tuple[bytes, int, int]:
+    """(r, s, v) of a 65-byte secp256k1 signature r || s || v, spelled one way: ``v`` in 27/28
+    (wallets write 27/28 or the y-parity 0/1) and ``s`` low (EIP-2), flipping ``v`` with it.
+    Raises ValueError for any other length or ``v``."""
+    if len(signature) != 65:
+        raise ValueError(f"an Ethereum signature has 65 bytes, this one {len(signature)}")
+    r, s, v = signature[:32], int.from_bytes(signature[32:64]), signature[64]
+    if v in (0, 1):
+        v += 27
+    if v not in (27, 28):
+        raise ValueError(f"signature recovery id v={signature[64]} is neither 27/28 nor 0/1")
+    if s > SECP256K1_N // 2:
+        s, v = SECP256K1_N - s, 55 - v
+    return r, s, v
 
 
 def new_record_key() -> bytes:

@@ -126,12 +126,19 @@ def test_authorization_packs_the_signature_eip2098(v: int, parity: int) -> None:
     assert int.from_bytes(auth[5]) == s | parity << 255
 
 
-@pytest.mark.xfail(strict=True, reason="reported: (v - 27) & 1 inverts the parity of a v in 0/1")
 @pytest.mark.parametrize(("v", "parity"), [(0, 0), (1, 1)])
 def test_authorization_of_a_v_in_0_1_keeps_its_parity(v: int, parity: int) -> None:
     document = typed_data(fake_chain(), ConsentChange("Revoke", MESSAGES["Revoke"]), 5, 1234)
     s = 0x7F << 240
     assert int.from_bytes(SignedConsent(document, signature(1, s, v)).authorization()[5]) == s | parity << 255
+
+
+def test_authorization_normalises_a_high_s() -> None:
+    document = typed_data(fake_chain(), ConsentChange("Revoke", MESSAGES["Revoke"]), 5, 1234)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    s = 0x7F << 240
+    high = SignedConsent(document, signature(1, n - s, 27)).authorization()[5]
+    assert int.from_bytes(high) == s | 1 << 255  # low s, the other parity: the same signature
 
 
 def test_authorization_refuses_a_signature_of_the_wrong_length() -> None:

@@ -84,6 +84,12 @@ def test_wraps_for_lists_a_readers_wraps_of_one_record_in_order() -> None:
     assert parsed.wraps_for(PATIENT, 0) == []
 
 
+def test_readers_and_patients_are_found_in_any_case() -> None:
+    parsed = KeyBundle.parse(bundle().to_bytes(), patient=PATIENT.lower())
+
+    assert parsed.wraps_for(READER.lower(), 2) == [b"wrap for reader", b"second wrap"]
+
+
 def test_share_of_finds_a_keeper_in_any_case() -> None:
     escrow = Escrow(2, tuple(EscrowShare(k, x, b"s") for x, k in enumerate(KEEPERS, start=1)))
     share = escrow.share_of(KEEPERS[1].lower())

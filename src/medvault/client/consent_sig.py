@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
 
+from medvault.crypto import normalised_signature
 from medvault.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -104,11 +105,11 @@ class SignedConsent:
         """The contract's ``Authorization``: nonce, deadline, the signed domain, and the
         signature in its compact EIP-2098 form (r, yParity|s)."""
         message, domain = self.typed_data["message"], self.typed_data["domain"]
-        signature = bytes.fromhex(self.signature.removeprefix("0x"))
-        if len(signature) != 65:
-            raise ConfigurationError(f"a signature has 65 bytes, this one {len(signature)}")
-        r, s, v = signature[:32], int.from_bytes(signature[32:64]), signature[64]
-        vs = (s | ((v - 27) & 1) << 255).to_bytes(32)
+        try:
+            r, s, v = normalised_signature(bytes.fromhex(self.signature.removeprefix("0x")))
+        except ValueError as exc:
+            raise ConfigurationError(f"the signature of this {self.action}: {exc}") from None
+        vs = (s | (v - 27) << 255).to_bytes(32)
         return (int(message["nonce"]), int(message["deadline"]), int(domain["chainId"]),
                 to_checksum_address(domain["verifyingContract"]), r, vs)  # fmt: skip
 

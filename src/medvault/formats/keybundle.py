@@ -9,7 +9,8 @@ patient has keepers, the record key split t-of-n among them (``escrow``)::
      "wraps": [{"index": 0, "reader": "0x…", "wrap": "<base64>"}, …],
      "escrow": {"threshold": 2, "shares": [{"keeper": "0x…", "x": 1, "wrap": "<base64>"}, …]}}
 
-Compact JSON (no spaces), keys in that order, addresses EIP-55, wraps in standard base64. A
+Compact JSON (no spaces), keys in that order, addresses EIP-55 (read without regard to case),
+wraps in standard base64. A
 record's own bundle (``keysCid`` of ``RecordAdded``) wraps that record's key; bundles announced
 with ``KeysShared`` (grants, ``shareKeys``, key rotations) wrap keys of existing records.
 A bundle is parsed once per read (``KeyBundle.parse``) and queried from then on.
@@ -74,7 +75,7 @@ class KeyBundle:
 
     def wraps_for(self, reader: str, index: int) -> list[bytes]:
         """Every wrap of record ``index``'s key for ``reader``, in bundle order."""
-        return [w.wrap for w in self.wraps if w.index == index and w.reader == reader]
+        return [w.wrap for w in self.wraps if w.index == index and w.reader.lower() == reader.lower()]
 
     def to_bytes(self) -> bytes:
         document: dict[str, Any] = {
@@ -98,7 +99,11 @@ class KeyBundle:
         ``name`` (its CID, say) is what an IntegrityError calls it."""
         try:
             doc = json.loads(data)
-            if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("patient") != patient:
+            if (
+                not isinstance(doc, dict)
+                or doc.get("format") != FORMAT
+                or str(doc.get("patient")).lower() != patient.lower()
+            ):
                 raise ValueError
             wraps = tuple(Wrap(int(w["index"]), str(w["reader"]), _unb64(w["wrap"])) for w in doc["wraps"])
             escrow = doc.get("escrow")
