@@ -21,6 +21,7 @@ __all__ = [
     "AuditEntry",
     "Category",
     "Grant",
+    "GrantTerms",
     "KeeperSet",
     "KeyInfo",
     "KeyRelease",
@@ -143,6 +144,16 @@ class Grant:
             "valid_until": self.valid_until,
             "emergency": self.emergency,
         }
+
+
+@dataclass(frozen=True)
+class GrantTerms:
+    """What a grant allows: ``scopes`` for ``purpose`` during [valid_from, valid_until), chain time."""
+
+    scopes: frozenset[Category]
+    purpose: Purpose
+    valid_from: int
+    valid_until: int
 
 
 @dataclass(frozen=True)

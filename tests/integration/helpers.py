@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from data import ALL, DAY, LAB, PASSPHRASE
 
 from medvault.dev.anvil import fund, warp
-from medvault.model import Category, Purpose
+from medvault.model import Category, GrantTerms, Purpose
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,7 +50,7 @@ def grant(
     time now) to ``end`` (default: a day after ``start``)."""
     start = mv.now() if start is None else start
     end = start + DAY if end is None else end
-    mv.grant(patient, patient.address, grantee.address, scopes, Purpose.TREAT, start, end)
+    mv.grant(patient, patient.address, grantee.address, GrantTerms(scopes, Purpose.TREAT, start, end))
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:

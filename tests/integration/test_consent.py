@@ -14,7 +14,7 @@ from medvault.client.consent_sig import SignedConsent
 from medvault.errors import AccessDeniedError, ContractError
 from medvault.fhir import validate_resource
 from medvault.fhir.consent import grant_to_fhir_consent
-from medvault.model import Category, Purpose, RequestStatus, Role
+from medvault.model import Category, GrantTerms, Purpose, RequestStatus, Role
 
 if TYPE_CHECKING:
     from helpers import ChainClock
@@ -69,7 +69,9 @@ def test_grant_by_signature_relayed_by_anyone(
     mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, stranger: Wallet
 ) -> None:
     index = add(mv, provider, patient).index
-    change = mv.grant_change(patient, patient.address, doctor.address, LABS, Purpose.TREAT, mv.now(), mv.now() + DAY)
+    change = mv.grant_change(
+        patient, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, mv.now(), mv.now() + DAY)
+    )
     signed = SignedConsent.from_json(mv.sign(patient, change).to_json())  # as it travels between machines
 
     assert signed.typed_data["domain"]["chainId"] == mv.chain.chain_id
@@ -153,7 +155,7 @@ def test_delegate_manages_consent_but_cannot_appoint(
     index = add(mv, provider, patient).index
     mv.set_delegate(patient, guardian.address)
 
-    mv.grant(guardian, patient.address, doctor.address, LABS, Purpose.TREAT, mv.now(), mv.now() + DAY)
+    mv.grant(guardian, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, mv.now(), mv.now() + DAY))
     later = add(mv, provider, patient).index
     assert mv.read_record(doctor, patient.address, later).data == LAB
     # A delegate cannot open the patient's keys, so earlier records are not shared by its grant.

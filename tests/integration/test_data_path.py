@@ -11,7 +11,7 @@ from counting import counted_client
 from data import ALL, DAY, LAB
 from helpers import add
 
-from medvault.model import Category, Purpose
+from medvault.model import Category, GrantTerms, Purpose
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
@@ -38,7 +38,7 @@ def test_a_grant_reads_the_record_log_once(
         add(mv, provider, patient)
     now = mv.now()
     with counted_client(mv, monkeypatch) as (client, counts):
-        client.grant(patient, patient.address, doctor.address, ALL, Purpose.TREAT, now, now + DAY)
+        client.grant(patient, patient.address, doctor.address, GrantTerms(ALL, Purpose.TREAT, now, now + DAY))
     assert counts.logs["RecordAdded"] == 1
     assert mv.read_record(doctor, patient.address, 2).data == LAB  # the keys were shared all the same
 

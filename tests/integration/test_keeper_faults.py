@@ -34,7 +34,7 @@ from medvault.client import Medvault
 from medvault.dev.node import LocalNode, NodeInfo, free_port
 from medvault.ipfs import IpfsClient
 from medvault.keeper.protocol import KeyRequest, Refusal, ShareRelease, post_key_request, sign_key_request
-from medvault.model import Category, Purpose, Role
+from medvault.model import Category, GrantTerms, Purpose, Role
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -89,8 +89,8 @@ def build_world(home: Path, node: NodeInfo, ipfs: IpfsClient, *, keepers: int, t
         world.pointers.append(mv.add_record(wallets["provider"], patient.address, LAB, Category.LABORATORY).pointer)
     mv.set_delegate(patient, wallets["admin"].address)
     now = mv.now()
-    mv.grant(wallets["admin"], patient.address, wallets["doctor"].address, frozenset({Category.LABORATORY}),
-             Purpose.TREAT, now - 60, now + DAY)  # fmt: skip
+    terms = GrantTerms(frozenset({Category.LABORATORY}), Purpose.TREAT, now - 60, now + DAY)
+    mv.grant(wallets["admin"], patient.address, wallets["doctor"].address, terms)
     return world
 
 

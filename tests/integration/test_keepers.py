@@ -26,7 +26,7 @@ from medvault.errors import AccessDeniedError, KeeperRefusedError
 from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
 from medvault.keeper.protocol import KEY_SHARES_PATH, KeyRequest, Refusal, post_key_request, sign_key_request
-from medvault.model import Category, Purpose
+from medvault.model import Category, GrantTerms, Purpose
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -119,7 +119,7 @@ def delegate_grant(mv: Medvault, patient: Wallet, guardian: Wallet, grantee: Wal
     """A grant by a delegate: it cannot open the patient's keys, so it shares none."""
     if not mv.is_delegate(patient.address, guardian.address):
         mv.set_delegate(patient, guardian.address)
-    mv.grant(guardian, patient.address, grantee.address, LABS, Purpose.TREAT, start, end)
+    mv.grant(guardian, patient.address, grantee.address, GrantTerms(LABS, Purpose.TREAT, start, end))
 
 
 def refusal_codes(mv: Medvault, reader: Wallet, pointer: RecordPointer) -> list[str]:

@@ -17,7 +17,7 @@ from medvault.client import Medvault
 from medvault.crypto import EncryptionKeyPair, KeySuite, unwrap_key
 from medvault.errors import AccessDeniedError, ConfigurationError, ContractError, DecryptionError
 from medvault.ipfs import cid_from_bytes
-from medvault.model import Category, Purpose, Role
+from medvault.model import Category, GrantTerms, Purpose, Role
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -161,7 +161,12 @@ def test_share_keys_hands_existing_keys_to_a_grantee_later(
     mv.set_delegate(patient, stranger.address)
     now = mv.now()
     # A delegate's grant shares no keys: the doctor may read, but holds no key of the old record.
-    mv.grant(stranger, patient.address, doctor.address, frozenset({Category.LABORATORY}), Purpose.TREAT, now, now + DAY)
+    mv.grant(
+        stranger,
+        patient.address,
+        doctor.address,
+        GrantTerms(frozenset({Category.LABORATORY}), Purpose.TREAT, now, now + DAY),
+    )
     with pytest.raises(AccessDeniedError, match="was ever wrapped for it"):
         mv.read_record(doctor, patient.address, old.index)
 

@@ -12,7 +12,7 @@ from medvault import errors
 EXPECTED = {
     "AccessDeniedError", "AccessRequest", "AuditEntry", "Category", "Chain", "ChainUnavailableError",
     "CidMismatchError", "ConfigurationError", "ConsentChange", "ContentHashMismatchError", "ContractError",
-    "DecryptionError", "Deployment", "EventIndex", "FhirValidationError", "Grant", "IntegrityError",
+    "DecryptionError", "Deployment", "EventIndex", "FhirValidationError", "Grant", "GrantTerms", "IntegrityError",
     "InvalidCidError", "IpfsClient", "IpfsError", "IpfsUnavailableError", "KeeperRefusedError", "KeeperService",
     "KeeperSet", "KeyBundle", "KeyInfo", "KeyRelease", "KeyRotation", "KeySuite", "Keystore", "KeystoreError",
     "Medvault", "MedvaultError", "NodeStartError", "NodeUnavailableError", "Purpose", "Record", "RecordPointer",

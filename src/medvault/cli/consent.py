@@ -26,7 +26,7 @@ from medvault.cli.options import (
 )
 from medvault.client.consent_sig import SignedConsent
 from medvault.errors import ConfigurationError
-from medvault.model import Purpose
+from medvault.model import GrantTerms, Purpose
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -73,19 +73,12 @@ def consent_grant(
     valid_from = _timestamp(start) if start else client.now()
     valid_until = valid_from + int(days * 86400) if days is not None else _timestamp(until)  # type: ignore[arg-type]
     patient_address = app.address(patient) if patient else actor.address
-    args = (
-        actor,
-        patient_address,
-        app.address(grantee),
-        scopes(scope),
-        Purpose.parse(purpose),
-        valid_from,
-        valid_until,
-    )
+    grantee_address = app.address(grantee)
+    terms = GrantTerms(scopes(scope), Purpose.parse(purpose), valid_from, valid_until)
     if sign_only:
-        click.echo(client.sign(actor, client.grant_change(*args)).to_json())
+        click.echo(client.sign(actor, client.grant_change(actor, patient_address, grantee_address, terms)).to_json())
         return
-    results = client.grant(*args)
+    results = client.grant(actor, patient_address, grantee_address, terms)
     app.emit(
         {"valid_from": valid_from, "valid_until": valid_until, "transactions": [tx_json(r) for r in results]},
         "\n".join(tx_line(r) for r in results) + f"\nvalid {utc(valid_from)} to {utc(valid_until)}",

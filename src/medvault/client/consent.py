@@ -18,7 +18,16 @@ from medvault.client.records import Records
 from medvault.errors import ConfigurationError
 from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
-from medvault.model import AccessRequest, Category, Purpose, RecordPointer, RequestStatus, categories_of, scope_mask
+from medvault.model import (
+    AccessRequest,
+    Category,
+    GrantTerms,
+    Purpose,
+    RecordPointer,
+    RequestStatus,
+    categories_of,
+    scope_mask,
+)
 
 if TYPE_CHECKING:
     from web3.contract.contract import ContractFunction
@@ -37,49 +46,33 @@ class Consent(Records):
         actor: Wallet,
         patient: str,
         grantee: str,
-        scopes: frozenset[Category],
-        purpose: Purpose,
-        valid_from: int,
-        valid_until: int,
+        terms: GrantTerms,
         *,
         log: list[RecordPointer] | None = None,
     ) -> ConsentChange:
-        """A grant of ``scopes`` for ``purpose`` during [valid_from, valid_until).
-
-        When the patient acts, the keys of their records in scope (of ``log``, the patient's
-        record log if the caller has read it) are wrapped for the grantee and published with the
-        grant (a delegate cannot open them).
-        """
+        """A grant on ``terms``. When the patient acts, the keys of their records in scope (of
+        ``log``, the patient's record log if the caller has read it) are wrapped for the grantee
+        and published with the grant (a delegate cannot open them)."""
         patient, grantee = to_checksum_address(patient), to_checksum_address(grantee)
-        in_scope = [p for p in (self.records(patient) if log is None else log) if p.category in scopes]
+        in_scope = [p for p in (self.records(patient) if log is None else log) if p.category in terms.scopes]
         return ConsentChange("Grant", {
-            "patient": patient, "grantee": grantee, "scopes": scope_mask(scopes), "purpose": int(purpose),
-            "validFrom": valid_from, "validUntil": valid_until,
+            "patient": patient, "grantee": grantee, "scopes": scope_mask(terms.scopes), "purpose": int(terms.purpose),
+            "validFrom": terms.valid_from, "validUntil": terms.valid_until,
             "keysCid": self._share_keys(actor, patient, grantee, in_scope),
         })  # fmt: skip
 
-    def grant(
-        self,
-        actor: Wallet,
-        patient: str,
-        grantee: str,
-        scopes: frozenset[Category],
-        purpose: Purpose,
-        valid_from: int,
-        valid_until: int,
-    ) -> list[TxResult]:
+    def grant(self, actor: Wallet, patient: str, grantee: str, terms: GrantTerms) -> list[TxResult]:
         """Sends a grant, reading the record log once; sends it again if a record in scope
         landed while the first was in flight (its key would not have been shared)."""
         patient = to_checksum_address(patient)
         log = self.records(patient)
         results = []
         while True:
-            change = self.grant_change(actor, patient, grantee, scopes, purpose, valid_from, valid_until, log=log)
-            results.append(self.submit(actor, change))
+            results.append(self.submit(actor, self.grant_change(actor, patient, grantee, terms, log=log)))
             if self.record_count(patient) == len(log):
                 return results
             landed, log = log, self.records(patient)
-            if sum(p.category in scopes for p in log) == sum(p.category in scopes for p in landed):
+            if sum(p.category in terms.scopes for p in log) == sum(p.category in terms.scopes for p in landed):
                 return results
 
     def share_keys(self, patient: Wallet, grantee: str, scopes: frozenset[Category] | None = None) -> TxResult:

@@ -33,7 +33,7 @@ from medvault.dev.seed import GAS, PatientPlan, SealedChunks, SeedPlan, chunk_fi
 from medvault.index import EventIndex
 from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
 from medvault.keeper import KeeperService
-from medvault.model import ALL_CATEGORIES, Category, Purpose, RequestStatus, Role, scope_mask
+from medvault.model import ALL_CATEGORIES, Category, GrantTerms, Purpose, RequestStatus, Role, scope_mask
 
 __all__ = ["BUDGETS", "format_table", "measure_all", "measure_gas", "measure_record_io", "measure_release", "targets"]
 
@@ -94,22 +94,16 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
     measure("", lambda: mv.accredit(admin, provider.address, Role.PROVIDER))
     measure("", lambda: mv.accredit(admin, researcher.address, Role.RESEARCHER))
 
-    everything, week = frozenset(Category), GENESIS + 7 * DAY
-    measure(
-        "grant", lambda: mv.grant(patient, patient.address, doctor.address, everything, Purpose.TREAT, GENESIS, week)[0]
-    )
+    terms = GrantTerms(frozenset(Category), Purpose.TREAT, GENESIS, GENESIS + 7 * DAY)
+    measure("grant", lambda: mv.grant(patient, patient.address, doctor.address, terms)[0])
     measure("revoke", lambda: mv.revoke(patient, patient.address, doctor.address))
 
     # The patient signs once before, so the measured case is "a patient who has signed before".
     at_next_time()
-    mv.submit(
-        patient, mv.grant_change(patient, patient.address, doctor.address, everything, Purpose.TREAT, GENESIS, week)
-    )
+    mv.submit(patient, mv.grant_change(patient, patient.address, doctor.address, terms))
     first = mv.sign(patient, mv.revoke_change(patient.address, doctor.address))
     measure("", lambda: mv.relay(relayer, first))
-    signed = mv.sign(
-        patient, mv.grant_change(patient, patient.address, nurse.address, everything, Purpose.TREAT, GENESIS, week)
-    )
+    signed = mv.sign(patient, mv.grant_change(patient, patient.address, nurse.address, terms))
     measure("grant_by_sig", lambda: mv.relay(relayer, signed))
 
     scopes = frozenset({Category.LABORATORY, Category.CONDITIONS})

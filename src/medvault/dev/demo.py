@@ -32,7 +32,7 @@ from medvault.errors import AccessDeniedError
 from medvault.fhir import category_for, to_json_bytes
 from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
-from medvault.model import Category, Purpose, Role
+from medvault.model import Category, GrantTerms, Purpose, Role
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -179,9 +179,8 @@ def _with_keepers(
 
     now = mv.now()
     everything = frozenset(Category)
-    for tx in mv.grant(
-        patient, patient.address, doctor.address, everything, Purpose.TREAT, now, now + GRANT_DAYS * 86400
-    ):
+    terms = GrantTerms(everything, Purpose.TREAT, now, now + GRANT_DAYS * 86400)
+    for tx in mv.grant(patient, patient.address, doctor.address, terms):
         story.say("patient", f"grants the doctor all records for treatment (TREAT), {GRANT_DAYS} days", tx=tx)
     for index in range(len(mv.records(patient.address))):
         record = mv.read_record(doctor, patient.address, index)
