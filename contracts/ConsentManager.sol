@@ -5,12 +5,13 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IConsentManager} from "./interfaces/IConsentManager.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {Categories} from "./libraries/Categories.sol";
 
 /// @title ConsentManager
 /// @notice Scoped, time-limited, wallet-signed consent; see {IConsentManager}.
 contract ConsentManager is IConsentManager, EIP712 {
-    /// Six record categories: bits 0..5 of a scope.
-    uint8 public constant ALL_CATEGORIES = 0x3f;
+    /// The scope holding every record category, {Categories-ALL}.
+    uint8 public constant ALL_CATEGORIES = Categories.ALL;
     /// HL7 PurposeOfUse codes 0..7 (see {IConsentManager}).
     uint8 public constant PURPOSE_COUNT = 8;
     uint8 public constant PURPOSE_ETREAT = 1;
@@ -255,7 +256,8 @@ contract ConsentManager is IConsentManager, EIP712 {
     function canRead(address patient, address grantee, uint8 category) external view returns (bool) {
         if (patient == grantee) return true;
         Grant memory g = _grants[patient][grantee];
-        return g.validFrom <= block.timestamp && block.timestamp < g.validUntil && (g.scopes >> category) & 1 == 1;
+        return g.validFrom <= block.timestamp && block.timestamp < g.validUntil
+            && Categories.contains(g.scopes, category);
     }
 
     /// @inheritdoc IConsentManager
@@ -398,7 +400,7 @@ contract ConsentManager is IConsentManager, EIP712 {
     }
 
     function _checkTerms(uint8 scopes, uint8 purpose) private pure {
-        if (scopes == 0 || scopes & ~ALL_CATEGORIES != 0) revert ConsentManagerInvalidScopes(scopes);
+        if (!Categories.isValidScope(scopes)) revert ConsentManagerInvalidScopes(scopes);
         if (purpose >= PURPOSE_COUNT) revert ConsentManagerInvalidPurpose(purpose);
     }
 

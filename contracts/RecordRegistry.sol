@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
+import {Categories} from "./libraries/Categories.sol";
 
 /// @title RecordRegistry
 /// @notice Append-only, hash-chained record pointers; see {IRecordRegistry}.
@@ -13,8 +14,8 @@ contract RecordRegistry is IRecordRegistry {
         uint64 count;
     }
 
-    /// Categories 0..5: laboratory, imaging, medications, conditions, immunizations, notes.
-    uint8 public constant CATEGORY_COUNT = 6;
+    /// The number of record categories, {Categories-COUNT}.
+    uint8 public constant CATEGORY_COUNT = Categories.COUNT;
 
     IParticipantRegistry public immutable participants;
 
@@ -33,7 +34,7 @@ contract RecordRegistry is IRecordRegistry {
         uint8 category,
         bytes calldata keysCid
     ) external returns (bytes32 recordHash) {
-        if (category >= CATEGORY_COUNT) revert RecordRegistryUnknownCategory(category);
+        if (!Categories.isValid(category)) revert RecordRegistryUnknownCategory(category);
         if (cid.length == 0 || keysCid.length == 0 || contentHash == bytes32(0)) {
             revert RecordRegistryEmptyPointer();
         }
@@ -86,7 +87,7 @@ contract RecordRegistry is IRecordRegistry {
         for (uint256 i = 0; i < length; ++i) {
             Pointer calldata pointer = pointers[i];
             uint8 category = pointer.category;
-            if (category >= CATEGORY_COUNT) revert RecordRegistryUnknownCategory(category);
+            if (!Categories.isValid(category)) revert RecordRegistryUnknownCategory(category);
             if (pointer.cid.length == 0 || pointer.keysCid.length == 0 || pointer.contentHash == bytes32(0)) {
                 revert RecordRegistryEmptyPointer();
             }
