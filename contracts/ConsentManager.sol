@@ -18,24 +18,19 @@ contract ConsentManager is IConsentManager, EIP712 {
     uint40 public constant EMERGENCY_DURATION = 24 hours;
     uint40 public constant MAX_REQUEST_DURATION = 365 days;
 
-    /// keccak256("Grant(address patient,address grantee,uint8 scopes,uint8 purpose,uint40 validFrom,uint40 validUntil,bytes keysCid,uint256 nonce,uint256 deadline)")
+    // The EIP-712 typehashes of the six signed changes (the types are listed in {IConsentManager}).
     bytes32 public constant GRANT_TYPEHASH = keccak256(
         "Grant(address patient,address grantee,uint8 scopes,uint8 purpose,uint40 validFrom,uint40 validUntil,bytes keysCid,uint256 nonce,uint256 deadline)"
     );
-    /// keccak256("Revoke(address patient,address grantee,uint256 nonce,uint256 deadline)")
     bytes32 public constant REVOKE_TYPEHASH =
         keccak256("Revoke(address patient,address grantee,uint256 nonce,uint256 deadline)");
-    /// keccak256("AppointDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)")
     bytes32 public constant APPOINT_DELEGATE_TYPEHASH =
         keccak256("AppointDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)");
-    /// keccak256("RemoveDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)")
     bytes32 public constant REMOVE_DELEGATE_TYPEHASH =
         keccak256("RemoveDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)");
-    /// keccak256("ApproveRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,bytes keysCid,uint256 nonce,uint256 deadline)")
     bytes32 public constant APPROVE_REQUEST_TYPEHASH = keccak256(
         "ApproveRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,bytes keysCid,uint256 nonce,uint256 deadline)"
     );
-    /// keccak256("DenyRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,uint256 nonce,uint256 deadline)")
     bytes32 public constant DENY_REQUEST_TYPEHASH = keccak256(
         "DenyRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,uint256 nonce,uint256 deadline)"
     );
