@@ -1,19 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Test} from "forge-std/Test.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {ParticipantRegistry} from "../contracts/ParticipantRegistry.sol";
 import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
+import {Base} from "./utils/Base.sol";
 
-contract ParticipantRegistryTest is Test {
+contract ParticipantRegistryTest is Base {
     ParticipantRegistry internal registry;
-
-    address internal admin = makeAddr("admin");
-    address internal patient = makeAddr("patient");
-    address internal provider = makeAddr("provider");
-    address internal doctor = makeAddr("doctor");
-    address internal stranger = makeAddr("stranger");
 
     bytes32 internal PROVIDER_ROLE;
     bytes32 internal RESEARCHER_ROLE;
@@ -24,7 +18,7 @@ contract ParticipantRegistryTest is Test {
     bytes internal constant OTHER_KEY = hex"01205555555555555555555555555555555555555555555555555555555555555555";
 
     function setUp() public {
-        registry = new ParticipantRegistry(admin);
+        registry = _deployParticipants();
         PROVIDER_ROLE = registry.PROVIDER_ROLE();
         RESEARCHER_ROLE = registry.RESEARCHER_ROLE();
         ACCREDITOR_ROLE = registry.ACCREDITOR_ROLE();

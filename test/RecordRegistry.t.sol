@@ -1,52 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Test} from "forge-std/Test.sol";
 import {ParticipantRegistry} from "../contracts/ParticipantRegistry.sol";
 import {RecordRegistry} from "../contracts/RecordRegistry.sol";
 import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
 import {IRecordRegistry} from "../contracts/interfaces/IRecordRegistry.sol";
+import {Base} from "./utils/Base.sol";
 
-contract RecordRegistryTest is Test {
+contract RecordRegistryTest is Base {
     ParticipantRegistry internal participants;
     RecordRegistry internal records;
 
-    address internal admin = makeAddr("admin");
-    address internal patient = makeAddr("patient");
-    address internal provider = makeAddr("provider");
-    address internal doctor = makeAddr("doctor");
-    address internal stranger = makeAddr("stranger");
-
-    // Timestamps are literal constants: with via_ir, re-reading block.timestamp in the test
-    // contract after vm.warp is not reliable.
-    uint64 internal constant T0 = 1_750_000_000;
-
-    uint8 internal constant LABORATORY = 0;
-    uint8 internal constant IMAGING = 1;
-    uint8 internal constant NOTES = 5;
-
-    bytes internal constant CID = hex"01551220aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11";
-    bytes internal constant KEYS_CID = hex"01551220bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22";
-    bytes32 internal constant CONTENT_HASH = keccak256("ciphertext 0");
-
     function setUp() public {
         vm.warp(T0);
-        participants = new ParticipantRegistry(admin);
+        participants = _deployParticipants();
         records = new RecordRegistry(IParticipantRegistry(address(participants)));
 
         vm.prank(patient);
         participants.register(hex"0120aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         vm.prank(doctor);
         participants.register(hex"0120dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
-
-        bytes32 providerRole = participants.PROVIDER_ROLE();
-        vm.prank(admin);
-        participants.grantRole(providerRole, provider);
+        _accreditProvider(participants, provider);
     }
 
     // ---------------------------------------------------------------- helpers
 
-    /// The documented preimage of {IRecordRegistry-RecordAdded}'s recordHash, rebuilt independently.
+    /// The documented preimage of {IRecordRegistry-RecordAdded}'s recordHash, rebuilt independently:
+    /// it repeats RecordRegistry._hashRecord on purpose (a test oracle), so keep the copy.
     function _expectedHash(
         bytes32 previousHash,
         address patient_,
