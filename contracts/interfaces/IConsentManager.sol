@@ -52,7 +52,8 @@ interface IConsentManager {
         uint64 nonce;
     }
 
-    /// @notice A delegation and its relationship's nonce, in one storage word.
+    /// @notice A delegation and its relationship's nonce, in one storage word: bits 0-7
+    /// appointed | 8-71 nonce.
     /// @param appointed Whether the delegate manages the patient's consent now.
     /// @param nonce The relationship's nonce: the number of appointments and removals.
     struct Delegation {
