@@ -215,9 +215,7 @@ contract ParticipantRegistryTest is Base {
     }
 
     function test_RevertWhen_NonAccreditorGrantsProvider() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, ACCREDITOR_ROLE)
-        );
+        _expectUnauthorized(stranger, ACCREDITOR_ROLE);
         vm.prank(stranger);
         registry.grantRole(PROVIDER_ROLE, stranger);
         assertFalse(registry.isProvider(stranger));
@@ -227,9 +225,7 @@ contract ParticipantRegistryTest is Base {
         vm.prank(admin);
         registry.grantRole(PROVIDER_ROLE, provider);
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, provider, ACCREDITOR_ROLE)
-        );
+        _expectUnauthorized(provider, ACCREDITOR_ROLE);
         vm.prank(provider);
         registry.grantRole(PROVIDER_ROLE, doctor);
         assertFalse(registry.isProvider(doctor));
@@ -239,20 +235,14 @@ contract ParticipantRegistryTest is Base {
         vm.prank(admin);
         registry.grantRole(PROVIDER_ROLE, provider);
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, ACCREDITOR_ROLE)
-        );
+        _expectUnauthorized(stranger, ACCREDITOR_ROLE);
         vm.prank(stranger);
         registry.revokeRole(PROVIDER_ROLE, provider);
         assertTrue(registry.isProvider(provider));
     }
 
     function test_RevertWhen_NonAdminAppointsAccreditor() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, DEFAULT_ADMIN_ROLE
-            )
-        );
+        _expectUnauthorized(stranger, DEFAULT_ADMIN_ROLE);
         vm.prank(stranger);
         registry.grantRole(ACCREDITOR_ROLE, stranger);
         assertFalse(registry.hasRole(ACCREDITOR_ROLE, stranger));
@@ -264,9 +254,7 @@ contract ParticipantRegistryTest is Base {
         registry.revokeRole(ACCREDITOR_ROLE, doctor);
         vm.stopPrank();
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, doctor, ACCREDITOR_ROLE)
-        );
+        _expectUnauthorized(doctor, ACCREDITOR_ROLE);
         vm.prank(doctor);
         registry.grantRole(PROVIDER_ROLE, provider);
         assertFalse(registry.isProvider(provider));
@@ -285,6 +273,13 @@ contract ParticipantRegistryTest is Base {
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /// The next call reverts with AccessControlUnauthorizedAccount(account, role).
+    function _expectUnauthorized(address account, bytes32 role) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, account, role)
+        );
+    }
 
     function _key(uint256 length, bytes1 fill) internal pure returns (bytes memory key) {
         key = new bytes(length);

@@ -30,7 +30,8 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
         assertEq(verifyingContract, address(cm));
     }
 
-    // ---------------------------------------------------------------- signature rules, one helper per rule, applied to every *BySig function below
+    // ---------------------------------------------------------------- signature rules
+    // One helper per rule, applied to every *BySig function below.
 
     /// A direct change to `op`'s relationship; returns how many changes (nonce steps) it made.
     function _directChange(Op op) internal returns (uint64) {
@@ -54,8 +55,7 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
         }
         // The researcher's relationship: a direct grant, then its revoke.
         _grantDirect(researcher, RESEARCH_SCOPES, FROM, UNTIL);
-        vm.prank(patient);
-        cm.revoke(researcher);
+        _revokeDirect(researcher);
         return 2;
     }
 
@@ -120,24 +120,9 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
     }
 
     function _checkSignedForOtherChain(Op op) internal {
-        _prepare(op);
-        uint64 n = _nonce(op);
         // Signed under another chain's domain, but claiming this chain: the digest differs, so
         // the signature recovers to some unrelated address.
-        IConsentManager.Authorization memory auth = _signOpWith(
-            op,
-            patientPk,
-            n,
-            DEADLINE,
-            ConsentSig.domainSeparator(block.chainid + 1, address(cm)),
-            block.chainid,
-            address(cm)
-        );
-        address recovered = ConsentSig.recover(ConsentSig.digest(domain, _structHash(op, n, DEADLINE)), auth);
-        assertNotEq(recovered, patient);
-        _assertRefused(
-            op, auth, abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, recovered, patient)
-        );
+        _checkSignedUnderOtherDomain(op, ConsentSig.domainSeparator(block.chainid + 1, address(cm)));
     }
 
     function _checkWrongContractClaimed(Op op) internal {
@@ -161,17 +146,16 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
     }
 
     function _checkSignedForOtherContract(Op op) internal {
+        _checkSignedUnderOtherDomain(op, ConsentSig.domainSeparator(block.chainid, address(otherCm)));
+    }
+
+    /// `op` signed by the patient under `signedDomain` while claiming this chain and contract:
+    /// refused as signed by whatever address the digest under `cm`'s own domain recovers to.
+    function _checkSignedUnderOtherDomain(Op op, bytes32 signedDomain) internal {
         _prepare(op);
         uint64 n = _nonce(op);
-        IConsentManager.Authorization memory auth = _signOpWith(
-            op,
-            patientPk,
-            n,
-            DEADLINE,
-            ConsentSig.domainSeparator(block.chainid, address(otherCm)),
-            block.chainid,
-            address(cm)
-        );
+        IConsentManager.Authorization memory auth =
+            _signOpWith(op, patientPk, n, DEADLINE, signedDomain, block.chainid, address(cm));
         address recovered = ConsentSig.recover(ConsentSig.digest(domain, _structHash(op, n, DEADLINE)), auth);
         assertNotEq(recovered, patient);
         _assertRefused(
@@ -447,24 +431,19 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
 
         // All claims right: the signer.
         auth = _signOpWith(Op.Grant, strangerPk, 0, DEADLINE, domain, block.chainid, address(cm));
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, stranger, patient)
-        );
+        _expectInvalidSigner(stranger);
         _submit(Op.Grant, auth);
         assertEq(cm.grantOf(patient, doctor).nonce, 0);
     }
 
     function test_RevertWhen_SignatureForOtherOperation() public {
         // A Revoke signature over (patient, doctor, nonce 0) presented to grantBySig.
-        IConsentManager.Authorization memory auth = ConsentSig.sign(
-            patientPk, domain, ConsentSig.revokeHash(patient, doctor, 0, DEADLINE), 0, DEADLINE, block.chainid, address(cm)
-        );
+        IConsentManager.Authorization memory auth =
+            _sign(patientPk, ConsentSig.revokeHash(patient, doctor, 0, DEADLINE), 0);
         address recovered = ConsentSig.recover(
             ConsentSig.digest(domain, _structHash(Op.Grant, 0, DEADLINE)), auth
         );
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, recovered, patient)
-        );
+        _expectInvalidSigner(recovered);
         _submit(Op.Grant, auth);
         _assertNoAccess(patient, doctor);
     }
@@ -478,9 +457,7 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
             ),
             auth
         );
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, recovered, patient)
-        );
+        _expectInvalidSigner(recovered);
         vm.prank(relayer);
         cm.grantBySig(patient, doctor, ALL, TREAT, FROM, UNTIL, KEYS_CID, auth);
         _assertNoAccess(patient, doctor);
@@ -502,15 +479,8 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
 
     function test_RevertWhen_GrantBySigInvalidTermsAfterValidSignature() public {
         // A valid signature over invalid terms still fails on the terms.
-        IConsentManager.Authorization memory auth = ConsentSig.sign(
-            patientPk,
-            domain,
-            ConsentSig.grantHash(patient, patient, SCOPES, TREAT, FROM, UNTIL, "", 0, DEADLINE),
-            0,
-            DEADLINE,
-            block.chainid,
-            address(cm)
-        );
+        IConsentManager.Authorization memory auth =
+            _sign(patientPk, ConsentSig.grantHash(patient, patient, SCOPES, TREAT, FROM, UNTIL, "", 0, DEADLINE), 0);
         vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidGrantee.selector, patient));
         vm.prank(relayer);
         cm.grantBySig(patient, patient, SCOPES, TREAT, FROM, UNTIL, "", auth);
@@ -525,8 +495,7 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
             if (i % 2 == 0) {
                 _grantDirect(doctor, ALL, FROM, UNTIL);
             } else {
-                vm.prank(patient);
-                cm.revoke(doctor);
+                _revokeDirect(doctor);
             }
         }
         assertEq(cm.grantOf(patient, doctor).nonce, current);
@@ -568,8 +537,7 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
         address signer = vm.addr(pk);
         // A delegate is present where delegates may sign: still only the patient or the delegate.
         if (op != Op.Appoint && op != Op.Remove) {
-            vm.prank(patient);
-            cm.appointDelegate(delegate);
+            _appointDelegate();
         }
         _prepare(op);
         _assertRefused(

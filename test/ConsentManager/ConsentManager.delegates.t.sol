@@ -22,8 +22,7 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
     }
 
     function test_removeDelegate_ByTransaction() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
 
         vm.expectEmit(true, true, true, true, address(cm));
         emit IConsentManager.DelegateRemoved(patient, delegate);
@@ -50,8 +49,7 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
     }
 
     function test_RevertWhen_DelegateAppointedTwice() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
         vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidDelegate.selector, delegate));
         vm.prank(patient);
         cm.appointDelegate(delegate);
@@ -68,35 +66,30 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
     // ---------------------------------------------------------------- signed by a delegate
 
     function test_grantBySig_SignedByDelegate() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
         _assertSignedAccepted(Op.Grant, delegatePk, delegate);
     }
 
     function test_revokeBySig_SignedByDelegate() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
         _prepare(Op.Revoke);
         _assertSignedAccepted(Op.Revoke, delegatePk, delegate);
     }
 
     function test_approveRequestBySig_SignedByDelegate() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
         _prepare(Op.Approve);
         _assertSignedAccepted(Op.Approve, delegatePk, delegate);
     }
 
     function test_denyRequestBySig_SignedByDelegate() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
         _prepare(Op.Deny);
         _assertSignedAccepted(Op.Deny, delegatePk, delegate);
     }
 
     function test_grantBySig_DelegateRelaysOwnSignature() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
         IConsentManager.Authorization memory auth = _signOp(Op.Grant, delegatePk, 0);
         vm.prank(delegate);
         cm.grantBySig(patient, doctor, SCOPES, TREAT, FROM, UNTIL, KEYS_CID, auth);
@@ -104,15 +97,11 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
     }
 
     function test_RevertWhen_DelegateSignsAppointDelegate() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
 
-        IConsentManager.Authorization memory auth = ConsentSig.sign(
-            delegatePk, domain, ConsentSig.appointHash(patient, guardian, 0, DEADLINE), 0, DEADLINE, block.chainid, address(cm)
-        );
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, delegate, patient)
-        );
+        IConsentManager.Authorization memory auth =
+            _sign(delegatePk, ConsentSig.appointHash(patient, guardian, 0, DEADLINE), 0);
+        _expectInvalidSigner(delegate);
         vm.prank(delegate);
         cm.appointDelegateBySig(patient, guardian, auth);
         assertFalse(cm.delegationOf(patient, guardian).appointed);
@@ -124,12 +113,9 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
         cm.appointDelegate(guardian);
         vm.stopPrank();
 
-        IConsentManager.Authorization memory auth = ConsentSig.sign(
-            delegatePk, domain, ConsentSig.removeHash(patient, guardian, 1, DEADLINE), 1, DEADLINE, block.chainid, address(cm)
-        );
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, delegate, patient)
-        );
+        IConsentManager.Authorization memory auth =
+            _sign(delegatePk, ConsentSig.removeHash(patient, guardian, 1, DEADLINE), 1);
+        _expectInvalidSigner(delegate);
         vm.prank(relayer);
         cm.removeDelegateBySig(patient, guardian, auth);
         assertTrue(cm.delegationOf(patient, guardian).appointed);
@@ -142,9 +128,7 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
         vm.stopPrank();
 
         IConsentManager.Authorization memory auth = _signOp(Op.Grant, delegatePk, 0);
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, delegate, patient)
-        );
+        _expectInvalidSigner(delegate);
         _submit(Op.Grant, auth);
         _assertNoAccess(patient, doctor);
     }
@@ -154,9 +138,7 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
         cm.appointDelegate(delegate);
 
         IConsentManager.Authorization memory auth = _signOp(Op.Grant, delegatePk, 0);
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, delegate, patient)
-        );
+        _expectInvalidSigner(delegate);
         _submit(Op.Grant, auth);
         _assertNoAccess(patient, doctor);
     }
@@ -164,8 +146,7 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
     // ---------------------------------------------------------------- decisions by transaction
 
     function test_approveRequest_DirectByDelegate() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
         uint256 id = _request();
 
         _expectEvents(Op.Approve, delegate, T0);
@@ -176,8 +157,7 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
     }
 
     function test_denyRequest_DirectByDelegate() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
         uint256 id = _request();
 
         _expectEvents(Op.Deny, delegate, T0);

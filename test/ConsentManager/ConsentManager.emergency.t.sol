@@ -38,8 +38,7 @@ contract ConsentManagerEmergencyTest is ConsentManagerBase {
 
         vm.expectEmit(true, true, true, true, address(cm));
         emit IConsentManager.AccessRevoked(patient, provider);
-        vm.prank(patient);
-        cm.revoke(provider);
+        _revokeDirect(provider);
         _assertNoAccess(patient, provider);
         _assertGrant(patient, provider, 0, 0, 0, 0, false, 1);
     }
@@ -54,15 +53,8 @@ contract ConsentManagerEmergencyTest is ConsentManagerBase {
     function test_revokeBySig_StillEndsEmergencyAccessTakenAfterSigning() public {
         // The patient (or a guardian) signs a revoke of the provider; the provider then takes
         // emergency access. Emergency access must not void the pending revoke by moving the nonce.
-        IConsentManager.Authorization memory auth = ConsentSig.sign(
-            patientPk,
-            domain,
-            ConsentSig.revokeHash(patient, provider, 0, DEADLINE),
-            0,
-            DEADLINE,
-            block.chainid,
-            address(cm)
-        );
+        IConsentManager.Authorization memory auth =
+            _sign(patientPk, ConsentSig.revokeHash(patient, provider, 0, DEADLINE), 0);
         vm.prank(provider);
         cm.takeEmergencyAccess(patient, "unconscious in ER");
         assertEq(cm.grantOf(patient, provider).nonce, 0);

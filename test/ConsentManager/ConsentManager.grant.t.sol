@@ -220,32 +220,29 @@ contract ConsentManagerGrantTest is ConsentManagerBase {
         assertEq(cm.grantOf(patient, doctor).purpose, 7);
     }
 
-    function test_RevertWhen_WindowEmpty() public {
+    /// The patient grants the doctor [validFrom, validUntil) at T0 and is refused; nothing changes.
+    function _assertWindowRefused(uint40 validFrom, uint40 validUntil) internal {
         vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidWindow.selector, UNTIL, UNTIL, uint256(T0))
+            abi.encodeWithSelector(
+                IConsentManager.ConsentManagerInvalidWindow.selector, validFrom, validUntil, uint256(T0)
+            )
         );
         vm.prank(patient);
-        cm.grant(doctor, SCOPES, TREAT, UNTIL, UNTIL, "");
+        cm.grant(doctor, SCOPES, TREAT, validFrom, validUntil, "");
         assertEq(cm.grantOf(patient, doctor).nonce, 0);
     }
 
+    function test_RevertWhen_WindowEmpty() public {
+        _assertWindowRefused(UNTIL, UNTIL);
+    }
+
     function test_RevertWhen_WindowInverted() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidWindow.selector, UNTIL, FROM, uint256(T0))
-        );
-        vm.prank(patient);
-        cm.grant(doctor, SCOPES, TREAT, UNTIL, FROM, "");
-        assertEq(cm.grantOf(patient, doctor).nonce, 0);
+        _assertWindowRefused(UNTIL, FROM);
     }
 
     function test_RevertWhen_WindowAlreadyOver() public {
         // validUntil == now: the window [from, now) has no instant left.
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidWindow.selector, T0 - 10, T0, uint256(T0))
-        );
-        vm.prank(patient);
-        cm.grant(doctor, SCOPES, TREAT, T0 - 10, T0, "");
-        assertEq(cm.grantOf(patient, doctor).nonce, 0);
+        _assertWindowRefused(T0 - 10, T0);
 
         // One second more is a valid (one-second) grant.
         _grantDirect(doctor, SCOPES, T0 - 10, T0 + 1);
@@ -253,8 +250,7 @@ contract ConsentManagerGrantTest is ConsentManagerBase {
     }
 
     function test_grant_DelegateDirectCallGrantsOwnRecordsOnly() public {
-        vm.prank(patient);
-        cm.appointDelegate(delegate);
+        _appointDelegate();
 
         // A direct grant always acts for msg.sender, never for the patient a delegate serves.
         vm.prank(delegate);
@@ -266,14 +262,22 @@ contract ConsentManagerGrantTest is ConsentManagerBase {
 
     // ---------------------------------------------------------------- revoke
 
+    /// `patient_` revokes `grantee` and is refused: no current or future grant.
+    function _assertRevokeRefused(address patient_, address grantee) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(IConsentManager.ConsentManagerNoActiveGrant.selector, patient_, grantee)
+        );
+        vm.prank(patient_);
+        cm.revoke(grantee);
+    }
+
     function test_revoke_EndsAccessImmediately() public {
         _grantDirect(doctor, ALL, FROM, UNTIL);
         assertTrue(cm.canRead(patient, doctor, LABORATORY));
 
         vm.expectEmit(true, true, true, true, address(cm));
         emit IConsentManager.AccessRevoked(patient, doctor);
-        vm.prank(patient);
-        cm.revoke(doctor);
+        _revokeDirect(doctor);
 
         _assertNoAccess(patient, doctor);
         _assertGrant(patient, doctor, 0, 0, 0, 0, false, 2);
@@ -285,8 +289,7 @@ contract ConsentManagerGrantTest is ConsentManagerBase {
         uint40 from = T0 + 7 days;
         _grantDirect(doctor, ALL, from, from + 7 days);
 
-        vm.prank(patient);
-        cm.revoke(doctor);
+        _revokeDirect(doctor);
 
         vm.warp(from);
         _assertNoAccess(patient, doctor);
@@ -296,8 +299,7 @@ contract ConsentManagerGrantTest is ConsentManagerBase {
     function test_revoke_KeepsNonceAndRegrantContinuesIt() public {
         _grantDirect(doctor, SCOPES, FROM, UNTIL);
         assertEq(cm.grantOf(patient, doctor).nonce, 1);
-        vm.prank(patient);
-        cm.revoke(doctor);
+        _revokeDirect(doctor);
         assertEq(cm.grantOf(patient, doctor).nonce, 2);
 
         // A new grant restores access and continues the nonce (the slot was not deleted).
@@ -307,46 +309,29 @@ contract ConsentManagerGrantTest is ConsentManagerBase {
     }
 
     function test_RevertWhen_RevokeWithoutGrant() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerNoActiveGrant.selector, patient, doctor)
-        );
-        vm.prank(patient);
-        cm.revoke(doctor);
+        _assertRevokeRefused(patient, doctor);
         assertEq(cm.grantOf(patient, doctor).nonce, 0);
     }
 
     function test_RevertWhen_RevokeTwice() public {
         _grantDirect(doctor, SCOPES, FROM, UNTIL);
-        vm.prank(patient);
-        cm.revoke(doctor);
+        _revokeDirect(doctor);
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerNoActiveGrant.selector, patient, doctor)
-        );
-        vm.prank(patient);
-        cm.revoke(doctor);
+        _assertRevokeRefused(patient, doctor);
         assertEq(cm.grantOf(patient, doctor).nonce, 2);
     }
 
     function test_RevertWhen_RevokeExpiredGrant() public {
         _grantDirect(doctor, SCOPES, FROM, UNTIL);
         vm.warp(UNTIL);
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerNoActiveGrant.selector, patient, doctor)
-        );
-        vm.prank(patient);
-        cm.revoke(doctor);
+        _assertRevokeRefused(patient, doctor);
         assertEq(cm.grantOf(patient, doctor).nonce, 1);
     }
 
     function test_RevertWhen_RevokeAnotherPatientsGrant() public {
         // A grantee "revoking" acts on its own (empty) relationship, not the patient's.
         _grantDirect(doctor, SCOPES, FROM, UNTIL);
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerNoActiveGrant.selector, stranger, doctor)
-        );
-        vm.prank(stranger);
-        cm.revoke(doctor);
+        _assertRevokeRefused(stranger, doctor);
         assertTrue(cm.canRead(patient, doctor, LABORATORY));
     }
 

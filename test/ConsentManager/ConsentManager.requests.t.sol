@@ -10,15 +10,7 @@ contract ConsentManagerRequestsTest is ConsentManagerBase {
     // ---------------------------------------------------------------- request ids
 
     function test_requestAccess_IdIsHashOfAbiEncodedRequest() public {
-        IConsentManager.AccessRequest memory r = IConsentManager.AccessRequest({
-            patient: patient,
-            researcher: researcher,
-            scopes: RESEARCH_SCOPES,
-            purpose: HRESCH,
-            duration: DURATION,
-            requestedAt: T0,
-            studyId: STUDY
-        });
+        IConsentManager.AccessRequest memory r = _researchRequest(T0);
         uint256 expected = uint256(keccak256(abi.encode(r)));
 
         vm.expectEmit(true, true, true, true, address(cm));
@@ -261,15 +253,7 @@ contract ConsentManagerRequestsTest is ConsentManagerBase {
     }
 
     function test_requestStatus_Lifecycle() public {
-        IConsentManager.AccessRequest memory r = IConsentManager.AccessRequest({
-            patient: patient,
-            researcher: researcher,
-            scopes: RESEARCH_SCOPES,
-            purpose: HRESCH,
-            duration: DURATION,
-            requestedAt: T0,
-            studyId: STUDY
-        });
+        IConsentManager.AccessRequest memory r = _researchRequest(T0);
         uint256 expected = uint256(keccak256(abi.encode(r)));
         assertEq(_status(expected), uint8(IConsentManager.RequestStatus.None));
         _request();
@@ -280,15 +264,7 @@ contract ConsentManagerRequestsTest is ConsentManagerBase {
     }
 
     function test_RevertWhen_ApprovingUnknownRequest() public {
-        IConsentManager.AccessRequest memory r = IConsentManager.AccessRequest({
-            patient: patient,
-            researcher: researcher,
-            scopes: RESEARCH_SCOPES,
-            purpose: HRESCH,
-            duration: DURATION,
-            requestedAt: T0,
-            studyId: STUDY
-        });
+        IConsentManager.AccessRequest memory r = _researchRequest(T0);
         vm.expectRevert(
             abi.encodeWithSelector(
                 IConsentManager.ConsentManagerRequestNotPending.selector,

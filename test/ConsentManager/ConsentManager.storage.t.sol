@@ -104,8 +104,7 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
     function test_revoke_LeavesOnlyTheNonce() public {
         _grantDirect(doctor, ALL, FROM, UNTIL);
         vm.record();
-        vm.prank(patient);
-        cm.revoke(doctor);
+        _revokeDirect(doctor);
         _assertWroteOnly(_grantSlot(patient, doctor));
         assertEq(vm.load(address(cm), _grantSlot(patient, doctor)), bytes32(uint256(2) << 104));
     }

@@ -84,20 +84,53 @@ abstract contract ConsentManagerBase is Base {
         cm.grant(grantee, scopes, TREAT, validFrom, validUntil, "");
     }
 
+    /// `patient` appoints `delegate` by transaction.
+    function _appointDelegate() internal {
+        vm.prank(patient);
+        cm.appointDelegate(delegate);
+    }
+
+    /// `structHash` signed with `pk` under `cm`'s domain, for `nonce`, valid until DEADLINE.
+    function _sign(uint256 pk, bytes32 structHash, uint256 nonce)
+        internal
+        view
+        returns (IConsentManager.Authorization memory)
+    {
+        return ConsentSig.sign(pk, domain, structHash, nonce, DEADLINE, block.chainid, address(cm));
+    }
+
+    /// The next call reverts with ConsentManagerInvalidSigner(signer, patient).
+    function _expectInvalidSigner(address signer) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidSigner.selector, signer, patient)
+        );
+    }
+
+    /// `patient` revokes `grantee` by transaction.
+    function _revokeDirect(address grantee) internal {
+        vm.prank(patient);
+        cm.revoke(grantee);
+    }
+
     function _status(uint256 id) internal view returns (uint8) {
         return uint8(cm.requestStatus(id));
     }
 
-    function _requestAt(uint40 now_) internal returns (uint256 id) {
-        req = IConsentManager.AccessRequest({
+    /// The request `researcher` makes of `patient` at `requestedAt`, on the suites' terms.
+    function _researchRequest(uint40 requestedAt) internal view returns (IConsentManager.AccessRequest memory) {
+        return IConsentManager.AccessRequest({
             patient: patient,
             researcher: researcher,
             scopes: RESEARCH_SCOPES,
             purpose: HRESCH,
             duration: DURATION,
-            requestedAt: now_,
+            requestedAt: requestedAt,
             studyId: STUDY
         });
+    }
+
+    function _requestAt(uint40 now_) internal returns (uint256 id) {
+        req = _researchRequest(now_);
         vm.prank(researcher);
         id = cm.requestAccess(patient, RESEARCH_SCOPES, HRESCH, DURATION, STUDY);
         reqId = id;
@@ -123,8 +156,7 @@ abstract contract ConsentManagerBase is Base {
         if (op == Op.Revoke) {
             _grantDirect(doctor, SCOPES, FROM, UNTIL);
         } else if (op == Op.Remove) {
-            vm.prank(patient);
-            cm.appointDelegate(delegate);
+            _appointDelegate();
         } else if (op == Op.Approve || op == Op.Deny) {
             _request();
         }
