@@ -1,40 +1,36 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IConsentManager} from "./interfaces/IConsentManager.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {Categories} from "./libraries/Categories.sol";
 
 /// @title ConsentManager
 /// @notice Scoped, time-limited, wallet-signed consent; see {IConsentManager}.
 contract ConsentManager is IConsentManager, EIP712 {
-    /// Six record categories: bits 0..5 of a scope.
-    uint8 public constant ALL_CATEGORIES = 0x3f;
+    /// The scope holding every record category, {Categories-ALL}.
+    uint8 public constant ALL_CATEGORIES = Categories.ALL;
     /// HL7 PurposeOfUse codes 0..7 (see {IConsentManager}).
     uint8 public constant PURPOSE_COUNT = 8;
     uint8 public constant PURPOSE_ETREAT = 1;
     uint40 public constant EMERGENCY_DURATION = 24 hours;
     uint40 public constant MAX_REQUEST_DURATION = 365 days;
 
-    /// keccak256("Grant(address patient,address grantee,uint8 scopes,uint8 purpose,uint40 validFrom,uint40 validUntil,bytes keysCid,uint256 nonce,uint256 deadline)")
+    // The EIP-712 typehashes of the six signed changes (the types are listed in {IConsentManager}).
     bytes32 public constant GRANT_TYPEHASH = keccak256(
         "Grant(address patient,address grantee,uint8 scopes,uint8 purpose,uint40 validFrom,uint40 validUntil,bytes keysCid,uint256 nonce,uint256 deadline)"
     );
-    /// keccak256("Revoke(address patient,address grantee,uint256 nonce,uint256 deadline)")
     bytes32 public constant REVOKE_TYPEHASH =
         keccak256("Revoke(address patient,address grantee,uint256 nonce,uint256 deadline)");
-    /// keccak256("AppointDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)")
     bytes32 public constant APPOINT_DELEGATE_TYPEHASH =
         keccak256("AppointDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)");
-    /// keccak256("RemoveDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)")
     bytes32 public constant REMOVE_DELEGATE_TYPEHASH =
         keccak256("RemoveDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)");
-    /// keccak256("ApproveRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,bytes keysCid,uint256 nonce,uint256 deadline)")
     bytes32 public constant APPROVE_REQUEST_TYPEHASH = keccak256(
         "ApproveRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,bytes keysCid,uint256 nonce,uint256 deadline)"
     );
-    /// keccak256("DenyRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,uint256 nonce,uint256 deadline)")
     bytes32 public constant DENY_REQUEST_TYPEHASH = keccak256(
         "DenyRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,uint256 nonce,uint256 deadline)"
     );
@@ -44,6 +40,17 @@ contract ConsentManager is IConsentManager, EIP712 {
     mapping(address patient => mapping(address grantee => Grant)) private _grants;
     mapping(address patient => mapping(address delegate => Delegation)) private _delegations;
     mapping(uint256 requestId => RequestStatus) private _requests;
+
+    /// The signature check of `appointDelegateBySig` and `removeDelegateBySig`: `auth` is the
+    /// patient's own signature over (typehash, patient, delegate) for the delegation's nonce (a
+    /// delegate cannot change delegations). A modifier rather than a private function: the
+    /// compiler copies it into both, where a shared function would cost a call.
+    modifier signedByPatient(bytes32 typehash, address patient, address delegate, Authorization calldata auth) {
+        bytes32 structHash = keccak256(abi.encode(typehash, patient, delegate, auth.nonce, auth.deadline));
+        _checkNonce(patient, delegate, _delegations[patient][delegate].nonce, auth);
+        _authorizeSignature(patient, structHash, auth, false);
+        _;
+    }
 
     constructor(IParticipantRegistry participants_) EIP712("medvault ConsentManager", "1") {
         participants = participants_;
@@ -121,11 +128,10 @@ contract ConsentManager is IConsentManager, EIP712 {
     }
 
     /// @inheritdoc IConsentManager
-    function appointDelegateBySig(address patient, address delegate, Authorization calldata auth) external {
-        bytes32 structHash =
-            keccak256(abi.encode(APPOINT_DELEGATE_TYPEHASH, patient, delegate, auth.nonce, auth.deadline));
-        _checkNonce(patient, delegate, _delegations[patient][delegate].nonce, auth);
-        _authorizeSignature(patient, structHash, auth, false);
+    function appointDelegateBySig(address patient, address delegate, Authorization calldata auth)
+        external
+        signedByPatient(APPOINT_DELEGATE_TYPEHASH, patient, delegate, auth)
+    {
         _setDelegate(patient, delegate, true);
     }
 
@@ -135,11 +141,10 @@ contract ConsentManager is IConsentManager, EIP712 {
     }
 
     /// @inheritdoc IConsentManager
-    function removeDelegateBySig(address patient, address delegate, Authorization calldata auth) external {
-        bytes32 structHash =
-            keccak256(abi.encode(REMOVE_DELEGATE_TYPEHASH, patient, delegate, auth.nonce, auth.deadline));
-        _checkNonce(patient, delegate, _delegations[patient][delegate].nonce, auth);
-        _authorizeSignature(patient, structHash, auth, false);
+    function removeDelegateBySig(address patient, address delegate, Authorization calldata auth)
+        external
+        signedByPatient(REMOVE_DELEGATE_TYPEHASH, patient, delegate, auth)
+    {
         _setDelegate(patient, delegate, false);
     }
 
@@ -255,7 +260,8 @@ contract ConsentManager is IConsentManager, EIP712 {
     function canRead(address patient, address grantee, uint8 category) external view returns (bool) {
         if (patient == grantee) return true;
         Grant memory g = _grants[patient][grantee];
-        return g.validFrom <= block.timestamp && block.timestamp < g.validUntil && (g.scopes >> category) & 1 == 1;
+        return g.validFrom <= block.timestamp && block.timestamp < g.validUntil
+            && Categories.contains(g.scopes, category);
     }
 
     /// @inheritdoc IConsentManager
@@ -398,7 +404,7 @@ contract ConsentManager is IConsentManager, EIP712 {
     }
 
     function _checkTerms(uint8 scopes, uint8 purpose) private pure {
-        if (scopes == 0 || scopes & ~ALL_CATEGORIES != 0) revert ConsentManagerInvalidScopes(scopes);
+        if (!Categories.isValidScope(scopes)) revert ConsentManagerInvalidScopes(scopes);
         if (purpose >= PURPOSE_COUNT) revert ConsentManagerInvalidPurpose(purpose);
     }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
@@ -9,11 +9,11 @@ import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 /// Accreditation is plain OpenZeppelin AccessControl: `grantRole` / `revokeRole` by an account
 /// holding `ACCREDITOR_ROLE`, which emits `RoleGranted` / `RoleRevoked`.
 contract ParticipantRegistry is IParticipantRegistry, AccessControl {
-    /// keccak256("PROVIDER")
+    /// Accredited providers: may add records for any registered patient and take emergency access.
     bytes32 public constant PROVIDER_ROLE = keccak256("PROVIDER");
-    /// keccak256("RESEARCHER")
+    /// Accredited researchers: may ask patients for access.
     bytes32 public constant RESEARCHER_ROLE = keccak256("RESEARCHER");
-    /// keccak256("ACCREDITOR")
+    /// Grants and revokes the provider and researcher roles.
     bytes32 public constant ACCREDITOR_ROLE = keccak256("ACCREDITOR");
 
     /// Room for the largest HPKE suite we support: ML-KEM-768 + X25519 (1216 bytes) plus a tag.

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
 
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
+import {Categories} from "./libraries/Categories.sol";
 
 /// @title RecordRegistry
 /// @notice Append-only, hash-chained record pointers; see {IRecordRegistry}.
@@ -13,12 +14,24 @@ contract RecordRegistry is IRecordRegistry {
         uint64 count;
     }
 
-    /// Categories 0..5: laboratory, imaging, medications, conditions, immunizations, notes.
-    uint8 public constant CATEGORY_COUNT = 6;
+    /// The number of record categories, {Categories-COUNT}.
+    uint8 public constant CATEGORY_COUNT = Categories.COUNT;
 
     IParticipantRegistry public immutable participants;
 
     mapping(address patient => PatientLog) private _logs;
+
+    /// The checks `addRecord` and `addRecords` make first: the author is the patient or an
+    /// accredited provider, and the patient is registered. A modifier rather than a private
+    /// function: the compiler copies it into each function, where a shared function would cost
+    /// a call (measured: 40 to 130 gas more per `addRecord`).
+    modifier onlyAuthorFor(address patient) {
+        if (msg.sender != patient && !participants.isProvider(msg.sender)) {
+            revert RecordRegistryUnauthorizedAuthor(msg.sender, patient);
+        }
+        if (!participants.isRegistered(patient)) revert RecordRegistryUnregisteredPatient(patient);
+        _;
+    }
 
     constructor(IParticipantRegistry participants_) {
         participants = participants_;
@@ -32,16 +45,11 @@ contract RecordRegistry is IRecordRegistry {
         bytes32 contentHash,
         uint8 category,
         bytes calldata keysCid
-    ) external returns (bytes32 recordHash) {
-        if (category >= CATEGORY_COUNT) revert RecordRegistryUnknownCategory(category);
+    ) external onlyAuthorFor(patient) returns (bytes32 recordHash) {
+        if (!Categories.isValid(category)) revert RecordRegistryUnknownCategory(category);
         if (cid.length == 0 || keysCid.length == 0 || contentHash == bytes32(0)) {
             revert RecordRegistryEmptyPointer();
         }
-        if (msg.sender != patient && !participants.isProvider(msg.sender)) {
-            revert RecordRegistryUnauthorizedAuthor(msg.sender, patient);
-        }
-        if (!participants.isRegistered(patient)) revert RecordRegistryUnregisteredPatient(patient);
-
         PatientLog storage log = _logs[patient];
         bytes32 previousHash = log.head;
         uint64 count = log.count;
@@ -69,15 +77,11 @@ contract RecordRegistry is IRecordRegistry {
     /// @inheritdoc IRecordRegistry
     function addRecords(address patient, uint64 firstIndex, Pointer[] calldata pointers)
         external
+        onlyAuthorFor(patient)
         returns (bytes32 head)
     {
         uint256 length = pointers.length;
         if (length == 0) revert RecordRegistryEmptyBatch();
-        if (msg.sender != patient && !participants.isProvider(msg.sender)) {
-            revert RecordRegistryUnauthorizedAuthor(msg.sender, patient);
-        }
-        if (!participants.isRegistered(patient)) revert RecordRegistryUnregisteredPatient(patient);
-
         PatientLog storage log = _logs[patient];
         head = log.head;
         uint64 count = log.count;
@@ -86,7 +90,7 @@ contract RecordRegistry is IRecordRegistry {
         for (uint256 i = 0; i < length; ++i) {
             Pointer calldata pointer = pointers[i];
             uint8 category = pointer.category;
-            if (category >= CATEGORY_COUNT) revert RecordRegistryUnknownCategory(category);
+            if (!Categories.isValid(category)) revert RecordRegistryUnknownCategory(category);
             if (pointer.cid.length == 0 || pointer.keysCid.length == 0 || pointer.contentHash == bytes32(0)) {
                 revert RecordRegistryEmptyPointer();
             }

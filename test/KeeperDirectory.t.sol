@@ -1,19 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Test} from "forge-std/Test.sol";
 import {KeeperDirectory} from "../contracts/KeeperDirectory.sol";
 import {IKeeperDirectory} from "../contracts/interfaces/IKeeperDirectory.sol";
+import {Base} from "./utils/Base.sol";
 
-contract KeeperDirectoryTest is Test {
+contract KeeperDirectoryTest is Base {
     KeeperDirectory internal directory;
 
-    address internal patient = makeAddr("patient");
     address internal keeperA = makeAddr("keeperA");
     address internal keeperB = makeAddr("keeperB");
     address internal keeperC = makeAddr("keeperC");
-    address internal researcher = makeAddr("researcher");
-    address internal stranger = makeAddr("stranger");
 
     function setUp() public {
         directory = new KeeperDirectory();
@@ -28,7 +25,7 @@ contract KeeperDirectoryTest is Test {
 
     function _release(uint64 index, bytes32 id) internal view returns (IKeeperDirectory.Release[] memory releases) {
         releases = new IKeeperDirectory.Release[](1);
-        releases[0] = IKeeperDirectory.Release(patient, index, researcher, 1_750_000_000, id);
+        releases[0] = IKeeperDirectory.Release(patient, index, researcher, T0, id);
     }
 
     function test_setKeepers_StoresTheSetAndEmits() public {
@@ -110,13 +107,13 @@ contract KeeperDirectoryTest is Test {
         vm.prank(patient);
         directory.setKeepers(_three(), 2);
         IKeeperDirectory.Release[] memory releases = new IKeeperDirectory.Release[](2);
-        releases[0] = IKeeperDirectory.Release(patient, 0, researcher, 1_750_000_000, bytes32("one"));
-        releases[1] = IKeeperDirectory.Release(patient, 1, researcher, 1_750_000_001, bytes32("two"));
+        releases[0] = IKeeperDirectory.Release(patient, 0, researcher, T0, bytes32("one"));
+        releases[1] = IKeeperDirectory.Release(patient, 1, researcher, T0 + 1, bytes32("two"));
 
         vm.expectEmit(true, true, true, true, address(directory));
-        emit IKeeperDirectory.KeyReleased(patient, researcher, keeperB, 0, 1_750_000_000, bytes32("one"));
+        emit IKeeperDirectory.KeyReleased(patient, researcher, keeperB, 0, T0, bytes32("one"));
         vm.expectEmit(true, true, true, true, address(directory));
-        emit IKeeperDirectory.KeyReleased(patient, researcher, keeperB, 1, 1_750_000_001, bytes32("two"));
+        emit IKeeperDirectory.KeyReleased(patient, researcher, keeperB, 1, T0 + 1, bytes32("two"));
         vm.prank(keeperB);
         directory.recordReleases(releases);
     }

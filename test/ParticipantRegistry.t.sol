@@ -1,19 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Test} from "forge-std/Test.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {ParticipantRegistry} from "../contracts/ParticipantRegistry.sol";
 import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
+import {Base} from "./utils/Base.sol";
 
-contract ParticipantRegistryTest is Test {
+contract ParticipantRegistryTest is Base {
     ParticipantRegistry internal registry;
-
-    address internal admin = makeAddr("admin");
-    address internal patient = makeAddr("patient");
-    address internal provider = makeAddr("provider");
-    address internal doctor = makeAddr("doctor");
-    address internal stranger = makeAddr("stranger");
 
     bytes32 internal PROVIDER_ROLE;
     bytes32 internal RESEARCHER_ROLE;
@@ -24,7 +18,7 @@ contract ParticipantRegistryTest is Test {
     bytes internal constant OTHER_KEY = hex"01205555555555555555555555555555555555555555555555555555555555555555";
 
     function setUp() public {
-        registry = new ParticipantRegistry(admin);
+        registry = _deployParticipants();
         PROVIDER_ROLE = registry.PROVIDER_ROLE();
         RESEARCHER_ROLE = registry.RESEARCHER_ROLE();
         ACCREDITOR_ROLE = registry.ACCREDITOR_ROLE();
@@ -221,9 +215,7 @@ contract ParticipantRegistryTest is Test {
     }
 
     function test_RevertWhen_NonAccreditorGrantsProvider() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, ACCREDITOR_ROLE)
-        );
+        _expectUnauthorized(stranger, ACCREDITOR_ROLE);
         vm.prank(stranger);
         registry.grantRole(PROVIDER_ROLE, stranger);
         assertFalse(registry.isProvider(stranger));
@@ -233,9 +225,7 @@ contract ParticipantRegistryTest is Test {
         vm.prank(admin);
         registry.grantRole(PROVIDER_ROLE, provider);
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, provider, ACCREDITOR_ROLE)
-        );
+        _expectUnauthorized(provider, ACCREDITOR_ROLE);
         vm.prank(provider);
         registry.grantRole(PROVIDER_ROLE, doctor);
         assertFalse(registry.isProvider(doctor));
@@ -245,20 +235,14 @@ contract ParticipantRegistryTest is Test {
         vm.prank(admin);
         registry.grantRole(PROVIDER_ROLE, provider);
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, ACCREDITOR_ROLE)
-        );
+        _expectUnauthorized(stranger, ACCREDITOR_ROLE);
         vm.prank(stranger);
         registry.revokeRole(PROVIDER_ROLE, provider);
         assertTrue(registry.isProvider(provider));
     }
 
     function test_RevertWhen_NonAdminAppointsAccreditor() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, DEFAULT_ADMIN_ROLE
-            )
-        );
+        _expectUnauthorized(stranger, DEFAULT_ADMIN_ROLE);
         vm.prank(stranger);
         registry.grantRole(ACCREDITOR_ROLE, stranger);
         assertFalse(registry.hasRole(ACCREDITOR_ROLE, stranger));
@@ -270,9 +254,7 @@ contract ParticipantRegistryTest is Test {
         registry.revokeRole(ACCREDITOR_ROLE, doctor);
         vm.stopPrank();
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, doctor, ACCREDITOR_ROLE)
-        );
+        _expectUnauthorized(doctor, ACCREDITOR_ROLE);
         vm.prank(doctor);
         registry.grantRole(PROVIDER_ROLE, provider);
         assertFalse(registry.isProvider(provider));
@@ -291,6 +273,13 @@ contract ParticipantRegistryTest is Test {
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /// The next call reverts with AccessControlUnauthorizedAccount(account, role).
+    function _expectUnauthorized(address account, bytes32 role) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, account, role)
+        );
+    }
 
     function _key(uint256 length, bytes1 fill) internal pure returns (bytes memory key) {
         key = new bytes(length);

@@ -1,52 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Test} from "forge-std/Test.sol";
 import {ParticipantRegistry} from "../contracts/ParticipantRegistry.sol";
 import {RecordRegistry} from "../contracts/RecordRegistry.sol";
 import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
 import {IRecordRegistry} from "../contracts/interfaces/IRecordRegistry.sol";
+import {Base} from "./utils/Base.sol";
 
-contract RecordRegistryTest is Test {
+contract RecordRegistryTest is Base {
     ParticipantRegistry internal participants;
     RecordRegistry internal records;
 
-    address internal admin = makeAddr("admin");
-    address internal patient = makeAddr("patient");
-    address internal provider = makeAddr("provider");
-    address internal doctor = makeAddr("doctor");
-    address internal stranger = makeAddr("stranger");
-
-    // Timestamps are literal constants: with via_ir, re-reading block.timestamp in the test
-    // contract after vm.warp is not reliable.
-    uint64 internal constant T0 = 1_750_000_000;
-
-    uint8 internal constant LABORATORY = 0;
-    uint8 internal constant IMAGING = 1;
-    uint8 internal constant NOTES = 5;
-
-    bytes internal constant CID = hex"01551220aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11";
-    bytes internal constant KEYS_CID = hex"01551220bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22";
-    bytes32 internal constant CONTENT_HASH = keccak256("ciphertext 0");
-
     function setUp() public {
         vm.warp(T0);
-        participants = new ParticipantRegistry(admin);
+        participants = _deployParticipants();
         records = new RecordRegistry(IParticipantRegistry(address(participants)));
 
         vm.prank(patient);
         participants.register(hex"0120aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         vm.prank(doctor);
         participants.register(hex"0120dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
-
-        bytes32 providerRole = participants.PROVIDER_ROLE();
-        vm.prank(admin);
-        participants.grantRole(providerRole, provider);
+        _accreditProvider(participants, provider);
     }
 
     // ---------------------------------------------------------------- helpers
 
-    /// The documented preimage of {IRecordRegistry-RecordAdded}'s recordHash, rebuilt independently.
+    /// The documented preimage of {IRecordRegistry-RecordAdded}'s recordHash, rebuilt independently:
+    /// it repeats RecordRegistry._hashRecord on purpose (a test oracle), so keep the copy.
     function _expectedHash(
         bytes32 previousHash,
         address patient_,
@@ -79,7 +59,8 @@ contract RecordRegistryTest is Test {
         assertEq(actualCount, count, "count");
     }
 
-    /// Adds a record and checks its event, return value and the new log state.
+    /// Adds a record on top of the log's current head and checks its event, return value and
+    /// the new log state.
     function _add(
         address author,
         address patient_,
@@ -90,6 +71,22 @@ contract RecordRegistryTest is Test {
         bytes memory keysCid
     ) internal returns (bytes32 recordHash) {
         (bytes32 previousHash, uint64 index) = records.logOf(patient_);
+        return _addAt(previousHash, index, author, patient_, category, timestamp, contentHash, cid, keysCid);
+    }
+
+    /// Adds a record at `index` expecting it to chain on `previousHash` (given, not read back
+    /// from the contract); checks its event, return value and the new log state.
+    function _addAt(
+        bytes32 previousHash,
+        uint64 index,
+        address author,
+        address patient_,
+        uint8 category,
+        uint64 timestamp,
+        bytes32 contentHash,
+        bytes memory cid,
+        bytes memory keysCid
+    ) internal returns (bytes32 recordHash) {
         bytes32 expected =
             _expectedHash(previousHash, patient_, index, author, category, timestamp, contentHash, cid, keysCid);
 
@@ -102,6 +99,27 @@ contract RecordRegistryTest is Test {
 
         assertEq(recordHash, expected, "returned recordHash");
         _assertLog(patient_, expected, index + 1);
+    }
+
+    /// `author` adds a laboratory record for `patient_` at `index` and is refused with `err`.
+    function _assertAddRefused(address author, address patient_, uint64 index, bytes memory err) internal {
+        vm.expectRevert(err);
+        vm.prank(author);
+        records.addRecord(patient_, index, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+    }
+
+    function _assertUnauthorizedAuthor(address author, address patient_, uint64 index) internal {
+        _assertAddRefused(
+            author,
+            patient_,
+            index,
+            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, author, patient_)
+        );
+    }
+
+    function _assertUnregisteredPatient(address author, address patient_) internal {
+        bytes memory err = abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnregisteredPatient.selector, patient_);
+        _assertAddRefused(author, patient_, 0, err);
     }
 
     // ---------------------------------------------------------------- constructor / views
@@ -119,31 +137,12 @@ contract RecordRegistryTest is Test {
     // ---------------------------------------------------------------- addRecord: authors
 
     function test_addRecord_ProviderAddsForRegisteredPatient() public {
-        bytes32 expected =
-            _expectedHash(bytes32(0), patient, 0, provider, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
-
-        vm.expectEmit(true, true, true, true, address(records));
-        emit IRecordRegistry.RecordAdded(
-            patient, 0, provider, expected, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID
-        );
-        vm.prank(provider);
-        bytes32 recordHash = records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
-
-        assertEq(recordHash, expected);
-        _assertLog(patient, expected, 1);
+        _addAt(bytes32(0), 0, provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
     }
 
     function test_addRecord_PatientAddsOwnRecord() public {
         assertFalse(participants.isProvider(patient));
-        bytes32 expected = _expectedHash(bytes32(0), patient, 0, patient, NOTES, T0, CONTENT_HASH, CID, KEYS_CID);
-
-        vm.expectEmit(true, true, true, true, address(records));
-        emit IRecordRegistry.RecordAdded(patient, 0, patient, expected, NOTES, T0, CONTENT_HASH, CID, KEYS_CID);
-        vm.prank(patient);
-        bytes32 recordHash = records.addRecord(patient, 0, CID, CONTENT_HASH, NOTES, KEYS_CID);
-
-        assertEq(recordHash, expected);
-        _assertLog(patient, expected, 1);
+        _addAt(bytes32(0), 0, patient, patient, NOTES, T0, CONTENT_HASH, CID, KEYS_CID);
     }
 
     function test_addRecord_ProviderNeedNotBeRegistered() public {
@@ -162,35 +161,21 @@ contract RecordRegistryTest is Test {
 
     function test_RevertWhen_AuthorIsStranger() public {
         assertFalse(participants.isProvider(stranger));
-        vm.expectRevert(
-            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, stranger, patient)
-        );
-        vm.prank(stranger);
-        records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertUnauthorizedAuthor(stranger, patient, 0);
         _assertLog(patient, bytes32(0), 0);
     }
 
     function test_RevertWhen_PatientWritesAnotherPatientsLog() public {
         // Being a registered patient does not let one write into someone else's log.
-        vm.expectRevert(
-            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, patient, doctor)
-        );
-        vm.prank(patient);
-        records.addRecord(doctor, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertUnauthorizedAuthor(patient, doctor, 0);
         _assertLog(doctor, bytes32(0), 0);
     }
 
     function test_RevertWhen_ResearcherAuthors() public {
-        vm.startPrank(admin);
-        participants.grantRole(participants.RESEARCHER_ROLE(), stranger);
-        vm.stopPrank();
+        _accreditResearcher(participants, stranger);
         assertTrue(participants.isResearcher(stranger));
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, stranger, patient)
-        );
-        vm.prank(stranger);
-        records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertUnauthorizedAuthor(stranger, patient, 0);
         _assertLog(patient, bytes32(0), 0);
     }
 
@@ -202,11 +187,7 @@ contract RecordRegistryTest is Test {
         vm.stopPrank();
         assertFalse(participants.isProvider(provider));
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnauthorizedAuthor.selector, provider, patient)
-        );
-        vm.prank(provider);
-        records.addRecord(patient, 1, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertUnauthorizedAuthor(provider, patient, 1);
         _assertLog(patient, head, 1);
     }
 
@@ -214,20 +195,12 @@ contract RecordRegistryTest is Test {
 
     function test_RevertWhen_PatientUnregistered() public {
         assertFalse(participants.isRegistered(stranger));
-        vm.expectRevert(
-            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnregisteredPatient.selector, stranger)
-        );
-        vm.prank(provider);
-        records.addRecord(stranger, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertUnregisteredPatient(provider, stranger);
         _assertLog(stranger, bytes32(0), 0);
     }
 
     function test_RevertWhen_UnregisteredPatientAddsOwnRecord() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(IRecordRegistry.RecordRegistryUnregisteredPatient.selector, stranger)
-        );
-        vm.prank(stranger);
-        records.addRecord(stranger, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        _assertUnregisteredPatient(stranger, stranger);
         _assertLog(stranger, bytes32(0), 0);
     }
 
@@ -244,9 +217,8 @@ contract RecordRegistryTest is Test {
     }
 
     function test_RevertWhen_IndexAhead() public {
-        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryStaleIndex.selector, patient, 0, 1));
-        vm.prank(provider);
-        records.addRecord(patient, 1, CID, CONTENT_HASH, LABORATORY, KEYS_CID);
+        bytes memory err = abi.encodeWithSelector(IRecordRegistry.RecordRegistryStaleIndex.selector, patient, 0, 1);
+        _assertAddRefused(provider, patient, 1, err);
         _assertLog(patient, bytes32(0), 0);
     }
 
@@ -328,33 +300,19 @@ contract RecordRegistryTest is Test {
         bytes memory keys2 = hex"0155122044";
         bytes32 content2 = keccak256("ciphertext 2");
 
+        // Each record's event, returned hash and new head, chained by hand on the one before.
         // Record 0: provider, at T0.
-        bytes32 h0 = _expectedHash(bytes32(0), patient, 0, provider, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
-        vm.expectEmit(true, true, true, true, address(records));
-        emit IRecordRegistry.RecordAdded(patient, 0, provider, h0, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
-        vm.prank(provider);
-        assertEq(records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, KEYS_CID), h0);
-        _assertLog(patient, h0, 1);
+        bytes32 h0 = _addAt(bytes32(0), 0, provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
 
         // Record 1: the patient, a day later; chains on h0.
         uint64 t1 = T0 + 1 days;
         vm.warp(t1);
-        bytes32 h1 = _expectedHash(h0, patient, 1, patient, NOTES, t1, content1, cid1, keys1);
-        vm.expectEmit(true, true, true, true, address(records));
-        emit IRecordRegistry.RecordAdded(patient, 1, patient, h1, NOTES, t1, content1, cid1, keys1);
-        vm.prank(patient);
-        assertEq(records.addRecord(patient, 1, cid1, content1, NOTES, keys1), h1);
-        _assertLog(patient, h1, 2);
+        bytes32 h1 = _addAt(h0, 1, patient, patient, NOTES, t1, content1, cid1, keys1);
 
         // Record 2: provider again, a week later; chains on h1.
         uint64 t2 = T0 + 8 days;
         vm.warp(t2);
-        bytes32 h2 = _expectedHash(h1, patient, 2, provider, IMAGING, t2, content2, cid2, keys2);
-        vm.expectEmit(true, true, true, true, address(records));
-        emit IRecordRegistry.RecordAdded(patient, 2, provider, h2, IMAGING, t2, content2, cid2, keys2);
-        vm.prank(provider);
-        assertEq(records.addRecord(patient, 2, cid2, content2, IMAGING, keys2), h2);
-        _assertLog(patient, h2, 3);
+        bytes32 h2 = _addAt(h1, 2, provider, patient, IMAGING, t2, content2, cid2, keys2);
 
         // Every link is distinct, and dropping a record breaks the chain.
         assertNotEq(h0, h1);

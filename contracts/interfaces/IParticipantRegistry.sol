@@ -8,23 +8,36 @@ pragma solidity ^0.8.24;
 /// `ParticipantRegistered` event, where clients read it and check it against the hash.
 interface IParticipantRegistry {
     /// @notice `account` published `encryptionKey` (HPKE public key, suite-tagged by the client).
+    /// @param account The participant.
+    /// @param keyHash keccak256 of `encryptionKey`, what the registry stores.
+    /// @param encryptionKey The key itself.
     event ParticipantRegistered(address indexed account, bytes32 indexed keyHash, bytes encryptionKey);
 
     /// @notice The key is empty or longer than the largest supported HPKE public key.
+    /// @param length The key's length in bytes.
     error ParticipantRegistryInvalidKey(uint256 length);
 
     /// @notice Publishes (or replaces) the caller's encryption public key.
+    /// @param encryptionKey The suite-tagged HPKE public key; 1 to `MAX_KEY_LENGTH` bytes.
     function register(bytes calldata encryptionKey) external;
 
     /// @notice keccak256 of the account's current encryption key, or zero if unregistered.
+    /// @param account The participant.
+    /// @return The key's hash.
     function encryptionKeyHash(address account) external view returns (bytes32);
 
     /// @notice Whether `account` has published an encryption key.
+    /// @param account The account.
+    /// @return True once it registered.
     function isRegistered(address account) external view returns (bool);
 
     /// @notice Whether `account` is an accredited provider (may write records for patients).
+    /// @param account The account.
+    /// @return True while it holds the provider role.
     function isProvider(address account) external view returns (bool);
 
     /// @notice Whether `account` is an accredited researcher.
+    /// @param account The account.
+    /// @return True while it holds the researcher role.
     function isResearcher(address account) external view returns (bool);
 }

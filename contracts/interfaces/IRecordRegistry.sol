@@ -11,7 +11,7 @@ interface IRecordRegistry {
     /// @notice One record of a batch: the fields `addRecord` takes besides the patient and index.
     /// @param cid Binary CID of the ciphertext in IPFS.
     /// @param contentHash sha256 of the ciphertext bytes.
-    /// @param category One of the record categories (0 laboratory .. 5 notes).
+    /// @param category A record category, below `Categories.COUNT` (see {Categories}).
     /// @param keysCid Binary CID of the key bundle that wraps the record key for its readers
     /// (records of one batch may share a bundle).
     struct Pointer {
@@ -22,9 +22,17 @@ interface IRecordRegistry {
     }
 
     /// @notice A record was appended to `patient`'s log at position `index`.
+    /// @param patient The patient whose log grew.
+    /// @param index The record's position in the log (0 for the first).
+    /// @param author The caller: the patient or an accredited provider.
     /// @param recordHash keccak256(abi.encode(previousHash, patient, index, author, category,
     /// timestamp, contentHash, keccak256(cid), keccak256(keysCid))), where previousHash is the
     /// recordHash of the event at `index - 1` (zero for the first); the new head.
+    /// @param category The record's category (see {Categories}).
+    /// @param timestamp The timestamp of the block that added it.
+    /// @param contentHash sha256 of the ciphertext bytes.
+    /// @param cid Binary CID of the ciphertext in IPFS.
+    /// @param keysCid Binary CID of the key bundle that wraps the record key for its readers.
     event RecordAdded(
         address indexed patient,
         uint64 indexed index,
@@ -38,24 +46,33 @@ interface IRecordRegistry {
     );
 
     /// @notice The author is neither the patient nor an accredited provider.
+    /// @param author The caller.
+    /// @param patient The patient whose log it tried to write.
     error RecordRegistryUnauthorizedAuthor(address author, address patient);
     /// @notice The patient has not registered an encryption key.
+    /// @param patient The patient named.
     error RecordRegistryUnregisteredPatient(address patient);
     /// @notice The record was encrypted for position `given`, but the log is at `expected`
     /// (another record landed first); re-encrypt for the new position and resend.
+    /// @param patient The patient whose log it is.
+    /// @param expected The log's length, the position the next record takes.
+    /// @param given The position the call named.
     error RecordRegistryStaleIndex(address patient, uint64 expected, uint64 given);
-    /// @notice `category` is not one of the defined record categories.
+    /// @notice `category` is not one of the defined record categories (see {Categories}).
+    /// @param category The category refused.
     error RecordRegistryUnknownCategory(uint8 category);
     /// @notice A pointer field (CID, key bundle CID or content hash) is empty.
     error RecordRegistryEmptyPointer();
     /// @notice `addRecords` was given no pointers.
     error RecordRegistryEmptyBatch();
 
-    /// @notice Appends a record for `patient` at position `index`.
+    /// @notice Appends a record for `patient` at position `index`. The caller must be the patient
+    /// or an accredited provider, and the patient registered.
+    /// @param patient The patient whose log the record joins.
     /// @param index The position the ciphertext is bound to; must equal the current count.
     /// @param cid Binary CID of the ciphertext in IPFS.
     /// @param contentHash sha256 of the ciphertext bytes.
-    /// @param category One of the record categories (0 laboratory .. 5 notes).
+    /// @param category A record category, below `Categories.COUNT` (see {Categories}).
     /// @param keysCid Binary CID of the key bundle that wraps the record key for its readers.
     /// @return recordHash The new head of the patient's log.
     function addRecord(
@@ -71,12 +88,17 @@ interface IRecordRegistry {
     /// in one transaction: the same checks as `addRecord` for each, one `RecordAdded` event
     /// each, in order, and the same hash chain (and head) as adding them one by one in one block.
     /// All or nothing: one invalid pointer reverts the whole batch.
+    /// @param patient The patient whose log the records join.
     /// @param firstIndex The position the first ciphertext is bound to; must equal the current count.
+    /// @param pointers The records, in order; at least one.
     /// @return head The new head of the patient's log (the last record's hash).
     function addRecords(address patient, uint64 firstIndex, Pointer[] calldata pointers)
         external
         returns (bytes32 head);
 
     /// @notice The head hash of `patient`'s log (zero before the first record) and its length.
+    /// @param patient The patient.
+    /// @return head The last record's hash, zero before the first.
+    /// @return count The number of records.
     function logOf(address patient) external view returns (bytes32 head, uint64 count);
 }

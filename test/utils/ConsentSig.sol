@@ -6,6 +6,8 @@ import {IConsentManager} from "../../contracts/interfaces/IConsentManager.sol";
 
 /// @notice EIP-712 helpers for {ConsentManager} tests, rebuilt from the documented type strings
 /// (never read back from the contract) so that a drift in the contract's hashing shows up.
+/// The typehashes and struct encodings repeat the contract's on purpose: this is the
+/// independent oracle; keep the copy.
 library ConsentSig {
     VmSafe private constant VM = VmSafe(address(uint160(uint256(keccak256("hevm cheat code")))));
 

@@ -381,15 +381,7 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         uint8 s
     ) internal {
         GrantModel storage m = _grantModel[p][g];
-        uint64 actual = cm.grantOf(p, g).nonce;
-        if (ok != expectOk) ++ghost_modelMismatches;
-        if (ok && !authorized) ++ghost_unauthorizedSuccesses;
-        if (!ok) {
-            if (actual != m.nonce) ++ghost_nonceViolations;
-            return;
-        }
-        if (actual != m.nonce + 1) ++ghost_nonceViolations;
-        ++ghost_changes;
+        if (!_settle(ok, expectOk, authorized, m.nonce, cm.grantOf(p, g).nonce)) return;
         m.nonce += 1;
         if (isRevoke) {
             (m.from, m.until, m.scopes, m.revoked) = (0, 0, 0, true);
@@ -402,16 +394,26 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         internal
     {
         DelegationModel storage m = _delegationModel[p][d];
-        uint64 actual = cm.delegationOf(p, d).nonce;
+        if (!_settle(ok, expectOk, authorized, m.nonce, cm.delegationOf(p, d).nonce)) return;
+        m.nonce += 1;
+        m.appointed = appointed;
+    }
+
+    /// Counts a call's divergences from the model: an unexpected outcome, an unauthorized
+    /// success, a nonce that did not move by exactly one on success (or moved on failure).
+    /// Returns whether the call succeeded, so the caller applies it to its model.
+    function _settle(bool ok, bool expectOk, bool authorized, uint64 modelNonce, uint64 actualNonce)
+        internal
+        returns (bool)
+    {
         if (ok != expectOk) ++ghost_modelMismatches;
         if (ok && !authorized) ++ghost_unauthorizedSuccesses;
         if (!ok) {
-            if (actual != m.nonce) ++ghost_nonceViolations;
-            return;
+            if (actualNonce != modelNonce) ++ghost_nonceViolations;
+            return false;
         }
-        if (actual != m.nonce + 1) ++ghost_nonceViolations;
+        if (actualNonce != modelNonce + 1) ++ghost_nonceViolations;
         ++ghost_changes;
-        m.nonce += 1;
-        m.appointed = appointed;
+        return true;
     }
 }

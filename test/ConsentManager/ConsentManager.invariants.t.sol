@@ -1,42 +1,43 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Test} from "forge-std/Test.sol";
 import {ConsentManager} from "../../contracts/ConsentManager.sol";
-import {ParticipantRegistry} from "../../contracts/ParticipantRegistry.sol";
 import {IConsentManager} from "../../contracts/interfaces/IConsentManager.sol";
 import {IParticipantRegistry} from "../../contracts/interfaces/IParticipantRegistry.sol";
-import {ConsentHandler} from "./ConsentHandler.sol";
+import {Base} from "../utils/Base.sol";
+import {ConsentHandler} from "../utils/ConsentHandler.sol";
 
 /// forge-config: default.invariant.runs = 64
 /// forge-config: default.invariant.depth = 50
 /// forge-config: default.invariant.fail-on-revert = true
-contract ConsentInvariantsTest is Test {
-    uint40 internal constant T0 = 1_750_000_000;
-
+contract ConsentInvariantsTest is Base {
     ConsentManager internal cm;
     ConsentHandler internal handler;
 
     function setUp() public {
         vm.warp(T0);
-        ParticipantRegistry participants = new ParticipantRegistry(makeAddr("admin"));
-        cm = new ConsentManager(IParticipantRegistry(address(participants)));
+        cm = new ConsentManager(IParticipantRegistry(address(_deployParticipants())));
         handler = new ConsentHandler(cm, T0);
 
-        bytes4[] memory selectors = new bytes4[](13);
-        selectors[0] = ConsentHandler.grant.selector;
-        selectors[1] = ConsentHandler.revoke.selector;
-        selectors[2] = ConsentHandler.grantBySig.selector;
-        selectors[3] = ConsentHandler.delegateGrant.selector;
-        selectors[4] = ConsentHandler.revokeBySig.selector;
-        selectors[5] = ConsentHandler.appointDelegate.selector;
-        selectors[6] = ConsentHandler.removeDelegate.selector;
-        selectors[7] = ConsentHandler.appointDelegateBySig.selector;
-        selectors[8] = ConsentHandler.removeDelegateBySig.selector;
-        selectors[9] = ConsentHandler.strangerAttempt.selector;
-        selectors[10] = ConsentHandler.replay.selector;
-        selectors[11] = ConsentHandler.staleSignature.selector;
-        selectors[12] = ConsentHandler.warp.selector;
+        bytes4[13] memory actions = [
+            ConsentHandler.grant.selector,
+            ConsentHandler.revoke.selector,
+            ConsentHandler.grantBySig.selector,
+            ConsentHandler.delegateGrant.selector,
+            ConsentHandler.revokeBySig.selector,
+            ConsentHandler.appointDelegate.selector,
+            ConsentHandler.removeDelegate.selector,
+            ConsentHandler.appointDelegateBySig.selector,
+            ConsentHandler.removeDelegateBySig.selector,
+            ConsentHandler.strangerAttempt.selector,
+            ConsentHandler.replay.selector,
+            ConsentHandler.staleSignature.selector,
+            ConsentHandler.warp.selector
+        ];
+        bytes4[] memory selectors = new bytes4[](actions.length);
+        for (uint256 i; i < actions.length; ++i) {
+            selectors[i] = actions[i];
+        }
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
