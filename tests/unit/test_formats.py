@@ -109,21 +109,50 @@ def mutated(**changes: object) -> bytes:
     [
         (bundle().to_bytes(), READER),
         (mutated(format="medvault/key-bundle/v2"), PATIENT),
-        (mutated(wraps=[{"index": 2, "reader": READER, "wrap": "***"}]), PATIENT),
-        (mutated(wraps=[{"index": 2, "reader": READER, "wrap": 5}]), PATIENT),
-        (mutated(wraps=[{"index": "two", "reader": READER, "wrap": ""}]), PATIENT),
-        (mutated(wraps=[{"reader": READER, "wrap": ""}]), PATIENT),
         (mutated(wraps=None), PATIENT),
-        (mutated(escrow={"threshold": 1}), PATIENT),
+        (mutated(chainId="0x7a69"), PATIENT),
+        (mutated(suite=None), PATIENT),
         (b"[]", PATIENT),
         (b"\xff not json", PATIENT),
     ],
-    ids=["another patient", "wrong format", "wrap not base64", "wrap not a string", "index not a number",
-         "index missing", "wraps not a list", "escrow without shares", "not an object", "not json"],
+    ids=["another patient", "wrong format", "wraps not a list", "chain id not a number", "no suite",
+         "not an object", "not json"],
 )  # fmt: skip
 def test_a_bundle_that_is_not_for_this_patient_or_malformed_is_an_integrity_error(data: bytes, patient: str) -> None:
     with pytest.raises(IntegrityError, match="is not a medvault key bundle for"):
         KeyBundle.parse(data, patient=patient, name="bundle bafy")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"index": 2, "reader": READER, "wrap": "***"},
+        {"index": 2, "reader": READER, "wrap": 5},
+        {"index": "2", "reader": READER, "wrap": ""},
+        {"index": 2.0, "reader": READER, "wrap": ""},
+        {"index": True, "reader": READER, "wrap": ""},
+        {"reader": READER, "wrap": ""},
+        "not an object",
+    ],
+    ids=["wrap not base64", "wrap not a string", "index a string", "index a float", "index a bool", "no index",
+         "not an object"],
+)  # fmt: skip
+def test_a_malformed_wrap_is_left_out_and_the_others_still_read(bad: object) -> None:
+    doc = json.loads(bundle().to_bytes())
+    doc["wraps"].insert(0, bad)
+    parsed = KeyBundle.parse(json.dumps(doc).encode(), patient=PATIENT)
+
+    assert parsed.wraps == bundle().wraps
+    assert parsed.wraps_for(READER, 2) == [b"wrap for reader", b"second wrap"]
+
+
+def test_an_unusable_escrow_is_none_and_a_malformed_share_is_left_out() -> None:
+    for escrow in ({}, {"threshold": 0, "shares": []}, {"threshold": "2"}, [1, 2]):
+        assert KeyBundle.parse(mutated(escrow=escrow), patient=PATIENT).escrow is None
+    good = {"keeper": KEEPERS[0], "x": 1, "wrap": "cw=="}
+    shares = [good, {"keeper": KEEPERS[1], "x": "2", "wrap": "cw=="}, {"keeper": KEEPERS[2], "x": 3, "wrap": "*"}]
+    parsed = KeyBundle.parse(mutated(escrow={"threshold": 1, "shares": shares}), patient=PATIENT)
+    assert parsed.escrow == Escrow(1, (EscrowShare(KEEPERS[0], 1, b"s"),))
 
 
 def test_wrap_for_and_escrow_key_open_with_their_contexts() -> None:

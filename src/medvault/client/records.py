@@ -71,7 +71,7 @@ class Records(Keepers, Access):
         keeper_keys = {keeper: self.encryption_key(keeper) for keeper in keepers.keepers}
         plaintext = envelope.pack(data, content_type, name)
         for _attempt in range(STALE_INDEX_RETRIES):
-            _, count = self.chain.call(self.chain.records.functions.logOf(patient), "logOf")
+            head, count = self.chain.call(self.chain.records.functions.logOf(patient), "logOf")
             context = self.record_context(patient, count)
             record_key = new_record_key()
             blob = encrypt_record(plaintext, record_key, context)
@@ -98,7 +98,7 @@ class Records(Keepers, Access):
             except BaseException:
                 self._unpin_quietly(cid, keys_cid)
                 raise
-            pointer = self._pointer_added_by(tx, patient, count)
+            pointer = self._pointer_added_by(tx, patient, count, bytes(head))
             return RecordReceipt(pointer, tx, list(readers))
         raise ContractError(f"add record for {patient}", "RecordRegistryStaleIndex", {"retries": STALE_INDEX_RETRIES})
 
@@ -115,12 +115,19 @@ class Records(Keepers, Access):
                 readers[grant.grantee] = self.encryption_key(grant.grantee)
         return readers
 
-    def _pointer_added_by(self, tx: TxResult, patient: str, index: int) -> RecordPointer:
-        """The pointer the ``RecordAdded`` event of ``tx`` describes (its hash as the chain holds it)."""
+    def _pointer_added_by(self, tx: TxResult, patient: str, index: int, previous: bytes) -> RecordPointer:
+        """The pointer the registry's ``RecordAdded`` event in ``tx`` describes, its hash checked
+        against its fields and ``previous`` (the head the record was sealed after)."""
+        registry = self.chain.records
         receipt = self.chain.receipt(tx.tx_hash)
-        for event in self.chain.records.events.RecordAdded().process_receipt(receipt, errors=DISCARD):
-            if event["args"]["patient"] == patient and event["args"]["index"] == index:
-                return _pointer(event, bytes(event["args"]["recordHash"]))
+        for event in registry.events.RecordAdded().process_receipt(receipt, errors=DISCARD):
+            a = event["args"]
+            if event["address"] != registry.address or a["patient"] != patient or a["index"] != index:
+                continue
+            recomputed = record_hash_of_event(previous, patient, a)
+            if recomputed != bytes(a["recordHash"]):
+                raise IntegrityError(f"record {index} of {patient}: its hash does not match its fields")
+            return _pointer(event, recomputed)
         raise IntegrityError(f"transaction {tx.tx_hash} added no record {index} for {patient}")
 
     def records(self, patient: str) -> list[RecordPointer]:
@@ -163,6 +170,7 @@ class Records(Keepers, Access):
         if actual != pointer.content_hash:
             raise ContentHashMismatchError(f"record {index} of {patient}", pointer.content_hash, actual)
         bundle = self.key_bundle(pointer.keys_cid, patient)
+        context = self.record_context(patient, index)
         try:
             key = self.open_key(reader, pointer, bundle)
         except AccessDeniedError:
@@ -170,10 +178,10 @@ class Records(Keepers, Access):
                 raise
             # No wrap of its own: the keepers release the key, and their answer is checked by
             # decrypting, so the plaintext of that check is the one returned.
-            _, plaintext = self.released_key(reader, pointer, bundle, blob)
-            assert plaintext is not None
+            key, released = self.released_key(reader, pointer, bundle, blob)
+            plaintext = released if released is not None else decrypt_record(blob, key, context)
         else:
-            plaintext = decrypt_record(blob, key, self.record_context(patient, index))
+            plaintext = decrypt_record(blob, key, context)
         opened = envelope.unpack(plaintext)
         return Record(pointer, opened.content_type, opened.name, opened.body)
 

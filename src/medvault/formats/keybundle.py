@@ -95,28 +95,35 @@ class KeyBundle:
 
     @classmethod
     def parse(cls, data: bytes, *, patient: str, name: str = "key bundle") -> KeyBundle:
-        """The bundle in ``data``, if it is a well-formed medvault key bundle for ``patient``;
-        ``name`` (its CID, say) is what an IntegrityError calls it."""
+        """The bundle in ``data``, if it is a medvault key bundle for ``patient``; ``name`` (its
+        CID, say) is what an IntegrityError calls it.
+
+        The document's shape is required (format, patient, chainId, registry, suite, a list of
+        wraps); within it, a wrap or an escrow share that is malformed is left out rather than
+        failing the whole bundle, so one bad item cannot keep the other readers from theirs.
+        """
         try:
             doc = json.loads(data)
-            if (
-                not isinstance(doc, dict)
-                or doc.get("format") != FORMAT
-                or str(doc.get("patient")).lower() != patient.lower()
-            ):
-                raise ValueError
-            wraps = tuple(Wrap(int(w["index"]), str(w["reader"]), _unb64(w["wrap"])) for w in doc["wraps"])
-            escrow = doc.get("escrow")
-            return cls(
-                chain_id=int(doc["chainId"]),
-                registry=str(doc["registry"]),
-                patient=patient,
-                suite=str(doc["suite"]),
-                wraps=wraps,
-                escrow=None if escrow is None else _parse_escrow(escrow),
-            )
-        except (ValueError, TypeError, KeyError):
-            raise IntegrityError(f"{name} is not a medvault key bundle for {patient}") from None
+        except ValueError:
+            doc = None
+        if (
+            not isinstance(doc, dict)
+            or doc.get("format") != FORMAT
+            or not isinstance(doc.get("patient"), str)
+            or doc["patient"].lower() != patient.lower()
+            or not _is_int(doc.get("chainId"))
+            or not isinstance(doc.get("registry"), str)
+            or not isinstance(doc.get("suite"), str)
+            or not isinstance(doc.get("wraps"), list)
+        ):
+            raise IntegrityError(f"{name} is not a medvault key bundle for {patient}")
+        wraps = tuple(
+            Wrap(w["index"], w["reader"], wrap)
+            for w in doc["wraps"]
+            if isinstance(w, dict) and _is_int(w.get("index")) and isinstance(w.get("reader"), str)
+            if (wrap := _unb64(w.get("wrap"))) is not None
+        )
+        return cls(doc["chainId"], doc["registry"], patient, doc["suite"], wraps, _parse_escrow(doc.get("escrow")))
 
 
 def wrap_for(context: RecordContext, key: bytes, reader: str, public_key: bytes) -> Wrap:
@@ -137,16 +144,35 @@ def escrow_key(context: RecordContext, key: bytes, threshold: int, keepers: Mapp
     )
 
 
-def _parse_escrow(doc: Mapping[str, Any]) -> Escrow:
-    shares = tuple(EscrowShare(str(s["keeper"]), int(s["x"]), _unb64(s["wrap"])) for s in doc["shares"])
-    return Escrow(int(doc["threshold"]), shares)
+def _parse_escrow(doc: Any) -> Escrow | None:
+    """The escrow of a parsed bundle; None when there is none or its threshold is unusable."""
+    if not isinstance(doc, dict) or not _is_int(doc.get("threshold")) or doc["threshold"] < 1:
+        return None
+    shares = doc.get("shares")
+    return Escrow(
+        doc["threshold"],
+        tuple(
+            EscrowShare(s["keeper"], s["x"], wrap)
+            for s in (shares if isinstance(shares, list) else [])
+            if isinstance(s, dict) and isinstance(s.get("keeper"), str) and _is_int(s.get("x"))
+            if (wrap := _unb64(s.get("wrap"))) is not None
+        ),
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int  # not bool, not float, not a numeric string
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _unb64(text: Any) -> bytes:
+def _unb64(text: Any) -> bytes | None:
+    """The bytes of a standard base64 string, or None if it is not one."""
     if not isinstance(text, str):
-        raise TypeError("a wrap is a base64 string")
-    return base64.b64decode(text, validate=True)
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
