@@ -64,7 +64,7 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
     "-y",
     "autosign",
     is_flag=True,
-    help="Sign the three deployment transactions without asking for each "
+    help="Sign the four deployment transactions without asking for each "
     "(a keystore account is unlocked once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt).",
 )
 def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: KeySuite, autosign: bool) -> None:

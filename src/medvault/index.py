@@ -50,6 +50,7 @@ from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from web3._utils.events import get_event_data
 
+from medvault.client.access import GRANT_EVENTS
 from medvault.client.audit import AUDITED_EVENTS, event_value
 from medvault.errors import IntegrityError
 from medvault.formats.recordhash import record_hash_of_event
@@ -88,7 +89,7 @@ SCHEMA_VERSION = 1
 CHUNK_BLOCKS = 10_000  # blocks per eth_getLogs call
 BATCH_SIZE = 200  # blocks per JSON-RPC batch of eth_getBlockByNumber
 MAX_REORG_WALK = 256  # stored blocks checked when looking for a fork point, before rebuilding
-_GRANT_EVENTS = {"AccessGranted", "RequestApproved", "EmergencyAccessTaken", "AccessRevoked"}
+_GRANT_EVENTS = {event for event, _ in GRANT_EVENTS} | {"AccessRevoked"}  # what moves a grant
 _DELEGATE_EVENTS = {"DelegateAppointed", "DelegateRemoved"}
 _AUDITED_PAIRS = [(contract, event) for contract, events in AUDITED_EVENTS.items() for event in events]
 

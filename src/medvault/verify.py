@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from eth_utils.address import to_checksum_address
 
 from medvault.errors import CidMismatchError, InvalidCidError, IpfsError
-from medvault.formats.recordhash import record_hash_of_event
+from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.ipfs import IpfsClient, cid_from_bytes
 from medvault.model import Category
 
@@ -164,7 +164,7 @@ def _check_hash(report: VerificationReport, patient: str, index: int, args: Any,
     """Record ``index``'s hash against its fields and its predecessor's hash; the last one against the head."""
     claimed = bytes(args["recordHash"])
     if index == 0 or before is not None:  # with the predecessor missing there is nothing to link to
-        previous = bytes(32) if index == 0 else bytes(before["args"]["recordHash"])
+        previous = GENESIS if index == 0 else bytes(before["args"]["recordHash"])
         if record_hash_of_event(previous, patient, args) != claimed:
             what = "its fields" if index == 0 else f"its fields and the hash of record {index - 1}"
             report.findings.append(

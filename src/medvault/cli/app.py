@@ -16,6 +16,7 @@ from medvault.accounts import Keystore
 from medvault.chain import Chain
 from medvault.cli.options import prompt_passphrase, resolve_address
 from medvault.client import Medvault
+from medvault.config import DEFAULT_CHAIN_PORT, DEFAULT_IPFS_PORT
 from medvault.dev.node import LocalNode
 from medvault.ipfs import IpfsClient
 
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_IPFS_API", "DEFAULT_RPC_URL", "App", "pass_app", "tx_json", "tx_line", "utc"]
 
-DEFAULT_RPC_URL = "http://127.0.0.1:8545"
-DEFAULT_IPFS_API = "http://127.0.0.1:5001"
+DEFAULT_RPC_URL = f"http://127.0.0.1:{DEFAULT_CHAIN_PORT}"
+DEFAULT_IPFS_API = f"http://127.0.0.1:{DEFAULT_IPFS_PORT}"
 
 
 @dataclass

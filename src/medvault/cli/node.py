@@ -8,6 +8,7 @@ import click
 
 from medvault.cli.app import App, pass_app
 from medvault.cli.options import json_anywhere
+from medvault.config import DEFAULT_CHAIN_PORT, DEFAULT_IPFS_PORT
 from medvault.dev.node import LocalNode
 
 if TYPE_CHECKING:
@@ -22,8 +23,8 @@ def node() -> None:
 
 
 @node.command("up")
-@click.option("--chain-port", default=8545, show_default=True)
-@click.option("--ipfs-port", default=5001, show_default=True)
+@click.option("--chain-port", default=DEFAULT_CHAIN_PORT, show_default=True)
+@click.option("--ipfs-port", default=DEFAULT_IPFS_PORT, show_default=True)
 @json_anywhere
 @pass_app
 def node_up(app: App, chain_port: int, ipfs_port: int) -> None:

@@ -104,4 +104,5 @@ def prompt_passphrase(name: str, *, new: bool = False) -> str:
 
 def new_passphrase(name: str) -> str:
     """The passphrase of a keystore about to be created: from the environment, else asked twice."""
-    return passphrase_from_env(name) or prompt_passphrase(name, new=True)
+    passphrase = passphrase_from_env(name)
+    return prompt_passphrase(name, new=True) if passphrase is None else passphrase

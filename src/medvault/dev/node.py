@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from medvault.config import DEFAULT_CHAIN_PORT, DEFAULT_IPFS_PORT
 from medvault.errors import ConfigurationError, NodeStartError
 
 __all__ = ["LocalNode", "NodeInfo", "find_tool", "free_port"]
@@ -78,7 +79,12 @@ class LocalNode:
     """anvil and Kubo for one state directory."""
 
     def __init__(
-        self, state_dir: Path, *, chain_port: int = 8545, ipfs_port: int = 5001, genesis_timestamp: int | None = None
+        self,
+        state_dir: Path,
+        *,
+        chain_port: int = DEFAULT_CHAIN_PORT,
+        ipfs_port: int = DEFAULT_IPFS_PORT,
+        genesis_timestamp: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.chain_port = chain_port

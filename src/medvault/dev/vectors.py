@@ -7,7 +7,7 @@ are ``0x`` lower-case hex, except where the format itself uses base64 (key-bundl
 JSON) or text (JSON documents, given as strings so that their exact bytes are kept).
 
 Most vectors are deterministic and rebuilt byte for byte (``tests/unit/test_vectors.py`` fails
-when the committed files differ from a rebuild). Three are not, because their library draws
+when the committed files differ from a rebuild). Two are not, because their library draws
 fresh randomness: HPKE seals (``cryptography`` takes no ephemeral key), keystores (salt, IV)
 and, given the same inputs, nothing else. For those a rebuild keeps the committed value as long
 as it still opens to the expected plaintext, so that rebuilding is idempotent; the record nonce

@@ -10,9 +10,9 @@ patient has keepers, the record key split t-of-n among them (``escrow``)::
      "escrow": {"threshold": 2, "shares": [{"keeper": "0x…", "x": 1, "wrap": "<base64>"}, …]}}
 
 Compact JSON (no spaces), keys in that order, addresses EIP-55 (read without regard to case),
-wraps in standard base64. A
-record's own bundle (``keysCid`` of ``RecordAdded``) wraps that record's key; bundles announced
-with ``KeysShared`` (grants, ``shareKeys``, key rotations) wrap keys of existing records.
+wraps in standard base64. A record's own bundle (``keysCid`` of ``RecordAdded``) wraps that
+record's key; bundles announced with ``KeysShared`` (grants, ``shareKeys``, key rotations) wrap
+keys of existing records.
 A bundle is parsed once per read (``KeyBundle.parse``) and queried from then on.
 """
 
