@@ -210,9 +210,19 @@ class Consent(Records):
         try:
             return self.chain.transact(sender, fn, f"{change.action} for {change.patient}")
         except BaseException:
-            if change.message.get("keysCid"):
-                self._unpin_quietly(cid_from_bytes(change.message["keysCid"]))
+            keys_cid = bytes(change.message.get("keysCid") or b"")
+            if keys_cid and not self._shared_on_chain(change.patient, keys_cid):
+                self._unpin_quietly(cid_from_bytes(keys_cid))  # nothing on chain points at it
             raise
+
+    def _shared_on_chain(self, patient: str, keys_cid: bytes) -> bool:
+        """Whether a transaction on chain shared the bundle ``keys_cid`` (the same signed change
+        relayed before, or by someone faster): then a failed send must not unpin it."""
+        try:
+            events = self.chain.events("ConsentManager", "KeysShared", patient=patient)
+        except Exception:  # the chain cannot tell us: keep the bundle rather than risk a live one
+            return True
+        return any(bytes(event["args"]["keysCid"]) == keys_cid for event in events)
 
 
 def study_id(study: str) -> bytes:
