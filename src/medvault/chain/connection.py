@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from web3.contract import Contract
     from web3.contract.contract import ContractFunction
-    from web3.types import BlockIdentifier, TxReceipt
+    from web3.types import BlockIdentifier
 
     from medvault.accounts import Wallet
 
@@ -109,6 +109,3 @@ class Chain:
 
     def sender_of(self, tx_hash: str) -> str:
         return str(self.w3.eth.get_transaction(tx_hash)["from"])  # type: ignore[arg-type]
-
-    def receipt(self, tx_hash: str) -> TxReceipt:
-        return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]

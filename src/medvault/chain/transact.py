@@ -3,7 +3,7 @@ error with its decoded arguments (``ContractError``), never raw revert data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from eth_abi.abi import decode as abi_decode
@@ -34,6 +34,8 @@ class TxResult:
     gas_used: int
     block_number: int
     contract_address: str = ""  # set when the transaction created a contract
+    # The receipt's event logs, so a caller decodes what the transaction emitted without asking again.
+    logs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
 
 def send(
@@ -41,7 +43,7 @@ def send(
     wallet: Wallet,
     fn: ContractFunction | ContractConstructor,
     action: str,
-    errors: dict[bytes, tuple[str, list[Any]]],
+    errors: ErrorTable,
 ) -> TxResult:
     params: TxParams = {"from": wallet.address, "nonce": w3.eth.get_transaction_count(wallet.address, "pending")}
     try:
@@ -57,7 +59,12 @@ def send(
         raise ContractError(action, "Reverted", {"tx": tx_hash.to_0x_hex()})
     created = receipt.get("contractAddress")
     return TxResult(
-        action, tx_hash.to_0x_hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]), str(created or "")
+        action,
+        tx_hash.to_0x_hex(),
+        int(receipt["gasUsed"]),
+        int(receipt["blockNumber"]),
+        str(created or ""),
+        tuple(receipt["logs"]),
     )
 
 

@@ -6,6 +6,7 @@ Every command prints through :meth:`App.emit`: one JSON document under ``--json`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
     from medvault.client.consent_sig import ConsentChange
+    from medvault.dev.node import NodeInfo
 
 __all__ = ["DEFAULT_IPFS_API", "DEFAULT_RPC_URL", "App", "pass_app", "tx_json", "tx_line", "utc"]
 
@@ -46,14 +48,19 @@ class App:
     def node(self) -> LocalNode:
         return LocalNode(self.home / "node")
 
+    @functools.cached_property
+    def _node_info(self) -> NodeInfo | None:
+        """The local node's endpoints, read once: the defaults when no option names them."""
+        return self.node.status()
+
     @property
     def rpc_url(self) -> str:
-        info = self.node.status()
+        info = self._node_info
         return self.rpc_url_option or (info.rpc_url if info else DEFAULT_RPC_URL)
 
     @property
     def ipfs_api(self) -> str:
-        info = self.node.status()
+        info = self._node_info
         return self.ipfs_api_option or (info.ipfs_api if info else DEFAULT_IPFS_API)
 
     @property

@@ -169,8 +169,7 @@ def delegate() -> None:
 @pass_app
 def delegate_appoint(app: App, delegate_name: str, sign_only: bool, account: str) -> None:
     """Let DELEGATE grant, revoke and decide requests for you (not appoint others)."""
-    patient = app.unlock(account)
-    app.send_or_sign(patient, app.client.delegate_change(patient.address, app.address(delegate_name)), sign_only)
+    _delegation(app, delegate_name, True, sign_only, account)
 
 
 @delegate.command("remove")
@@ -181,8 +180,12 @@ def delegate_appoint(app: App, delegate_name: str, sign_only: bool, account: str
 @pass_app
 def delegate_remove(app: App, delegate_name: str, sign_only: bool, account: str) -> None:
     """Withdraw DELEGATE's power over your consent."""
+    _delegation(app, delegate_name, False, sign_only, account)
+
+
+def _delegation(app: App, delegate_name: str, appoint: bool, sign_only: bool, account: str) -> None:
     patient = app.unlock(account)
-    change = app.client.delegate_change(patient.address, app.address(delegate_name), appoint=False)
+    change = app.client.delegate_change(patient.address, app.address(delegate_name), appoint=appoint)
     app.send_or_sign(patient, change, sign_only)
 
 

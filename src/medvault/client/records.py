@@ -21,7 +21,6 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
-from web3.logs import DISCARD
 
 from medvault.client.access import Access
 from medvault.client.keepers import Keepers
@@ -119,10 +118,14 @@ class Records(Keepers, Access):
         """The pointer the registry's ``RecordAdded`` event in ``tx`` describes, its hash checked
         against its fields and ``previous`` (the head the record was sealed after)."""
         registry = self.chain.records
-        receipt = self.chain.receipt(tx.tx_hash)
-        for event in registry.events.RecordAdded().process_receipt(receipt, errors=DISCARD):
+        added = registry.events.RecordAdded()
+        topic = bytes.fromhex(added.topic.removeprefix("0x"))
+        for log in tx.logs:
+            if log["address"] != registry.address or not log["topics"] or bytes(log["topics"][0]) != topic:
+                continue
+            event = added.process_log(log)
             a = event["args"]
-            if event["address"] != registry.address or a["patient"] != patient or a["index"] != index:
+            if a["patient"] != patient or a["index"] != index:
                 continue
             recomputed = record_hash_of_event(previous, patient, a)
             if recomputed != bytes(a["recordHash"]):
