@@ -338,6 +338,13 @@ def test_equivalent_signature_spellings_derive_the_same_key() -> None:
 # -- EIP-712 ----------------------------------------------------------------------------------
 
 
+def test_equivalent_signature_spellings_pack_the_same_authorization() -> None:
+    same, case = COMMITTED["eip712"]["equivalentSignatures"], COMMITTED["eip712"]["cases"][0]
+    for signature in same["signatures"]:
+        *_, r, vs = SignedConsent(case["typedData"], signature).authorization()
+        assert (r, vs) == (b(same["r"]), b(same["vs"]))
+
+
 def solidity_type_strings() -> dict[str, str]:
     source = (ROOT / "contracts" / "ConsentManager.sol").read_text()
     strings = re.findall(r'keccak256\(\s*"(\w+\([^"]*\))"\s*\)', source)

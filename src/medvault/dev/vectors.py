@@ -580,8 +580,6 @@ def keyderivation_vectors() -> dict[str, Any]:
                 }
             )
     sig = unhex(cases[0]["signature"])
-    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-    high_s = sig[:32] + (n - int.from_bytes(sig[32:64])).to_bytes(32) + bytes([55 - sig[64]])
     return {
         "description": "Encryption keys from a wallet signature: secret = keccak256(r || s || v) of the normalised "
         "(low-s, v in 27/28) EIP-712 signature; seed = HKDF-SHA256(ikm=secret, salt='medvault', info, 96 bytes). "
@@ -594,9 +592,16 @@ def keyderivation_vectors() -> dict[str, Any]:
             "suite": "X25519",
             "epoch": 0,
             "publicKey": cases[0]["publicKey"],
-            "signatures": [h(sig[:64] + bytes([sig[64] - 27])), h(high_s)],
+            "signatures": [h(spelling) for spelling in _other_spellings(sig)],
         },
     }
+
+
+def _other_spellings(signature: bytes) -> list[bytes]:
+    """The same secp256k1 signature with v as the y-parity 0/1, and with high s (v flipped)."""
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    r, s, v = signature[:32], int.from_bytes(signature[32:64]), signature[64]
+    return [r + s.to_bytes(32) + bytes([v - 27]), r + (n - s).to_bytes(32) + bytes([55 - v])]
 
 
 def _fake_chain() -> Chain:
@@ -680,6 +685,12 @@ def eip712_vectors() -> dict[str, Any]:
         },
         "domainTypeString": "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)",
         "cases": cases,
+        "equivalentSignatures": {
+            "why": "the signature of case 0 spelled with v in 0/1, or with high s, packs to the same (r, vs)",
+            "signatures": [h(spelling) for spelling in _other_spellings(unhex(cases[0]["signature"]))],
+            "r": cases[0]["authorization"]["r"],
+            "vs": cases[0]["authorization"]["vs"],
+        },
     }
 
 
