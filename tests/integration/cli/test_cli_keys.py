@@ -59,7 +59,7 @@ def test_keys_typed_data_is_what_a_wallet_signs(medvault: Cli, tmp_path: Path) -
     # Signing the printed document, as a browser wallet would, gives the keystore's key.
     wallet = Keystore(tmp_path).unlock("alice", medvault.passphrase)
     signature = Account.sign_typed_data(wallet.account.key, full_message=document).signature
-    derived = EncryptionKeyPair.from_signature(bytes(signature), KeySuite.MLKEM768_X25519, 2)
+    derived = EncryptionKeyPair.legacy_from_signature(bytes(signature), KeySuite.MLKEM768_X25519, 2)
     assert derived.public_bytes == wallet.encryption_keys(KeySuite.MLKEM768_X25519, 2).public_bytes
     plain = medvault.run("keys", "typed-data")
     assert plain["message"] == {**document["message"], "suite": "X25519", "epoch": 0}
