@@ -82,6 +82,8 @@ class KeyRing:
 
     def held(self, suite: KeySuite) -> Iterator[tuple[int, bool, EncryptionKeyPair]]:
         """(epoch, legacy, pair) of every ``suite`` pair held: random ones newest first, then legacy ones."""
+        if self.derive is not None and not any(k[0] is suite for k in self.pairs):
+            self.get(suite, 0)  # a development wallet holds epoch 0 from the start
         for key in sorted((k for k in self.pairs if k[0] is suite), key=lambda k: (not k[2], k[1]), reverse=True):
             yield key[1], key[2], self.pairs[key]
 
