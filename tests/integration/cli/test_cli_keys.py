@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from medvault.accounts import Keystore
+from medvault.chain import Chain
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -92,6 +93,25 @@ def test_keys_import_refuses_a_tampered_backup(medvault: Cli, tmp_path: Path) ->
 
     assert "damaged or was altered" in refused["message"]
     assert "alice-again" not in medvault.run("account", "list")
+
+
+def test_keys_migrate_moves_an_old_scheme_account_to_a_random_key(medvault: Cli, tmp_path: Path) -> None:
+    medvault.run("account", "new", "legacy")
+    medvault.run("account", "fund", "legacy")
+    (tmp_path / "keystores" / "legacy.keys").unlink()  # an account as the old medvault left it
+    wallet = Keystore(tmp_path).unlock("legacy", medvault.passphrase)
+    chain = Chain.open(medvault.base[medvault.base.index("--rpc-url") + 1], tmp_path)
+    public = wallet.legacy_encryption_keys(chain.deployment.key_suite, 0).public_bytes
+    chain.transact(wallet, chain.participants.functions.register(public), "old-scheme register")
+    assert "keys migrate" in medvault.text("keys", "show", "--account", "legacy")
+    assert "keys migrate" in medvault.run("keys", "rotate", "--account", "legacy", ok=False)["message"]
+
+    migrated = medvault.run("keys", "migrate", "--account", "legacy")
+
+    assert (migrated["old_epoch"], migrated["new_epoch"]) == (0, 1)
+    assert migrated["public_key"] != "0x" + public.hex()
+    shown = medvault.run("keys", "show", "--account", "legacy")
+    assert (shown["epoch"], shown["matches_chain"], shown["legacy"]) == (1, True, False)
 
 
 @pytest.mark.parametrize("command", ["show", "rotate", "migrate", "export", "import"])
