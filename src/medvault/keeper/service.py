@@ -213,7 +213,10 @@ class KeeperService:
         for _, _, pair in self.wallet.keys.held(self.client.suite):
             with contextlib.suppress(DecryptionError):
                 return share.x, open_share(share.wrap, pair, info, f"the escrowed share of record {context.index}")
-        raise IntegrityError(f"no key of {self.address} opens its escrowed share of record {context.index}")
+        raise IntegrityError(
+            f"no key of {self.address} opens its escrowed share of record {context.index} "
+            "(a keeper registered before keys were random runs `medvault keys migrate` first)"
+        )
 
     # -- receipts -----------------------------------------------------------------------------
 
