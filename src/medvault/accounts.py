@@ -91,12 +91,10 @@ class KeyRing:
         return 1 + max((epoch for epoch, _, _ in self.held(suite)), default=-1)
 
     def generate(self, epoch: int) -> None:
-        """Makes the random pairs of ``epoch`` for every suite it lacks, and seals them."""
-        new = {
-            (s, epoch, False): EncryptionKeyPair.generate(s) for s in KeySuite if (s, epoch, False) not in self.pairs
-        }
-        if new and self.derive is not None:
-            new = {k: self.derive(k[0], epoch) for k in new}
+        """Makes the random pairs of ``epoch`` for every suite it lacks (derived ones for a
+        development wallet), and seals them."""
+        make = self.derive or (lambda suite, _: EncryptionKeyPair.generate(suite))
+        new = {(s, epoch, False): make(s, epoch) for s in KeySuite if (s, epoch, False) not in self.pairs}
         if new:
             self.pairs.update(new)
             if self.save is not None:
