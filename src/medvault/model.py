@@ -277,10 +277,8 @@ class KeeperSet:
     escrow_cid: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "patient": self.patient, "keepers": self.keepers, "threshold": self.threshold, "urls": self.urls,
-            "escrowCid": self.escrow_cid,
-        }  # fmt: skip
+        document = {"patient": self.patient, "keepers": self.keepers, "threshold": self.threshold, "urls": self.urls}
+        return document if self.escrow_cid is None else {**document, "escrowCid": self.escrow_cid}
 
 
 @dataclass(frozen=True)
