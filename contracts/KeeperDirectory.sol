@@ -61,10 +61,10 @@ contract KeeperDirectory is IKeeperDirectory, EIP712 {
         for (uint256 i; i < releases.length; ++i) {
             Release calldata r = releases[i];
             if (!_everKeeper[r.patient][msg.sender]) revert KeeperDirectoryNotAKeeper(msg.sender, r.patient);
-            // A decision on a past block, stamped with a time no later than now, on a request
+            // A decision on a block already mined, stamped with a time no later than now, on a request
             // issued within the keeper's skew of that time.
             if (
-                r.decidedAt >= block.number || r.releasedAt > block.timestamp
+                r.decidedAt > block.number || r.releasedAt > block.timestamp
                     || (r.issuedAt > r.releasedAt ? r.issuedAt - r.releasedAt : r.releasedAt - r.issuedAt)
                         > MAX_REQUEST_SKEW
             ) revert KeeperDirectoryInvalidReceipt(i);

@@ -206,7 +206,7 @@ contract KeeperDirectoryTest is Base {
         directory.recordReleases(_one(release));
 
         (release,) = _signed(0, keeperA, strangerPk);
-        release.decidedAt = 10; // the current block: not a settled one
+        release.decidedAt = 11; // a block not yet mined
         vm.expectRevert(abi.encodeWithSelector(IKeeperDirectory.KeeperDirectoryInvalidReceipt.selector, 0));
         vm.prank(keeperA);
         directory.recordReleases(_one(release));

@@ -24,7 +24,7 @@ interface IKeeperDirectory {
     /// @param grantee The reader the share went to, the signer of the request.
     /// @param issuedAt The request's `issuedAt`.
     /// @param releasedAt The timestamp of block `decidedAt`.
-    /// @param decidedAt The number of the block the keeper decided on (before this one).
+    /// @param decidedAt The number of the block the keeper decided on (mined, so not after this one).
     /// @param signature The reader's 65-byte signature of the `KeyRequest`.
     struct Release {
         address patient;
@@ -80,7 +80,7 @@ interface IKeeperDirectory {
     /// @param keeper The caller.
     /// @param patient The patient a receipt named.
     error KeeperDirectoryNotAKeeper(address keeper, address patient);
-    /// @notice Receipt `position` names a block not yet past, a time later than now, or a request
+    /// @notice Receipt `position` names a block not yet mined, a time later than now, or a request
     /// issued more than `MAX_REQUEST_SKEW` seconds from that time.
     /// @param position The receipt's position in the batch.
     error KeeperDirectoryInvalidReceipt(uint256 position);

@@ -122,6 +122,9 @@ class KeeperProcess:
             "--announce", self.url,
             "--state", str(self.state_dir),
             "--batch-seconds", str(self.batch_seconds),
+            # Every distinct signed request its own receipt, and no rate limit: these tests count
+            # journal rows against receipts under load, not the deduplication.
+            "--receipt-bucket", "0", "--rate-limit", "1000000",
         ]  # fmt: skip
         env = {**os.environ, "MEDVAULT_PASSPHRASE": PASSPHRASE}
         with self.log.open("ab") as out:

@@ -110,11 +110,11 @@ def keeper_releases(app: App, patient: str) -> None:
 )
 @click.option(
     "--receipt-bucket",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     default=3600,
     show_default=True,
     metavar="SECONDS",
-    help="One receipt per reader, record and this much chain time.",
+    help="One receipt per reader, record and this much chain time (0: one per distinct signed request).",
 )
 @click.option(
     "--rate-limit", type=click.IntRange(min=1), default=600, show_default=True, help="Requests per reader per window."

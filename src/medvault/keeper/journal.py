@@ -81,9 +81,10 @@ class Journal:
         with self._lock:
             self._db.close()
 
-    def record(self, receipt: Receipt, bucket: int) -> tuple[str, bool, int]:
+    def record(self, receipt: Receipt, bucket: int | None) -> tuple[str, bool, int]:
         """Journals a release once per id and per (patient, record, reader, ``bucket``): the id of
-        the row that accounts for it, whether it is new, and how many are pending now."""
+        the row that accounts for it, whether it is new, and how many are pending now. A bucket
+        of None deduplicates by id only."""
         with self._lock:
             inserted = self._db.execute(
                 "INSERT OR IGNORE INTO releases (release_id, patient, idx, grantee, released_at, issued_at, "

@@ -98,8 +98,8 @@ class KeeperService:
         self.state_dir = Path(state_dir)
         self.host, self.port, self.batch_seconds, self.announce = host, port, batch_seconds, announce
         self.settlement = settlement or Settlement.for_chain(client.chain.chain_id)
-        if receipt_bucket < 1 or rate_limit < 1 or rate_window <= 0:
-            raise ConfigurationError("the receipt bucket, rate limit and rate window must be positive")
+        if receipt_bucket < 0 or rate_limit < 1 or rate_window <= 0:
+            raise ConfigurationError("the rate limit and window must be positive, the receipt bucket 0 or more")
         self.receipt_bucket, self.rate_limit, self.rate_window = receipt_bucket, rate_limit, rate_window
         self._second: Chain | None = None
         self._freshness = Freshness()
@@ -226,7 +226,8 @@ class KeeperService:
             "0x" + digest.hex(), patient, pointer.index, reader, block.timestamp, request.issued_at,
             block.number, bytes.fromhex(str(body["signature"]).removeprefix("0x")),
         )  # fmt: skip
-        release_id, inserted, pending = self._opened().record(receipt, block.timestamp // self.receipt_bucket)
+        bucket = block.timestamp // self.receipt_bucket if self.receipt_bucket else None
+        release_id, inserted, pending = self._opened().record(receipt, bucket)
         if inserted and pending >= BATCH_SIZE:
             self._wake.set()
         log.info(
