@@ -6,16 +6,22 @@ share HPKE-sealed to its keeper (``formats.keybundle.escrow_key``). A keeper hol
 key of any patient: only its own account, whose encryption key opens its shares.
 
 ``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keeper.protocol``) and
-checks, in order: the signature (``bad-signature``), the request's age against chain time
-(``stale``), that it is addressed to this keeper and this keeper is the patient's
-(``wrong-keeper``), that the record exists in the patient's verified log (``unknown-record``),
-then consent on chain at the latest block (``no-grant``, ``revoked``, ``expired``,
-``not-yet-valid``, ``out-of-scope``). Only then does it open its share from the record's key
-bundle, wrap it to the reader's published key, journal the release and answer.
+checks, in order: the signature (``bad-signature``), that it is addressed to this keeper
+(``wrong-keeper``), the reader's request rate (``rate-limited``); then, on one settled block
+(``medvault.keeper.settled``: head minus the confirmations, no older than the lag allows
+(``chain-stale``), agreed by a second RPC endpoint if configured (``chain-disagrees``)), the
+request's age against that block's time (``stale``), that this keeper is in the patient's
+current set (``wrong-keeper``), that the record exists in the patient's verified log
+(``unknown-record``), then consent (``no-grant``, ``revoked``, ``expired``, ``not-yet-valid``,
+``out-of-scope``). Only then does it open its share, from the set's re-escrow of the record if
+there is one, else from the record's key bundle, wrap it to the reader's published key, journal
+the release and answer.
 
 The journal is SQLite in the keeper's state folder, one row per release keyed by its release id
-(the EIP-712 digest of the request; a retried request is served again and journaled once). A
-background thread posts the receipts in batches with ``KeeperDirectory.recordReleases`` and
+(the EIP-712 digest of the request; a retried request is served again and journaled once), and
+one per reader, record and receipt bucket of chain time (distinct requests within a bucket are
+served and accounted under the first). A receipt carries the reader's signature, which the
+chain checks, and the block decided on. A background thread posts the receipts in batches with ``KeeperDirectory.recordReleases`` and
 marks them once mined. Before posting, and at start-up, it reconciles with the chain: pending
 releases whose ``KeyReleased`` event exists are marked, so a crash between mining and marking
 never posts a receipt twice, and a release journaled before a crash is posted after it.
