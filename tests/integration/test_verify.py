@@ -356,3 +356,27 @@ def test_verify_reports_a_malformed_key_bundle(mv: Medvault, provider: Wallet, p
     mv.chain.transact(patient, fn, "a record with a bundle that is no key bundle")
     report = verify_patient(mv, patient.address, patient)
     assert ("malformed", 0, "keys") in kinds(report)
+
+
+def test_cli_open_keys_reports_an_unopenable_record(
+    mv: Medvault, provider: Wallet, patient: Wallet, home: Path, local_node: NodeInfo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from data import PASSPHRASE
+
+    add_records(mv, provider, patient, 1)
+    with monkeypatch.context() as patch:
+        only_author = lambda p, author, c: {provider.address: mv.encryption_key(provider.address)}  # noqa: E731
+        patch.setattr(mv, "_readers_of_new_record", only_author)
+        add_records(mv, provider, patient, 1)
+    monkeypatch.setenv("MEDVAULT_PASSPHRASE", PASSPHRASE)
+    base = ["--home", str(home), "--rpc-url", local_node.rpc_url, "--ipfs-api", local_node.ipfs_api]
+
+    plain = CliRunner().invoke(cli, [*base, "verify", "--patient", "patient"])
+    opened = CliRunner().invoke(cli, [*base, "verify", "--patient", "patient", "--open-keys", "--json"])
+
+    assert plain.exit_code == 0, plain.output
+    assert opened.exit_code == 1, opened.output
+    data = json.loads(opened.stdout)
+    assert data["keysChecked"] is True
+    assert [(f["kind"], f["index"], f["object"]) for f in data["findings"]] == [("unopenable", 1, "keys")]
