@@ -71,6 +71,8 @@ contract KeeperDirectory is IKeeperDirectory, EIP712 {
             bytes32 releaseId = _hashTypedDataV4(
                 keccak256(abi.encode(KEY_REQUEST_TYPEHASH, r.patient, r.index, r.grantee, msg.sender, r.issuedAt))
             );
+            // The third value only details a failure, which is refused as a whole below.
+            // slither-disable-next-line unused-return
             (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(releaseId, r.signature);
             if (failure != ECDSA.RecoverError.NoError || signer != r.grantee) {
                 revert KeeperDirectoryNotSignedByReader(i, r.grantee);
