@@ -20,11 +20,12 @@ the release and answer.
 The journal is SQLite in the keeper's state folder, one row per release keyed by its release id
 (the EIP-712 digest of the request; a retried request is served again and journaled once), and
 one per reader, record and receipt bucket of chain time (distinct requests within a bucket are
-served and accounted under the first). A receipt carries the reader's signature, which the
-chain checks, and the block decided on. A background thread posts the receipts in batches with
+served and accounted under the first). A receipt carries the reader's signature, which the chain
+checks, and the block decided on. A background thread posts the receipts in batches with
 ``KeeperDirectory.recordReleases`` and marks them once mined. Before posting, and at start-up,
-it reconciles with the chain: pending releases whose ``KeyReleased`` event exists are marked, so a crash between mining and marking
-never posts a receipt twice, and a release journaled before a crash is posted after it.
+it reconciles with the chain: pending releases whose ``KeyReleased`` event exists are marked, so
+a crash between mining and marking never posts a receipt twice, and a release journaled before a
+crash is posted after it.
 
 Chain and IPFS are reached over HTTP per call (web3's HTTPProvider, httpx), so the keeper
 carries on across restarts of either; while one is down, requests get HTTP 503 with the reason.
