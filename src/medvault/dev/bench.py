@@ -117,9 +117,8 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
     for index in range(2):  # the second record is the measured one
         measure("add_record" if index else "", lambda i=index: _add_pointer(mv, provider, patient.address, i))
 
-    # A keeper (the nurse's account) posts one receipt of a release to the doctor.
-    keepers = mv.chain.keepers.functions
-    measure("", lambda: mv.chain.transact(patient, keepers.setKeepers([nurse.address], 1, b""), "set keepers"))
+    set_keepers = mv.chain.keepers.functions.setKeepers([nurse.address], 1, b"")  # the nurse keeps the patient's keys
+    measure("", lambda: mv.chain.transact(patient, set_keepers, "set keepers"))
     measure("record_release", lambda: _post_receipt(mv, nurse, doctor, patient.address))
     return {case: gas[case] for case in BUDGETS}
 
@@ -127,8 +126,7 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
 def _post_receipt(mv: Medvault, keeper: Wallet, reader: Wallet, patient: str) -> TxResult:
     """One ``recordReleases`` receipt, for a request ``reader`` signed, decided on the latest block."""
     block = mv.chain.w3.eth.get_block("latest")
-    at = int(block["timestamp"])
-    request = KeyRequest(patient, 1, reader.address, keeper.address, at)
+    request = KeyRequest(patient, 1, reader.address, keeper.address, at := int(block["timestamp"]))
     signature = sign_key_request(reader, request, mv.chain.chain_id, mv.chain.keepers.address)["signature"]
     release = (patient, 1, reader.address, at, at, int(block["number"]), bytes.fromhex(signature[2:]))
     return mv.chain.transact(keeper, mv.chain.keepers.functions.recordReleases([release]), "record a release")
