@@ -470,6 +470,34 @@ def test_lagging_rpc_cannot_make_keeper_release_after_revoke(
     assert all(r.released_at <= mv.now() for r in mv.releases(patient.address))
 
 
+class ForkedRpc(StaleRpc):
+    """A proxy whose blocks carry other hashes, as a node on another fork would serve them."""
+
+    def forward(self, request: dict[str, Any]) -> Any:
+        answer = super().forward(request)
+        if request.get("method") == "eth_getBlockByNumber" and isinstance(answer.get("result"), dict):
+            answer["result"]["hash"] = "0x" + "ee" * 32
+        return answer
+
+
+def test_second_rpc_on_another_fork_makes_the_keeper_refuse(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
+    patient: Wallet, doctor: Wallet, admin: Wallet,
+) -> None:  # fmt: skip
+    from medvault.keeper.settled import Settlement
+
+    keeper = keeper_wallets[0]
+    mv.set_keepers(patient, [keeper.address], 1)
+    pointer = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    forked = ForkedRpc(local_node.rpc_url)
+    try:
+        keepers.start(keeper, settlement=Settlement(confirmations=0, max_lag=None, second_rpc=forked.url))
+        assert refusal_codes(mv, doctor, pointer) == ["chain-disagrees"]
+    finally:
+        forked.close()
+
+
 def test_keeper_decisions_read_one_pinned_block(
     mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
     patient: Wallet, doctor: Wallet, admin: Wallet,
