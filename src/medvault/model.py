@@ -268,16 +268,19 @@ class KeyRotation:
 
 @dataclass(frozen=True)
 class KeeperSet:
-    """The keepers a patient chose, any ``threshold`` of which release a record key, and the URL
-    each last announced (None if it never did)."""
+    """The keepers a patient chose, any ``threshold`` of which release a record key, the URL
+    each last announced (None if it never did), and the bundle re-escrowing the keys of the
+    records written before the set was chosen (None if there was none)."""
 
     patient: str
     keepers: list[str]
     threshold: int
     urls: dict[str, str | None]
+    escrow_cid: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"patient": self.patient, "keepers": self.keepers, "threshold": self.threshold, "urls": self.urls}
+        document = {"patient": self.patient, "keepers": self.keepers, "threshold": self.threshold, "urls": self.urls}
+        return document if self.escrow_cid is None else {**document, "escrowCid": self.escrow_cid}
 
 
 @dataclass(frozen=True)
@@ -288,10 +291,12 @@ class KeyRelease:
     grantee: str
     keeper: str
     index: int
-    released_at: int
-    release_id: str
+    released_at: int  # timestamp of block ``decided_at``, the one the keeper decided on
+    release_id: str  # EIP-712 digest of the reader's request, whose signature the chain checked
     tx_hash: str
     block_number: int
+    decided_at: int = 0
+    issued_at: int = 0
 
 
 @dataclass(frozen=True)

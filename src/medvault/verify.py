@@ -12,6 +12,13 @@ every problem at once, each with the record it concerns, so ``verify_patient`` c
   their CIDs and (for the ciphertext) the on-chain content hash, and checked to be pinned. A
   block the node does not hold is *missing*; it is asked for offline, so a missing block is an
   answer, not a wait on the network.
+* the key bundles: every bundle the chain references, each record's ``keysCid`` and every
+  ``KeysShared`` CID of the patient (object ``shared``, index -1, which a garbage collection
+  would otherwise take from grantees unnoticed), is fetched, checked to be pinned and parsed; one
+  that is not a key bundle of this patient is *malformed*.
+* with the patient's wallet (``wallet``, from the keystore): each record's key must open from a
+  wrap for the patient (in its bundle or a bundle shared with the patient) and decrypt the
+  ciphertext; a record the patient cannot open is *unopenable*.
 
 A node that does not answer is an error (``NodeUnavailableError``), not a finding.
 """
@@ -25,19 +32,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from eth_utils.address import to_checksum_address
 
-from medvault.errors import CidMismatchError, InvalidCidError, IpfsError
+from medvault.crypto import decrypt_record, unwrap_key
+from medvault.errors import CidMismatchError, DecryptionError, InvalidCidError, IpfsError, MedvaultError
+from medvault.formats.keybundle import KeyBundle
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.ipfs import IpfsClient, cid_from_bytes
 from medvault.model import Category
 
 if TYPE_CHECKING:
+    from medvault.accounts import Wallet
     from medvault.client import Medvault
 
 __all__ = ["Finding", "RecordSummary", "VerificationReport", "verify_patient"]
 
-FindingKind = Literal["missing", "altered", "reordered", "unpinned"]
-FindingObject = Literal["record", "keys", "log"]  # ciphertext in IPFS, key bundle in IPFS, on-chain log entry
-KINDS: tuple[FindingKind, ...] = ("missing", "altered", "reordered", "unpinned")
+FindingKind = Literal["missing", "altered", "reordered", "unpinned", "malformed", "unopenable"]
+# ciphertext in IPFS, its key bundle in IPFS, on-chain log entry, a KeysShared bundle in IPFS
+FindingObject = Literal["record", "keys", "log", "shared"]
+KINDS: tuple[FindingKind, ...] = ("missing", "altered", "reordered", "unpinned", "malformed", "unopenable")
+SHARED = -1  # the index of findings about KeysShared bundles (which belong to no one record)
 FETCH_TIMEOUT = "10s"  # Kubo's own deadline for a block it has to look for
 
 
@@ -81,10 +93,14 @@ class VerificationReport:
     def ok(self) -> bool:
         return not self.findings
 
+    shared: list[str] = field(default_factory=list)  # CIDs of the patient's KeysShared bundles
+    keys_checked: bool = False  # whether the patient's wraps were opened (with its wallet)
+
     @property
     def indices(self) -> list[int]:
-        """Every index the report speaks of: the chain's count, plus any index only an event claims."""
-        return sorted({*range(self.count), *(r.index for r in self.records), *(f.index for f in self.findings)})
+        """Every record index the report speaks of: the chain's count, plus any index only an event claims."""
+        found = (f.index for f in self.findings if f.index != SHARED)
+        return sorted({*range(self.count), *(r.index for r in self.records), *found})
 
     def findings_for(self, index: int) -> list[Finding]:
         return [f for f in self.findings if f.index == index]
@@ -102,13 +118,19 @@ class VerificationReport:
             "ok": self.ok,
             "summary": self.tally(),
             "records": [r.to_json() for r in self.records],
+            "shared": self.shared,
+            "keysChecked": self.keys_checked,
             "findings": [f.to_json() for f in self.findings],
         }
 
 
-def verify_patient(mv: Medvault, patient: str) -> VerificationReport:
-    """Checks every record of ``patient``'s log on chain and in IPFS; see the module docstring."""
+def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> VerificationReport:
+    """Checks every record of ``patient``'s log on chain and in IPFS, and every key bundle the
+    chain references; with the patient's ``wallet``, that its wraps open every record. See the
+    module docstring."""
     patient = to_checksum_address(patient)
+    if wallet is not None and to_checksum_address(wallet.address) != patient:
+        raise ValueError(f"the wallet of {wallet.address} cannot open the wraps of {patient}")
     head_raw, count = mv.chain.call(mv.chain.records.functions.logOf(patient), "logOf")
     head = bytes(head_raw)
     events = mv.chain.events("RecordRegistry", "RecordAdded", patient=patient)
@@ -135,6 +157,17 @@ def verify_patient(mv: Medvault, patient: str) -> VerificationReport:
             found(Finding("reordered", index, "log", message))
 
     fetched: dict[str, bytes | tuple[FindingKind, str]] = {}
+    shared: list[KeyBundle] = []  # the patient's KeysShared bundles that parse
+    for event in mv.chain.events("ConsentManager", "KeysShared", patient=patient):
+        cid = _cid(report, SHARED, "shared", event["args"]["keysCid"])
+        if cid is None:
+            continue
+        report.shared.append(cid)
+        data = _check_object(mv.ipfs, report, fetched, SHARED, "shared", cid)
+        bundle = _parse(report, SHARED, "shared", cid, data, patient)
+        if bundle is not None and event["args"]["grantee"] == patient:
+            shared.append(bundle)
+    report.keys_checked = wallet is not None
     for index in range(count):
         entry = by_index.get(index)
         if entry is None:
@@ -145,6 +178,7 @@ def verify_patient(mv: Medvault, patient: str) -> VerificationReport:
         cid = _cid(report, index, "record", args["cid"])
         keys_cid = _cid(report, index, "keys", args["keysCid"])
         report.records.append(RecordSummary(index, _category(args["category"]), cid, keys_cid))
+        blob = None
         if cid is not None:
             blob = _check_object(mv.ipfs, report, fetched, index, "record", cid)
             if blob is not None:
@@ -155,9 +189,50 @@ def verify_patient(mv: Medvault, patient: str) -> VerificationReport:
                     )
                     found(Finding("altered", index, "record", message, cid))
         if keys_cid is not None:
-            _check_object(mv.ipfs, report, fetched, index, "keys", keys_cid)
+            data = _check_object(mv.ipfs, report, fetched, index, "keys", keys_cid)
+            bundle = _parse(report, index, "keys", keys_cid, data, patient)
+            if wallet is not None and bundle is not None:
+                _check_opens(mv, report, wallet, index, [bundle, *reversed(shared)], blob, keys_cid)
     report.findings.sort(key=lambda f: (f.index, KINDS.index(f.kind), f.object))
     return report
+
+
+def _parse(
+    report: VerificationReport, index: int, what: FindingObject, cid: str, data: bytes | None, patient: str
+) -> KeyBundle | None:
+    """The key bundle in ``data`` (None if it was not fetched), or None after a finding."""
+    if data is None:
+        return None
+    try:
+        return KeyBundle.parse(data, patient=patient, name=f"key bundle {cid}")
+    except MedvaultError as exc:
+        report.findings.append(Finding("malformed", index, what, str(exc), cid))
+        return None
+
+
+def _check_opens(
+    mv: Medvault, report: VerificationReport, wallet: Wallet, index: int, bundles: list[KeyBundle],
+    blob: bytes | None, cid: str,
+) -> None:  # fmt: skip
+    """Finds record ``index`` unopenable unless a wrap for the patient in ``bundles`` opens a key
+    that decrypts ``blob`` (when the ciphertext was fetched)."""
+    context = mv.record_context(report.patient, index)
+    epochs = range(mv.key_epoch(wallet), -1, -1)
+    wraps = [w for b in bundles for w in b.wraps_for(report.patient, index)]
+    for wrapped in wraps:
+        for epoch in epochs:
+            try:
+                key = unwrap_key(wrapped, wallet.encryption_keys(mv.suite, epoch), context, report.patient)
+                if blob is not None:
+                    decrypt_record(blob, key, context)
+            except DecryptionError:
+                continue
+            return
+    why = "no key bundle holds a wrap of its key for the patient" if not wraps else (
+        f"none of the patient's {len(wraps)} wraps of its key opens with the patient's keys"
+        + (" and decrypts the ciphertext" if blob is not None else "")
+    )  # fmt: skip
+    report.findings.append(Finding("unopenable", index, "keys", f"the patient cannot open record {index}: {why}", cid))
 
 
 def _check_hash(report: VerificationReport, patient: str, index: int, args: Any, before: Any, head: bytes) -> None:
@@ -205,7 +280,7 @@ def _check_object(
     if cid not in fetched:
         fetched[cid] = _fetch(ipfs, cid)
     result = fetched[cid]
-    label = "ciphertext" if what == "record" else "key bundle"
+    label = {"record": "ciphertext", "keys": "key bundle", "shared": "shared key bundle"}.get(what, what)
     if isinstance(result, tuple):
         kind, reason = result
         report.findings.append(Finding(kind, index, what, f"{label} {cid}: {reason}", cid))

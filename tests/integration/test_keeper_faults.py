@@ -122,6 +122,9 @@ class KeeperProcess:
             "--announce", self.url,
             "--state", str(self.state_dir),
             "--batch-seconds", str(self.batch_seconds),
+            # Every distinct signed request its own receipt, and no rate limit: these tests count
+            # journal rows against receipts under load, not the deduplication.
+            "--receipt-bucket", "0", "--rate-limit", "1000000",
         ]  # fmt: skip
         env = {**os.environ, "MEDVAULT_PASSPHRASE": PASSPHRASE}
         with self.log.open("ab") as out:
@@ -357,11 +360,12 @@ def test_keeper_carries_on_across_kubo_and_anvil_restarts(
         assert len(keeper.pending()) == 18
         assert world.mv.releases(patient.address) == []
 
-        # Kubo stops: the keeper refuses with 503 ipfs-unavailable, and carries on once it is back.
+        # Kubo stops: the keeper serves what it has read already (key bundles are content-
+        # addressed, it keeps them parsed), and carries on once Kubo is back.
         ipfs_pid = info.ipfs.pid
         os.kill(ipfs_pid, signal.SIGTERM)
         wait_for(lambda: not own_node.running()["ipfs"], 20, "Kubo to stop")
-        assert refusal(keeper, bodies[18]) == ("ipfs-unavailable", 503)
+        assert post_key_request(keeper.url, bodies[18]).keeper == keeper.wallet.address
         assert keeper.alive
         assert own_node.up().ipfs.pid != ipfs_pid  # Kubo again, same port and repo; anvil untouched
         assert post_key_request(keeper.url, bodies[18]).keeper == keeper.wallet.address

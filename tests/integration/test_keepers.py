@@ -27,6 +27,7 @@ from medvault.errors import AccessDeniedError, ConfigurationError, DecryptionErr
 from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
 from medvault.keeper.protocol import KEY_SHARES_PATH, KeyRequest, Refusal, post_key_request, sign_key_request
+from medvault.keeper.service import RECEIPT_BUCKET
 from medvault.model import Category, GrantTerms, Purpose
 
 if TYPE_CHECKING:
@@ -52,14 +53,18 @@ class Keepers:
         self.ports: dict[str, int] = {}
         self._clients: list[IpfsClient] = []
 
-    def start(self, wallet: Wallet, *, batch_seconds: float = 0.2) -> KeeperService:
+    def start(
+        self, wallet: Wallet, *, batch_seconds: float = 0.2, rpc_url: str | None = None, **options: Any
+    ) -> KeeperService:
+        """Starts ``wallet``'s keeper (on ``rpc_url``, the node's by default; ``options`` go to
+        KeeperService: settlement, receipt_bucket, rate_limit, rate_window)."""
         port = self.ports.setdefault(wallet.address, free_port())
         ipfs = IpfsClient(self.node.ipfs_api)
         self._clients.append(ipfs)
-        client = Medvault(Chain(connect(self.node.rpc_url), self.mv.chain.deployment, load_artifacts()), ipfs)
+        chain = Chain(connect(rpc_url or self.node.rpc_url), self.mv.chain.deployment, load_artifacts())
         service = KeeperService(
-            wallet, client, self.tmp_path / "keepers" / wallet.name, port=port,
-            batch_seconds=batch_seconds, announce=f"http://127.0.0.1:{port}",
+            wallet, Medvault(chain, ipfs), self.tmp_path / "keepers" / wallet.name, port=port,
+            batch_seconds=batch_seconds, announce=f"http://127.0.0.1:{port}", **options,
         )  # fmt: skip
         self.running[wallet.address] = service.start()
         return service
@@ -313,21 +318,20 @@ def test_restart_neither_duplicates_nor_loses_receipts(
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
     for _ in range(3):
         assert mv.read_record(doctor, patient.address, pointer.index).data == LAB
-        clock.advance(1)  # a new issuedAt: a new request, a new release
+        clock.advance(RECEIPT_BUCKET)  # a new request in a new receipt bucket: a new release
     pending = service.pending()
     assert len(pending) == 3
     keepers.stop(keeper, flush=False)  # as if killed: three releases journaled, no receipt
     assert mv.releases(patient.address) == []
 
     # The crash came right after the first receipt was mined, before it was marked.
-    rid, who, index, grantee, at = pending[0]
-    fn = mv.chain.keepers.functions.recordReleases([(who, index, grantee, at, bytes.fromhex(rid[2:]))])
+    fn = mv.chain.keepers.functions.recordReleases([pending[0].to_release()])
     mv.chain.transact(keeper, fn, "receipt mined before the crash")
 
     service = keepers.start(keeper, batch_seconds=0.2)
     wait_for(lambda: not service.pending())
     receipts = mv.releases(patient.address)
-    assert sorted(r.release_id for r in receipts) == sorted(row[0] for row in pending)  # each exactly once
+    assert sorted(r.release_id for r in receipts) == sorted(row.release_id for row in pending)  # each exactly once
     keepers.stop(keeper)
     keepers.start(keeper, batch_seconds=0.2)
     time.sleep(0.6)
@@ -388,3 +392,336 @@ def test_a_patient_who_lost_its_key_file_reads_its_escrowed_records_through_the_
     # ...but a record escrowed with nobody was wrapped only for the lost key.
     with pytest.raises(DecryptionError):
         mv.read_record(restored, patient.address, unescrowed.index)
+
+
+# -- adversaries: a lagging RPC, an author naming keepers, keeper set changes, receipts ---------
+
+
+class StaleRpc:
+    """A JSON-RPC proxy to anvil that can freeze its view of the chain at one block, as a lagging
+    (load-balanced, hostile) node does: "latest" reads answer at the frozen block; everything
+    else, transactions included, passes through."""
+
+    def __init__(self, upstream: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        self.upstream, self.frozen_at = upstream, None
+        self.seen: list[tuple[str, list[Any]]] = []  # (method, params) of every request
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                answer = [proxy.forward(b) for b in body] if isinstance(body, list) else proxy.forward(body)
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def forward(self, request: dict[str, Any]) -> Any:
+        frozen, method = self.frozen_at, request.get("method")
+        self.seen.append((str(method), list(request.get("params") or [])))
+        if frozen is not None:
+            at = hex(frozen)
+            if method == "eth_blockNumber":
+                return {"jsonrpc": "2.0", "id": request["id"], "result": at}
+            params = list(request.get("params") or [])
+            if method in ("eth_call", "eth_getBlockByNumber", "eth_getBalance", "eth_getCode"):
+                params = [at if p in ("latest", "pending", "safe", "finalized") else p for p in params]
+                if method == "eth_call" and len(params) == 1:
+                    params.append(at)
+                elif method == "eth_getBlockByNumber" and int(str(params[0]), 16) > frozen:
+                    params[0] = at
+            if method == "eth_getLogs" and params:
+                query = dict(params[0])
+                to = query.get("toBlock", "latest")
+                if to in ("latest", "pending") or int(str(to), 16) > frozen:
+                    query["toBlock"] = at
+                params = [query]
+            request = {**request, "params": params}
+        return httpx.post(self.upstream, json=request, timeout=30).json()
+
+    def freeze(self, block: int) -> None:
+        self.frozen_at = block
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_lagging_rpc_cannot_make_keeper_release_after_revoke(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
+    patient: Wallet, doctor: Wallet, admin: Wallet, w3: Web3,
+) -> None:  # fmt: skip
+    """M-6: the keeper's node serves the chain as it was before the revoke. With a lag limit the
+    keeper notices its view no longer moves; with a second endpoint, that the view is behind."""
+    from medvault.dev.anvil import mine
+    from medvault.keeper.settled import Settlement
+
+    keeper = keeper_wallets[0]
+    mv.set_keepers(patient, [keeper.address], 1)
+    pointer = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    stale = StaleRpc(local_node.rpc_url)
+    try:
+        lagging = Settlement(confirmations=0, max_lag=1.0)
+        keepers.start(keeper, rpc_url=stale.url, settlement=lagging)
+        assert mv.release_key(doctor, pointer)  # the view moves with the chain: released
+
+        stale.freeze(w3.eth.block_number)  # from here on the keeper's node lags
+        mv.revoke(admin, patient.address, doctor.address)
+        time.sleep(1.5)
+        assert refusal_codes(mv, doctor, pointer) == ["chain-stale"]
+
+        keepers.stop(keeper)
+        checked = Settlement(confirmations=0, max_lag=None, second_rpc=local_node.rpc_url)
+        keepers.start(keeper, rpc_url=stale.url, settlement=checked)
+        for _ in range(3):
+            mine(w3)  # the honest chain moves on
+        assert refusal_codes(mv, doctor, pointer) == ["chain-stale"]  # behind the second endpoint
+    finally:
+        stale.close()
+    assert all(r.released_at <= mv.now() for r in mv.releases(patient.address))
+
+
+class ForkedRpc(StaleRpc):
+    """A proxy whose blocks carry other hashes, as a node on another fork would serve them."""
+
+    def forward(self, request: dict[str, Any]) -> Any:
+        answer = super().forward(request)
+        if request.get("method") == "eth_getBlockByNumber" and isinstance(answer.get("result"), dict):
+            answer["result"]["hash"] = "0x" + "ee" * 32
+        return answer
+
+
+def test_second_rpc_on_another_fork_makes_the_keeper_refuse(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
+    patient: Wallet, doctor: Wallet, admin: Wallet,
+) -> None:  # fmt: skip
+    from medvault.keeper.settled import Settlement
+
+    keeper = keeper_wallets[0]
+    mv.set_keepers(patient, [keeper.address], 1)
+    pointer = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    forked = ForkedRpc(local_node.rpc_url)
+    try:
+        keepers.start(keeper, settlement=Settlement(confirmations=0, max_lag=None, second_rpc=forked.url))
+        assert refusal_codes(mv, doctor, pointer) == ["chain-disagrees"]
+    finally:
+        forked.close()
+
+
+def test_keeper_decisions_read_one_pinned_block(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
+    patient: Wallet, doctor: Wallet, admin: Wallet,
+) -> None:  # fmt: skip
+    """Every read of a release's decision names the same block number, and a release costs no
+    more RPC calls than before pinning (the head, 4 views and 2 log queries, and the keeper's own
+    key epoch)."""
+    keeper = keeper_wallets[0]
+    mv.set_keepers(patient, [keeper.address], 1)
+    pointer = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    proxy = StaleRpc(local_node.rpc_url)
+    try:
+        service = keepers.start(keeper, rpc_url=proxy.url)
+        chain_id, directory = mv.chain.chain_id, mv.chain.keepers.address
+        request = KeyRequest(patient.address, pointer.index, doctor.address, keeper.address, mv.now())
+        body = sign_key_request(doctor, request, chain_id, directory)
+        proxy.seen.clear()
+        post_key_request(service.url, body)
+        seen = list(proxy.seen)
+    finally:
+        proxy.close()
+    blocks = [p[1] if m == "eth_call" else p[0].get("toBlock") for m, p in seen if m in ("eth_call", "eth_getLogs")]
+    numbered = [b for b in blocks if b != "latest"]
+    assert len(set(numbered)) == 1, blocks  # one block, named by number
+    assert len(numbered) >= 5, blocks
+    assert blocks.count("latest") <= 1, blocks  # only the keeper's own key epoch
+    assert len(seen) <= 8, [m for m, _ in seen]
+
+
+def test_bundle_keeper_url_is_never_contacted(
+    mv: Medvault, three: list[Wallet], keepers: Keepers, provider: Wallet, patient: Wallet, doctor: Wallet,
+    admin: Wallet, local_node: NodeInfo, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """M-4: a record's author names itself as a "keeper" in the bundle it writes and announces
+    its reader's own Kubo API as the URL; readers ask only the patient's keepers on chain."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from medvault.model import KeeperSet
+
+    hits: list[str] = []
+
+    class Trap(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hits.append(self.path)
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    trap = ThreadingHTTPServer(("127.0.0.1", 0), Trap)
+    Thread(target=trap.serve_forever, daemon=True).start()
+    try:
+        victim = add(mv, provider, patient)  # the patient's data the attack would unpin
+        kubo_rm = f"{local_node.ipfs_api}/api/v0/pin/rm?arg={victim.cid}#"
+        mv.announce_keeper(provider, f"http://127.0.0.1:{trap.server_address[1]}")
+        # The author's client escrows the key with the author itself, whatever the chain says.
+        with monkeypatch.context() as patch:
+            patch.setattr(mv, "keepers_of", lambda p, with_urls=True: KeeperSet(p, [provider.address], 1, {}))
+            poisoned = add(mv, provider, patient)
+        assert [s.keeper for s in mv.key_bundle(poisoned.keys_cid, patient.address).escrow.shares] == [provider.address]  # type: ignore[union-attr]
+        delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+        with pytest.raises(KeeperRefusedError, match="no-keeper"):
+            mv.read_record(doctor, patient.address, poisoned.index)
+        assert hits == []
+
+        # Even a keeper the patient did choose is not contacted at a URL that aims elsewhere.
+        mv.announce_keeper(three[0], kubo_rm)
+        keepers.stop(three[1])  # so that the read needs the first keeper
+        with pytest.raises(KeeperRefusedError) as refused:
+            mv.release_key(doctor, victim)
+        assert refused.value.reasons[three[0].address][0] == "bad-url"
+        assert mv.ipfs.is_pinned(victim.cid)
+        assert hits == []
+    finally:
+        trap.shutdown()
+        trap.server_close()
+
+
+def test_keeper_set_change_does_not_strand_old_records(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], provider: Wallet, patient: Wallet,
+    doctor: Wallet, admin: Wallet,
+) -> None:  # fmt: skip
+    """M-5: the patient replaces a keeper; the records written before are re-escrowed for the new
+    set, so the new keepers serve them and the removed one is not asked."""
+    k1, k2, k3 = keeper_wallets
+    mv.set_keepers(patient, [k1.address, k2.address], 2)
+    for wallet in keeper_wallets:
+        keepers.start(wallet)
+    old = add(mv, provider, patient)
+    assert mv.keepers_of(patient.address).escrow_cid is None  # nothing to re-escrow yet
+
+    mv.set_keepers(patient, [k1.address, k3.address], 2)
+    keeper_set = mv.keepers_of(patient.address)
+    assert keeper_set.escrow_cid is not None
+    reescrow = mv.key_bundle(keeper_set.escrow_cid, patient.address).escrow_of(old.index)
+    assert reescrow is not None
+    assert [s.keeper for s in reescrow.shares] == [k1.address, k3.address]
+    new = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    lock_away(patient)
+
+    assert mv.read_record(doctor, patient.address, old.index).data == LAB
+    assert mv.read_record(doctor, patient.address, new.index).data == LAB
+    receipts = wait_for(lambda: len(mv.releases(patient.address)) >= 4 and mv.releases(patient.address))
+    assert {r.keeper for r in receipts} == {k1.address, k3.address}  # the removed keeper was never asked
+    chain_id, directory = mv.chain.chain_id, mv.chain.keepers.address
+    asked = KeyRequest(patient.address, old.index, doctor.address, k2.address, mv.now())
+    with pytest.raises(Refusal) as refused:
+        post_key_request(keepers.running[k2.address].url, sign_key_request(doctor, asked, chain_id, directory))
+    assert refused.value.reason == "wrong-keeper"  # and refuses if asked directly
+
+
+def test_keeper_refuses_before_window_opens_and_serves_after(
+    mv: Medvault, three: list[Wallet], provider: Wallet, patient: Wallet, doctor: Wallet, admin: Wallet,
+    clock: ChainClock,
+) -> None:  # fmt: skip
+    before = add(mv, provider, patient)
+    start = clock.now() + DAY
+    delegate_grant(mv, patient, admin, doctor, start, start + DAY)
+    meanwhile = add(mv, provider, patient)  # written while the grant waits for its window
+    assert refusal_codes(mv, doctor, before) == ["not-yet-valid"] * 3
+    assert refusal_codes(mv, doctor, meanwhile) == ["not-yet-valid"] * 3
+    clock.advance(DAY)
+    assert mv.read_record(doctor, patient.address, before.index).data == LAB
+    assert mv.read_record(doctor, patient.address, meanwhile.index).data == LAB
+
+
+def test_grantee_cannot_force_unbounded_receipts(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], provider: Wallet, patient: Wallet,
+    doctor: Wallet, admin: Wallet,
+) -> None:  # fmt: skip
+    """M-7: distinct signed requests for one record within a receipt bucket cost the keeper one
+    journal row and one receipt; past the rate limit, the reader is refused."""
+    keeper = keeper_wallets[0]
+    mv.set_keepers(patient, [keeper.address], 1)
+    service = keepers.start(keeper, batch_seconds=3600, rate_limit=12)
+    pointer = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    chain_id, directory, now = mv.chain.chain_id, mv.chain.keepers.address, mv.now()
+    bodies = [
+        sign_key_request(doctor, KeyRequest(patient.address, pointer.index, doctor.address, keeper.address, now - i),
+                         chain_id, directory)
+        for i in range(13)
+    ]  # fmt: skip
+    answers = [post_key_request(service.url, body) for body in bodies[:12]]
+    assert len({a.release_id for a in answers}) == 1  # all accounted under one release
+    assert len(service.journal()) == 1
+    with pytest.raises(Refusal) as refused:
+        post_key_request(service.url, bodies[12])
+    assert (refused.value.reason, refused.value.status) == ("rate-limited", 429)
+    assert service.flush() == 1
+    assert len(mv.releases(patient.address)) == 1
+
+
+def test_receipts_from_removed_keeper_are_kept(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], provider: Wallet, patient: Wallet,
+    doctor: Wallet, admin: Wallet,
+) -> None:  # fmt: skip
+    """M-7: the keeper released, then the patient removed it before its receipt was posted."""
+    k1, k2, _ = keeper_wallets
+    mv.set_keepers(patient, [k1.address], 1)
+    service = keepers.start(k1, batch_seconds=3600)
+    pointer = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    assert mv.read_record(doctor, patient.address, pointer.index).data == LAB
+    mv.set_keepers(patient, [k2.address], 1)
+    assert service.flush() == 1
+    assert [row["rejected"] for row in service.journal()] == [None]
+    [receipt] = mv.releases(patient.address)
+    assert (receipt.keeper, receipt.grantee, receipt.index) == (k1.address, doctor.address, pointer.index)
+
+
+def test_fabricated_receipt_is_refused(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], provider: Wallet, patient: Wallet,
+    doctor: Wallet, stranger: Wallet, w3: Web3,
+) -> None:  # fmt: skip
+    """M-7: a keeper posts a receipt for a request the reader never signed, or dated ahead."""
+    from medvault.errors import ContractError
+
+    keeper = keeper_wallets[0]
+    mv.set_keepers(patient, [keeper.address], 1)
+    add(mv, provider, patient)
+    chain_id, directory, now = mv.chain.chain_id, mv.chain.keepers.address, mv.now()
+    request = KeyRequest(patient.address, 0, doctor.address, keeper.address, now)
+    forged = sign_key_request(stranger, request, chain_id, directory)["signature"]  # not the doctor's
+    genuine = sign_key_request(doctor, request, chain_id, directory)["signature"]
+    block = w3.eth.block_number - 1
+    fn = mv.chain.keepers.functions.recordReleases
+    with pytest.raises(ContractError, match="KeeperDirectoryNotSignedByReader"):
+        mv.chain.transact(
+            keeper, fn([(patient.address, 0, doctor.address, now, now, block, bytes.fromhex(forged[2:]))]), "forge"
+        )
+    with pytest.raises(ContractError, match="KeeperDirectoryInvalidReceipt"):
+        mv.chain.transact(
+            keeper,
+            fn([(patient.address, 0, doctor.address, now, 2**40 - 1, block, bytes.fromhex(genuine[2:]))]),
+            "forge",
+        )
+    assert mv.releases(patient.address) == []

@@ -13,7 +13,7 @@ from data import LAB
 from medvault.cli import cli
 from medvault.dev.node import free_port
 from medvault.formats.recordhash import record_hash_of_event
-from medvault.ipfs import IpfsClient, cid_to_bytes
+from medvault.ipfs import IpfsClient, cid_from_bytes, cid_to_bytes
 from medvault.model import Category
 from medvault.verify import verify_patient
 
@@ -303,3 +303,80 @@ class TestCli:
         data = json.loads(result.stdout)
         assert data["error"] == "IpfsUnavailableError"
         assert "findings" not in data
+
+
+def test_verify_reports_unpinned_keys_shared_bundle(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
+) -> None:
+    """Issue 9 item 9: a grant's KeysShared bundle unpinned and collected is reported, not "ok"."""
+    from data import ALL, DAY
+
+    from medvault.model import GrantTerms, Purpose
+
+    add_records(mv, provider, patient, 1)
+    mv.grant(patient, patient.address, doctor.address, GrantTerms(ALL, Purpose.TREAT, mv.now(), mv.now() + DAY))
+    [event] = mv.chain.events("ConsentManager", "KeysShared", patient=patient.address)
+    shared = cid_from_bytes(bytes(event["args"]["keysCid"]))
+    assert verify_patient(mv, patient.address).ok
+
+    mv.ipfs.unpin(shared)
+    assert kinds(verify_patient(mv, patient.address)) == {("unpinned", -1, "shared")}
+    collect_garbage(mv.ipfs)
+    report = verify_patient(mv, patient.address, patient)
+    assert kinds(report) == {("missing", -1, "shared")}
+    assert report.shared == [shared]
+    assert "shared key bundle" in report.findings[0].message
+
+
+def test_verify_reports_a_record_the_patient_cannot_open(
+    mv: Medvault, provider: Wallet, patient: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M-3: an author wraps a record's key for itself alone; verify with the patient's keys says so."""
+    add_records(mv, provider, patient, 1)
+    with monkeypatch.context() as patch:
+        only_author = lambda p, author, c: {provider.address: mv.encryption_key(provider.address)}  # noqa: E731
+        patch.setattr(mv, "_readers_of_new_record", only_author)
+        add_records(mv, provider, patient, 1)
+
+    assert verify_patient(mv, patient.address).ok  # without the patient's keys, nothing to see
+    report = verify_patient(mv, patient.address, patient)
+    assert kinds(report) == {("unopenable", 1, "keys")}
+    assert "no key bundle holds a wrap of its key for the patient" in report.findings[0].message
+    assert report.to_json()["keysChecked"] is True
+
+
+def test_verify_reports_a_malformed_key_bundle(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
+    cid = mv.ipfs.add(b'{"format": "something else"}')
+    keys = cid_to_bytes(cid)
+    blob = b"not really a ciphertext"
+    content = hashlib.sha256(blob).digest()
+    fn = mv.chain.records.functions.addRecord(
+        patient.address, 0, cid_to_bytes(mv.ipfs.add(blob)), content, int(Category.LABORATORY), keys
+    )
+    mv.chain.transact(patient, fn, "a record with a bundle that is no key bundle")
+    report = verify_patient(mv, patient.address, patient)
+    assert ("malformed", 0, "keys") in kinds(report)
+
+
+def test_cli_open_keys_reports_an_unopenable_record(
+    mv: Medvault, provider: Wallet, patient: Wallet, home: Path, local_node: NodeInfo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from data import PASSPHRASE
+
+    add_records(mv, provider, patient, 1)
+    with monkeypatch.context() as patch:
+        only_author = lambda p, author, c: {provider.address: mv.encryption_key(provider.address)}  # noqa: E731
+        patch.setattr(mv, "_readers_of_new_record", only_author)
+        add_records(mv, provider, patient, 1)
+    monkeypatch.setenv("MEDVAULT_PASSPHRASE", PASSPHRASE)
+    base = ["--home", str(home), "--rpc-url", local_node.rpc_url, "--ipfs-api", local_node.ipfs_api]
+
+    plain = CliRunner().invoke(cli, [*base, "verify", "--patient", "patient"])
+    opened = CliRunner().invoke(cli, [*base, "verify", "--patient", "patient", "--open-keys", "--json"])
+
+    assert plain.exit_code == 0, plain.output
+    assert opened.exit_code == 1, opened.output
+    data = json.loads(opened.stdout)
+    assert data["keysChecked"] is True
+    assert [(f["kind"], f["index"], f["object"]) for f in data["findings"]] == [("unopenable", 1, "keys")]

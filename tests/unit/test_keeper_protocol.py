@@ -126,3 +126,92 @@ def test_every_reason_has_an_http_status() -> None:
     assert Refusal("no-grant", "x").status == 403
     assert Refusal("something new", "x").status == 500
     assert Refusal("unreachable", "x", 0).status == 0
+
+
+# -- keeper URLs (M-4) ---------------------------------------------------------------------------
+
+PUBLIC = "https://93.184.215.14:8640"  # a public address literal (nothing is contacted or resolved)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://93.184.215.14/", "only http and https"),
+        ("file:///etc/passwd", "only http and https"),
+        ("http://user:pw@93.184.215.14:8640", "user info"),
+        ("http://127.0.0.1:5001/api/v0/pin/rm?arg=bafy#", "query"),
+        ("http://93.184.215.14:8640/#frag", "fragment"),
+        ("http://93.184.215.14:8640/?", "query"),
+        ("http://127.0.0.1:8640", "loopback, private"),
+        ("http://localhost:8640", "loopback, private"),
+        ("http://[::1]:8640", "loopback, private"),
+        ("http://10.1.2.3", "loopback, private"),
+        ("http://192.168.0.10", "loopback, private"),
+        ("http://169.254.169.254/latest/meta-data", "loopback, private"),
+        ("http://[::ffff:127.0.0.1]:80", "loopback, private"),
+        ("http://0.0.0.0:8640", "loopback, private"),
+        ("not a url", "only http and https"),
+    ],
+)
+def test_keeper_url_validation(url: str, why: str) -> None:
+    from medvault.keeper.urls import InvalidKeeperUrl, check_keeper_url
+
+    with pytest.raises(InvalidKeeperUrl, match=why):
+        check_keeper_url(url, allow_private=False)
+
+
+def test_keeper_url_validation_allows_public_and_permitted_private() -> None:
+    from medvault.keeper.urls import check_keeper_url
+
+    assert check_keeper_url(PUBLIC, allow_private=False).host == "93.184.215.14"
+    assert check_keeper_url("http://127.0.0.1:8640", allow_private=True).port == 8640
+    with pytest.raises(ValueError, match="query"):
+        check_keeper_url("http://127.0.0.1:5001/api/v0/pin/rm?arg=x", allow_private=True)  # never a query
+
+
+def test_keeper_paths_are_joined_by_url_rules() -> None:
+    import httpx
+
+    from medvault.keeper.protocol import KEY_SHARES_PATH
+    from medvault.keeper.urls import join_keeper_url
+
+    assert str(join_keeper_url(httpx.URL(PUBLIC), KEY_SHARES_PATH)) == PUBLIC + "/v1/key-shares"
+    assert str(join_keeper_url(httpx.URL(PUBLIC + "/k/"), KEY_SHARES_PATH)) == PUBLIC + "/k/v1/key-shares"
+    assert str(join_keeper_url(httpx.URL(PUBLIC + "/k"), KEY_SHARES_PATH)) == PUBLIC + "/k/v1/key-shares"
+
+
+def test_private_keepers_allowed_on_the_dev_chain_or_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medvault.keeper.urls import ALLOW_PRIVATE_ENV, allow_private_keepers
+
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    assert allow_private_keepers(31337)
+    assert not allow_private_keepers(1)
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+    assert allow_private_keepers(1)
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "0")
+    assert not allow_private_keepers(31337)
+
+
+def test_settlement_defaults_suit_the_chain() -> None:
+    from medvault.keeper.settled import Settlement
+
+    assert Settlement.for_chain(31337) == Settlement(0, None, None)
+    assert Settlement.for_chain(1) == Settlement(2, 120.0, None)
+    assert Settlement.for_chain(1, confirmations=5, max_lag=0) == Settlement(5, None, None)
+
+
+def test_freshness_refuses_a_view_that_fell_behind_what_was_seen() -> None:
+    import time
+
+    from medvault.keeper.settled import Freshness, PinnedBlock
+
+    ahead = int(time.time()) + 86_400  # chain time moved a day ahead of the wall clock
+    fresh = Freshness()
+    fresh.check(PinnedBlock(10, "aa", ahead, 10), 60)  # ahead of the wall clock: fine
+    fresh.check(PinnedBlock(10, "aa", ahead, 10), 60)
+    with pytest.raises(Refusal, match="older than the chain's time") as refused:
+        fresh.check(PinnedBlock(9, "bb", ahead - 120, 9), 60)  # a node showing an older view
+    assert refused.value.reason == "chain-stale"
+    with pytest.raises(Refusal):
+        Freshness().check(PinnedBlock(9, "bb", int(time.time()) - 600, 9), 60)  # old by the wall clock
+    Freshness().check(PinnedBlock(9, "bb", int(time.time()) - 600, 9), None)  # no lag check

@@ -33,18 +33,29 @@ def audit(app: App, patient: str) -> None:
 
 @click.command()
 @patient_option
+@click.option(
+    "--open-keys",
+    is_flag=True,
+    help="Also check, with the patient's keystore account (PATIENT by name), that its wraps open every record.",
+)
 @json_anywhere
 @pass_app
-def verify(app: App, patient: str) -> None:
-    """Check a patient's whole record log: hash chain, CIDs, ciphertext hashes, pins.
+def verify(app: App, patient: str, open_keys: bool) -> None:
+    """Check a patient's whole record log: hash chain, CIDs, ciphertext hashes, pins, and every
+    key bundle the chain references (each record's and each KeysShared one): present, pinned,
+    well-formed and, with --open-keys, opening for the patient.
 
-    Reports every missing, altered, reordered or unpinned record; exit status 1 if any.
+    Reports every missing, altered, reordered, unpinned, malformed or unopenable item; exit
+    status 1 if any.
     """
-    from medvault.verify import verify_patient
+    from medvault.verify import SHARED, verify_patient
 
-    report = verify_patient(app.client, app.address(patient))
+    wallet = app.unlock(patient) if open_keys else None
+    report = verify_patient(app.client, app.address(patient), wallet)
 
     def show() -> None:
+        for f in report.findings_for(SHARED):
+            click.echo(f"  ks  {f.kind.upper():<10} {f.object:<6} {f.message}")
         for index in report.indices:
             findings = report.findings_for(index)
             if not findings:

@@ -4,6 +4,17 @@ A patient may choose keepers (``set_keepers``); every record written from then o
 key with them, t-of-n (``formats.keybundle.escrow_key``). A reader whom the chain lets read but
 who holds no wrap of its own asks them (``release_key``); each keeper checks consent on chain
 first (``medvault.keeper``) and posts a ``KeyReleased`` receipt for what it released (``releases``).
+
+Changing keepers re-escrows: ``set_keepers`` splits the key of every existing record the patient
+can open afresh for the new keepers, in one re-escrow bundle that the chain names with the set
+(``keepersOf``). A record's escrow is then its entry in the current set's re-escrow bundle, or,
+for a record written since, its own bundle's (``escrow_for``): keepers and readers use the same
+rule. Removed keepers still hold their old shares; t of them colluding can combine those
+offline, and nothing can recall them (only new content under new keys is out of their reach).
+
+The keepers a reader asks are those of the chain's current set that the escrow names, never a
+keeper (nor a URL) that only a bundle names; each announced URL is checked
+(``medvault.keeper.urls``) before it is contacted.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from eth_utils.address import to_checksum_address
@@ -19,13 +31,16 @@ from medvault.client.participants import Participants
 from medvault.crypto import decrypt_record, open_share
 from medvault.errors import AccessDeniedError, ConfigurationError, DecryptionError, KeeperRefusedError
 from medvault.escrow import combine_key
+from medvault.formats.keybundle import escrow_key
+from medvault.ipfs import cid_from_bytes, cid_to_bytes
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
+from medvault.keeper.urls import InvalidKeeperUrl, allow_private_keepers, check_keeper_url
 from medvault.model import KeeperSet, KeyRelease
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
-    from medvault.formats.keybundle import KeyBundle
+    from medvault.formats.keybundle import Escrow, KeyBundle
     from medvault.model import RecordPointer
 
 __all__ = ["Keepers"]
@@ -34,22 +49,57 @@ __all__ = ["Keepers"]
 class Keepers(Participants):
     def set_keepers(self, patient: Wallet, keepers: list[str], threshold: int) -> TxResult:
         """Chooses ``patient``'s keepers (registered accounts) and threshold; an empty list, with
-        threshold 0, removes them. Records written before keep the keepers of their time."""
+        threshold 0, removes them. The keys of the patient's existing records (those its keys
+        open) are re-escrowed for the new keepers in one bundle the chain names with the set."""
         keepers = [to_checksum_address(k) for k in keepers]
         for keeper in keepers:
             if not self.is_registered(keeper):
                 raise ConfigurationError(
                     f"keeper {keeper} has no encryption key to escrow shares to (`medvault register`)"
                 )
-        fn = self.chain.keepers.functions.setKeepers(keepers, threshold)
-        return self.chain.transact(patient, fn, f"set {threshold}-of-{len(keepers)} keepers of {patient.address}")
+        escrow_cid = self._reescrow(patient, keepers, threshold) if keepers and 1 <= threshold <= len(keepers) else None
+        raw = cid_to_bytes(escrow_cid) if escrow_cid else b""
+        fn = self.chain.keepers.functions.setKeepers(keepers, threshold, raw)
+        try:
+            return self.chain.transact(patient, fn, f"set {threshold}-of-{len(keepers)} keepers of {patient.address}")
+        except BaseException:
+            if escrow_cid:
+                self._unpin_quietly(escrow_cid)
+            raise
+
+    def _reescrow(self, patient: Wallet, keepers: list[str], threshold: int) -> str | None:
+        """The CID of a bundle escrowing every existing record's key for ``keepers``; None if
+        the patient has no record its keys open."""
+        keeper_keys = {keeper: self.encryption_key(keeper) for keeper in keepers}
+        escrows: list[tuple[int, Escrow]] = []
+        for pointer in self.records(patient.address):  # type: ignore[attr-defined]
+            try:
+                key = self.open_key(patient, pointer)  # type: ignore[attr-defined]
+            except (AccessDeniedError, DecryptionError):
+                continue  # nothing the patient holds opens it: it keeps the keepers of its time
+            context = self.record_context(patient.address, pointer.index)
+            escrows.append((pointer.index, escrow_key(context, key, threshold, keeper_keys)))
+        if not escrows:
+            return None
+        bundle = self.new_key_bundle(patient.address, [])
+        return self.ipfs.add(replace(bundle, escrows=tuple(escrows)).to_bytes())
 
     def keepers_of(self, patient: str, *, with_urls: bool = True) -> KeeperSet:
         patient = to_checksum_address(patient)
-        keepers, threshold = self.chain.call(self.chain.keepers.functions.keepersOf(patient), "keepersOf")
+        keepers, threshold, escrow = self.chain.call(self.chain.keepers.functions.keepersOf(patient), "keepersOf")
         keepers = [to_checksum_address(k) for k in keepers]
         urls = self.keeper_urls(keepers) if with_urls else {}
-        return KeeperSet(patient, keepers, int(threshold), urls)
+        escrow_cid = cid_from_bytes(bytes(escrow)) if escrow else None
+        return KeeperSet(patient, keepers, int(threshold), urls, escrow_cid)
+
+    def escrow_for(self, pointer: RecordPointer, bundle: KeyBundle, keepers: KeeperSet) -> Escrow | None:
+        """The escrow of ``pointer``'s key for ``keepers`` (the chain's set): its entry in the
+        set's re-escrow bundle if there is one, else its own bundle's (``bundle``)."""
+        if keepers.escrow_cid:
+            escrow = self.key_bundle(keepers.escrow_cid, pointer.patient).escrow_of(pointer.index)
+            if escrow is not None:
+                return escrow
+        return bundle.escrow
 
     def keeper_urls(self, keepers: list[str]) -> dict[str, str | None]:
         """The URL each keeper announced last (None if it never announced one)."""
@@ -78,6 +128,8 @@ class Keepers(Participants):
                 release_id="0x" + bytes(e["args"]["releaseId"]).hex(),
                 tx_hash=e["transactionHash"].to_0x_hex(),
                 block_number=e["blockNumber"],
+                decided_at=e["args"]["decidedAt"],
+                issued_at=e["args"]["issuedAt"],
             )
             for e in self.chain.events("KeeperDirectory", "KeyReleased", **filters)
         ]
@@ -101,28 +153,43 @@ class Keepers(Participants):
         """The record key escrowed in ``bundle`` (the record's own), and with ``blob`` (the
         record's ciphertext) the plaintext it decrypts to.
 
-        Asks every keeper at once with a signed ``KeyRequest``, unwraps the shares they release
-        and combines ``threshold`` of them; with ``blob``, a combination that does not decrypt it
-        is set aside for another. Raises KeeperRefusedError naming the keepers' reasons when
-        fewer than ``threshold`` release. The keepers check consent themselves: this does not
-        ask the chain first.
+        Asks at once every keeper of the chain's current set that the record's escrow
+        (``escrow_for``) names, with a signed ``KeyRequest`` to its checked URL, unwraps the
+        shares they release and combines ``threshold`` of them; with ``blob``, a combination that
+        does not decrypt it is set aside for another. Raises KeeperRefusedError naming the
+        keepers' reasons when fewer than ``threshold`` release. The keepers check consent
+        themselves: this does not ask the chain first.
         """
-        escrow = bundle.escrow
+        keeper_set = self.keepers_of(pointer.patient, with_urls=False)
+        escrow = self.escrow_for(pointer, bundle, keeper_set)
         if escrow is None:
             raise AccessDeniedError(
                 reader.address, pointer.patient, f"no key of record {pointer.index} was wrapped for it, nor escrowed"
             )
         threshold = escrow.threshold
-        expected: dict[str, int] = {to_checksum_address(s.keeper): s.x for s in escrow.shares}
+        on_chain = set(keeper_set.keepers)
+        expected: dict[str, int] = {
+            to_checksum_address(s.keeper): s.x for s in escrow.shares if to_checksum_address(s.keeper) in on_chain
+        }
+        if not expected:
+            raise KeeperRefusedError(
+                reader.address, pointer.patient, 0, threshold,
+                {"*": ("no-keeper", "no keeper the escrow names is in the patient's keeper set on chain")},
+            )  # fmt: skip
         urls = self.keeper_urls(list(expected))
+        allow_private = allow_private_keepers(self.chain.chain_id)
         context = self.record_context(pointer.patient, pointer.index)
         pair = self.published_keys(reader)
         directory, issued_at = self.chain.keepers.address, self.now()
 
         def ask(keeper: str) -> tuple[int, bytes] | Refusal:
-            url = urls[keeper]
-            if url is None:
+            announced = urls[keeper]
+            if announced is None:
                 return Refusal("no-url", f"keeper {keeper} never announced a URL", 0)
+            try:
+                url = check_keeper_url(announced, allow_private=allow_private)
+            except InvalidKeeperUrl as exc:
+                return Refusal("bad-url", f"keeper {keeper}: {exc}", 0)
             request = KeyRequest(pointer.patient, pointer.index, reader.address, keeper, issued_at)
             try:
                 release = post_key_request(

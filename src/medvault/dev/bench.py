@@ -32,6 +32,7 @@ from medvault.dev.wallets import dev_wallet
 from medvault.index import EventIndex
 from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
 from medvault.keeper import KeeperService
+from medvault.keeper.protocol import KeyRequest, sign_key_request
 from medvault.model import ALL_CATEGORIES, Category, GrantTerms, Purpose, RequestStatus, Role, scope_mask
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ BUDGETS: dict[str, int | None] = {
     "approve_request": 55_000,
     "add_record": 55_000,
     "register_patient": None,
+    "record_release": 40_000,  # one verified receipt (the reader's signature is checked on chain)
 }
 
 
@@ -116,7 +118,20 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
 
     for index in range(2):  # the second record is the measured one
         measure("add_record" if index else "", lambda i=index: _add_pointer(mv, provider, patient.address, i))
+
+    set_keepers = mv.chain.keepers.functions.setKeepers([nurse.address], 1, b"")  # the nurse keeps the patient's keys
+    measure("", lambda: mv.chain.transact(patient, set_keepers, "set keepers"))
+    measure("record_release", lambda: _post_receipt(mv, nurse, doctor, patient.address))
     return {case: gas[case] for case in BUDGETS}
+
+
+def _post_receipt(mv: Medvault, keeper: Wallet, reader: Wallet, patient: str) -> TxResult:
+    """One ``recordReleases`` receipt, for a request ``reader`` signed, decided on the latest block."""
+    block = mv.chain.w3.eth.get_block("latest")
+    request = KeyRequest(patient, 1, reader.address, keeper.address, at := int(block["timestamp"]))
+    signature = sign_key_request(reader, request, mv.chain.chain_id, mv.chain.keepers.address)["signature"]
+    release = (patient, 1, reader.address, at, at, int(block["number"]), bytes.fromhex(signature[2:]))
+    return mv.chain.transact(keeper, mv.chain.keepers.functions.recordReleases([release]), "record a release")
 
 
 def _add_pointer(mv: Medvault, author: Wallet, patient: str, index: int) -> TxResult:

@@ -7,12 +7,15 @@ patient has keepers, the record key split t-of-n among them (``escrow``)::
     {"format": "medvault/key-bundle/v1", "chainId": 31337, "registry": "0x…", "patient": "0x…",
      "suite": "X25519",
      "wraps": [{"index": 0, "reader": "0x…", "wrap": "<base64>"}, …],
-     "escrow": {"threshold": 2, "shares": [{"keeper": "0x…", "x": 1, "wrap": "<base64>"}, …]}}
+     "escrow": {"threshold": 2, "shares": [{"keeper": "0x…", "x": 1, "wrap": "<base64>"}, …]},
+     "escrows": [{"index": 0, "threshold": 2, "shares": […]}, …]}
 
 Compact JSON (no spaces), keys in that order, addresses EIP-55 (read without regard to case),
 wraps in standard base64. A record's own bundle (``keysCid`` of ``RecordAdded``) wraps that
 record's key; bundles announced with ``KeysShared`` (grants, ``shareKeys``, key rotations) wrap
-keys of existing records.
+keys of existing records. A re-escrow bundle (named by ``KeepersChosen``/``keepersOf`` when a
+patient changes keepers) has ``escrows``: each existing record's key split afresh for the new
+keepers, which then serve that record from it rather than from the record's own bundle.
 A bundle is parsed once per read (``KeyBundle.parse``) and queried from then on.
 """
 
@@ -72,6 +75,11 @@ class KeyBundle:
     suite: str
     wraps: tuple[Wrap, ...]
     escrow: Escrow | None = None
+    escrows: tuple[tuple[int, Escrow], ...] = ()  # (record index, its key's escrow): a re-escrow
+
+    def escrow_of(self, index: int) -> Escrow | None:
+        """The re-escrow of record ``index``'s key in this bundle, if it has one."""
+        return next((e for i, e in self.escrows if i == index), None)
 
     def wraps_for(self, reader: str, index: int) -> list[bytes]:
         """Every wrap of record ``index``'s key for ``reader``, in bundle order."""
@@ -87,10 +95,9 @@ class KeyBundle:
             "wraps": [{"index": w.index, "reader": w.reader, "wrap": _b64(w.wrap)} for w in self.wraps],
         }
         if self.escrow is not None:
-            document["escrow"] = {
-                "threshold": self.escrow.threshold,
-                "shares": [{"keeper": s.keeper, "x": s.x, "wrap": _b64(s.wrap)} for s in self.escrow.shares],
-            }
+            document["escrow"] = _escrow_doc(self.escrow)
+        if self.escrows:
+            document["escrows"] = [{"index": i, **_escrow_doc(e)} for i, e in self.escrows]
         return json.dumps(document, separators=(",", ":")).encode()
 
     @classmethod
@@ -123,7 +130,15 @@ class KeyBundle:
             if isinstance(w, dict) and _is_int(w.get("index")) and isinstance(w.get("reader"), str)
             if (wrap := _unb64(w.get("wrap"))) is not None
         )
-        return cls(doc["chainId"], doc["registry"], patient, doc["suite"], wraps, _parse_escrow(doc.get("escrow")))
+        escrows = tuple(
+            (e["index"], escrow)
+            for e in (doc["escrows"] if isinstance(doc.get("escrows"), list) else [])
+            if isinstance(e, dict) and _is_int(e.get("index"))
+            if (escrow := _parse_escrow(e)) is not None
+        )
+        return cls(
+            doc["chainId"], doc["registry"], patient, doc["suite"], wraps, _parse_escrow(doc.get("escrow")), escrows
+        )
 
 
 def wrap_for(context: RecordContext, key: bytes, reader: str, public_key: bytes) -> Wrap:
@@ -142,6 +157,13 @@ def escrow_key(context: RecordContext, key: bytes, threshold: int, keepers: Mapp
             for (keeper, public), (x, share) in zip(keepers.items(), shares, strict=True)
         ),
     )
+
+
+def _escrow_doc(escrow: Escrow) -> dict[str, Any]:
+    return {
+        "threshold": escrow.threshold,
+        "shares": [{"keeper": s.keeper, "x": s.x, "wrap": _b64(s.wrap)} for s in escrow.shares],
+    }
 
 
 def _parse_escrow(doc: Any) -> Escrow | None:

@@ -25,6 +25,8 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from medvault.keeper.urls import join_keeper_url
+
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
 
@@ -69,6 +71,9 @@ REASONS: dict[str, int] = {
     "no-encryption-key": 409,  # the reader has no published encryption key to wrap the share to
     "integrity": 502,  # the chain or IPFS returned data that fails verification
     "chain-unavailable": 503,  # the Ethereum node does not answer
+    "chain-stale": 503,  # the block the keeper would decide on is older than its lag allows
+    "chain-disagrees": 502,  # the second RPC endpoint holds another block or decides otherwise
+    "rate-limited": 429,  # the reader asked for more releases than the keeper's rate allows
     "ipfs-unavailable": 503,  # the Kubo node does not answer
     "internal": 500,
 }
@@ -168,11 +173,14 @@ def verify_key_request(body: Any, chain_id: int, directory: str) -> tuple[KeyReq
     return request, _digest(signable)
 
 
-def post_key_request(url: str, body: dict[str, Any], timeout: float = 10.0) -> ShareRelease:
-    """Sends a signed request to the keeper at ``url``; its release, or the Refusal (reason
-    ``unreachable`` if it does not answer, ``bad-response`` if the answer makes no sense)."""
+def post_key_request(url: str | httpx.URL, body: dict[str, Any], timeout: float = 10.0) -> ShareRelease:
+    """Sends a signed request to the keeper at ``url`` (checked with ``check_keeper_url`` by
+    the caller), joined with ``KEY_SHARES_PATH`` by URL rules; its release, or the Refusal
+    (reason ``unreachable`` if it does not answer, ``bad-response`` if the answer makes no sense).
+    Redirects are not followed."""
+    target = join_keeper_url(httpx.URL(str(url)), KEY_SHARES_PATH)
     try:
-        response = httpx.post(url.rstrip("/") + KEY_SHARES_PATH, json=body, timeout=timeout)
+        response = httpx.post(target, json=body, timeout=timeout, follow_redirects=False)
     except httpx.TransportError as exc:
         raise Refusal("unreachable", f"{url}: {str(exc) or type(exc).__name__}", 0) from None
     try:

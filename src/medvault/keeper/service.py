@@ -7,19 +7,26 @@ key of any patient: only its own account and, sealed beside it, its own random e
 keys (``medvault.accounts``: not derived from the account key), which open its shares.
 
 ``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keeper.protocol``) and
-checks, in order: the signature (``bad-signature``), the request's age against chain time
-(``stale``), that it is addressed to this keeper and this keeper is the patient's
-(``wrong-keeper``), that the record exists in the patient's verified log (``unknown-record``),
-then consent on chain at the latest block (``no-grant``, ``revoked``, ``expired``,
-``not-yet-valid``, ``out-of-scope``). Only then does it open its share from the record's key
-bundle, wrap it to the reader's published key, journal the release and answer.
+checks, in order: the signature (``bad-signature``), that it is addressed to this keeper
+(``wrong-keeper``), the reader's request rate (``rate-limited``); then, on one settled block
+(``medvault.keeper.settled``: head minus the confirmations, no older than the lag allows
+(``chain-stale``), agreed by a second RPC endpoint if configured (``chain-disagrees``)), the
+request's age against that block's time (``stale``), that this keeper is in the patient's
+current set (``wrong-keeper``), that the record exists in the patient's verified log
+(``unknown-record``), then consent (``no-grant``, ``revoked``, ``expired``, ``not-yet-valid``,
+``out-of-scope``). Only then does it open its share, from the set's re-escrow of the record if
+there is one, else from the record's key bundle, wrap it to the reader's published key, journal
+the release and answer.
 
 The journal is SQLite in the keeper's state folder, one row per release keyed by its release id
-(the EIP-712 digest of the request; a retried request is served again and journaled once). A
-background thread posts the receipts in batches with ``KeeperDirectory.recordReleases`` and
-marks them once mined. Before posting, and at start-up, it reconciles with the chain: pending
-releases whose ``KeyReleased`` event exists are marked, so a crash between mining and marking
-never posts a receipt twice, and a release journaled before a crash is posted after it.
+(the EIP-712 digest of the request; a retried request is served again and journaled once), and
+one per reader, record and receipt bucket of chain time (distinct requests within a bucket are
+served and accounted under the first). A receipt carries the reader's signature, which the chain
+checks, and the block decided on. A background thread posts the receipts in batches with
+``KeeperDirectory.recordReleases`` and marks them once mined. Before posting, and at start-up,
+it reconciles with the chain: pending releases whose ``KeyReleased`` event exists are marked, so
+a crash between mining and marking never posts a receipt twice, and a release journaled before a
+crash is posted after it.
 
 Chain and IPFS are reached over HTTP per call (web3's HTTPProvider, httpx), so the keeper
 carries on across restarts of either; while one is down, requests get HTTP 503 with the reason.
@@ -28,10 +35,12 @@ carries on across restarts of either; while one is down, requests get HTTP 503 w
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +49,7 @@ import requests
 from eth_utils.address import to_checksum_address
 from web3.exceptions import TimeExhausted, Web3RPCError
 
+from medvault.chain import Chain, connect, load_artifacts
 from medvault.crypto import open_share, seal_share
 from medvault.errors import (
     ChainUnavailableError,
@@ -50,17 +60,25 @@ from medvault.errors import (
     IpfsError,
     IpfsUnavailableError,
 )
-from medvault.keeper.journal import Journal, PendingRelease
-from medvault.keeper.protocol import KEY_SHARES_PATH, MAX_REQUEST_SKEW, Refusal, verify_key_request
+from medvault.keeper.journal import Journal, Receipt
+from medvault.keeper.protocol import KEY_SHARES_PATH, MAX_REQUEST_SKEW, KeyRequest, Refusal, verify_key_request
+from medvault.keeper.settled import MAX_HEAD_GAP, Freshness, PinnedBlock, PinnedChain, Settlement, pin_block
+from medvault.keeper.urls import check_keeper_url
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.client import Medvault
     from medvault.crypto import RecordContext
+    from medvault.formats.keybundle import KeyBundle
+    from medvault.model import KeeperSet, RecordPointer
 
-__all__ = ["BATCH_SIZE", "KeeperService"]
+__all__ = ["BATCH_SIZE", "RECEIPT_BUCKET", "KeeperService"]
 
 BATCH_SIZE = 20  # receipts per recordReleases transaction; a full batch is posted at once
+RECEIPT_BUCKET = 3600  # seconds of chain time: one receipt per reader, record and bucket
+RATE_LIMIT = 600  # requests per reader ...
+RATE_WINDOW = 3600.0  # ... per this many seconds
+BUNDLE_CACHE = 256  # parsed key bundles kept
 MAX_BODY = 64 * 1024
 log = logging.getLogger("medvault.keeper")
 
@@ -78,11 +96,24 @@ class KeeperService:
         port: int = 0,
         batch_seconds: float = 2.0,
         announce: str | None = None,
+        settlement: Settlement | None = None,
+        receipt_bucket: int = RECEIPT_BUCKET,
+        rate_limit: int = RATE_LIMIT,
+        rate_window: float = RATE_WINDOW,
     ) -> None:
         self.wallet, self.client = wallet, client
         self.address = to_checksum_address(wallet.address)
         self.state_dir = Path(state_dir)
         self.host, self.port, self.batch_seconds, self.announce = host, port, batch_seconds, announce
+        self.settlement = settlement or Settlement.for_chain(client.chain.chain_id)
+        if receipt_bucket < 0 or rate_limit < 1 or rate_window <= 0:
+            raise ConfigurationError("the rate limit and window must be positive, the receipt bucket 0 or more")
+        self.receipt_bucket, self.rate_limit, self.rate_window = receipt_bucket, rate_limit, rate_window
+        self._second: Chain | None = None
+        self._freshness = Freshness()
+        self._rate_lock = threading.Lock()
+        self._requests: dict[str, collections.deque[float]] = {}
+        self._bundles: dict[tuple[str, str], KeyBundle] = {}
         self._journal: Journal | None = None
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -102,6 +133,16 @@ class KeeperService:
 
     def start(self) -> KeeperService:
         """Opens the journal, reconciles it with the chain, announces, then serves and batches."""
+        if self.announce:
+            try:
+                check_keeper_url(self.announce, allow_private=True)  # readers check the address themselves
+            except ValueError as exc:
+                raise ConfigurationError(f"cannot announce {self.announce}: {exc}") from None
+        if self.settlement.second_rpc and self._second is None:
+            chain = self.client.chain
+            self._second = Chain(connect(self.settlement.second_rpc), chain.deployment, load_artifacts())
+            if self._second.w3.eth.chain_id != chain.chain_id:
+                raise ConfigurationError(f"the second RPC endpoint serves chain {self._second.w3.eth.chain_id}")
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._journal = Journal(self.state_dir / "journal.sqlite3")
         self.reconcile()
@@ -169,42 +210,106 @@ class KeeperService:
         """Checks a signed request (see the module docstring) and releases this keeper's share."""
         client = self.client
         request, digest = verify_key_request(body, client.chain.chain_id, client.chain.keepers.address)
-        now = client.now()
-        if abs(request.issued_at - now) > MAX_REQUEST_SKEW:
-            raise Refusal(
-                "stale", f"issued at {request.issued_at}, chain time {now} (at most {MAX_REQUEST_SKEW} s apart)"
-            )
-        patient, reader = to_checksum_address(request.patient), to_checksum_address(request.reader)
         if to_checksum_address(request.keeper) != self.address:
             raise Refusal("wrong-keeper", f"addressed to {request.keeper}; this is keeper {self.address}")
-        if self.address not in client.keepers_of(patient, with_urls=False).keepers:
-            raise Refusal("wrong-keeper", f"{self.address} is not a keeper of {patient}")
-        pointers = client.records(patient)
-        if request.index >= len(pointers):
-            raise Refusal("unknown-record", f"{patient} has no record {request.index} (records: {len(pointers)})")
-        pointer = pointers[request.index]
-        denial = client.access_denial(reader, pointer)
-        if denial is not None:
-            raise Refusal(*denial)
+        patient, reader = to_checksum_address(request.patient), to_checksum_address(request.reader)
+        self._limit(reader)
+        block = pin_block(client.chain, self.settlement.confirmations)
+        self._freshness.check(block, self.settlement.max_lag)
+        view = type(client)(PinnedChain(client.chain, block), client.ipfs)
+        decision = self._decide(view, request)
+        if self._second is not None:
+            self._agree(block, request, decision)
+        if isinstance(decision, Refusal):
+            raise decision
+        pointer, keepers = decision
         context = client.record_context(patient, pointer.index)
-        share = self._open_share(pointer.keys_cid, patient, context)
-        x, secret = share
+        x, secret = self._open_share(view, pointer, keepers, context)
         try:
-            recipient = client.encryption_key(reader)
+            recipient = view.encryption_key(reader)
         except ConfigurationError as exc:
             raise Refusal("no-encryption-key", str(exc)) from None
         wrap = seal_share(secret, recipient, context.release_info(reader, self.address, x))
-        release_id = "0x" + digest.hex()
-        inserted, pending = self._opened().record(release_id, patient, pointer.index, reader, now)
+        receipt = Receipt(
+            "0x" + digest.hex(), patient, pointer.index, reader, block.timestamp, request.issued_at,
+            block.number, bytes.fromhex(str(body["signature"]).removeprefix("0x")),
+        )  # fmt: skip
+        bucket = block.timestamp // self.receipt_bucket if self.receipt_bucket else None
+        release_id, inserted, pending = self._opened().record(receipt, bucket)
         if inserted and pending >= BATCH_SIZE:
             self._wake.set()
         log.info(
-            "keeper %s released share %d of record %d of %s to %s", self.address, x, pointer.index, patient, reader
-        )
+            "keeper %s released share %d of record %d of %s to %s at block %d",
+            self.address, x, pointer.index, patient, reader, block.number,
+        )  # fmt: skip
         return {"keeper": self.address, "x": x, "wrap": base64.b64encode(wrap).decode(), "releaseId": release_id}
 
-    def _open_share(self, keys_cid: str, patient: str, context: RecordContext) -> tuple[int, bytes]:
-        escrow = self.client.key_bundle(keys_cid, patient).escrow
+    def _decide(self, view: Medvault, request: KeyRequest) -> tuple[RecordPointer, KeeperSet] | Refusal:
+        """The record to release, or why not, as the chain stood at ``view``'s pinned block."""
+        now = view.now()
+        if abs(request.issued_at - now) > MAX_REQUEST_SKEW:
+            return Refusal(
+                "stale", f"issued at {request.issued_at}, chain time {now} (at most {MAX_REQUEST_SKEW} s apart)"
+            )
+        patient, reader = to_checksum_address(request.patient), to_checksum_address(request.reader)
+        keepers = view.keepers_of(patient, with_urls=False)
+        if self.address not in keepers.keepers:
+            return Refusal("wrong-keeper", f"{self.address} is not a keeper of {patient}")
+        pointers = view.records(patient)
+        if request.index >= len(pointers):
+            return Refusal("unknown-record", f"{patient} has no record {request.index} (records: {len(pointers)})")
+        pointer = pointers[request.index]
+        denial = view.access_denial(reader, pointer)
+        return (pointer, keepers) if denial is None else Refusal(*denial)
+
+    def _agree(
+        self, block: PinnedBlock, request: KeyRequest, decision: tuple[RecordPointer, KeeperSet] | Refusal
+    ) -> None:
+        """Refuses unless the second endpoint holds ``block`` and decides the same on it."""
+        assert self._second is not None
+        second = self._second
+        theirs = second.w3.eth.get_block(block.number)
+        if bytes(theirs["hash"]).hex() != block.hash:
+            raise Refusal(
+                "chain-disagrees", f"the second RPC endpoint holds another block {block.number} (a reorg or a fork)"
+            )
+        head = int(second.w3.eth.block_number)
+        if head - block.head > MAX_HEAD_GAP:
+            raise Refusal(
+                "chain-stale",
+                f"the Ethereum node's head {block.head} is {head - block.head} blocks behind the second RPC endpoint's",
+            )
+        view = type(self.client)(PinnedChain(second, block), self.client.ipfs)
+        other = self._decide(view, request)
+        mine = (decision.reason, decision.message) if isinstance(decision, Refusal) else decision
+        seen = (other.reason, other.message) if isinstance(other, Refusal) else other
+        if mine != seen:
+            raise Refusal("chain-disagrees", f"the second RPC endpoint decides otherwise at block {block.number}")
+
+    def _limit(self, reader: str) -> None:
+        """Refuses (``rate-limited``) a reader past ``rate_limit`` requests in ``rate_window`` seconds."""
+        now = time.monotonic()
+        with self._rate_lock:
+            times = self._requests.setdefault(reader, collections.deque())
+            while times and times[0] <= now - self.rate_window:
+                times.popleft()
+            if len(times) >= self.rate_limit:
+                raise Refusal(
+                    "rate-limited",
+                    f"{reader} made {len(times)} requests in {self.rate_window:.0f} s (at most {self.rate_limit})",
+                )
+            times.append(now)
+
+    def _open_share(
+        self, view: Medvault, pointer: RecordPointer, keepers: KeeperSet, context: RecordContext
+    ) -> tuple[int, bytes]:
+        """This keeper's share of ``pointer``'s key, from the escrow readers use too
+        (``Medvault.escrow_for``: the set's re-escrow of the record, else the record's own)."""
+        patient = pointer.patient
+        escrow = None
+        if keepers.escrow_cid:
+            escrow = self._bundle(view, keepers.escrow_cid, patient).escrow_of(pointer.index)
+        escrow = escrow or self._bundle(view, pointer.keys_cid, patient).escrow
         share = escrow.share_of(self.address) if escrow else None
         if share is None:
             raise Refusal("no-share", f"record {context.index} of {patient} escrows no share with {self.address}")
@@ -218,10 +323,22 @@ class KeeperService:
             "(a keeper registered before keys were random runs `medvault keys migrate` first)"
         )
 
+    def _bundle(self, view: Medvault, cid: str, patient: str) -> KeyBundle:
+        """A record's key bundle, parsed (content-addressed: a bundle once read never changes)."""
+        with self._rate_lock:
+            bundle = self._bundles.get((cid, patient))
+        if bundle is None:
+            bundle = view.key_bundle(cid, patient)
+            with self._rate_lock:
+                if len(self._bundles) >= BUNDLE_CACHE:
+                    self._bundles.pop(next(iter(self._bundles)))
+                self._bundles[(cid, patient)] = bundle
+        return bundle
+
     # -- receipts -----------------------------------------------------------------------------
 
-    def pending(self) -> list[PendingRelease]:
-        """Journaled releases without a receipt yet: (release id, patient, index, grantee, released at)."""
+    def pending(self) -> list[Receipt]:
+        """Journaled releases without a receipt yet, oldest first."""
         return self._opened().pending()
 
     def journal(self) -> list[dict[str, Any]]:
@@ -234,7 +351,7 @@ class KeeperService:
 
     def reconcile(self) -> int:
         """Marks pending releases whose receipt is already on chain; how many."""
-        pending = {row[0] for row in self.pending()}
+        pending = {row.release_id for row in self.pending()}
         if not pending:
             self._uncertain = False
             return 0
@@ -264,18 +381,18 @@ class KeeperService:
                     raise
         return posted
 
-    def _post(self, rows: list[PendingRelease]) -> int:
+    def _post(self, rows: list[Receipt]) -> int:
         directory = self.client.chain.keepers.functions
-        releases = [(patient, idx, grantee, at, bytes.fromhex(rid[2:])) for rid, patient, idx, grantee, at in rows]
+        releases = [row.to_release() for row in rows]
         try:
             tx = self.client.chain.transact(self.wallet, directory.recordReleases(releases), "record key releases")
         except ContractError as exc:
-            if len(rows) == 1:  # the chain refuses this one receipt (the patient removed this keeper)
-                log.warning("keeper %s: the chain refuses the receipt of %s: %s", self.address, rows[0][0], exc)
-                self._opened().reject(rows[0][0], str(exc))
+            if len(rows) == 1:  # the chain refuses this one receipt for good
+                log.warning("keeper %s: the chain refuses the receipt of %s: %s", self.address, rows[0].release_id, exc)
+                self._opened().reject(rows[0].release_id, str(exc))
                 return 0
             return sum(self._post([row]) for row in rows)
-        self._opened().mark([row[0] for row in rows], tx.tx_hash)
+        self._opened().mark([row.release_id for row in rows], tx.tx_hash)
         log.info("keeper %s posted %d receipts in %s", self.address, len(rows), tx.tx_hash)
         return len(rows)
 
