@@ -7,7 +7,11 @@ every problem at once, each with the record it concerns, so ``verify_patient`` c
   on-chain head and count (``logOf``). Each event's record hash is recomputed from its own
   fields and the record hash of the event before it, so an altered event is pinned to its own
   index rather than to every record after it. Events out of index order are *reordered*; an
-  index the chain counts but no event carries is *missing*.
+  index the chain counts but no event carries is *missing*. Each author's sequence numbers
+  (what its ciphertexts are bound to) must run 0, 1, 2, ... in log order; a gap or repeat is
+  *altered*.
+* the patient's flags: a record the patient flagged disputed or hidden is reported as such
+  (``RecordSummary.disputed`` / ``hidden``, and the CLI's line for it); a flag is not a finding.
 * the objects: each record's ciphertext and key bundle are fetched from IPFS, checked against
   their CIDs and (for the ciphertext) the on-chain content hash, and checked to be pinned. A
   block the node does not hold is *missing*; it is asked for offline, so a missing block is an
@@ -28,7 +32,7 @@ from eth_utils.address import to_checksum_address
 from medvault.errors import CidMismatchError, InvalidCidError, IpfsError
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.ipfs import IpfsClient, cid_from_bytes
-from medvault.model import Category
+from medvault.model import DISPUTED, HIDDEN, Category
 
 if TYPE_CHECKING:
     from medvault.client import Medvault
@@ -63,6 +67,10 @@ class RecordSummary:
     category: str
     cid: str | None
     keys_cid: str | None
+    author: str | None = None
+    seq: int | None = None
+    disputed: bool = False
+    hidden: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -135,6 +143,8 @@ def verify_patient(mv: Medvault, patient: str) -> VerificationReport:
             found(Finding("reordered", index, "log", message))
 
     fetched: dict[str, bytes | tuple[FindingKind, str]] = {}
+    flags = mv.record_flags(patient)
+    seqs: dict[str, int] = {}  # each author's next sequence number
     for index in range(count):
         entry = by_index.get(index)
         if entry is None:
@@ -144,7 +154,16 @@ def verify_patient(mv: Medvault, patient: str) -> VerificationReport:
         _check_hash(report, patient, index, args, by_index.get(index - 1), head)
         cid = _cid(report, index, "record", args["cid"])
         keys_cid = _cid(report, index, "keys", args["keysCid"])
-        report.records.append(RecordSummary(index, _category(args["category"]), cid, keys_cid))
+        author, seq = str(args["author"]), int(args["seq"])
+        if seq != seqs.get(author, 0):
+            message = f"{author}'s sequence number is {seq}, but it had written {seqs.get(author, 0)} records before"
+            found(Finding("altered", index, "log", message))
+        seqs[author] = seq + 1
+        f = flags.get(index, 0)
+        summary = RecordSummary(
+            index, _category(args["category"]), cid, keys_cid, author, seq, bool(f & DISPUTED), bool(f & HIDDEN)
+        )
+        report.records.append(summary)
         if cid is not None:
             blob = _check_object(mv.ipfs, report, fetched, index, "record", cid)
             if blob is not None:

@@ -115,7 +115,7 @@ class Keepers(Participants):
         threshold = escrow.threshold
         expected: dict[str, int] = {to_checksum_address(s.keeper): s.x for s in escrow.shares}
         urls = self.keeper_urls(list(expected))
-        context = self.record_context(pointer.patient, pointer.index)
+        context = self.context_of(pointer)
         pair = reader.encryption_keys(self.suite, self.key_epoch(reader))
         directory, issued_at = self.chain.keepers.address, self.now()
 

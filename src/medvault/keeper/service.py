@@ -185,7 +185,7 @@ class KeeperService:
         denial = client.access_denial(reader, pointer)
         if denial is not None:
             raise Refusal(*denial)
-        context = client.record_context(patient, pointer.index)
+        context = client.context_of(pointer)
         share = self._open_share(pointer.keys_cid, patient, context)
         x, secret = share
         try:
@@ -206,13 +206,13 @@ class KeeperService:
         escrow = self.client.key_bundle(keys_cid, patient).escrow
         share = escrow.share_of(self.address) if escrow else None
         if share is None:
-            raise Refusal("no-share", f"record {context.index} of {patient} escrows no share with {self.address}")
+            raise Refusal("no-share", f"{context.describe()} escrows no share with {self.address}")
         info = context.escrow_info(self.address)
         for epoch in range(self.client.key_epoch(self.wallet), -1, -1):
             pair = self.wallet.encryption_keys(self.client.suite, epoch)
             with contextlib.suppress(DecryptionError):
-                return share.x, open_share(share.wrap, pair, info, f"the escrowed share of record {context.index}")
-        raise IntegrityError(f"no key of {self.address} opens its escrowed share of record {context.index}")
+                return share.x, open_share(share.wrap, pair, info, f"the escrowed share of {context.describe()}")
+        raise IntegrityError(f"no key of {self.address} opens its escrowed share of {context.describe()}")
 
     # -- receipts -----------------------------------------------------------------------------
 
