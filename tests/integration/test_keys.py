@@ -206,6 +206,7 @@ def test_hybrid_suite_end_to_end(
     assert pq.suite is KeySuite.MLKEM768_X25519
     registrations = [pq.register(w) for w in (patient, provider, doctor)]
     pq.accredit(admin, provider.address, Role.PROVIDER)
+    pq.set_writer(patient, provider.address, frozenset(Category))
     published = pq.encryption_key(patient.address)
     assert len(published) == 1 + 1184 + 32
     assert published[0] == KeySuite.MLKEM768_X25519
