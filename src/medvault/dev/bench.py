@@ -48,8 +48,11 @@ BUDGETS: dict[str, int | None] = {
     "approve_request": 55_000,
     "add_record": 55_000,  # by a provider on the patient's care team, its second record
     "add_record_by_patient": 55_000,  # the patient's own, its second record
-    "set_writer": 35_000,
-    "flag_record": 50_000,  # the first flag of a word of 128 records (a fresh storage slot)
+    # A new writer: one fresh storage slot (22,100) and two registry reads (accredited provider,
+    # registered patient) over the 21,000 base.
+    "set_writer": 56_000,
+    # The first flag in a word of 128 records: a fresh storage slot and the log's count.
+    "flag_record": 50_000,
     "register_patient": None,
 }
 
