@@ -36,7 +36,11 @@ def wraps_for(mv: Medvault, reader: Wallet, pointer: RecordPointer) -> list[byte
     cids = [pointer.keys_cid]
     shared = mv.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader.address)
     cids += [cid_from_bytes(bytes(e["args"]["keysCid"])) for e in reversed(shared)]
-    return [w for cid in cids for w in mv.key_bundle(cid, pointer.patient).wraps_for(reader.address, pointer.author, pointer.seq)]
+    return [
+        w
+        for cid in cids
+        for w in mv.key_bundle(cid, pointer.patient).wraps_for(reader.address, pointer.author, pointer.seq)
+    ]
 
 
 def opens_any(mv: Medvault, pair: EncryptionKeyPair, reader: Wallet, pointer: RecordPointer) -> bool:

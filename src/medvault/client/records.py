@@ -1,13 +1,19 @@
 """Records, in the order their data moves: write, list, read; and key rotation, which re-wraps them.
 
-Writing: the readers of the new record (the patient, the author, every grantee whose grant
-covers its category and has not ended) and the patient's keepers are read first; the payload
-is enveloped and sealed under a fresh key bound to the record's position, the key wrapped for
-each reader and escrowed with the keepers in one key bundle, ciphertext and bundle added to
-IPFS, and the pointer appended on chain. If the chain refuses, the IPFS objects are unpinned
-again, so a failed add leaves nothing behind.
+Writing: only the patient, a provider on the patient's care team (``set_writer``, in its
+categories) and a provider inside a live emergency may append; the chain refuses anyone else.
+The readers of the new record (the patient, the author, every grantee whose grant covers its
+category and is open now) and the patient's keepers are read first; the payload is enveloped
+and sealed under a fresh key bound to (patient, author, the author's next sequence number),
+which the author knows before it writes, the key wrapped for each reader and escrowed with the
+keepers in one key bundle, ciphertext and bundle added to IPFS, and the pointer appended on
+chain, which assigns its position: another writer's record landing first changes nothing. A
+grantee whose window has not opened gets no wrap; it reads through the keepers once it opens.
+If the chain refuses, the IPFS objects are unpinned again, so a failed add leaves nothing behind.
 
-Reading: the log is rebuilt from events and checked against the on-chain head; the chain is
+Reading: the log is rebuilt from events and checked against the on-chain head (and each
+author's sequence numbers against their order), with the patient's flags (disputed, hidden)
+attached to each pointer; the chain is
 asked whether the reader may read the category now; the ciphertext is fetched and checked
 against its CID and content hash; the record's key bundle is fetched and parsed once, and the
 key comes from the reader's own wrap or, failing that, from the keepers; the ciphertext is
