@@ -206,8 +206,10 @@ contract RecordRegistry is IRecordRegistry {
     /// only when its care-team categories `allowed` do not cover a record.
     function _emergencyScopes(address patient, uint8 allowed) private view returns (uint8 scopes) {
         // A care-team writer's patient is registered (setWriter requires it); anyone else's may not be.
+        // slither-disable-next-line calls-loop -- addRecords asks at most once per batch (its `asked` flag)
         if (allowed == 0 && !participants.isRegistered(patient)) revert RecordRegistryUnregisteredPatient(patient);
         // A consent contract that cannot answer grants nothing: the write is then refused.
+        // slither-disable-next-line calls-loop -- addRecords asks at most once per batch (its `asked` flag)
         try consent.emergencyScopes(patient, msg.sender) returns (uint8 emergency) {
             scopes = emergency;
         } catch {
