@@ -6,15 +6,15 @@
 * The record key is wrapped for each reader with HPKE (RFC 9180, base mode, from
   ``cryptography``). The HPKE ``info`` carries the same context plus the reader's address, so
   a wrap cannot be replayed for another record or another reader.
-* A participant's HPKE key pair is derived from a wallet signature: the account signs a fixed
-  EIP-712 message (``encryption_key_typed_data``) naming the suite and a key epoch, and HKDF
-  expands keccak256 of that signature into the key pair (``EncryptionKeyPair.from_signature``).
-  Ethereum signatures are deterministic (RFC 6979) in eth-account, MetaMask and hardware
-  wallets alike, so the same account derives the same key from its keystore or from a browser
-  wallet (``eth_signTypedData_v4``), and the key can always be derived again: there is no
-  second secret to back up. The domain carries no chain id or contract, on purpose: one
-  encryption key per account and epoch, whichever chain or deployment it is used on. A new
-  epoch gives a new, unrelated key pair; rotating means publishing the next epoch's key.
+* A participant's HPKE key pair is random: generated from the OS CSPRNG
+  (``EncryptionKeyPair.generate``) once per account, epoch and suite, and kept sealed beside the
+  account key (``medvault.accounts``, ``medvault.formats.keyfile``). No signature, message or
+  account key determines it, so no web page that obtains wallet signatures can derive it, and a
+  rotation's key is unrelated to anything that existed before it.
+* Legacy: accounts registered before that derived the pair from a wallet signature over a fixed
+  EIP-712 message (``legacy_encryption_key_typed_data``, ``EncryptionKeyPair.legacy_from_signature``),
+  which any website can ask a wallet to sign (review finding H-2). That derivation is kept only
+  so ``medvault keys migrate`` can open records wrapped for such a key.
 
 Two suites are supported; the suite is tagged in the first byte of a published public key:
 ``X25519`` (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM) and ``MLKEM768_X25519``
@@ -40,14 +40,14 @@ from eth_utils.crypto import keccak
 from medvault.errors import ConfigurationError, DecryptionError, IntegrityError
 
 __all__ = [
-    "ENCRYPTION_KEY_PURPOSE",
+    "LEGACY_ENCRYPTION_KEY_PURPOSE",
     "EncryptionKeyPair",
     "KeySuite",
     "PublicKey",
     "RecordContext",
     "decrypt_record",
     "encrypt_record",
-    "encryption_key_typed_data",
+    "legacy_encryption_key_typed_data",
     "new_record_key",
     "normalised_signature",
     "open_share",
@@ -60,10 +60,10 @@ RECORD_MAGIC = b"MVR1"
 NONCE_LENGTH = 12
 KEY_LENGTH = 32
 
-# The EIP-712 message an account signs to derive its encryption key. Changing any of these
-# changes every participant's key: they are part of the format.
+# Legacy: the EIP-712 message an account signed to derive its encryption key before keys were
+# random (phishable: any website can ask for this signature). Kept for migration only.
 ENCRYPTION_KEY_DOMAIN = {"name": "medvault encryption key", "version": "1"}
-ENCRYPTION_KEY_PURPOSE = "Derive my medvault encryption key. Signing this does not authorize any transaction."
+LEGACY_ENCRYPTION_KEY_PURPOSE = "Derive my medvault encryption key. Signing this does not authorize any transaction."
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _ENCRYPTION_KEY_TYPES = {
     "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
@@ -186,37 +186,66 @@ class PublicKey:
         return cls(suite, key)
 
 
-def encryption_key_typed_data(suite: KeySuite, epoch: int = 0) -> dict[str, Any]:
-    """The ``eth_signTypedData_v4`` document whose signature yields the ``suite`` key of ``epoch``.
-
-    No chain id and no verifying contract: the key belongs to the account, not to a chain.
-    """
+def legacy_encryption_key_typed_data(suite: KeySuite, epoch: int = 0) -> dict[str, Any]:
+    """Legacy (migration only): the ``eth_signTypedData_v4`` document whose signature yielded the
+    ``suite`` key of ``epoch`` under the old, phishable scheme."""
     if epoch < 0:
         raise ValueError(f"a key epoch is not negative, got {epoch}")
     return {
         "types": {name: [dict(field) for field in fields] for name, fields in _ENCRYPTION_KEY_TYPES.items()},
         "primaryType": "EncryptionKey",
         "domain": dict(ENCRYPTION_KEY_DOMAIN),
-        "message": {"purpose": ENCRYPTION_KEY_PURPOSE, "suite": suite.name, "epoch": epoch},
+        "message": {"purpose": LEGACY_ENCRYPTION_KEY_PURPOSE, "suite": suite.name, "epoch": epoch},
     }
 
 
 class EncryptionKeyPair:
-    """An HPKE key pair derived deterministically from a 32-byte secret (see the module docstring)."""
+    """An HPKE key pair: random (``generate``), or rebuilt from its sealed private bytes."""
 
-    def __init__(self, suite: KeySuite, private_key: PrivateKey, public_bytes: bytes) -> None:
+    def __init__(self, suite: KeySuite, private_key: PrivateKey, public_bytes: bytes, secret: bytes) -> None:
         self.suite = suite
         self._private_key = private_key
+        self._secret = secret
         self.public_bytes = public_bytes
+
+    def __repr__(self) -> str:
+        return f"EncryptionKeyPair({self.suite.name}, 0x{self.public_bytes[:9].hex()}...)"
 
     def open(self, sealed: bytes, info: bytes) -> bytes:
         """HPKE-decrypts ``sealed`` (a wrap or a share) with the private key; raises InvalidTag or
         ValueError when it was not sealed to this pair under ``info``. The private key never leaves."""
         return self.suite.hpke.decrypt(sealed, self._private_key, info=info)
 
+    def private_bytes(self) -> bytes:
+        """The private key, to be sealed in a key file: the X25519 scalar (32 bytes), then for
+        ``MLKEM768_X25519`` the 64-byte ML-KEM-768 seed ``d || z``. Never write it in clear."""
+        return self._secret
+
     @classmethod
-    def from_signature(cls, signature: bytes, suite: KeySuite = KeySuite.X25519, epoch: int = 0) -> EncryptionKeyPair:
-        """The pair from a 65-byte signature (r || s || v) over ``encryption_key_typed_data(suite, epoch)``.
+    def generate(cls, suite: KeySuite = KeySuite.X25519) -> EncryptionKeyPair:
+        """A fresh pair from the OS CSPRNG (``os.urandom``)."""
+        return cls.from_private_bytes(os.urandom(SECRET_LENGTHS[suite]), suite)
+
+    @classmethod
+    def from_private_bytes(cls, secret: bytes, suite: KeySuite = KeySuite.X25519) -> EncryptionKeyPair:
+        """The pair whose ``private_bytes`` are ``secret``."""
+        if len(secret) != SECRET_LENGTHS[suite]:
+            raise ValueError(f"a {suite.name} private key has {SECRET_LENGTHS[suite]} bytes, not {len(secret)}")
+        x_private = x25519.X25519PrivateKey.from_private_bytes(secret[:32])
+        x_public = x_private.public_key().public_bytes_raw()
+        if suite is KeySuite.X25519:
+            return cls(suite, x_private, bytes([suite]) + x_public, secret)
+        m_private = mlkem.MLKEM768PrivateKey.from_seed_bytes(secret[32:])
+        m_public = m_private.public_key().public_bytes_raw()
+        hybrid = hpke.MLKEM768X25519PrivateKey(m_private, x_private)
+        return cls(suite, hybrid, bytes([suite]) + m_public + x_public, secret)
+
+    @classmethod
+    def legacy_from_signature(
+        cls, signature: bytes, suite: KeySuite = KeySuite.X25519, epoch: int = 0
+    ) -> EncryptionKeyPair:
+        """Legacy (migration only): the pair the old scheme derived from a 65-byte signature
+        (r || s || v) over ``legacy_encryption_key_typed_data(suite, epoch)``.
 
         Wallets differ in how they spell the same signature: ``v`` may be 27/28 or 0/1, and ``s``
         may be high; both are normalised (v in 27/28, low s) before hashing.
@@ -226,17 +255,14 @@ class EncryptionKeyPair:
 
     @classmethod
     def derive(cls, secret: bytes, suite: KeySuite = KeySuite.X25519, epoch: int = 0) -> EncryptionKeyPair:
-        """Derives the pair for ``suite`` from ``secret``; a new ``epoch`` gives a new, unrelated pair."""
+        """The pair HKDF expands from ``secret`` (a new ``epoch`` gives an unrelated pair): for the
+        legacy scheme and test vectors. Never for a real account: its key is ``generate``d."""
         info = f"medvault/encryption-key/{suite.name}/epoch-{epoch}".encode()
         seed = HKDF(hashes.SHA256(), length=96, salt=b"medvault", info=info).derive(secret)
-        x_private = x25519.X25519PrivateKey.from_private_bytes(seed[:32])
-        x_public = x_private.public_key().public_bytes_raw()
-        if suite is KeySuite.X25519:
-            return cls(suite, x_private, bytes([suite]) + x_public)
-        m_private = mlkem.MLKEM768PrivateKey.from_seed_bytes(seed[32:])
-        m_public = m_private.public_key().public_bytes_raw()
-        hybrid = hpke.MLKEM768X25519PrivateKey(m_private, x_private)
-        return cls(suite, hybrid, bytes([suite]) + m_public + x_public)
+        return cls.from_private_bytes(seed[: SECRET_LENGTHS[suite]], suite)
+
+
+SECRET_LENGTHS = {KeySuite.X25519: 32, KeySuite.MLKEM768_X25519: 96}
 
 
 def normalised_signature(signature: bytes) -> tuple[bytes, int, int]:

@@ -237,11 +237,12 @@ class RecordReceipt:
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """An account's encryption key as its wallet derives it, against the one on chain.
+    """An account's encryption keys as its key file holds them, against the one on chain.
 
-    ``epoch`` is the epoch whose key the chain holds, or None if no derivable key matches (not
-    registered, or registered with another suite or derivation); ``public_key`` is that epoch's
-    key, else epoch 0's.
+    ``epoch`` is the epoch of the held key the chain holds, or None if none matches (not
+    registered, or registered with another suite, a lost key or the old signature-derived
+    scheme); ``public_key`` is that key, else the newest held (empty if none); ``legacy`` says
+    the matching key is a signature-derived one (``medvault keys migrate`` replaces it).
     """
 
     account: str
@@ -249,6 +250,7 @@ class KeyInfo:
     epoch: int | None
     public_key: bytes
     registered: bool
+    legacy: bool = False
 
     @property
     def matches_chain(self) -> bool:
@@ -258,7 +260,7 @@ class KeyInfo:
         return {
             "account": self.account, "suite": self.suite.name, "epoch": self.epoch,
             "public_key": "0x" + self.public_key.hex(), "registered": self.registered,
-            "matches_chain": self.matches_chain,
+            "matches_chain": self.matches_chain, "legacy": self.legacy,
         }  # fmt: skip
 
 

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from counting import counted_client
-from data import DAY, LAB, LABS, MEDS
+from data import DAY, LAB, LABS, MEDS, PASSPHRASE
 from helpers import add, new_wallet, wait_for
 
+from medvault.accounts import Keystore
 from medvault.chain import Chain, connect
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
 from medvault.dev.node import free_port
-from medvault.errors import AccessDeniedError, KeeperRefusedError
+from medvault.errors import AccessDeniedError, ConfigurationError, DecryptionError, KeeperRefusedError
 from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
 from medvault.keeper.protocol import KEY_SHARES_PATH, KeyRequest, Refusal, post_key_request, sign_key_request
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from helpers import ChainClock
     from web3 import Web3
 
-    from medvault.accounts import Keystore, Wallet
+    from medvault.accounts import Wallet
     from medvault.dev.node import NodeInfo
     from medvault.model import RecordPointer
 
@@ -112,7 +113,7 @@ class _Unusable:
 def lock_away(wallet: Wallet) -> None:
     """From here on, any use of ``wallet``'s key (signing, deriving keys) fails the test."""
     wallet.account = _Unusable(wallet.address)  # type: ignore[assignment]
-    wallet._pairs.clear()
+    wallet.keys.pairs.clear()
 
 
 def delegate_grant(mv: Medvault, patient: Wallet, guardian: Wallet, grantee: Wallet, start: int, end: int) -> None:
@@ -363,3 +364,27 @@ def test_wrapped_share_is_bound_to_the_reader(
             "share",
         )
     assert base64.b64encode(release.wrap)
+
+
+def test_a_patient_who_lost_its_key_file_reads_its_escrowed_records_through_the_keepers(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], provider: Wallet, patient: Wallet, tmp_path: Path
+) -> None:
+    unescrowed = add(mv, provider, patient)  # before the patient chose keepers
+    mv.set_keepers(patient, [k.address for k in keeper_wallets], 2)
+    for wallet in keeper_wallets:
+        keepers.start(wallet)
+    escrowed = add(mv, provider, patient, MEDS)
+    # The device is lost with its key file and no backup; the account key survives elsewhere.
+    device = Keystore(tmp_path / "new-device")
+    device.create("patient", PASSPHRASE, bytes(patient.account.key))
+    restored = device.unlock("patient", PASSPHRASE)
+    with pytest.raises(ConfigurationError, match="keys import"):
+        mv.register(restored)  # refused by default: it would strand the records of the lost key
+
+    mv.register(restored, new_key=True)
+
+    # Keepers serve the patient as a reader of its own records, sealing shares to the new key...
+    assert mv.read_record(restored, patient.address, escrowed.index).data == MEDS
+    # ...but a record escrowed with nobody was wrapped only for the lost key.
+    with pytest.raises(DecryptionError):
+        mv.read_record(restored, patient.address, unescrowed.index)

@@ -1,20 +1,26 @@
-"""Encryption keys end to end: restoring from the keystore, rotation, shareKeys, and the
-post-quantum hybrid suite (ML-KEM-768 + X25519) through a whole record's life."""
+"""Encryption keys end to end: random keys no phished signature derives, restoring from the
+key file, rotation to an unpredictable key, migration of old signature-derived accounts,
+shareKeys, and the post-quantum hybrid suite (ML-KEM-768 + X25519) through a whole record's life."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from typing import TYPE_CHECKING
 
 import pytest
 from data import DAY, LAB, MEDS, PASSPHRASE
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
-from helpers import add, grant
+from helpers import add, grant, new_wallet
 
+from medvault.accounts import Keystore
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
-from medvault.crypto import EncryptionKeyPair, KeySuite, unwrap_key
+from medvault.client.participants import MAX_KEY_EPOCHS
+from medvault.crypto import EncryptionKeyPair, KeySuite, legacy_encryption_key_typed_data, unwrap_key
 from medvault.errors import AccessDeniedError, ConfigurationError, ContractError, DecryptionError
 from medvault.ipfs import cid_from_bytes
 from medvault.model import Category, GrantTerms, Purpose, Role
@@ -24,7 +30,7 @@ if TYPE_CHECKING:
 
     from web3 import Web3
 
-    from medvault.accounts import Keystore, Wallet
+    from medvault.accounts import Wallet
     from medvault.ipfs import IpfsClient
     from medvault.model import RecordPointer
 
@@ -65,6 +71,100 @@ def test_keystore_unlocked_again_restores_the_key_and_opens_old_records(
     assert mv.key_info(restored).matches_chain
     assert mv.key_epoch(restored) == 0
     assert mv.read_record(restored, patient.address, pointer.index).data == LAB
+
+
+def phished_keys(wallet: Wallet, epochs: int = MAX_KEY_EPOCHS) -> list[EncryptionKeyPair]:
+    """Every pair a phishing page can compute from signatures it asks ``wallet`` for: the old
+    "encryption key" typed data of every suite and epoch, in every spelling the old scheme and
+    plain hashing give, plus a personal message; and pairs derived from the account key itself."""
+    key = bytes(wallet.account.key)
+    signatures = []
+    for suite in KeySuite:
+        for epoch in range(epochs):
+            document = legacy_encryption_key_typed_data(suite, epoch)
+            signatures.append((suite, epoch, bytes(Account.sign_typed_data(key, full_message=document).signature)))
+    personal = bytes(Account.sign_message(encode_defunct(text="Log in to medvault"), key).signature)
+    pairs = []
+    for suite, epoch, signature in signatures:
+        pairs += [
+            EncryptionKeyPair.legacy_from_signature(signature, suite, epoch),
+            EncryptionKeyPair.derive(signature, suite, epoch),
+            EncryptionKeyPair.derive(keccak(personal), suite, epoch),
+            EncryptionKeyPair.derive(key, suite, epoch),
+        ]
+    return pairs
+
+
+def test_phishing_page_signatures_cannot_derive_decryption_key(
+    mv: Medvault, provider: Wallet, patient: Wallet, home: Path
+) -> None:
+    pointer = add(mv, provider, patient)
+    registered = mv.encryption_key(patient.address)
+
+    phished = phished_keys(patient)
+
+    assert registered not in {pair.public_bytes for pair in phished}
+    assert not any(opens_any(mv, pair, patient, pointer) for pair in phished if pair.suite is mv.suite)
+    # Not a function of the account key: the same key imported on another device gets other keys.
+    twin = Keystore(home / "twin")
+    twin.create("patient", PASSPHRASE, bytes(patient.account.key))
+    assert twin.unlock("patient", PASSPHRASE).encryption_keys(mv.suite, 0).public_bytes != registered
+    assert mv.read_record(patient, patient.address, pointer.index).data == LAB
+
+
+def test_rotation_key_is_unpredictable_from_before(
+    mv: Medvault, provider: Wallet, patient: Wallet, keystore: Keystore, home: Path
+) -> None:
+    before = add(mv, provider, patient)
+    # All a thief could hold before the rotation: every phishable signature, the account key,
+    # the old keys, and a copy of the keystore and key file with their passphrase.
+    known = {pair.public_bytes for pair in phished_keys(patient)}
+    known |= {pair.public_bytes for pair in patient.keys.pairs.values()}
+    shutil.copytree(home / "keystores", home / "stolen" / "keystores")
+    stolen = Keystore(home / "stolen").unlock("patient", PASSPHRASE)
+
+    rotation = mv.rotate_key(patient)
+
+    assert rotation.public_key not in known
+    # The stolen copy, rotated from the very same state, makes another key: nothing before predicts it.
+    assert stolen.generate_encryption_keys(mv.suite, rotation.new_epoch).public_bytes != rotation.public_key
+    after = add(mv, provider, patient, MEDS)
+    assert not any(opens_any(mv, pair, patient, after) for pair in stolen.keys.pairs.values())
+    assert [mv.read_record(patient, patient.address, p.index).data for p in (before, after)] == [LAB, MEDS]
+
+
+def test_an_account_of_the_old_scheme_migrates_to_a_random_key(
+    mv: Medvault, provider: Wallet, doctor: Wallet, keystore: Keystore, w3: Web3, home: Path
+) -> None:
+    new_wallet(keystore, w3, "legacy")
+    (home / "keystores" / "legacy.keys").unlink()  # as the old medvault left it: a keystore alone
+    old = keystore.unlock("legacy", PASSPHRASE)
+    for epoch in (0, 1):  # registered, then rotated once, the old way
+        public = old.legacy_encryption_keys(mv.suite, epoch).public_bytes
+        mv.chain.transact(old, mv.chain.participants.functions.register(public), f"old-scheme key {epoch}")
+    first = add(mv, provider, old)
+    info = mv.key_info(old)
+    assert (info.registered, info.epoch) == (True, None)
+    with pytest.raises(ConfigurationError, match="keys migrate"):
+        mv.rotate_key(old)
+
+    rotation = mv.migrate_keys(old)
+
+    assert (rotation.old_epoch, rotation.new_epoch, rotation.rewrapped) == (1, 2, [0])
+    assert rotation.public_key == mv.encryption_key(old.address)
+    phished = phished_keys(old, epochs=4)
+    assert rotation.public_key not in {pair.public_bytes for pair in phished}
+    second = add(mv, provider, old, MEDS)
+    assert not any(opens_any(mv, pair, old, second) for pair in phished if pair.suite is mv.suite)
+    restored = keystore.unlock("legacy", PASSPHRASE)  # the legacy and the new keys were sealed
+    info = mv.key_info(restored)
+    assert (info.epoch, info.legacy, info.matches_chain) == (2, False, True)
+    assert [mv.read_record(restored, old.address, p.index).data for p in (first, second)] == [LAB, MEDS]
+    assert sorted((e, legacy) for e, legacy, _ in restored.keys.held(mv.suite)) == [(0, True), (1, True), (2, False)]
+    grant(mv, restored, doctor)  # the migrated patient shares its records' keys as before
+    assert mv.read_record(doctor, old.address, first.index).data == LAB
+    with pytest.raises(ConfigurationError, match="already publishes a random key"):
+        mv.migrate_keys(restored)
 
 
 def test_rotation_publishes_a_new_key_that_alone_opens_new_records(
@@ -147,15 +247,17 @@ def test_an_unregistered_or_foreign_key_is_named(mv: Medvault, stranger: Wallet)
     with pytest.raises(ConfigurationError, match="has not registered"):
         mv.rotate_key(stranger)
 
-    foreign = EncryptionKeyPair.derive(b"\x05" * 32).public_bytes  # not derivable from the wallet
+    foreign = EncryptionKeyPair.derive(b"\x05" * 32).public_bytes  # not one the wallet holds
     mv.chain.transact(stranger, mv.chain.participants.functions.register(foreign), "register foreign key")
     info = mv.key_info(stranger)
     assert (info.registered, info.matches_chain, info.epoch) == (True, False, None)
-    with pytest.raises(ConfigurationError, match="matches none its wallet derives .* epochs 0 to 63"):
+    with pytest.raises(ConfigurationError, match="is none of the X25519 keys account 'stranger' holds"):
         mv.key_epoch(stranger)
+    with pytest.raises(ConfigurationError, match="keys migrate"):
+        mv.register(stranger)  # would strand what was wrapped for the key on chain
 
-    mv.register(stranger)
-    assert mv.key_epoch(stranger) == 0
+    mv.register(stranger, new_key=True)
+    assert mv.key_epoch(stranger) == 1
 
 
 def test_share_keys_hands_existing_keys_to_a_grantee_later(

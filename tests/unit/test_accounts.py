@@ -1,4 +1,5 @@
-"""Keystores: encrypted at rest, clear errors for a wrong passphrase or an unknown name."""
+"""Keystores and the key files beside them: encrypted at rest, clear errors for a wrong
+passphrase, an unknown name or an altered file; encrypted backups that restore an account."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from medvault.accounts import Keystore
-from medvault.errors import KeystoreError, UnknownAccountError, WrongPassphraseError
+from medvault.accounts import Keystore, backup_address
+from medvault.crypto import KeySuite
+from medvault.errors import IntegrityError, KeystoreError, UnknownAccountError, WrongPassphraseError
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+
+@pytest.fixture(autouse=True)
+def _fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDVAULT_KEYSTORE_SCRYPT_N", "1024")
 
 
 def test_keystore_holds_no_plaintext_key_and_is_owner_only(tmp_path: Path) -> None:
@@ -75,3 +82,116 @@ def test_existing_account_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(KeystoreError, match="already exists"):
         keystore.create("alice", "two")
     assert keystore.unlock("alice", "one").address == address
+
+
+def test_a_new_account_has_random_keys_sealed_beside_its_keystore(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    wallet = keystore.unlock("alice", "s3cret")
+    sealed = tmp_path / "keystores" / "alice.keys"
+
+    assert stat.S_IMODE(sealed.stat().st_mode) == 0o600
+    assert sealed.read_bytes().startswith(b"MVKF\x01")
+    for suite in KeySuite:
+        assert wallet.encryption_keys(suite, 0).private_bytes() not in sealed.read_bytes()
+    assert keystore.names() == ["alice"]  # the key file is not taken for an account
+
+
+def test_a_key_file_under_another_passphrase_is_named(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    keystore.create("bob", "other")
+    (tmp_path / "keystores" / "alice.keys").write_bytes((tmp_path / "keystores" / "bob.keys").read_bytes())
+
+    with pytest.raises(KeystoreError, match="wrong passphrase for the key file of 'alice'"):
+        keystore.unlock("alice", "s3cret")
+
+
+def test_an_altered_key_file_is_refused(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    path = tmp_path / "keystores" / "alice.keys"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(IntegrityError, match="damaged or was altered"):
+        keystore.unlock("alice", "s3cret")
+
+
+def test_backup_round_trip_restores_the_account_and_every_key(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path / "old-device")
+    keystore.create("alice", "s3cret")
+    wallet = keystore.unlock("alice", "s3cret")
+    wallet.generate_encryption_keys(KeySuite.X25519, 1)
+    backup = tmp_path / "alice.mvk"
+
+    keystore.export(wallet, "s3cret", backup)
+    restored_keystore = Keystore(tmp_path / "new-device")
+    address, added = restored_keystore.import_backup("alice", backup, "s3cret")
+    restored = restored_keystore.unlock("alice", "s3cret")
+
+    assert address == wallet.address == restored.address
+    assert backup_address(backup) == address.lower()
+    assert added == len(wallet.keys.pairs) == 4
+    for (suite, epoch, _), pair in wallet.keys.pairs.items():
+        assert restored.encryption_keys(suite, epoch).public_bytes == pair.public_bytes
+    assert bytes(wallet.account.key) not in backup.read_bytes()
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    with pytest.raises(KeystoreError, match="not overwritten"):
+        keystore.export(wallet, "s3cret", backup)
+    assert restored_keystore.import_backup("alice", backup, "s3cret") == (address, 0)  # twice: nothing new
+
+
+def test_backup_with_a_wrong_passphrase_is_refused_in_words(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    keystore.export(keystore.unlock("alice", "s3cret"), "s3cret", tmp_path / "alice.mvk")
+
+    with pytest.raises(KeystoreError, match="wrong passphrase for backup"):
+        Keystore(tmp_path / "new").import_backup("alice", tmp_path / "alice.mvk", "guess")
+    assert not (tmp_path / "new" / "keystores" / "alice.json").exists()
+
+
+@pytest.mark.parametrize("offset", [30, 70, -1])  # the address in the header, an entry's meta, a tag
+def test_tampered_backup_is_refused(tmp_path: Path, offset: int) -> None:
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    backup = tmp_path / "alice.mvk"
+    keystore.export(keystore.unlock("alice", "s3cret"), "s3cret", backup)
+    data = bytearray(backup.read_bytes())
+    data[offset] ^= 1
+    backup.write_bytes(bytes(data))
+
+    with pytest.raises(IntegrityError, match="damaged or was altered"):
+        Keystore(tmp_path / "new").import_backup("alice", backup, "s3cret")
+    assert not (tmp_path / "new" / "keystores").exists()
+
+
+def test_a_truncated_backup_is_refused(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    backup = tmp_path / "alice.mvk"
+    keystore.export(keystore.unlock("alice", "s3cret"), "s3cret", backup)
+    backup.write_bytes(backup.read_bytes()[:-10])
+
+    with pytest.raises(IntegrityError, match="damaged or was altered"):
+        Keystore(tmp_path / "new").import_backup("alice", backup, "s3cret")
+
+
+def test_a_key_file_is_not_a_backup(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+
+    with pytest.raises(IntegrityError, match="not a backup"):
+        Keystore(tmp_path / "new").import_backup("alice", tmp_path / "keystores" / "alice.keys", "s3cret")
+
+
+def test_a_backup_of_another_account_is_not_merged(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    keystore.create("bob", "s3cret")
+    keystore.export(keystore.unlock("bob", "s3cret"), "s3cret", tmp_path / "bob.mvk")
+
+    with pytest.raises(KeystoreError, match="the backup is of"):
+        keystore.import_backup("alice", tmp_path / "bob.mvk", "s3cret")

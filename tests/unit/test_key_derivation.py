@@ -1,4 +1,5 @@
-"""Encryption keys derived from a wallet signature over a fixed EIP-712 message."""
+"""Encryption keys: random per account and epoch, sealed in the key file; and the legacy
+derivation from a wallet signature, kept only so old accounts can migrate."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from eth_utils.crypto import keccak
 
 from medvault.accounts import Keystore, Wallet
 from medvault.crypto import (
-    ENCRYPTION_KEY_PURPOSE,
+    LEGACY_ENCRYPTION_KEY_PURPOSE,
     EncryptionKeyPair,
     KeySuite,
     RecordContext,
-    encryption_key_typed_data,
+    legacy_encryption_key_typed_data,
     new_record_key,
     unwrap_key,
     wrap_key,
 )
+from medvault.errors import KeystoreError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,18 +33,18 @@ CONTEXT = RecordContext(31337, "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "22" *
 
 def wallet_signature(suite: KeySuite, epoch: int) -> bytes:
     """What a browser wallet returns for eth_signTypedData_v4 on the document."""
-    return bytes(Account.sign_typed_data(KEY, full_message=encryption_key_typed_data(suite, epoch)).signature)
+    return bytes(Account.sign_typed_data(KEY, full_message=legacy_encryption_key_typed_data(suite, epoch)).signature)
 
 
 def test_typed_data_is_a_fixed_message_without_chain_or_contract() -> None:
-    document = encryption_key_typed_data(KeySuite.MLKEM768_X25519, 3)
+    document = legacy_encryption_key_typed_data(KeySuite.MLKEM768_X25519, 3)
 
     assert document["primaryType"] == "EncryptionKey"
     assert document["domain"] == {"name": "medvault encryption key", "version": "1"}
     assert [f["name"] for f in document["types"]["EIP712Domain"]] == ["name", "version"]
-    assert document["message"] == {"purpose": ENCRYPTION_KEY_PURPOSE, "suite": "MLKEM768_X25519", "epoch": 3}
+    assert document["message"] == {"purpose": LEGACY_ENCRYPTION_KEY_PURPOSE, "suite": "MLKEM768_X25519", "epoch": 3}
     with pytest.raises(ValueError, match="not negative"):
-        encryption_key_typed_data(KeySuite.X25519, -1)
+        legacy_encryption_key_typed_data(KeySuite.X25519, -1)
 
 
 def test_the_signed_digest_is_plain_eip712() -> None:
@@ -54,7 +56,7 @@ def test_the_signed_digest_is_plain_eip712() -> None:
     )
     struct = keccak(
         keccak(text="EncryptionKey(string purpose,string suite,uint256 epoch)")
-        + keccak(text=ENCRYPTION_KEY_PURPOSE)
+        + keccak(text=LEGACY_ENCRYPTION_KEY_PURPOSE)
         + keccak(text="X25519")
         + abi_encode(["uint256"], [2])
     )
@@ -64,37 +66,59 @@ def test_the_signed_digest_is_plain_eip712() -> None:
 
 
 @pytest.mark.parametrize("suite", list(KeySuite))
-def test_wallet_keys_are_those_a_browser_wallet_derives(suite: KeySuite) -> None:
+def test_legacy_keys_are_those_a_browser_wallet_derived(suite: KeySuite) -> None:
     wallet = Wallet("w", Account.from_key(KEY))
 
     for epoch in (0, 1):
-        expected = EncryptionKeyPair.from_signature(wallet_signature(suite, epoch), suite, epoch)
-        assert wallet.encryption_keys(suite, epoch).public_bytes == expected.public_bytes
+        expected = EncryptionKeyPair.legacy_from_signature(wallet_signature(suite, epoch), suite, epoch)
+        assert wallet.legacy_encryption_keys(suite, epoch).public_bytes == expected.public_bytes
         assert (
             expected.public_bytes
             == EncryptionKeyPair.derive(keccak(wallet_signature(suite, epoch)), suite, epoch).public_bytes
         )
 
 
-def test_keys_differ_by_epoch_suite_and_account() -> None:
+def test_a_wallet_holds_only_the_keys_it_generated() -> None:
     wallet = Wallet("w", Account.from_key(KEY))
-    other = Wallet("o", Account.from_key(keccak(text="someone else")))
-    keys = {
-        wallet.encryption_keys(KeySuite.X25519, 0).public_bytes,
-        wallet.encryption_keys(KeySuite.X25519, 1).public_bytes,
-        wallet.encryption_keys(KeySuite.MLKEM768_X25519, 0).public_bytes,
-        other.encryption_keys(KeySuite.X25519, 0).public_bytes,
-    }
-    assert len(keys) == 4
-    # Not the old derivation straight from the private key: the key needs the signature.
-    assert wallet.encryption_keys(KeySuite.X25519).public_bytes != EncryptionKeyPair.derive(KEY).public_bytes
+    with pytest.raises(KeystoreError, match="holds no X25519 encryption key of epoch 0"):
+        wallet.encryption_keys(KeySuite.X25519, 0)
+
+    pair = wallet.generate_encryption_keys(KeySuite.X25519, 0)
+
+    assert wallet.generate_encryption_keys(KeySuite.X25519, 0) is pair  # generated once per epoch
+    assert wallet.encryption_keys(KeySuite.X25519, 0) is pair
+    assert wallet.encryption_keys(KeySuite.MLKEM768_X25519, 0)  # every suite of the epoch at once
+    assert pair.public_bytes != wallet.legacy_encryption_keys(KeySuite.X25519, 0).public_bytes
 
 
-def test_keystore_unlocked_again_derives_the_same_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generated_keys_are_random_not_a_function_of_the_account() -> None:
+    one, two = Wallet("a", Account.from_key(KEY)), Wallet("b", Account.from_key(KEY))
+    keys = {w.generate_encryption_keys(s, e).public_bytes for w in (one, two) for s in KeySuite for e in (0, 1)}
+
+    assert len(keys) == 8  # the same account key, two wallets: nothing in common
+    assert EncryptionKeyPair.derive(KEY).public_bytes not in keys
+
+
+@pytest.mark.parametrize("suite", list(KeySuite))
+def test_private_bytes_rebuild_the_pair(suite: KeySuite) -> None:
+    pair = EncryptionKeyPair.generate(suite)
+    again = EncryptionKeyPair.from_private_bytes(pair.private_bytes(), suite)
+    record_key = new_record_key()
+
+    assert again.public_bytes == pair.public_bytes
+    assert unwrap_key(wrap_key(record_key, pair.public_bytes, CONTEXT, "0x" + "33" * 20), again, CONTEXT,
+                      "0x" + "33" * 20) == record_key  # fmt: skip
+    assert pair.private_bytes().hex() not in repr(pair)
+
+
+def test_keystore_unlocked_again_holds_the_same_random_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDVAULT_KEYSTORE_SCRYPT_N", "1024")
     keystore = Keystore(tmp_path)
     keystore.create("alice", "s3cret")
-    first, second = keystore.unlock("alice", "s3cret"), keystore.unlock("alice", "s3cret")
+    first = keystore.unlock("alice", "s3cret")
+    for suite in KeySuite:
+        first.generate_encryption_keys(suite, 1)
+    second = keystore.unlock("alice", "s3cret")
     record_key = new_record_key()
 
     for suite in KeySuite:
@@ -102,16 +126,18 @@ def test_keystore_unlocked_again_derives_the_same_keys(tmp_path: Path, monkeypat
         assert second.encryption_keys(suite, 1).public_bytes == pair.public_bytes
         wrapped = wrap_key(record_key, pair.public_bytes, CONTEXT, first.address)
         assert unwrap_key(wrapped, second.encryption_keys(suite, 1), CONTEXT, first.address) == record_key
+    sealed = (tmp_path / "keystores" / "alice.keys").read_bytes()
+    assert all(p.private_bytes() not in sealed for p in second.keys.pairs.values())
 
 
 def test_equivalent_spellings_of_a_signature_derive_the_same_key() -> None:
     signature = wallet_signature(KeySuite.X25519, 0)
     r, s, v = signature[:32], int.from_bytes(signature[32:64]), signature[64]
-    reference = EncryptionKeyPair.from_signature(signature).public_bytes
+    reference = EncryptionKeyPair.legacy_from_signature(signature).public_bytes
 
-    assert EncryptionKeyPair.from_signature(r + s.to_bytes(32) + bytes([v - 27])).public_bytes == reference
+    assert EncryptionKeyPair.legacy_from_signature(r + s.to_bytes(32) + bytes([v - 27])).public_bytes == reference
     high_s = r + (SECP256K1_N - s).to_bytes(32) + bytes([55 - v])
-    assert EncryptionKeyPair.from_signature(high_s).public_bytes == reference
+    assert EncryptionKeyPair.legacy_from_signature(high_s).public_bytes == reference
 
 
 @pytest.mark.parametrize(
@@ -119,4 +145,4 @@ def test_equivalent_spellings_of_a_signature_derive_the_same_key() -> None:
 )
 def test_malformed_signatures_are_refused(signature: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        EncryptionKeyPair.from_signature(signature)
+        EncryptionKeyPair.legacy_from_signature(signature)

@@ -145,7 +145,7 @@ def test_key_info_matches_the_chain_only_with_an_epoch(epoch: int | None, matche
     info = KeyInfo(PATIENT, KeySuite.X25519, epoch, b"\1\2", registered=True)
     assert info.matches_chain is matches
     assert info.to_json() == {"account": PATIENT, "suite": "X25519", "epoch": epoch, "public_key": "0x0102",
-                              "registered": True, "matches_chain": matches}  # fmt: skip
+                              "registered": True, "matches_chain": matches, "legacy": False}  # fmt: skip
 
 
 def test_all_categories_covers_every_category() -> None:

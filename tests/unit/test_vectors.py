@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -38,10 +39,11 @@ from medvault.crypto import (
 )
 from medvault.dev import vectors
 from medvault.dev.vectors import FILES, build, load, reference_open, reference_seal
-from medvault.errors import DecryptionError, IntegrityError
+from medvault.errors import DecryptionError, IntegrityError, KeystoreError
 from medvault.escrow import combine_key
 from medvault.formats import envelope
 from medvault.formats.keybundle import KeyBundle
+from medvault.formats.keyfile import ACCOUNT_KEY, open_key_file
 from medvault.formats.recordhash import record_hash
 from medvault.ipfs import cid_from_bytes, cid_to_bytes, compute_cid
 from medvault.keeper.protocol import REASONS, verify_key_request
@@ -327,14 +329,53 @@ def test_encryption_keys_derive_from_the_signature() -> None:
         seed = HKDF(hashes.SHA256(), length=96, salt=b"medvault", info=info).derive(keccak(signature))
         assert case["hkdfInfo"] == info.decode()
         assert b(case["seed"]) == seed
-        assert EncryptionKeyPair.from_signature(signature, suite, epoch).public_bytes == b(case["publicKey"])
+        assert EncryptionKeyPair.legacy_from_signature(signature, suite, epoch).public_bytes == b(case["publicKey"])
 
 
 def test_equivalent_signature_spellings_derive_the_same_key() -> None:
     same = COMMITTED["keyderivation"]["equivalentSignatures"]
     for signature in same["signatures"]:
-        pair = EncryptionKeyPair.from_signature(b(signature), KeySuite[same["suite"]], same["epoch"])
+        pair = EncryptionKeyPair.legacy_from_signature(b(signature), KeySuite[same["suite"]], same["epoch"])
         assert pair.public_bytes == b(same["publicKey"])
+
+
+# -- key file ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_key_file_vector_opens_and_reseals_byte_for_byte(index: int) -> None:
+    doc = COMMITTED["keyfile"]
+    case = doc["cases"][index]
+    data, kdf = b(case["file"]), case["kdf"]
+    secret: str | bytes = doc["passphrase"] if kdf["name"] == "scrypt" else b(kdf["secret"])
+
+    header, sealer, entries = open_key_file(data, secret, "the vector")
+
+    assert header.address == b(case["address"])
+    assert header.count == len(case["entries"])
+    assert data[:63] == b(case["header"])
+    assert header.check == b(case["check"])
+    assert [(e.kind, e.epoch, e.flags, e.secret) for e in entries] == [
+        (c["kind"], c["epoch"], c["flags"], b(c["secret"])) for c in case["entries"]
+    ]
+    for entry, c in zip(entries, case["entries"], strict=True):
+        if entry.kind != ACCOUNT_KEY:
+            pair = EncryptionKeyPair.from_private_bytes(entry.secret, KeySuite(entry.kind))
+            assert pair.public_bytes == b(c["publicKey"])
+    assert sealer.seal(header.address, entries, [b(c["nonce"]) for c in case["entries"]]) == data
+    # Independently of the implementation: entry 0 with AES-256-GCM under the documented key and aad.
+    first, meta_end = case["entries"][0], 63 + 6
+    aad = b"medvault/keyfile/v1" + data[:63] + (0).to_bytes(2) + data[63:meta_end]
+    end = meta_end + 12 + len(b(first["secret"])) + 16
+    assert AESGCM(b(case["aesKey"])).decrypt(b(first["nonce"]), data[meta_end + 12 : end], aad) == b(first["secret"])
+
+
+def test_key_file_vectors_that_must_fail_are_refused() -> None:
+    doc = COMMITTED["keyfile"]
+    for case in doc["mustFail"]:
+        expected = KeystoreError if "passphrase" in case["why"] else IntegrityError
+        with pytest.raises(expected):
+            open_key_file(b(case["file"]), case["passphrase"], case["why"])
 
 
 # -- EIP-712 ----------------------------------------------------------------------------------

@@ -1,27 +1,38 @@
-"""``medvault keys``: the account's encryption keys (show, rotate, the typed data a wallet signs)."""
+"""``medvault keys``: the account's encryption keys (show, rotate, migrate, export, import)."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from medvault.cli.app import App, pass_app, tx_json, tx_line
-from medvault.cli.options import account_option, json_anywhere, key_suite_option
+from medvault.cli.options import account_option, json_anywhere, prompt_passphrase
+from medvault.errors import KeystoreError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from medvault.crypto import KeySuite
+    from medvault.model import KeyRotation
 
 __all__ = ["COMMANDS", "keys"]
 
 
 @click.group()
 def keys() -> None:
-    """Encryption keys: derived from your wallet's signature, so unlocking the keystore (or a
-    browser wallet holding the account) restores them; rotate to a new one at any time."""
+    """Encryption keys: random, one per epoch, sealed beside the account's keystore (HOME/keystores/
+    NAME.keys) under the same passphrase. No signature yields them, so no web page can phish them.
+
+    \b
+    Losing the device: keep a backup (`medvault keys export --out FILE`, encrypted under the
+    passphrase) somewhere else; `medvault keys import FILE` restores the account and its keys.
+    Without a backup, a patient who still has the account key registers a new key
+    (`medvault register --new-key`): records whose key is escrowed with keepers are released
+    to the patient again (keepers serve the patient as a reader of its own records), the others
+    were wrapped only for the lost key and cannot be read by the patient any more (grantees
+    holding their own wraps still can). See docs/FORMATS.md, "Recovery".
+    """
 
 
 @keys.command("show")
@@ -31,10 +42,15 @@ def keys() -> None:
 def keys_show(app: App, account: str) -> None:
     """Show the account's key epoch, suite and public key, and whether the chain holds that key."""
     info = app.client.key_info(app.unlock(account))
-    if info.matches_chain:
+    if info.legacy:
+        state = "matches the published key, a LEGACY signature-derived one (phishable): `medvault keys migrate`"
+    elif info.matches_chain:
         state = "matches the published key"
     elif info.registered:
-        state = "does NOT match the published key (`medvault register` publishes it)"
+        state = (
+            "the published key is none this account holds: `medvault keys migrate` if it was registered "
+            "before keys were random, `medvault keys import BACKUP` if this device lost it"
+        )
     else:
         state = "not registered (`medvault register`)"
     epoch = "-" if info.epoch is None else str(info.epoch)
@@ -54,7 +70,24 @@ def keys_rotate(app: App, account: str) -> None:
 
     Records added from then on are wrapped for the new key only. Grants are unchanged.
     """
-    rotation = app.client.rotate_key(app.unlock(account))
+    _emit_rotation(app, app.client.rotate_key(app.unlock(account)))
+
+
+@keys.command("migrate")
+@account_option
+@json_anywhere
+@pass_app
+def keys_migrate(app: App, account: str) -> None:
+    """Move an account registered before keys were random to a random key.
+
+    Its old key was derived from a wallet signature any web page could ask for. This keeps the
+    old signature-derived keys (flagged legacy) to open what was wrapped for them, publishes a
+    fresh random key of the next epoch and re-wraps the account's records for it.
+    """
+    _emit_rotation(app, app.client.migrate_keys(app.unlock(account)))
+
+
+def _emit_rotation(app: App, rotation: KeyRotation) -> None:
     app.emit(
         {
             "account": rotation.account,
@@ -72,21 +105,48 @@ def keys_rotate(app: App, account: str) -> None:
     )
 
 
-@keys.command("typed-data")
-@key_suite_option("--suite", "HPKE suite.")
-@click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True, help="Key epoch.")
+@keys.command("export")
+@account_option
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Backup file.")
 @json_anywhere
 @pass_app
-def keys_typed_data(app: App, suite: KeySuite, epoch: int) -> None:
-    """Print the EIP-712 document a wallet signs (eth_signTypedData_v4) to derive its key.
+def keys_export(app: App, account: str, out: Path) -> None:
+    """Write an encrypted backup of the account: its account key and every encryption key.
 
-    keccak256 of the signature is the key's seed. The domain has no chain id: one key per
-    account and epoch on every chain.
+    Sealed under the account's passphrase (scrypt, AES-256-GCM; docs/FORMATS.md, "Key file").
+    Nothing is written in clear; an existing file is never overwritten. Keep it off this device.
     """
-    from medvault.crypto import encryption_key_typed_data
+    keystore = app.keystore
+    passphrase = keystore.passphrase(account, prompt_passphrase)
+    wallet = keystore.unlock(account, passphrase)
+    keystore.export(wallet, passphrase, out)
+    count = len(wallet.keys.pairs)
+    app.emit(
+        {"account": wallet.address, "file": str(out), "encryption_keys": count},
+        f"backup of {account} ({wallet.address}, {count} encryption keys) written to {out}",
+    )
 
-    document = encryption_key_typed_data(suite, epoch)
-    app.emit(document, json.dumps(document, indent=2))  # JSON either way
+
+@keys.command("import")
+@click.argument("backup", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@account_option
+@json_anywhere
+@pass_app
+def keys_import(app: App, backup: Path, account: str) -> None:
+    """Restore ACCOUNT from BACKUP (written by `keys export`), under the same passphrase.
+
+    Creates the keystore and key file if ACCOUNT does not exist; if it is that account already,
+    adds the keys it lacks. A backup that was altered, or a wrong passphrase, is refused.
+    """
+    keystore = app.keystore
+    passphrase = keystore.passphrase(account, prompt_passphrase)
+    if not passphrase:
+        raise KeystoreError("an empty passphrase cannot open a backup")
+    address, added = keystore.import_backup(account, backup, passphrase)
+    app.emit(
+        {"account": address, "name": account, "added": added},
+        f"{account} ({address}): {added} encryption key(s) restored from {backup}",
+    )
 
 
 COMMANDS: Sequence[click.Command] = [keys]

@@ -36,11 +36,16 @@ def deploy_cmd(app: App, account: str, key_suite: KeySuite) -> None:
 
 @click.command()
 @account_option
+@click.option(
+    "--new-key",
+    is_flag=True,
+    help="Publish a fresh random key although the chain holds one this account lacks (its key file was lost).",
+)
 @json_anywhere
 @pass_app
-def register(app: App, account: str) -> None:
-    """Publish the account's encryption public key."""
-    app.emit_tx(app.client.register(app.unlock(account)))
+def register(app: App, account: str, new_key: bool) -> None:
+    """Publish the account's encryption public key (a random key, sealed in its key file)."""
+    app.emit_tx(app.client.register(app.unlock(account), new_key=new_key))
 
 
 @click.command()

@@ -10,12 +10,13 @@ capability, each in its own module and readable top-down in the order data moves
 - ``consent``: grants, revocations, delegates, research requests, emergency access, signatures;
 - ``audit``: a patient's history from chain events.
 
-Keys and rotation: an account's encryption key of epoch N is derived from its signature over a
-fixed EIP-712 message (``medvault.crypto``); the chain stores the hash of the one it published,
-and the client finds its epoch by comparing. ``rotate_key`` publishes the next epoch's key and
-re-wraps the keys of the patient's records for it in one bundle, announced with ``shareKeys``.
-Records written from then on are wrapped for the new key only, so the old key opens nothing
-new. A reader unwraps with its current key first, then with its earlier ones.
+Keys and rotation: an account's encryption key of epoch N is a random pair sealed in its key file
+(``medvault.accounts``); the chain stores the hash of the one it published, and the client
+finds it among the held pairs by comparing. ``rotate_key`` generates the next epoch's pair,
+publishes it and re-wraps the keys of the patient's records for it in one bundle, announced with
+``shareKeys``. Records written from then on are wrapped for the new key only, so the old key
+opens nothing new. A reader unwraps with its newest key first, then with its earlier ones.
+``migrate_keys`` moves an account of the old, signature-derived scheme to a random key.
 
 Keepers: a patient may name key-release keepers (``set_keepers``). Each record written from
 then on also escrows its key t-of-n among them (the "escrow" of its key bundle); a reader whom

@@ -116,7 +116,7 @@ class Keepers(Participants):
         expected: dict[str, int] = {to_checksum_address(s.keeper): s.x for s in escrow.shares}
         urls = self.keeper_urls(list(expected))
         context = self.context_of(pointer)
-        pair = reader.encryption_keys(self.suite, self.key_epoch(reader))
+        pair = self.published_keys(reader)
         directory, issued_at = self.chain.keepers.address, self.now()
 
         def ask(keeper: str) -> tuple[int, bytes] | Refusal:

@@ -14,34 +14,57 @@ from medvault.model import KeyInfo
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
+    from medvault.crypto import EncryptionKeyPair
     from medvault.model import Role
 
 __all__ = ["MAX_KEY_EPOCHS", "Participants"]
 
-MAX_KEY_EPOCHS = 64  # epochs 0..63 are searched for the one whose key an account published
+MAX_KEY_EPOCHS = 64  # the legacy scheme's epochs 0..63 are searched when migrating; a rotation stops there too
 
 
 class Participants(Core):
-    def register(self, wallet: Wallet, epoch: int | None = None) -> TxResult:
+    def register(self, wallet: Wallet, epoch: int | None = None, *, new_key: bool = False) -> TxResult:
         """Publishes ``wallet``'s encryption public key of ``epoch`` (for the deployment's HPKE
-        suite); by default the epoch already on chain, so registering again never undoes a
-        rotation, else epoch 0."""
+        suite; a random pair, generated and sealed now if the account holds none of that epoch).
+        By default the key already on chain, so registering again never undoes a rotation, else
+        the newest the account holds (epoch 0 for a new account).
+
+        When the chain holds a key this wallet does not (an account of the old, signature-derived
+        scheme, or one whose key file was lost), registering would strand the records wrapped for
+        it, so it is refused unless ``new_key``: a fresh key of the next epoch is then published
+        (see docs/FORMATS.md, "Recovery"); ``medvault keys migrate`` is the way for old accounts.
+        """
+        info = self.key_info(wallet)
         if epoch is None:
-            epoch = self.key_info(wallet).epoch or 0
-        public = wallet.encryption_keys(self.suite, epoch).public_bytes
+            if info.registered and info.epoch is None and not new_key:
+                raise ConfigurationError(self._unheld_key_message(wallet))
+            epoch = info.epoch if info.epoch is not None else max(0, wallet.keys.next_epoch(self.suite) - 1)
+            if new_key:
+                epoch = wallet.keys.next_epoch(self.suite)
+        public = wallet.generate_encryption_keys(self.suite, epoch).public_bytes
         fn = self.chain.participants.functions.register(public)
         return self.chain.transact(wallet, fn, f"register {wallet.address}")
 
     def key_info(self, wallet: Wallet) -> KeyInfo:
-        """Which of ``wallet``'s derivable keys (epochs 0 to 63) the chain holds, if any."""
+        """Which of the keys ``wallet`` holds (random ones, then legacy ones) the chain holds, if any."""
         expected = bytes(self.chain.participants.functions.encryptionKeyHash(wallet.address).call())
         registered = expected != bytes(32)
-        if registered:
-            for epoch in range(MAX_KEY_EPOCHS):
-                public = wallet.encryption_keys(self.suite, epoch).public_bytes
-                if keccak(public) == expected:
-                    return KeyInfo(wallet.address, self.suite, epoch, public, True)
-        return KeyInfo(wallet.address, self.suite, None, wallet.encryption_keys(self.suite, 0).public_bytes, registered)
+        newest: bytes = b""
+        for epoch, legacy, pair in wallet.keys.held(self.suite):
+            newest = newest or pair.public_bytes
+            if registered and keccak(pair.public_bytes) == expected:
+                return KeyInfo(wallet.address, self.suite, epoch, pair.public_bytes, True, legacy)
+        return KeyInfo(wallet.address, self.suite, None, newest, registered)
+
+    def published_keys(self, wallet: Wallet) -> EncryptionKeyPair:
+        """The pair of ``wallet`` whose public key the chain holds; an error naming the cause if none."""
+        expected = bytes(self.chain.participants.functions.encryptionKeyHash(wallet.address).call())
+        if expected == bytes(32):
+            raise ConfigurationError(f"{wallet.address} has not registered an encryption key (`medvault register`)")
+        for _, _, pair in wallet.keys.held(self.suite):
+            if keccak(pair.public_bytes) == expected:
+                return pair
+        raise ConfigurationError(self._unheld_key_message(wallet))
 
     def key_epoch(self, wallet: Wallet) -> int:
         """The epoch of ``wallet``'s published key; an error naming the cause if there is none."""
@@ -49,12 +72,17 @@ class Participants(Core):
         if not info.registered:
             raise ConfigurationError(f"{wallet.address} has not registered an encryption key (`medvault register`)")
         if info.epoch is None:
-            raise ConfigurationError(
-                f"the encryption key {wallet.address} published matches none its wallet derives "
-                f"({self.suite.name}, epochs 0 to {MAX_KEY_EPOCHS - 1}): it was made with another suite or "
-                "derivation; `medvault register` publishes a derivable one"
-            )
+            raise ConfigurationError(self._unheld_key_message(wallet))
         return info.epoch
+
+    def _unheld_key_message(self, wallet: Wallet) -> str:
+        return (
+            f"the encryption key {wallet.address} published on chain is none of the {self.suite.name} keys "
+            f"account {wallet.name!r} holds: if it was registered before keys were random (derived from a "
+            "wallet signature), `medvault keys migrate` moves it to a random key; if this device lost its "
+            "key file, `medvault keys import BACKUP` restores it, or `medvault register --new-key` publishes "
+            "a fresh one (records wrapped only for the lost key then open only through your keepers)"
+        )
 
     def encryption_key(self, account: str) -> bytes:
         """``account``'s current public key, read from events and checked against the stored hash."""

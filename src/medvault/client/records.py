@@ -28,6 +28,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from medvault.client.access import Access
 from medvault.client.keepers import Keepers
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
+    from medvault.crypto import EncryptionKeyPair, KeySuite
     from medvault.formats.keybundle import KeyBundle, Wrap
 
 __all__ = ["STALE_SEQ_RETRIES", "Records"]
@@ -263,10 +265,11 @@ class Records(Keepers, Access):
         context = self.context_of(pointer)
         try:
             key = self.open_key(reader, pointer, bundle)
-        except AccessDeniedError:
+        except (AccessDeniedError, DecryptionError):
             if bundle.escrow is None:
                 raise
-            # No wrap of its own: the keepers release the key, and their answer is checked by
+            # No wrap of its own, or none its keys open (a patient who lost its key file and
+            # registered a new key): the keepers release the key, and their answer is checked by
             # decrypting, so the plaintext of that check is the one returned.
             key, released = self.released_key(reader, pointer, bundle, blob)
             plaintext = released if released is not None else decrypt_record(blob, key, context)
@@ -277,21 +280,23 @@ class Records(Keepers, Access):
 
     def open_key(self, reader: Wallet, pointer: RecordPointer, bundle: KeyBundle | None = None) -> bytes:
         """The record key of ``pointer``, from any wrap for ``reader`` that one of its keys opens:
-        its current key first, then those of earlier epochs (wraps made before a rotation).
-        ``bundle`` is the record's own key bundle, if the caller has fetched it already."""
+        every key its key file holds, newest first (wraps made before a rotation open with an
+        older one). ``bundle`` is the record's own key bundle, if the caller has fetched it already."""
         context = self.context_of(pointer)
-        epochs: list[int] = []
+        pairs = [pair for _, _, pair in reader.keys.held(self.suite)]
+        tried = False
         for wrapped in self._wraps(reader.address, pointer, bundle):
-            epochs = epochs or list(range(self.key_epoch(reader), -1, -1))
-            for epoch in epochs:
+            tried = True
+            for pair in pairs:
                 with contextlib.suppress(DecryptionError):
-                    return unwrap_key(wrapped, reader.encryption_keys(self.suite, epoch), context, reader.address)
-        if not epochs:
+                    return unwrap_key(wrapped, pair, context, reader.address)
+        if not tried:
             raise AccessDeniedError(
                 reader.address, pointer.patient, f"no key of record {pointer.index} was ever wrapped for it"
             )
         raise DecryptionError(
-            f"every key wrap of record {pointer.index} for {reader.address} (tried its keys of epochs {epochs[0]} to 0)"
+            f"every key wrap of record {pointer.index} for {reader.address} (tried the {len(pairs)} "
+            f"{self.suite.name} keys its key file holds)"
         )
 
     def _wraps(self, reader: str, pointer: RecordPointer, bundle: KeyBundle | None) -> Iterator[bytes]:
@@ -307,19 +312,21 @@ class Records(Keepers, Access):
             yield from self.key_bundle(cid, pointer.patient).wraps_for(reader, pointer.author, pointer.seq)
 
     def rotate_key(self, wallet: Wallet) -> KeyRotation:
-        """Moves ``wallet`` to its next key epoch.
+        """Moves ``wallet`` to a new, random key of its next epoch.
 
-        Publishes the new public key, then wraps the key of every record of the patient that its
+        Generates the pair (from the OS CSPRNG, sealed to the key file before anything is sent),
+        publishes its public key, then wraps the key of every record of the patient that its
         keys open for the new key, in one bundle announced with ``shareKeys`` (to the patient).
-        From the new key's publication on, records are wrapped for it alone. The old key pair can
-        still be derived (and is tried when reading), so a rotation loses nothing; it limits what
-        an old key opens to what existed before the rotation.
+        From the new key's publication on, records are wrapped for it alone. The old pairs stay
+        in the key file (and are tried when reading), so a rotation loses nothing; it limits what
+        an old key opens to what existed before the rotation, and nothing known before the
+        rotation (signatures, old keys, the account key) predicts the new key.
         """
         old = self.key_epoch(wallet)
-        new = old + 1
+        new = wallet.keys.next_epoch(self.suite)
         if new >= MAX_KEY_EPOCHS:
             raise ConfigurationError(f"{wallet.address} is at its last key epoch ({old}); no rotation is left")
-        public = wallet.encryption_keys(self.suite, new).public_bytes
+        public = wallet.generate_encryption_keys(self.suite, new).public_bytes
         fn = self.chain.participants.functions.register(public)
         transactions = [self.chain.transact(wallet, fn, f"rotate key of {wallet.address} to epoch {new}")]
         wraps: list[Wrap] = []
@@ -342,6 +349,34 @@ class Records(Keepers, Access):
                 raise
         rewrapped = [p.index for p in rewrapped_pointers]
         return KeyRotation(wallet.address, old, new, public, keys_cid, rewrapped, transactions)
+
+    def migrate_keys(self, wallet: Wallet) -> KeyRotation:
+        """Moves an account of the old scheme (its published key derived from a wallet signature)
+        to a random key: finds the legacy epoch the chain holds (0 to 63), keeps the legacy pairs
+        of epochs 0 to it in the key file, flagged legacy (they still open the wraps made for them,
+        its own records' and other patients' grants alike), then rotates (``rotate_key``): a
+        random key of the next epoch is published and the account's records re-wrapped for it.
+        """
+        info = self.key_info(wallet)
+        if not info.registered:
+            raise ConfigurationError(
+                f"{wallet.address} has not registered a key: nothing to migrate (`medvault register`)"
+            )
+        if info.epoch is not None and not info.legacy:
+            raise ConfigurationError(f"{wallet.address} already publishes a random key (epoch {info.epoch})")
+        expected = bytes(self.chain.participants.functions.encryptionKeyHash(wallet.address).call())
+        legacy: dict[tuple[KeySuite, int], EncryptionKeyPair] = {}
+        for epoch in range(MAX_KEY_EPOCHS):
+            legacy[self.suite, epoch] = wallet.legacy_encryption_keys(self.suite, epoch)
+            if keccak(legacy[self.suite, epoch].public_bytes) == expected:
+                break
+        else:
+            raise ConfigurationError(
+                f"the key {wallet.address} published is not one the old scheme derives ({self.suite.name}, "
+                f"epochs 0 to {MAX_KEY_EPOCHS - 1}): nothing to migrate; see `medvault keys show`"
+            )
+        wallet.keys.add_legacy(legacy)
+        return self.rotate_key(wallet)
 
 
 def _pointer(event: Any, record_hash: bytes) -> RecordPointer:

@@ -14,13 +14,11 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from eth_account import Account
 from eth_utils.crypto import keccak
 
-from medvault.accounts import Wallet
 from medvault.chain import Chain, TxResult, connect, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.chain.pipeline import BatchRpc, Method, PipelinedSender
@@ -30,10 +28,14 @@ from medvault.crypto import RecordContext, encrypt_record, new_record_key
 from medvault.dev import anvil
 from medvault.dev.node import LocalNode, free_port
 from medvault.dev.seed import GAS, PatientPlan, SealedChunks, SeedPlan, chunk_files, plan_seed, run_seed
+from medvault.dev.wallets import dev_wallet
 from medvault.index import EventIndex
 from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
 from medvault.keeper import KeeperService
 from medvault.model import ALL_CATEGORIES, Category, GrantTerms, Purpose, RequestStatus, Role, scope_mask
+
+if TYPE_CHECKING:
+    from medvault.accounts import Wallet
 
 __all__ = ["BUDGETS", "format_table", "measure_all", "measure_gas", "measure_record_io", "measure_release", "targets"]
 
@@ -72,7 +74,7 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
     w3 = connect(rpc_url)
     # Fixed throwaway keys, held only in memory: the same calldata, and so the same gas, every run.
     names = ("admin", "patient", "provider", "doctor", "nurse", "researcher", "relayer")
-    wallets = {n: Wallet(n, Account.from_key(keccak(text=f"medvault gas bench {n}"))) for n in names}
+    wallets = {n: dev_wallet(n, keccak(text=f"medvault gas bench {n}")) for n in names}
     anvil.fund_all(w3, [wallet.address for wallet in wallets.values()])
     clock = iter(range(GENESIS + 100, GENESIS + 10_000, 10))
 
@@ -148,7 +150,7 @@ def measure_release(runs: int = 20) -> dict[str, float]:
         try:
             w3 = connect(info.rpc_url)
             names = ("admin", "patient", "provider", "reader", "keeper-1", "keeper-2", "keeper-3")
-            wallets = {n: Wallet(n, Account.from_key(keccak(text=f"medvault release bench {n}"))) for n in names}
+            wallets = {n: dev_wallet(n, keccak(text=f"medvault release bench {n}")) for n in names}
             anvil.fund_all(w3, [wallet.address for wallet in wallets.values()])
             deployment, _ = deploy(w3, wallets["admin"], home)
 
@@ -228,7 +230,7 @@ def measure_record_io(size: int = 1 << 20, runs: int = 10) -> dict[str, float]:
         info = node.up()
         try:
             w3 = connect(info.rpc_url)
-            admin, patient = (Wallet(n, Account.from_key(keccak(text=f"medvault io bench {n}"))) for n in ("a", "p"))
+            admin, patient = (dev_wallet(n, keccak(text=f"medvault io bench {n}")) for n in ("a", "p"))
             anvil.fund_all(w3, [admin.address, patient.address])
             deployment, _ = deploy(w3, admin, home)
             mv = Medvault(Chain(w3, deployment, load_artifacts()), IpfsClient(info.ipfs_api))
@@ -279,7 +281,7 @@ class _Phases:
 
 
 def _bench_wallet(name: str) -> Wallet:
-    return Wallet(name, Account.from_key(keccak(text=f"medvault bench all {name}")))
+    return dev_wallet(name, keccak(text=f"medvault bench all {name}"))
 
 
 def _fresh(home: Path, name: str) -> tuple[LocalNode, Any]:

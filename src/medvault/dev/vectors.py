@@ -47,7 +47,7 @@ from eth_utils.crypto import keccak
 from medvault import crypto
 from medvault.accounts import Wallet
 from medvault.client.consent_sig import ConsentChange, SignedConsent, typed_data
-from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext, encryption_key_typed_data
+from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext, legacy_encryption_key_typed_data
 from medvault.escrow import split_key
 from medvault.formats import envelope
 from medvault.formats.keybundle import Escrow, EscrowShare, KeyBundle, Wrap
@@ -568,9 +568,9 @@ def keyderivation_vectors() -> dict[str, Any]:
     cases: list[dict[str, Any]] = []
     for suite in SUITES:
         for epoch in (0, 1):
-            document = encryption_key_typed_data(suite, epoch)
+            document = legacy_encryption_key_typed_data(suite, epoch)
             separator, struct, signature = _sign(key, document)
-            pair = EncryptionKeyPair.from_signature(signature, suite, epoch)
+            pair = EncryptionKeyPair.legacy_from_signature(signature, suite, epoch)
             secret = keccak(signature)
             info = f"medvault/encryption-key/{suite.name}/epoch-{epoch}".encode()
             seed = _expand(_extract(b"medvault", secret), info, 96)
@@ -593,7 +593,8 @@ def keyderivation_vectors() -> dict[str, Any]:
             )
     sig = unhex(cases[0]["signature"])
     return {
-        "description": "Encryption keys from a wallet signature: secret = keccak256(r || s || v) of the normalised "
+        "description": "LEGACY (migration only; new keys are random, see keyfile.json). Encryption keys from a "
+        "wallet signature: secret = keccak256(r || s || v) of the normalised "
         "(low-s, v in 27/28) EIP-712 signature; seed = HKDF-SHA256(ikm=secret, salt='medvault', info, 96 bytes). "
         + DOC,
         "encoding": HEX,
@@ -797,12 +798,15 @@ FILES = (
     "keeper",
     "cid",
     "keystore",
+    "keyfile",
 )
 
 
 def build(previous: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Every vectors file, by name; ``previous`` (the committed files) supplies the randomized
     values that still open (see the module docstring)."""
+    from medvault.dev.keyfile_vectors import keyfile_vectors  # it builds on this module's test accounts
+
     hpke = hpke_vectors(previous.get("hpke", {}))
     return {
         "record": record_vectors(),
@@ -816,6 +820,7 @@ def build(previous: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         "keeper": keeper_vectors(hpke),
         "cid": cid_vectors(),
         "keystore": keystore_vectors(previous.get("keystore", {})),
+        "keyfile": keyfile_vectors(),
     }
 
 

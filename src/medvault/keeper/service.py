@@ -3,7 +3,8 @@
 A keeper is an account a patient named in the KeeperDirectory (``Medvault.set_keepers``).
 Every record written from then on escrows its key t-of-n among the patient's keepers, each
 share HPKE-sealed to its keeper (``formats.keybundle.escrow_key``). A keeper holds no
-key of any patient: only its own account, whose encryption key opens its shares.
+key of any patient: only its own account and, sealed beside it, its own random encryption
+keys (``medvault.accounts``: not derived from the account key), which open its shares.
 
 ``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keeper.protocol``) and
 checks, in order: the signature (``bad-signature``), the request's age against chain time
@@ -208,11 +209,14 @@ class KeeperService:
         if share is None:
             raise Refusal("no-share", f"{context.describe()} escrows no share with {self.address}")
         info = context.escrow_info(self.address)
-        for epoch in range(self.client.key_epoch(self.wallet), -1, -1):
-            pair = self.wallet.encryption_keys(self.client.suite, epoch)
+        # The keeper's own random HPKE keys, sealed beside its account key (never derived from it).
+        for _, _, pair in self.wallet.keys.held(self.client.suite):
             with contextlib.suppress(DecryptionError):
                 return share.x, open_share(share.wrap, pair, info, f"the escrowed share of {context.describe()}")
-        raise IntegrityError(f"no key of {self.address} opens its escrowed share of {context.describe()}")
+        raise IntegrityError(
+            f"no key of {self.address} opens its escrowed share of {context.describe()} "
+            "(a keeper registered before keys were random runs `medvault keys migrate` first)"
+        )
 
     # -- receipts -----------------------------------------------------------------------------
 

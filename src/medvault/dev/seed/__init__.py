@@ -5,7 +5,9 @@ deployment on a local anvil with realistic, entirely synthetic data:
 
 * Accounts, derived from the seed value and held in memory only (never written to disk): the
   private key of the i-th account of a role is keccak256("medvault seed <seed> <role> <i>").
-  ``N // 50 + 1`` providers, ``N // 200 + 1`` researchers and N patients. Every account is
+  ``N // 50 + 1`` providers, ``N // 200 + 1`` researchers and N patients. Their encryption
+  keys are derived from that (public) key (``medvault.dev.wallets``: dev only, so a resumed
+  run wraps for the key it registered; real accounts get random keys). Every account is
   funded with ``anvil_setBalance`` and registers its encryption key; providers and researchers
   are accredited by the deployment's admin (impersonated on anvil unless an admin wallet is
   given).

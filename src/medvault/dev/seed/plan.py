@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
 from eth_utils.crypto import keccak
 
-from medvault.accounts import Wallet
 from medvault.dev.synthetic import synthetic_patient, synthetic_records
+from medvault.dev.wallets import dev_wallet
 from medvault.errors import SeedError
 from medvault.fhir import category_for, to_json_bytes
 from medvault.formats import envelope
 from medvault.model import Category
+
+if TYPE_CHECKING:
+    from medvault.accounts import Wallet
 
 __all__ = ["GrantPlan", "PatientPlan", "RequestPlan", "SeedPlan", "plan_seed"]
 
@@ -101,7 +103,7 @@ class SeedPlan:
 
 def _wallet(seed: str, role: str, index: int) -> Wallet:
     # Synthetic data on a dev chain: the key is a function of the seed, kept in memory only.
-    return Wallet(f"seed-{role}-{index}", Account.from_key(keccak(text=f"medvault seed {seed} {role} {index}")))
+    return dev_wallet(f"seed-{role}-{index}", keccak(text=f"medvault seed {seed} {role} {index}"))
 
 
 def _plaintext(resource: dict[str, Any]) -> bytes:
