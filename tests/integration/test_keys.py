@@ -142,6 +142,7 @@ def test_an_account_of_the_old_scheme_migrates_to_a_random_key(
     for epoch in (0, 1):  # registered, then rotated once, the old way
         public = old.legacy_encryption_keys(mv.suite, epoch).public_bytes
         mv.chain.transact(old, mv.chain.participants.functions.register(public), f"old-scheme key {epoch}")
+    mv.set_writer(old, provider.address, frozenset(Category))
     first = add(mv, provider, old)
     info = mv.key_info(old)
     assert (info.registered, info.epoch) == (True, None)
