@@ -2,8 +2,8 @@
 
     ape run deploy --network ethereum:local:foundry --account <alias> [--home DIR] [--key-suite SUITE]
 
-Deploys ParticipantRegistry(admin = the deploying account), RecordRegistry(ParticipantRegistry),
-ConsentManager(ParticipantRegistry) and KeeperDirectory(), prints each address and the gas its
+Deploys ParticipantRegistry(admin = the deploying account), ConsentManager(ParticipantRegistry),
+RecordRegistry(ParticipantRegistry, ConsentManager) and KeeperDirectory(), prints each address and the gas its
 deployment used, and writes the deployment record ``<home>/deployments/<chain id>.json`` that
 the ``medvault`` CLI and Python package read (:class:`medvault.chain.artifacts.Deployment`).
 
@@ -68,7 +68,7 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
     "(a keystore account is unlocked once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt).",
 )
 def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: KeySuite, autosign: bool) -> None:
-    """Deploy ParticipantRegistry, RecordRegistry, ConsentManager and KeeperDirectory; record the deployment."""
+    """Deploy ParticipantRegistry, ConsentManager, RecordRegistry and KeeperDirectory; record the deployment."""
     _refuse_throwaway_chain(provider)
     if isinstance(account, KeyfileAccount):
         # Unlock once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt, instead of a passphrase
@@ -89,8 +89,9 @@ def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: KeySu
         return instance
 
     participants = deploy(project.ParticipantRegistry, account.address)
-    records = deploy(project.RecordRegistry, participants.address)
+    # The record log asks the consent contract about emergency writers, so consent comes first.
     consent = deploy(project.ConsentManager, participants.address)
+    records = deploy(project.RecordRegistry, participants.address, consent.address)
     keepers = deploy(project.KeeperDirectory)
 
     deployment = Deployment(

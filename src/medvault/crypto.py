@@ -109,15 +109,24 @@ class KeySuite(enum.IntEnum):
 
 @dataclass(frozen=True)
 class RecordContext:
-    """Where a record lives; bound into its ciphertext and into every wrap of its key."""
+    """Where a record lives; bound into its ciphertext and into every wrap of its key.
+
+    A record is named by its author and the author's sequence number in the patient's log
+    (``seq``, from ``RecordAdded``): the author knows both before it writes, and the chain
+    assigns and emits them, whereas the record's position is only known once it lands."""
 
     chain_id: int
     registry: str
     patient: str
-    index: int
+    author: str
+    seq: int
 
     def associated_data(self) -> bytes:
-        return _associated_data(self.chain_id, self.registry, self.patient, self.index)
+        return _associated_data(self.chain_id, self.registry, self.patient, self.author, self.seq)
+
+    def describe(self) -> str:
+        """How messages name the record: ``record <seq> by <author> of <patient>``."""
+        return f"record {self.seq} by {self.author} of {self.patient}"
 
     def wrap_info(self, reader: str) -> bytes:
         """``abi.encode(bytes associatedData, address reader)``, written out by hand: it is
@@ -140,11 +149,11 @@ class RecordContext:
 
 
 @functools.lru_cache(maxsize=4096)
-def _associated_data(chain_id: int, registry: str, patient: str, index: int) -> bytes:
+def _associated_data(chain_id: int, registry: str, patient: str, author: str, seq: int) -> bytes:
     # Cached: sealing a record and wrapping its key for each reader all need the same bytes.
     return abi_encode(
-        ["string", "uint256", "address", "address", "uint64"],
-        ["medvault/record/v1", chain_id, registry, patient, index],
+        ["string", "uint256", "address", "address", "address", "uint64"],
+        ["medvault/record/v2", chain_id, registry, patient, author, seq],
     )
 
 
@@ -285,12 +294,12 @@ def encrypt_record(plaintext: bytes, key: bytes, context: RecordContext) -> byte
 def decrypt_record(blob: bytes, key: bytes, context: RecordContext) -> bytes:
     header = len(RECORD_MAGIC) + NONCE_LENGTH
     if len(blob) < header + 16 or not blob.startswith(RECORD_MAGIC):
-        raise IntegrityError(f"record {context.index} of {context.patient} is not a medvault ciphertext")
+        raise IntegrityError(f"{context.describe()} is not a medvault ciphertext")
     nonce = blob[len(RECORD_MAGIC) : header]
     try:
         return AESGCM(key).decrypt(nonce, blob[header:], context.associated_data())
     except InvalidTag:
-        raise DecryptionError(f"record {context.index} of {context.patient}") from None
+        raise DecryptionError(context.describe()) from None
 
 
 def wrap_key(record_key: bytes, recipient: bytes, context: RecordContext, reader: str) -> bytes:
@@ -320,7 +329,7 @@ def unwrap_key(wrapped: bytes, pair: EncryptionKeyPair, context: RecordContext, 
     try:
         key = pair.open(wrapped, context.wrap_info(reader))
     except (InvalidTag, ValueError):
-        raise DecryptionError(f"the key wrap of record {context.index} for {reader}") from None
+        raise DecryptionError(f"the key wrap of {context.describe()} for {reader}") from None
     if len(key) != KEY_LENGTH:
-        raise DecryptionError(f"the key wrap of record {context.index} for {reader}")
+        raise DecryptionError(f"the key wrap of {context.describe()} for {reader}")
     return key

@@ -85,7 +85,7 @@ __all__ = [
     "open_database",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHUNK_BLOCKS = 10_000  # blocks per eth_getLogs call
 BATCH_SIZE = 200  # blocks per JSON-RPC batch of eth_getBlockByNumber
 MAX_REORG_WALK = 256  # stored blocks checked when looking for a fork point, before rebuilding
@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_patient ON events (patient, block, log_index);
 CREATE INDEX IF NOT EXISTS events_event ON events (event, block, log_index);
 CREATE TABLE IF NOT EXISTS records (
-    patient TEXT NOT NULL, idx INTEGER NOT NULL, author TEXT NOT NULL, category INTEGER NOT NULL,
+    patient TEXT NOT NULL, idx INTEGER NOT NULL, author TEXT NOT NULL, seq INTEGER NOT NULL, category INTEGER NOT NULL,
     timestamp INTEGER NOT NULL, content_hash TEXT NOT NULL, cid TEXT NOT NULL, keys_cid TEXT NOT NULL,
     record_hash TEXT NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL,
     PRIMARY KEY (patient, idx), UNIQUE (block, log_index)
@@ -253,9 +253,9 @@ def _insert_record(cur: sqlite3.Cursor, e: DecodedEvent) -> None:
     if recomputed != bytes(a["recordHash"]):
         raise IntegrityError(f"record {index} of {patient}: its hash does not match its fields")
     cur.execute(
-        "INSERT INTO records (patient, idx, author, category, timestamp, content_hash, cid, keys_cid, "
-        "record_hash, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (patient, index, a["author"], a["category"], a["timestamp"], "0x" + bytes(a["contentHash"]).hex(),
+        "INSERT INTO records (patient, idx, author, seq, category, timestamp, content_hash, cid, keys_cid, "
+        "record_hash, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (patient, index, a["author"], a["seq"], a["category"], a["timestamp"], "0x" + bytes(a["contentHash"]).hex(),
          cid_from_bytes(bytes(a["cid"])), cid_from_bytes(bytes(a["keysCid"])), "0x" + recomputed.hex(),
          e.block, e.log_index, e.tx),
     )  # fmt: skip
@@ -667,7 +667,7 @@ def _request_key(request_id: int) -> str:
 
 def _pointer(row: sqlite3.Row) -> RecordPointer:
     return RecordPointer(
-        patient=row["patient"], index=row["idx"], author=row["author"], record_hash=row["record_hash"],
+        patient=row["patient"], index=row["idx"], author=row["author"], seq=row["seq"], record_hash=row["record_hash"],
         category=Category(row["category"]), timestamp=row["timestamp"], content_hash=row["content_hash"],
         cid=row["cid"], keys_cid=row["keys_cid"], tx_hash=row["tx"], block_number=row["block"],
     )  # fmt: skip

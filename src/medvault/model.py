@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_CATEGORIES",
+    "DISPUTED",
+    "HIDDEN",
     "AccessRequest",
     "AuditEntry",
     "Category",
@@ -189,6 +191,11 @@ class AccessRequest:
         }
 
 
+# Record flags the patient sets on chain (``RecordRegistry.flagRecord``), a bitmask.
+DISPUTED = 1  # the patient disputes the record's content
+HIDDEN = 2  # the patient asks readers not to show it by default
+
+
 @dataclass(frozen=True)
 class RecordPointer:
     """One entry of a patient's log, as the chain recorded it."""
@@ -196,6 +203,7 @@ class RecordPointer:
     patient: str
     index: int
     author: str
+    seq: int  # the author's sequence number in the patient's log: the record is bound to (patient, author, seq)
     record_hash: str
     category: Category
     timestamp: int
@@ -204,6 +212,9 @@ class RecordPointer:
     keys_cid: str
     tx_hash: str
     block_number: int
+    # The patient's flags (``RecordRegistry.flagRecord``), as the chain holds them when read.
+    disputed: bool = False
+    hidden: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "category": self.category.name.lower()}

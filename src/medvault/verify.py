@@ -7,7 +7,11 @@ every problem at once, each with the record it concerns, so ``verify_patient`` c
   on-chain head and count (``logOf``). Each event's record hash is recomputed from its own
   fields and the record hash of the event before it, so an altered event is pinned to its own
   index rather than to every record after it. Events out of index order are *reordered*; an
-  index the chain counts but no event carries is *missing*.
+  index the chain counts but no event carries is *missing*. Each author's sequence numbers
+  (what its ciphertexts are bound to) must run 0, 1, 2, ... in log order; a gap or repeat is
+  *altered*.
+* the patient's flags: a record the patient flagged disputed or hidden is reported as such
+  (``RecordSummary.disputed`` / ``hidden``, and the CLI's line for it); a flag is not a finding.
 * the objects: each record's ciphertext and key bundle are fetched from IPFS, checked against
   their CIDs and (for the ciphertext) the on-chain content hash, and checked to be pinned. A
   block the node does not hold is *missing*; it is asked for offline, so a missing block is an
@@ -37,7 +41,7 @@ from medvault.errors import CidMismatchError, DecryptionError, InvalidCidError, 
 from medvault.formats.keybundle import KeyBundle
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.ipfs import IpfsClient, cid_from_bytes
-from medvault.model import Category
+from medvault.model import DISPUTED, HIDDEN, Category
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
@@ -75,6 +79,10 @@ class RecordSummary:
     category: str
     cid: str | None
     keys_cid: str | None
+    author: str
+    seq: int
+    disputed: bool = False
+    hidden: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -168,16 +176,30 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
         if bundle is not None and event["args"]["grantee"] == patient:
             shared.append(bundle)
     report.keys_checked = wallet is not None
+    flags = mv.record_flags(patient)
+    seqs: dict[str, int] = {}  # each author's next sequence number
+    gaps = 0  # records the chain counts but no event carries, so far
     for index in range(count):
         entry = by_index.get(index)
         if entry is None:
             found(Finding("missing", index, "log", f"the chain counts {count} records; no event carries this one"))
+            gaps += 1
             continue
         args = entry["args"]
         _check_hash(report, patient, index, args, by_index.get(index - 1), head)
         cid = _cid(report, index, "record", args["cid"])
         keys_cid = _cid(report, index, "keys", args["keysCid"])
-        report.records.append(RecordSummary(index, _category(args["category"]), cid, keys_cid))
+        author, seq = str(args["author"]), int(args["seq"])
+        # A repeated seq is always wrong; a skipped one only if no record is missing before it.
+        if seq < seqs.get(author, 0) or (seq > seqs.get(author, 0) and not gaps):
+            message = f"{author}'s sequence number is {seq}, but it had written {seqs.get(author, 0)} records before"
+            found(Finding("altered", index, "log", message))
+        seqs[author] = seq + 1
+        f = flags.get(index, 0)
+        summary = RecordSummary(
+            index, _category(args["category"]), cid, keys_cid, author, seq, bool(f & DISPUTED), bool(f & HIDDEN)
+        )
+        report.records.append(summary)
         blob = None
         if cid is not None:
             blob = _check_object(mv.ipfs, report, fetched, index, "record", cid)
@@ -192,7 +214,7 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
             data = _check_object(mv.ipfs, report, fetched, index, "keys", keys_cid)
             bundle = _parse(report, index, "keys", keys_cid, data, patient)
             if wallet is not None and bundle is not None:
-                _check_opens(mv, report, wallet, index, [bundle, *reversed(shared)], blob, keys_cid)
+                _check_opens(mv, report, wallet, summary, [bundle, *reversed(shared)], blob, keys_cid)
     report.findings.sort(key=lambda f: (f.index, KINDS.index(f.kind), f.object))
     return report
 
@@ -211,14 +233,15 @@ def _parse(
 
 
 def _check_opens(
-    mv: Medvault, report: VerificationReport, wallet: Wallet, index: int, bundles: list[KeyBundle],
+    mv: Medvault, report: VerificationReport, wallet: Wallet, summary: RecordSummary, bundles: list[KeyBundle],
     blob: bytes | None, cid: str,
 ) -> None:  # fmt: skip
-    """Finds record ``index`` unopenable unless a wrap for the patient in ``bundles`` opens a key
+    """Finds the record ``summary`` names unopenable unless a wrap for the patient in ``bundles`` opens a key
     that decrypts ``blob`` (when the ciphertext was fetched)."""
-    context = mv.record_context(report.patient, index)
+    index = summary.index
+    context = mv.record_context(report.patient, summary.author, summary.seq)
     epochs = range(mv.key_epoch(wallet), -1, -1)
-    wraps = [w for b in bundles for w in b.wraps_for(report.patient, index)]
+    wraps = [w for b in bundles for w in b.wraps_for(report.patient, summary.author, summary.seq)]
     for wrapped in wraps:
         for epoch in epochs:
             try:

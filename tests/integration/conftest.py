@@ -19,7 +19,7 @@ from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
 from medvault.dev.node import LocalNode, NodeInfo, free_port
 from medvault.ipfs import IpfsClient
-from medvault.model import Role
+from medvault.model import Category, Role
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -97,12 +97,14 @@ def ipfs(local_node: NodeInfo) -> Iterator[IpfsClient]:
 
 @pytest.fixture
 def mv(w3: Web3, home: Path, ipfs: IpfsClient, wallets: dict[str, Wallet]) -> Medvault:
-    """A fresh deployment: patient, provider and doctor registered, provider accredited."""
+    """A fresh deployment: patient, provider and doctor registered, provider accredited and on
+    the patient's care team (it may write every category)."""
     deployment, _ = deploy(w3, wallets["admin"], home)
     client = Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
     for name in ("patient", "provider", "doctor"):
         client.register(wallets[name])
     client.accredit(wallets["admin"], wallets["provider"].address, Role.PROVIDER)
+    client.set_writer(wallets["patient"], wallets["provider"].address, frozenset(Category))
     return client
 
 

@@ -49,11 +49,12 @@ HAS_ROLE_ABI = [
 PARTICIPANTS_ABI = [
     {
         "type": "function",
-        "name": "participants",
+        "name": name,
         "stateMutability": "view",
         "inputs": [],
         "outputs": [{"name": "", "type": "address"}],
     }
+    for name in ("participants", "consent")
 ]
 
 
@@ -153,8 +154,9 @@ def test_ape_run_deploy_writes_a_deployment_the_package_can_load(anvil: str, tmp
         assert re.search(rf"^{name}: {address} \(gas used [\d,]+,", run.stdout, re.MULTILINE), output
 
     # Wired as the package expects: the deployer administers the ParticipantRegistry, and the
-    # RecordRegistry points at it.
+    # RecordRegistry points at it and at the ConsentManager (deployed before it).
     registry = w3.eth.contract(address=Web3.to_checksum_address(deployment.participant_registry), abi=HAS_ROLE_ABI)
     assert registry.functions.hasRole(b"\x00" * 32, key.address).call()
     records = w3.eth.contract(address=Web3.to_checksum_address(deployment.record_registry), abi=PARTICIPANTS_ABI)
     assert records.functions.participants().call() == deployment.participant_registry
+    assert records.functions.consent().call() == deployment.consent_manager

@@ -43,15 +43,20 @@ def test_future_dated_grant_opens_at_its_start_and_closes_at_its_end(
 ) -> None:
     start = clock.now() + DAY
     grant(mv, patient, doctor, LABS, start, start + DAY)
-    index = add(mv, provider, patient).index  # wrapped for the doctor already
+    before = add(mv, provider, patient).index  # not wrapped for the doctor: its window is not open
 
     with pytest.raises(AccessDeniedError, match="its grant starts at"):
-        mv.read_record(doctor, patient.address, index)
+        mv.read_record(doctor, patient.address, before)
     clock.advance(DAY)
-    assert mv.read_record(doctor, patient.address, index).data == LAB
+    # Inside the window: a record written now is wrapped for it; the earlier one only keepers
+    # could release (this patient has none), so it stays closed.
+    during = add(mv, provider, patient).index
+    assert mv.read_record(doctor, patient.address, during).data == LAB
+    with pytest.raises(AccessDeniedError, match="no key of record"):
+        mv.read_record(doctor, patient.address, before)
     clock.advance(DAY)
     with pytest.raises(AccessDeniedError, match="expired"):
-        mv.read_record(doctor, patient.address, index)
+        mv.read_record(doctor, patient.address, during)
 
 
 def test_a_grant_can_be_narrowed(mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet) -> None:

@@ -226,13 +226,13 @@ def test_query_speed_with_synthetic_rows(mv: Medvault, index: EventIndex) -> Non
     patients = [f"0x{i:040x}" for i in range(1, 1001)]
     grantees = [f"0x{i:040x}" for i in range(5001, 5101)]
     records = [
-        (p, i, p, rng.randrange(6), 0, "0x00", "cid", "keys", "0x00", 1_000_000 + n, 0, "0x")
+        (p, i, p, i, rng.randrange(6), 0, "0x00", "cid", "keys", "0x00", 1_000_000 + n, 0, "0x")
         for n, (p, i) in enumerate((p, i) for p in patients for i in range(10))
     ]
     now = mv.now()
     grants = {(rng.choice(patients), rng.choice(grantees)) for _ in range(1000)}
     with index._transaction() as cur:
-        cur.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records)
+        cur.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records)
         cur.executemany(
             "INSERT INTO grants VALUES (?, ?, ?, 0, ?, ?, 0, 0, 1, 0)",
             [(p, g, rng.randrange(1, 64), now - 10, now + DAY) for p, g in grants],

@@ -83,6 +83,7 @@ def build_world(home: Path, node: NodeInfo, ipfs: IpfsClient, *, keepers: int, t
     mv.accredit(wallets["admin"], wallets["provider"].address, Role.PROVIDER)
     keeper_wallets = [wallets[f"keeper{i + 1}"] for i in range(keepers)]
     patient = wallets["patient"]
+    mv.set_writer(patient, wallets["provider"].address, frozenset(Category))
     mv.set_keepers(patient, [k.address for k in keeper_wallets], threshold)
     world = World(home, node, mv, wallets, keeper_wallets)
     for _ in range(records):

@@ -355,7 +355,7 @@ def test_wrapped_share_is_bound_to_the_reader(
         mv.chain.chain_id, mv.chain.keepers.address,
     )  # fmt: skip
     release = post_key_request(keepers.running[keeper.address].url, body)
-    context = mv.record_context(patient.address, pointer.index)
+    context = mv.context_of(pointer)
     pair = doctor.encryption_keys(mv.suite, 0)
     assert len(open_share(release.wrap, pair, context.release_info(doctor.address, keeper.address, 1), "share")) == 32
     with pytest.raises(DecryptionError):

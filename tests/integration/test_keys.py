@@ -42,11 +42,15 @@ def wraps_for(mv: Medvault, reader: Wallet, pointer: RecordPointer) -> list[byte
     cids = [pointer.keys_cid]
     shared = mv.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader.address)
     cids += [cid_from_bytes(bytes(e["args"]["keysCid"])) for e in reversed(shared)]
-    return [w for cid in cids for w in mv.key_bundle(cid, pointer.patient).wraps_for(reader.address, pointer.index)]
+    return [
+        w
+        for cid in cids
+        for w in mv.key_bundle(cid, pointer.patient).wraps_for(reader.address, pointer.author, pointer.seq)
+    ]
 
 
 def opens_any(mv: Medvault, pair: EncryptionKeyPair, reader: Wallet, pointer: RecordPointer) -> bool:
-    context = mv.record_context(pointer.patient, pointer.index)
+    context = mv.context_of(pointer)
     for wrapped in wraps_for(mv, reader, pointer):
         try:
             unwrap_key(wrapped, pair, context, reader.address)
@@ -138,6 +142,7 @@ def test_an_account_of_the_old_scheme_migrates_to_a_random_key(
     for epoch in (0, 1):  # registered, then rotated once, the old way
         public = old.legacy_encryption_keys(mv.suite, epoch).public_bytes
         mv.chain.transact(old, mv.chain.participants.functions.register(public), f"old-scheme key {epoch}")
+    mv.set_writer(old, provider.address, frozenset(Category))
     first = add(mv, provider, old)
     info = mv.key_info(old)
     assert (info.registered, info.epoch) == (True, None)
@@ -308,6 +313,7 @@ def test_hybrid_suite_end_to_end(
     assert pq.suite is KeySuite.MLKEM768_X25519
     registrations = [pq.register(w) for w in (patient, provider, doctor)]
     pq.accredit(admin, provider.address, Role.PROVIDER)
+    pq.set_writer(patient, provider.address, frozenset(Category))
     published = pq.encryption_key(patient.address)
     assert len(published) == 1 + 1184 + 32
     assert published[0] == KeySuite.MLKEM768_X25519

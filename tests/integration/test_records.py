@@ -35,8 +35,9 @@ pytestmark = pytest.mark.integration
 
 
 def wrapped_readers(mv: Medvault, patient: Wallet, index: int) -> set[str]:
-    bundle = json.loads(mv.ipfs.cat(mv.records(patient.address)[index].keys_cid))
-    return {w["reader"] for w in bundle["wraps"] if w["index"] == index}
+    pointer = mv.records(patient.address)[index]
+    bundle = json.loads(mv.ipfs.cat(pointer.keys_cid))
+    return {w["reader"] for w in bundle["wraps"] if (w["author"], w["seq"]) == (pointer.author, pointer.seq)}
 
 
 def test_provider_record_is_readable_by_patient_and_author(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
@@ -198,8 +199,9 @@ def _write_pointer(mv: Medvault, author: Wallet, patient: Wallet, blob: bytes, c
     """Appends a pointer to ``blob`` the way a faulty or malicious client might."""
     _, index = mv.chain.records.functions.logOf(patient.address).call()
     keys_cid = mv.records(patient.address)[0].keys_cid
+    seq = mv.next_seq(patient.address, author.address)
     fn = mv.chain.records.functions.addRecord(
-        patient.address, index, cid_to_bytes(mv.ipfs.add(blob)), content_hash, 0, cid_to_bytes(keys_cid)
+        patient.address, seq, cid_to_bytes(mv.ipfs.add(blob)), content_hash, 0, cid_to_bytes(keys_cid)
     )
     mv.chain.transact(author, fn, "raw addRecord")
     return int(index)
@@ -225,7 +227,7 @@ def test_tampered_ciphertext_is_an_integrity_error_without_plaintext(
 
 def test_ciphertext_differing_from_the_content_hash_is_refused(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
     add(mv, provider, patient)
-    context = RecordContext(mv.chain.chain_id, mv.chain.records.address, patient.address, 1)
+    context = RecordContext(mv.chain.chain_id, mv.chain.records.address, patient.address, provider.address, 1)
     blob = encrypt_record(b"{}", new_record_key(), context)
     index = _write_pointer(mv, provider, patient, blob, hashlib.sha256(b"something else").digest())
 

@@ -171,8 +171,8 @@ def test_batched_records_continue_the_hash_chain(
     mv.add_record(provider, patient.address, b'{"n":0}', Category.NOTES)
     public = mv.encryption_key(patient.address)
     blobs, wraps = [], []
-    for index in (1, 2, 3):
-        context = RecordContext(mv.chain.chain_id, mv.chain.records.address, patient.address, index)
+    for index in (1, 2, 3):  # the provider's seq is its record's index: it is the only author here
+        context = RecordContext(mv.chain.chain_id, mv.chain.records.address, patient.address, provider.address, index)
         key = new_record_key()
         header = b'{"contentType":"application/json","name":""}\n'
         blobs.append(encrypt_record(header + b'{"n":%d}' % index, key, context))

@@ -129,7 +129,7 @@ def test_ciphertext_differing_from_its_content_hash_is_reported(
     keys_cid = mv.records(patient.address)[0].keys_cid
     fn = mv.chain.records.functions.addRecord(
         patient.address,
-        1,
+        mv.next_seq(patient.address, provider.address),
         cid_to_bytes(mv.ipfs.add(b"ciphertext")),
         hashlib.sha256(b"something else").digest(),
         int(Category.NOTES),

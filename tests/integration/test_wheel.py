@@ -117,6 +117,7 @@ def test_the_installed_cli_writes_and_reads_a_record(
     for name in ("patient", "provider"):
         medvault("register", "--account", name)
     medvault("accredit", "provider", "--role", "provider", "--account", "admin")
+    medvault("record", "writers", "add", "provider", "--account", "patient")
     record_file = outside / "hba1c.json"
     record_file.write_text(json.dumps(OBSERVATION))
 

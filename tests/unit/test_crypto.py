@@ -19,7 +19,7 @@ from medvault.crypto import (
 )
 from medvault.errors import DecryptionError, IntegrityError
 
-CONTEXT = RecordContext(31337, "0x" + "11" * 20, "0x" + "22" * 20, 3)
+CONTEXT = RecordContext(31337, "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20, 3)
 READER = "0x" + "33" * 20
 
 
@@ -33,8 +33,14 @@ def test_sealed_record_opens_with_its_key_and_context() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"chain_id": 1}, {"registry": "0x" + "44" * 20}, {"patient": "0x" + "55" * 20}, {"index": 4}],
-    ids=["other chain", "other registry", "other patient", "other position"],
+    [
+        {"chain_id": 1},
+        {"registry": "0x" + "44" * 20},
+        {"patient": "0x" + "55" * 20},
+        {"author": "0x" + "66" * 20},
+        {"seq": 4},
+    ],
+    ids=["other chain", "other registry", "other patient", "other author", "other seq of the author"],
 )
 def test_a_record_moved_to_another_context_fails_authentication(change: dict[str, object]) -> None:
     key = new_record_key()
@@ -84,7 +90,9 @@ def test_key_wrap_is_bound_to_reader_record_and_key_pair(suite: KeySuite) -> Non
     with pytest.raises(DecryptionError):
         unwrap_key(wrapped, pair, CONTEXT, "0x" + "66" * 20)
     with pytest.raises(DecryptionError):
-        unwrap_key(wrapped, pair, dataclasses.replace(CONTEXT, index=9), READER)
+        unwrap_key(wrapped, pair, dataclasses.replace(CONTEXT, seq=9), READER)
+    with pytest.raises(DecryptionError):
+        unwrap_key(wrapped, pair, dataclasses.replace(CONTEXT, author="0x" + "44" * 20), READER)
     with pytest.raises(DecryptionError):
         unwrap_key(wrapped, EncryptionKeyPair.derive(b"\x02" * 32, suite), CONTEXT, READER)
 

@@ -20,7 +20,8 @@ PATIENT = to_checksum_address("0x" + "1a" * 20)
 READER = to_checksum_address("0x" + "2b" * 20)
 REGISTRY = to_checksum_address("0x" + "3c" * 20)
 KEEPERS = [to_checksum_address("0x" + f"{i:02x}" * 20) for i in (0x41, 0x42, 0x43)]
-CONTEXT = RecordContext(31337, REGISTRY, PATIENT, 2)
+AUTHOR = to_checksum_address("0x" + "4d" * 20)
+CONTEXT = RecordContext(31337, REGISTRY, PATIENT, AUTHOR, 2)
 
 
 # -- envelope ---------------------------------------------------------------------------------
@@ -52,8 +53,9 @@ def test_envelope_without_a_header_is_an_integrity_error(plaintext: bytes) -> No
 
 
 def bundle(escrow: Escrow | None = None) -> KeyBundle:
-    wraps = (Wrap(2, READER, b"wrap for reader"), Wrap(2, PATIENT, b"wrap for patient"),
-             Wrap(0, READER, b"older record"), Wrap(2, READER, b"second wrap"))  # fmt: skip
+    wraps = (Wrap(AUTHOR, 2, READER, b"wrap for reader"), Wrap(AUTHOR, 2, PATIENT, b"wrap for patient"),
+             Wrap(AUTHOR, 0, READER, b"older record"), Wrap(AUTHOR, 2, READER, b"second wrap"),
+             Wrap(PATIENT, 2, READER, b"the patient's own record 2"))  # fmt: skip
     return KeyBundle(31337, REGISTRY, PATIENT, "X25519", wraps, escrow)
 
 
@@ -70,8 +72,9 @@ def test_key_bundle_bytes_are_compact_ordered_json() -> None:
     doc = json.loads(data)
 
     assert list(doc) == ["format", "chainId", "registry", "patient", "suite", "wraps", "escrow"]
-    assert doc["format"] == FORMAT == "medvault/key-bundle/v1"
-    assert doc["wraps"][0] == {"index": 2, "reader": READER, "wrap": base64.b64encode(b"wrap for reader").decode()}
+    assert doc["format"] == FORMAT == "medvault/key-bundle/v2"
+    wrap = base64.b64encode(b"wrap for reader").decode()
+    assert doc["wraps"][0] == {"author": AUTHOR, "seq": 2, "reader": READER, "wrap": wrap}
     assert doc["escrow"] == {"threshold": 1, "shares": [{"keeper": KEEPERS[0], "x": 1, "wrap": "cw=="}]}
     assert "escrow" not in json.loads(bundle().to_bytes())
 
@@ -79,15 +82,17 @@ def test_key_bundle_bytes_are_compact_ordered_json() -> None:
 def test_wraps_for_lists_a_readers_wraps_of_one_record_in_order() -> None:
     parsed = KeyBundle.parse(bundle().to_bytes(), patient=PATIENT)
 
-    assert parsed.wraps_for(READER, 2) == [b"wrap for reader", b"second wrap"]
-    assert parsed.wraps_for(READER, 0) == [b"older record"]
-    assert parsed.wraps_for(PATIENT, 0) == []
+    assert parsed.wraps_for(READER, AUTHOR, 2) == [b"wrap for reader", b"second wrap"]
+    assert parsed.wraps_for(READER, AUTHOR, 0) == [b"older record"]
+    assert parsed.wraps_for(PATIENT, AUTHOR, 0) == []
+    # A record is named by its author and the author's seq: another author's record 2 is another record.
+    assert parsed.wraps_for(READER, PATIENT, 2) == [b"the patient's own record 2"]
 
 
 def test_readers_and_patients_are_found_in_any_case() -> None:
     parsed = KeyBundle.parse(bundle().to_bytes(), patient=PATIENT.lower())
 
-    assert parsed.wraps_for(READER.lower(), 2) == [b"wrap for reader", b"second wrap"]
+    assert parsed.wraps_for(READER.lower(), AUTHOR.lower(), 2) == [b"wrap for reader", b"second wrap"]
 
 
 def test_share_of_finds_a_keeper_in_any_case() -> None:
@@ -108,7 +113,7 @@ def mutated(**changes: object) -> bytes:
     ("data", "patient"),
     [
         (bundle().to_bytes(), READER),
-        (mutated(format="medvault/key-bundle/v2"), PATIENT),
+        (mutated(format="medvault/key-bundle/v1"), PATIENT),
         (mutated(wraps=None), PATIENT),
         (mutated(chainId="0x7a69"), PATIENT),
         (mutated(suite=None), PATIENT),
@@ -126,16 +131,19 @@ def test_a_bundle_that_is_not_for_this_patient_or_malformed_is_an_integrity_erro
 @pytest.mark.parametrize(
     "bad",
     [
-        {"index": 2, "reader": READER, "wrap": "***"},
-        {"index": 2, "reader": READER, "wrap": 5},
-        {"index": "2", "reader": READER, "wrap": ""},
-        {"index": 2.0, "reader": READER, "wrap": ""},
-        {"index": True, "reader": READER, "wrap": ""},
-        {"reader": READER, "wrap": ""},
+        {"author": AUTHOR, "seq": 2, "reader": READER, "wrap": "***"},
+        {"author": AUTHOR, "seq": 2, "reader": READER, "wrap": 5},
+        {"author": AUTHOR, "seq": "2", "reader": READER, "wrap": ""},
+        {"author": AUTHOR, "seq": 2.0, "reader": READER, "wrap": ""},
+        {"author": AUTHOR, "seq": True, "reader": READER, "wrap": ""},
+        {"author": AUTHOR, "reader": READER, "wrap": ""},
+        {"seq": 2, "reader": READER, "wrap": ""},
+        {"author": 5, "seq": 2, "reader": READER, "wrap": ""},
+        {"index": 2, "reader": READER, "wrap": ""},
         "not an object",
     ],
-    ids=["wrap not base64", "wrap not a string", "index a string", "index a float", "index a bool", "no index",
-         "not an object"],
+    ids=["wrap not base64", "wrap not a string", "seq a string", "seq a float", "seq a bool", "no seq",
+         "no author", "author not a string", "a v1 wrap", "not an object"],
 )  # fmt: skip
 def test_a_malformed_wrap_is_left_out_and_the_others_still_read(bad: object) -> None:
     doc = json.loads(bundle().to_bytes())
@@ -143,7 +151,7 @@ def test_a_malformed_wrap_is_left_out_and_the_others_still_read(bad: object) -> 
     parsed = KeyBundle.parse(json.dumps(doc).encode(), patient=PATIENT)
 
     assert parsed.wraps == bundle().wraps
-    assert parsed.wraps_for(READER, 2) == [b"wrap for reader", b"second wrap"]
+    assert parsed.wraps_for(READER, AUTHOR, 2) == [b"wrap for reader", b"second wrap"]
 
 
 def test_an_unusable_escrow_is_none_and_a_malformed_share_is_left_out() -> None:
@@ -161,7 +169,7 @@ def test_wrap_for_and_escrow_key_open_with_their_contexts() -> None:
     keepers = {k: EncryptionKeyPair.derive(keccak(text=k)) for k in KEEPERS}
 
     wrap = wrap_for(CONTEXT, key, READER, reader.public_bytes)
-    assert wrap.index == CONTEXT.index
+    assert (wrap.author, wrap.seq) == (CONTEXT.author, CONTEXT.seq)
     assert wrap.reader == READER
     assert unwrap_key(wrap.wrap, reader, CONTEXT, READER) == key
 
@@ -180,7 +188,7 @@ def test_a_bundle_records_its_suite_by_name() -> None:
 # -- record hash ------------------------------------------------------------------------------
 
 
-def test_record_hash_is_keccak_of_nine_abi_words() -> None:
+def test_record_hash_is_keccak_of_ten_abi_words() -> None:
     previous, content = b"\x01" * 32, b"\x02" * 32
     cid, keys_cid = b"\x01\x55\x12\x20" + b"\x03" * 32, b"\x01\x55\x12\x20" + b"\x04" * 32
     author = to_checksum_address("0x" + "5e" * 20)
@@ -189,20 +197,21 @@ def test_record_hash_is_keccak_of_nine_abi_words() -> None:
         + bytes(12) + bytes.fromhex("1a" * 20)
         + (7).to_bytes(32)
         + bytes(12) + bytes.fromhex("5e" * 20)
+        + (4).to_bytes(32)
         + (3).to_bytes(32)
         + (1_700_000_000).to_bytes(32)
         + content
         + keccak(cid)
         + keccak(keys_cid)
     )  # fmt: skip
-    assert len(preimage) == 9 * 32
+    assert len(preimage) == 10 * 32
 
-    assert record_hash(previous, PATIENT, 7, author, 3, 1_700_000_000, content, cid, keys_cid) == keccak(preimage)
+    assert record_hash(previous, PATIENT, 7, author, 4, 3, 1_700_000_000, content, cid, keys_cid) == keccak(preimage)
 
 
 def test_record_hash_of_an_event_matches_its_fields() -> None:
-    args = {"index": 0, "author": PATIENT, "category": 1, "timestamp": 5, "contentHash": b"\x09" * 32,
+    args = {"index": 0, "author": PATIENT, "seq": 2, "category": 1, "timestamp": 5, "contentHash": b"\x09" * 32,
             "cid": b"\x01\x02", "keysCid": b"\x03"}  # fmt: skip
-    expected = record_hash(GENESIS, PATIENT, 0, PATIENT, 1, 5, b"\x09" * 32, b"\x01\x02", b"\x03")
+    expected = record_hash(GENESIS, PATIENT, 0, PATIENT, 2, 1, 5, b"\x09" * 32, b"\x01\x02", b"\x03")
     assert record_hash_of_event(GENESIS, PATIENT, args) == expected
     assert bytes(32) == GENESIS

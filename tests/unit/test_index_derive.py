@@ -76,7 +76,7 @@ def record_args(index: int, previous: bytes, record_hash: bytes | None = None, *
     """A ``RecordAdded``'s arguments, with ``fields`` changed, hashed after ``previous`` (unless
     ``record_hash`` is given)."""
     args: dict[str, Any] = {
-        "patient": PATIENT, "index": index, "author": PROVIDER, "category": int(Category.LABORATORY),
+        "patient": PATIENT, "index": index, "author": PROVIDER, "seq": index, "category": int(Category.LABORATORY),
         "timestamp": timestamp_of(index + 1), "contentHash": bytes(32),
         "cid": cid_to_bytes(compute_cid(b"record" + bytes([index]))), "keysCid": cid_to_bytes(compute_cid(b"keys")),
         **fields,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 KEY = keccak(text="medvault key derivation test")
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-CONTEXT = RecordContext(31337, "0x" + "11" * 20, "0x" + "22" * 20, 0)
+CONTEXT = RecordContext(31337, "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "22" * 20, 0)
 
 
 def wallet_signature(suite: KeySuite, epoch: int) -> bytes:

@@ -123,15 +123,16 @@ def test_request_tuple_is_what_the_contract_hashes() -> None:
 
 def test_record_pointer_json_names_the_category() -> None:
     pointer = RecordPointer(
-        patient=PATIENT, index=3, author=GRANTEE, record_hash="0x" + "ab" * 32, category=Category.CONDITIONS,
+        patient=PATIENT, index=3, author=GRANTEE, seq=1, record_hash="0x" + "ab" * 32, category=Category.CONDITIONS,
         timestamp=5, content_hash="0x" + "cd" * 32, cid="bafy-cid", keys_cid="bafy-keys", tx_hash="0x" + "ef" * 32,
         block_number=9,
     )  # fmt: skip
     as_json = pointer.to_json()
     assert as_json["category"] == "conditions"
     assert as_json == {**pointer.__dict__, "category": "conditions"}
-    assert set(as_json) == {"patient", "index", "author", "record_hash", "category", "timestamp", "content_hash",
-                            "cid", "keys_cid", "tx_hash", "block_number"}  # fmt: skip
+    assert set(as_json) == {"patient", "index", "author", "seq", "record_hash", "category", "timestamp",
+                            "content_hash", "cid", "keys_cid", "tx_hash", "block_number", "disputed",
+                            "hidden"}  # fmt: skip
 
 
 def test_keeper_set_json() -> None:

@@ -28,10 +28,10 @@ def revert_data(signature: str, types: list[str], values: list[Any]) -> str:
 
 
 def test_the_table_holds_every_contracts_errors_by_selector(errors: ErrorTable) -> None:
-    selector = function_signature_to_4byte_selector("RecordRegistryStaleIndex(address,uint64,uint64)")
+    selector = function_signature_to_4byte_selector("RecordRegistryStaleSeq(address,address,uint64,uint64)")
     name, inputs = errors[selector]
-    assert name == "RecordRegistryStaleIndex"
-    assert [i["name"] for i in inputs] == ["patient", "expected", "given"]
+    assert name == "RecordRegistryStaleSeq"
+    assert [i["name"] for i in inputs] == ["author", "patient", "expected", "given"]
     names = {name for name, _ in errors.values()}
     assert {"ConsentManagerExpiredSignature", "KeeperDirectoryNotAKeeper", "ParticipantRegistryInvalidKey"} <= names
 

@@ -67,7 +67,7 @@ def word(value: int | str | bytes) -> bytes:
 
 
 def context_of(doc: dict[str, Any]) -> RecordContext:
-    return RecordContext(doc["chainId"], doc["registry"], doc["patient"], doc["index"])
+    return RecordContext(doc["chainId"], doc["registry"], doc["patient"], doc["author"], doc["seq"])
 
 
 # -- encoding: a rebuild gives the committed bytes --------------------------------------------
@@ -92,10 +92,10 @@ def test_rebuilding_gives_the_committed_file(rebuilt: dict[str, dict[str, Any]],
 def test_record_associated_data_is_the_documented_abi_layout() -> None:
     for case in COMMITTED["record"]["cases"]:
         c = case["context"]
-        label = b"medvault/record/v1"
+        label = b"medvault/record/v2"
         expected = b"".join(
-            [word(0xA0), word(c["chainId"]), word(c["registry"]), word(c["patient"]), word(c["index"]),
-             word(len(label)), label.ljust(32, b"\0")]
+            [word(0xC0), word(c["chainId"]), word(c["registry"]), word(c["patient"]), word(c["author"]),
+             word(c["seq"]), word(len(label)), label.ljust(32, b"\0")]
         )  # fmt: skip
         assert b(case["associatedData"]) == expected == context_of(c).associated_data()
 
@@ -155,9 +155,10 @@ def test_key_bundles_parse_and_serialise_to_the_same_bytes() -> None:
             ["escrow"] if "escrow" in doc else []
         )
         assert bundle.to_bytes() == data
-        assert [(w.index, w.reader, base64.b64encode(w.wrap).decode()) for w in bundle.wraps] == [
-            (w["index"], w["reader"], w["wrap"]) for w in doc["wraps"]
+        assert [(w.author, w.seq, w.reader, base64.b64encode(w.wrap).decode()) for w in bundle.wraps] == [
+            (w["author"], w["seq"], w["reader"], w["wrap"]) for w in doc["wraps"]
         ]
+        assert all(list(w) == ["author", "seq", "reader", "wrap"] for w in doc["wraps"])
         if bundle.escrow is not None:
             assert bundle.escrow.threshold == doc["escrow"]["threshold"]
             assert [list(s) for s in map(dict.keys, doc["escrow"]["shares"])] == [["keeper", "x", "wrap"]] * 3
@@ -169,7 +170,7 @@ def test_the_readers_wrap_in_a_bundle_opens_with_the_readers_key() -> None:
     reader = hpke["recipients"]["reader/X25519"]
     pair = EncryptionKeyPair.derive(b(reader["derivationSecret"]), KeySuite.X25519)
     context = context_of(hpke["context"])
-    (wrap,) = bundle.wraps_for(vectors.READER, context.index)
+    (wrap,) = bundle.wraps_for(vectors.READER, context.author, context.seq)
     assert unwrap_key(wrap, pair, context, vectors.READER) == vectors.RECORD_KEY
 
 
@@ -181,11 +182,11 @@ def test_key_bundles_that_must_fail() -> None:
 
 def test_key_bundles_read_leniently_item_by_item() -> None:
     cases = COMMITTED["keybundle"]["lenient"]
-    assert {c["why"].split(":")[0] for c in cases} >= {"wrap not base64", "index not an integer"}
+    assert {c["why"].split(":")[0] for c in cases} >= {"wrap not base64", "seq not an integer"}
     for case in cases:
         bundle = KeyBundle.parse(case["json"].encode(), patient=case["patient"])
-        expected = [(w["index"], w["reader"], base64.b64decode(w["wrap"])) for w in case["wraps"]]
-        assert [(w.index, w.reader, w.wrap) for w in bundle.wraps] == expected, case["why"]
+        expected = [(w["author"], w["seq"], w["reader"], base64.b64decode(w["wrap"])) for w in case["wraps"]]
+        assert [(w.author, w.seq, w.reader, w.wrap) for w in bundle.wraps] == expected, case["why"]
 
 
 # -- HPKE -------------------------------------------------------------------------------------
@@ -298,12 +299,13 @@ def test_record_hashes_chain_and_match_the_abi_preimage() -> None:
     assert cases[1]["previous"] == cases[0]["recordHash"]
     for c in cases:
         preimage = b"".join(
-            [word(b(c["previous"])), word(c["patient"]), word(c["index"]), word(c["author"]), word(c["category"]),
-             word(c["timestamp"]), word(b(c["contentHash"])), keccak(b(c["cid"])), keccak(b(c["keysCid"]))]
+            [word(b(c["previous"])), word(c["patient"]), word(c["index"]), word(c["author"]), word(c["seq"]),
+             word(c["category"]), word(c["timestamp"]), word(b(c["contentHash"])), keccak(b(c["cid"])),
+             keccak(b(c["keysCid"]))]
         )  # fmt: skip
         assert b(c["recordHash"]) == keccak(preimage)
         assert b(c["recordHash"]) == record_hash(
-            b(c["previous"]), c["patient"], c["index"], c["author"], c["category"], c["timestamp"],
+            b(c["previous"]), c["patient"], c["index"], c["author"], c["seq"], c["category"], c["timestamp"],
             b(c["contentHash"]), b(c["cid"]), b(c["keysCid"]),
         )  # fmt: skip
 

@@ -33,8 +33,9 @@ def deploy(
         return result.contract_address
 
     participants = create("ParticipantRegistry", wallet.address)
-    records = create("RecordRegistry", participants)
+    # The record log asks the consent contract about emergency writers, so consent comes first.
     consent = create("ConsentManager", participants)
+    records = create("RecordRegistry", participants, consent)
     keepers = create("KeeperDirectory")
     deployment = Deployment(
         chain_id=w3.eth.chain_id,

@@ -56,10 +56,20 @@ def verify(app: App, patient: str, open_keys: bool) -> None:
     def show() -> None:
         for f in report.findings_for(SHARED):
             click.echo(f"  ks  {f.kind.upper():<10} {f.object:<6} {f.message}")
+        summaries = {r.index: r for r in report.records}
         for index in report.indices:
             findings = report.findings_for(index)
+            summary = summaries.get(index)
+            flags = [
+                n
+                for n, on in (("DISPUTED", summary and summary.disputed), ("HIDDEN", summary and summary.hidden))
+                if on
+            ]
+            note = f"  [{' '.join(flags)} by the patient]" if flags else ""
             if not findings:
-                click.echo(f"{index:>4}  ok")
+                click.echo(f"{index:>4}  ok{note}")
+            elif note:
+                click.echo(f"{index:>4}  {note.strip()}")
             for f in findings:
                 click.echo(f"{index:>4}  {f.kind.upper():<9} {f.object:<6} {f.message}")
         tally = ", ".join(f"{n} {kind}" for kind, n in report.tally().items())

@@ -1,4 +1,5 @@
-"""``medvault record``: add, list and get encrypted records."""
+"""``medvault record``: add, list and get encrypted records; the care team that may write them
+(``record writers``) and the patient's flags (``record flag``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from medvault.cli.app import App, pass_app, tx_json, tx_line
-from medvault.cli.options import account_option, json_anywhere, patient_option
+from medvault.cli.options import account_option, json_anywhere, patient_option, scope_option, scopes
 from medvault.errors import ConfigurationError
-from medvault.model import Category
+from medvault.model import Category, RecordPointer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -23,7 +24,7 @@ __all__ = ["COMMANDS", "record"]
 
 @click.group()
 def record() -> None:
-    """Encrypted records: add, list, get."""
+    """Encrypted records: add, list, get; writers; flag."""
 
 
 @record.command("add")
@@ -65,7 +66,7 @@ def record_add(
     p = receipt.pointer
     app.emit(
         {"record": p.to_json(), "transaction": tx_json(receipt.tx), "readers": receipt.readers},
-        f"record {p.index} of {p.patient} ({p.category.name.lower()})\n"
+        f"record {p.index} of {p.patient} ({p.category.name.lower()}), #{p.seq} by {p.author}\n"
         f"  cid   {p.cid}\n  keys  {p.keys_cid}\n  {tx_line(receipt.tx)}\n"
         f"  key wrapped for {', '.join(receipt.readers)}",
     )
@@ -84,7 +85,7 @@ def record_list(app: App, patient: str) -> None:
             click.echo("no records")
         for p in pointers:
             when = dt.datetime.fromtimestamp(p.timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
-            click.echo(f"{p.index:>4}  {when}  {p.category.name.lower():<13} {p.author}  {p.cid}")
+            click.echo(f"{p.index:>4}  {when}  {p.category.name.lower():<13} {p.author}  {p.cid}{flag_note(p)}")
 
     app.emit([p.to_json() for p in pointers], show)
 
@@ -106,12 +107,98 @@ def record_get(app: App, index: int, patient: str, output: Path | None, account:
         data["content"] = json.loads(rec.data)
 
     def show() -> None:
+        if note := flag_note(rec.pointer):
+            # On stderr, so that the payload on stdout stays exactly the record's bytes.
+            click.echo(f"record {index}:{note}", err=True)
         if output:
             click.echo(f"record {index}: {len(rec.data)} bytes of {rec.content_type} written to {output}")
         else:
             sys.stdout.buffer.write(rec.data + (b"\n" if not rec.data.endswith(b"\n") else b""))
 
     app.emit(data, show)
+
+
+def flag_note(p: RecordPointer) -> str:
+    """What a reader is told of the patient's flags on a record ("" when it has none)."""
+    flags = [name for name, on in (("DISPUTED by the patient", p.disputed), ("HIDDEN by the patient", p.hidden)) if on]
+    return f"  [{'; '.join(flags)}]" if flags else ""
+
+
+@record.command("flag")
+@click.argument("index", type=int)
+@click.option("--disputed/--not-disputed", default=False, help="The patient disputes the record's content.")
+@click.option("--hidden/--not-hidden", default=False, help="Readers should not show the record by default.")
+@account_option
+@json_anywhere
+@pass_app
+def record_flag(app: App, index: int, disputed: bool, hidden: bool, account: str) -> None:
+    """Flag record INDEX of your own log as disputed and/or hidden (neither: clear its flags).
+
+    The record stays in the log; every reader and `medvault verify` show the flags beside it.
+    """
+    tx = app.client.flag_record(app.unlock(account), index, disputed=disputed, hidden=hidden)
+    state = ", ".join(n for n, on in (("disputed", disputed), ("hidden", hidden)) if on) or "no flags"
+    app.emit(
+        {"index": index, "disputed": disputed, "hidden": hidden, "transaction": tx_json(tx)},
+        f"record {index}: {state}\n{tx_line(tx)}",
+    )
+
+
+@record.group("writers")
+def writers() -> None:
+    """Your care team: the providers that may add records to your log, and in which categories."""
+
+
+@writers.command("add")
+@click.argument("writer")
+@scope_option
+@account_option
+@json_anywhere
+@pass_app
+def writers_add(app: App, writer: str, scope: str, account: str) -> None:
+    """Let WRITER (an accredited provider) add records of --scope to your log (replacing any earlier scope)."""
+    categories = scopes(scope)
+    tx = app.client.set_writer(app.unlock(account), app.address(writer), categories)
+    names = ", ".join(sorted(c.name.lower() for c in categories))
+    app.emit(
+        {
+            "writer": app.address(writer),
+            "categories": sorted(c.name.lower() for c in categories),
+            "transaction": tx_json(tx),
+        },
+        f"{app.address(writer)} may write {names}\n{tx_line(tx)}",
+    )
+
+
+@writers.command("remove")
+@click.argument("writer")
+@account_option
+@json_anywhere
+@pass_app
+def writers_remove(app: App, writer: str, account: str) -> None:
+    """Stop WRITER adding records to your log (its records stay)."""
+    tx = app.client.remove_writer(app.unlock(account), app.address(writer))
+    app.emit(
+        {"writer": app.address(writer), "transaction": tx_json(tx)},
+        f"{app.address(writer)} may no longer write\n{tx_line(tx)}",
+    )
+
+
+@writers.command("list")
+@patient_option
+@json_anywhere
+@pass_app
+def writers_list(app: App, patient: str) -> None:
+    """A patient's care team as the chain holds it now (the patient itself always writes)."""
+    team = app.client.writers(app.address(patient))
+
+    def show() -> None:
+        if not team:
+            click.echo("no writers besides the patient")
+        for writer, categories in team.items():
+            click.echo(f"{writer}  {', '.join(sorted(c.name.lower() for c in categories))}")
+
+    app.emit({w: sorted(c.name.lower() for c in cs) for w, cs in team.items()}, show)
 
 
 COMMANDS: Sequence[click.Command] = [record]

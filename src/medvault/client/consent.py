@@ -200,10 +200,7 @@ class Consent(Records):
         if actor.address != patient or not pointers:
             return b""
         recipient = self.encryption_key(grantee)
-        wraps = [
-            wrap_for(self.record_context(patient, p.index), self.open_key(actor, p), grantee, recipient)
-            for p in pointers
-        ]
+        wraps = [wrap_for(self.context_of(p), self.open_key(actor, p), grantee, recipient) for p in pointers]
         return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes()))
 
     def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:

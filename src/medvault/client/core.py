@@ -13,6 +13,7 @@ from medvault.formats.keybundle import Escrow, KeyBundle, Wrap
 if TYPE_CHECKING:
     from medvault.chain import Chain
     from medvault.ipfs import IpfsClient
+    from medvault.model import RecordPointer
 
 __all__ = ["Core"]
 
@@ -27,9 +28,15 @@ class Core:
         """The chain's time (latest block), which decides every grant window."""
         return self.chain.block_time("latest")
 
-    def record_context(self, patient: str, index: int) -> RecordContext:
-        """What binds record ``index`` of ``patient`` to this deployment (AES associated data, HPKE info)."""
-        return RecordContext(self.chain.chain_id, self.chain.records.address, patient, index)
+    def record_context(self, patient: str, author: str, seq: int) -> RecordContext:
+        """What binds record ``seq`` by ``author`` in ``patient``'s log to this deployment (AES
+        associated data, HPKE info): all the author knows before it writes, and what the chain
+        stores and emits with the record (``RecordAdded``'s ``author`` and ``seq``)."""
+        return RecordContext(self.chain.chain_id, self.chain.records.address, patient, author, seq)
+
+    def context_of(self, pointer: RecordPointer) -> RecordContext:
+        """The context of the record ``pointer`` names, from its on-chain author and sequence number."""
+        return self.record_context(pointer.patient, pointer.author, pointer.seq)
 
     def key_bundle(self, cid: str, patient: str) -> KeyBundle:
         """The key bundle ``cid`` from IPFS (checked against its CID), if it is one for ``patient``."""

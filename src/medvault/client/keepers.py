@@ -77,7 +77,7 @@ class Keepers(Participants):
                 key = self.open_key(patient, pointer)  # type: ignore[attr-defined]
             except (AccessDeniedError, DecryptionError):
                 continue  # nothing the patient holds opens it: it keeps the keepers of its time
-            context = self.record_context(patient.address, pointer.index)
+            context = self.context_of(pointer)
             escrows.append((pointer.index, escrow_key(context, key, threshold, keeper_keys)))
         if not escrows:
             return None
@@ -178,7 +178,7 @@ class Keepers(Participants):
             )  # fmt: skip
         urls = self.keeper_urls(list(expected))
         allow_private = allow_private_keepers(self.chain.chain_id)
-        context = self.record_context(pointer.patient, pointer.index)
+        context = self.context_of(pointer)
         pair = self.published_keys(reader)
         directory, issued_at = self.chain.keepers.address, self.now()
 

@@ -1,13 +1,19 @@
 """Records, in the order their data moves: write, list, read; and key rotation, which re-wraps them.
 
-Writing: the readers of the new record (the patient, the author, every grantee whose grant
-covers its category and has not ended) and the patient's keepers are read first; the payload
-is enveloped and sealed under a fresh key bound to the record's position, the key wrapped for
-each reader and escrowed with the keepers in one key bundle, ciphertext and bundle added to
-IPFS, and the pointer appended on chain. If the chain refuses, the IPFS objects are unpinned
-again, so a failed add leaves nothing behind.
+Writing: only the patient, a provider on the patient's care team (``set_writer``, in its
+categories) and a provider inside a live emergency may append; the chain refuses anyone else.
+The readers of the new record (the patient, the author, every grantee whose grant covers its
+category and is open now) and the patient's keepers are read first; the payload is enveloped
+and sealed under a fresh key bound to (patient, author, the author's next sequence number),
+which the author knows before it writes, the key wrapped for each reader and escrowed with the
+keepers in one key bundle, ciphertext and bundle added to IPFS, and the pointer appended on
+chain, which assigns its position: another writer's record landing first changes nothing. A
+grantee whose window has not opened gets no wrap; it reads through the keepers once it opens.
+If the chain refuses, the IPFS objects are unpinned again, so a failed add leaves nothing behind.
 
-Reading: the log is rebuilt from events and checked against the on-chain head; the chain is
+Reading: the log is rebuilt from events and checked against the on-chain head (and each
+author's sequence numbers against their order), with the patient's flags (disputed, hidden)
+attached to each pointer; the chain is
 asked whether the reader may read the category now; the ciphertext is fetched and checked
 against its CID and content hash; the record's key bundle is fetched and parsed once, and the
 key comes from the reader's own wrap or, failing that, from the keepers; the ciphertext is
@@ -17,6 +23,7 @@ decrypted once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +46,17 @@ from medvault.formats import envelope
 from medvault.formats.keybundle import escrow_key, wrap_for
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
-from medvault.model import Category, KeyRotation, Record, RecordPointer, RecordReceipt
+from medvault.model import (
+    DISPUTED,
+    HIDDEN,
+    Category,
+    KeyRotation,
+    Record,
+    RecordPointer,
+    RecordReceipt,
+    categories_of,
+    scope_mask,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -49,9 +66,10 @@ if TYPE_CHECKING:
     from medvault.crypto import EncryptionKeyPair, KeySuite
     from medvault.formats.keybundle import KeyBundle, Wrap
 
-__all__ = ["STALE_INDEX_RETRIES", "Records"]
+__all__ = ["STALE_SEQ_RETRIES", "Records"]
 
-STALE_INDEX_RETRIES = 3
+# A stale seq means the same author wrote meanwhile (another process of the same account).
+STALE_SEQ_RETRIES = 3
 
 
 class Records(Keepers, Access):
@@ -71,9 +89,9 @@ class Records(Keepers, Access):
         keepers = self.keepers_of(patient, with_urls=False)
         keeper_keys = {keeper: self.encryption_key(keeper) for keeper in keepers.keepers}
         plaintext = envelope.pack(data, content_type, name)
-        for _attempt in range(STALE_INDEX_RETRIES):
-            head, count = self.chain.call(self.chain.records.functions.logOf(patient), "logOf")
-            context = self.record_context(patient, count)
+        for _attempt in range(STALE_SEQ_RETRIES):
+            seq = self.next_seq(patient, author.address)
+            context = self.record_context(patient, author.address, seq)
             record_key = new_record_key()
             blob = encrypt_record(plaintext, record_key, context)
             escrow = escrow_key(context, record_key, keepers.threshold, keeper_keys) if keeper_keys else None
@@ -87,38 +105,47 @@ class Records(Keepers, Access):
                 raise
             content_hash = hashlib.sha256(blob).digest()
             fn = self.chain.records.functions.addRecord(
-                patient, count, cid_to_bytes(cid), content_hash, int(category), cid_to_bytes(keys_cid)
+                patient, seq, cid_to_bytes(cid), content_hash, int(category), cid_to_bytes(keys_cid)
             )
             try:
                 tx = self.chain.transact(author, fn, f"add record for {patient}")
             except ContractError as exc:
                 self._unpin_quietly(cid, keys_cid)
-                if exc.name == "RecordRegistryStaleIndex":
-                    continue  # another record landed first: seal again for the next position
+                if exc.name == "RecordRegistryStaleSeq":
+                    continue  # the same author wrote meanwhile (elsewhere): seal again for its next seq
                 raise
             except BaseException:
                 self._unpin_quietly(cid, keys_cid)
                 raise
-            pointer = self._pointer_added_by(tx, patient, count, bytes(head))
+            pointer = self._pointer_added_by(tx, patient, author.address, seq)
             return RecordReceipt(pointer, tx, list(readers))
-        raise ContractError(f"add record for {patient}", "RecordRegistryStaleIndex", {"retries": STALE_INDEX_RETRIES})
+        raise ContractError(f"add record for {patient}", "RecordRegistryStaleSeq", {"retries": STALE_SEQ_RETRIES})
+
+    def next_seq(self, patient: str, author: str) -> int:
+        """``author``'s next sequence number in ``patient``'s log: what its next record is bound to."""
+        fn = self.chain.records.functions.writerOf(to_checksum_address(patient), to_checksum_address(author))
+        _, seq = self.chain.call(fn, "writerOf")
+        return int(seq)
 
     def _readers_of_new_record(self, patient: str, author: str, category: Category) -> dict[str, bytes]:
         """The patient, the author (if registered) and every grantee whose grant covers
-        ``category`` and has not ended; future-dated grants too, their window is enforced at
-        reading time."""
+        ``category`` and is open now (chain time in [validFrom, validUntil)). A future-dated
+        grantee gets no wrap: once its window opens it reads through the keepers, who check the
+        window on chain, so a grant revoked before it opens never held a key."""
         readers = {patient: self.encryption_key(patient)}
         if author != patient and self.is_registered(author):
             readers[author] = self.encryption_key(author)
         now = self.now()
         for grant in self.grants(patient):
-            if category in grant.scopes and grant.valid_until > now and self.is_registered(grant.grantee):
+            open_now = grant.valid_from <= now < grant.valid_until
+            if category in grant.scopes and open_now and self.is_registered(grant.grantee):
                 readers[grant.grantee] = self.encryption_key(grant.grantee)
         return readers
 
-    def _pointer_added_by(self, tx: TxResult, patient: str, index: int, previous: bytes) -> RecordPointer:
-        """The pointer the registry's ``RecordAdded`` event in ``tx`` describes, its hash checked
-        against its fields and ``previous`` (the head the record was sealed after)."""
+    def _pointer_added_by(self, tx: TxResult, patient: str, author: str, seq: int) -> RecordPointer:
+        """The pointer the registry's ``RecordAdded`` event in ``tx`` describes for record ``seq``
+        by ``author``, its hash checked against its fields and the head before it (the previous
+        event in the same transaction, or the chain's record before it)."""
         registry = self.chain.records
         added = registry.events.RecordAdded()
         topic = bytes.fromhex(added.topic.removeprefix("0x"))
@@ -127,13 +154,24 @@ class Records(Keepers, Access):
                 continue
             event = added.process_log(log)
             a = event["args"]
-            if a["patient"] != patient or a["index"] != index:
+            if a["patient"] != patient or a["author"] != author or a["seq"] != seq:
                 continue
+            previous = self._record_hash_before(patient, a["index"], tx.block_number)
             recomputed = record_hash_of_event(previous, patient, a)
             if recomputed != bytes(a["recordHash"]):
-                raise IntegrityError(f"record {index} of {patient}: its hash does not match its fields")
+                raise IntegrityError(f"record {a['index']} of {patient}: its hash does not match its fields")
             return _pointer(event, recomputed)
-        raise IntegrityError(f"transaction {tx.tx_hash} added no record {index} for {patient}")
+        raise IntegrityError(f"transaction {tx.tx_hash} added no record {seq} by {author} for {patient}")
+
+    def _record_hash_before(self, patient: str, index: int, block: int) -> bytes:
+        """The hash of record ``index - 1`` of ``patient`` (``GENESIS`` for the first), from its
+        event (at or before ``block``)."""
+        if index == 0:
+            return GENESIS
+        events = self.chain.events("RecordRegistry", "RecordAdded", patient=patient, index=index - 1)
+        if len(events) != 1:
+            raise IntegrityError(f"record log of {patient}: {len(events)} events for record {index - 1}")
+        return bytes(events[0]["args"]["recordHash"])
 
     def records(self, patient: str) -> list[RecordPointer]:
         """The patient's log from chain events, after checking its hash chain against the head."""
@@ -141,10 +179,17 @@ class Records(Keepers, Access):
         head, count = self.chain.call(self.chain.records.functions.logOf(patient), "logOf")
         previous = GENESIS
         pointers: list[RecordPointer] = []
+        seqs: dict[str, int] = {}  # each author's next sequence number
         for event in self.chain.events("RecordRegistry", "RecordAdded", patient=patient):
             a = event["args"]
             if a["index"] != len(pointers):
                 raise IntegrityError(f"record log of {patient}: event for index {a['index']} out of order")
+            if a["seq"] != seqs.get(a["author"], 0):
+                raise IntegrityError(
+                    f"record {a['index']} of {patient}: its author's sequence number is {a['seq']}, "
+                    f"but {a['author']} had written {seqs.get(a['author'], 0)} records before it"
+                )
+            seqs[a["author"]] = a["seq"] + 1
             recomputed = record_hash_of_event(previous, patient, a)
             if recomputed != bytes(a["recordHash"]):
                 raise IntegrityError(f"record {a['index']} of {patient}: its hash does not match its fields")
@@ -155,7 +200,49 @@ class Records(Keepers, Access):
                 f"record log of {patient}: {len(pointers)} events rebuild head 0x{previous.hex()}, "
                 f"but the chain holds {count} records with head 0x{bytes(head).hex()}"
             )
-        return pointers
+        flags = self.record_flags(patient)
+        return [
+            dataclasses.replace(p, disputed=bool(f & DISPUTED), hidden=bool(f & HIDDEN))
+            if (f := flags.get(p.index, 0))
+            else p
+            for p in pointers
+        ]
+
+    def record_flags(self, patient: str) -> dict[int, int]:
+        """The patient's flags of its records, by index (only flagged ones): the latest
+        ``RecordFlagged`` of each (bit 0 disputed, bit 1 hidden)."""
+        flags: dict[int, int] = {}
+        for event in self.chain.events("RecordRegistry", "RecordFlagged", patient=to_checksum_address(patient)):
+            flags[int(event["args"]["index"])] = int(event["args"]["flags"])
+        return {index: f for index, f in flags.items() if f}
+
+    def flag_record(self, patient: Wallet, index: int, *, disputed: bool, hidden: bool) -> TxResult:
+        """The patient flags its record ``index`` as disputed and/or hidden (both False clears)."""
+        flags = (DISPUTED if disputed else 0) | (HIDDEN if hidden else 0)
+        fn = self.chain.records.functions.flagRecord(index, flags)
+        return self.chain.transact(patient, fn, f"flag record {index} of {patient.address}")
+
+    def set_writer(self, patient: Wallet, writer: str, categories: frozenset[Category]) -> TxResult:
+        """The patient lets ``writer`` (an accredited provider) add records of ``categories``."""
+        fn = self.chain.records.functions.setWriter(to_checksum_address(writer), scope_mask(categories))
+        return self.chain.transact(patient, fn, f"allow {writer} to write records of {patient.address}")
+
+    def remove_writer(self, patient: Wallet, writer: str) -> TxResult:
+        fn = self.chain.records.functions.removeWriter(to_checksum_address(writer))
+        return self.chain.transact(patient, fn, f"stop {writer} writing records of {patient.address}")
+
+    def writers(self, patient: str) -> dict[str, frozenset[Category]]:
+        """The patient's care team as the chain holds it now: each writer and its categories."""
+        patient = to_checksum_address(patient)
+        named = dict.fromkeys(
+            e["args"]["writer"] for e in self.chain.events("RecordRegistry", "WriterSet", patient=patient)
+        )
+        team: dict[str, frozenset[Category]] = {}
+        for writer in named:
+            scopes, _ = self.chain.call(self.chain.records.functions.writerOf(patient, writer), "writerOf")
+            if scopes:
+                team[writer] = categories_of(scopes)
+        return team
 
     def record_count(self, patient: str) -> int:
         """How many records the patient's log holds (one call; ``records`` reads them all)."""
@@ -175,7 +262,7 @@ class Records(Keepers, Access):
         if actual != pointer.content_hash:
             raise ContentHashMismatchError(f"record {index} of {patient}", pointer.content_hash, actual)
         bundle = self.key_bundle(pointer.keys_cid, patient)
-        context = self.record_context(patient, index)
+        context = self.context_of(pointer)
         try:
             key = self.open_key(reader, pointer, bundle)
         except (AccessDeniedError, DecryptionError):
@@ -195,7 +282,7 @@ class Records(Keepers, Access):
         """The record key of ``pointer``, from any wrap for ``reader`` that one of its keys opens:
         every key its key file holds, newest first (wraps made before a rotation open with an
         older one). ``bundle`` is the record's own key bundle, if the caller has fetched it already."""
-        context = self.record_context(pointer.patient, pointer.index)
+        context = self.context_of(pointer)
         pairs = [pair for _, _, pair in reader.keys.held(self.suite)]
         tried = False
         for wrapped in self._wraps(reader.address, pointer, bundle):
@@ -216,11 +303,13 @@ class Records(Keepers, Access):
         """The reader's wraps of the record key, fetched lazily: from the record's bundle, then
         from the bundles shared with it (grants, ``shareKeys``, the patient's key rotations),
         newest first."""
-        yield from (bundle or self.key_bundle(pointer.keys_cid, pointer.patient)).wraps_for(reader, pointer.index)
+        yield from (bundle or self.key_bundle(pointer.keys_cid, pointer.patient)).wraps_for(
+            reader, pointer.author, pointer.seq
+        )
         shared = self.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader)
         for event in reversed(shared):
             cid = cid_from_bytes(bytes(event["args"]["keysCid"]))
-            yield from self.key_bundle(cid, pointer.patient).wraps_for(reader, pointer.index)
+            yield from self.key_bundle(cid, pointer.patient).wraps_for(reader, pointer.author, pointer.seq)
 
     def rotate_key(self, wallet: Wallet) -> KeyRotation:
         """Moves ``wallet`` to a new, random key of its next epoch.
@@ -241,12 +330,14 @@ class Records(Keepers, Access):
         fn = self.chain.participants.functions.register(public)
         transactions = [self.chain.transact(wallet, fn, f"rotate key of {wallet.address} to epoch {new}")]
         wraps: list[Wrap] = []
+        rewrapped_pointers: list[RecordPointer] = []
         for pointer in self.records(wallet.address):
             try:
                 key = self.open_key(wallet, pointer)
             except (AccessDeniedError, DecryptionError):
                 continue  # nothing the patient holds opens it: nothing to re-wrap
-            wraps.append(wrap_for(self.record_context(wallet.address, pointer.index), key, wallet.address, public))
+            wraps.append(wrap_for(self.context_of(pointer), key, wallet.address, public))
+            rewrapped_pointers.append(pointer)
         keys_cid = None
         if wraps:
             keys_cid = self.ipfs.add(self.new_key_bundle(wallet.address, wraps).to_bytes())
@@ -256,7 +347,7 @@ class Records(Keepers, Access):
             except BaseException:
                 self._unpin_quietly(keys_cid)
                 raise
-        rewrapped = [w.index for w in wraps]
+        rewrapped = [p.index for p in rewrapped_pointers]
         return KeyRotation(wallet.address, old, new, public, keys_cid, rewrapped, transactions)
 
     def migrate_keys(self, wallet: Wallet) -> KeyRotation:
@@ -295,6 +386,7 @@ def _pointer(event: Any, record_hash: bytes) -> RecordPointer:
         patient=a["patient"],
         index=a["index"],
         author=a["author"],
+        seq=a["seq"],
         record_hash="0x" + record_hash.hex(),
         category=Category(a["category"]),
         timestamp=a["timestamp"],

@@ -49,7 +49,13 @@ BUDGETS: dict[str, int | None] = {
     "grant_by_sig": 60_000,
     "request_access": 60_000,
     "approve_request": 55_000,
-    "add_record": 55_000,
+    "add_record": 55_000,  # by a provider on the patient's care team, its second record
+    "add_record_by_patient": 55_000,  # the patient's own, its second record
+    # A new writer: one fresh storage slot (22,100) and two registry reads (accredited provider,
+    # registered patient) over the 21,000 base.
+    "set_writer": 56_000,
+    # The first flag in a word of 128 records: a fresh storage slot and the log's count.
+    "flag_record": 50_000,
     "register_patient": None,
     "record_release": 40_000,  # one verified receipt (the reader's signature is checked on chain)
 }
@@ -116,9 +122,12 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
     gas["request_access"] = tx.gas_used
     measure("approve_request", lambda: mv.decide_request(patient, request, approve=True))
 
-    for index in range(2):  # the second record is the measured one
-        measure("add_record" if index else "", lambda i=index: _add_pointer(mv, provider, patient.address, i))
-
+    measure("set_writer", lambda: mv.set_writer(patient, provider.address, frozenset(Category)))
+    for seq in range(2):  # the second record of each author is the measured one
+        measure("add_record" if seq else "", lambda s=seq: _add_pointer(mv, provider, patient.address, s))
+    for seq in range(2):
+        measure("add_record_by_patient" if seq else "", lambda s=seq: _add_pointer(mv, patient, patient.address, s))
+    measure("flag_record", lambda: mv.flag_record(patient, 0, disputed=True, hidden=False))
     set_keepers = mv.chain.keepers.functions.setKeepers([nurse.address], 1, b"")  # the nurse keeps the patient's keys
     measure("", lambda: mv.chain.transact(patient, set_keepers, "set keepers"))
     measure("record_release", lambda: _post_receipt(mv, nurse, doctor, patient.address))
@@ -134,13 +143,13 @@ def _post_receipt(mv: Medvault, keeper: Wallet, reader: Wallet, patient: str) ->
     return mv.chain.transact(keeper, mv.chain.keepers.functions.recordReleases([release]), "record a release")
 
 
-def _add_pointer(mv: Medvault, author: Wallet, patient: str, index: int) -> TxResult:
+def _add_pointer(mv: Medvault, author: Wallet, patient: str, seq: int) -> TxResult:
     """Appends a pointer with fixed, realistic-size CIDs (the chain cost does not depend on IPFS)."""
-    context = RecordContext(mv.chain.chain_id, mv.chain.records.address, patient, index)
+    context = RecordContext(mv.chain.chain_id, mv.chain.records.address, patient, author.address, seq)
     blob, bundle = f"ciphertext {context}".encode(), f"key bundle {context}".encode()
     cid, keys_cid = cid_to_bytes(compute_cid(blob)), cid_to_bytes(compute_cid(bundle))
-    fn = mv.chain.records.functions.addRecord(patient, index, cid, keccak(blob), int(Category.LABORATORY), keys_cid)
-    return mv.chain.transact(author, fn, f"add record {index}")
+    fn = mv.chain.records.functions.addRecord(patient, seq, cid, keccak(blob), int(Category.LABORATORY), keys_cid)
+    return mv.chain.transact(author, fn, f"add record {seq} by {author.name}")
 
 
 def measure_release(runs: int = 20) -> dict[str, float]:
@@ -223,7 +232,7 @@ def measure_record_io(size: int = 1 << 20, runs: int = 10) -> dict[str, float]:
     """Fetch + verify + decrypt of one ``size``-byte record by its patient (median and p90 ms),
     and sealing throughput against raw AES-256-GCM on the same bytes (MB/s)."""
     payload = os.urandom(size)
-    context = RecordContext(31337, "0x" + "11" * 20, "0x" + "22" * 20, 0)
+    context = RecordContext(31337, "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "22" * 20, 0)
     key, nonce = new_record_key(), os.urandom(12)
     sealed, raw = 0.0, 0.0
     for _ in range(3):  # interleaved, best of three: the machine's other work is noise

@@ -119,6 +119,9 @@ def _story(story: Story, home: Path, rpc_url: str, ipfs_api: str) -> None:
         story.say(name, "registers an encryption public key (X25519)", tx=mv.register(wallets[name]))
     story.say("admin", "accredits the provider", tx=mv.accredit(admin, provider.address, Role.PROVIDER))
     story.say("admin", "accredits the researcher", tx=mv.accredit(admin, researcher.address, Role.RESEARCHER))
+    patient = wallets["patient"]
+    tx = mv.set_writer(patient, provider.address, frozenset(Category))
+    story.say("patient", "puts the provider on its care team: it may add records of every category", tx=tx)
     keepers = [_start_keeper(story, home, wallets[name], client()) for name in KEEPERS]
     try:
         _with_keepers(story, mv, w3, wallets, keepers)

@@ -90,7 +90,7 @@ KEEPERS = [address(f"keeper-{i}") for i in (1, 2, 3)]
 REGISTRY = to_checksum_address(test_key("RecordRegistry")[-20:])
 CONSENT = to_checksum_address(test_key("ConsentManager")[-20:])
 DIRECTORY = to_checksum_address(test_key("KeeperDirectory")[-20:])
-CONTEXT = RecordContext(CHAIN_ID, REGISTRY, PATIENT, 3)
+CONTEXT = RecordContext(CHAIN_ID, REGISTRY, PATIENT, AUTHOR, 3)
 RECORD_KEY = test_key("record key")
 SUITES = (KeySuite.X25519, KeySuite.MLKEM768_X25519)
 
@@ -100,7 +100,8 @@ def _context_json(context: RecordContext) -> dict[str, Any]:
         "chainId": context.chain_id,
         "registry": context.registry,
         "patient": context.patient,
-        "index": context.index,
+        "author": context.author,
+        "seq": context.seq,
     }
 
 
@@ -316,7 +317,7 @@ def record_vectors() -> dict[str, Any]:
     cases: list[dict[str, Any]] = []
     bodies = [
         (CONTEXT, envelope.pack(b'{"resourceType":"Observation","status":"final"}', "application/fhir+json", "")),
-        (RecordContext(1, REGISTRY, PATIENT, 0), bytes(range(256))),
+        (RecordContext(1, REGISTRY, PATIENT, PATIENT, 0), bytes(range(256))),
     ]
     for i, (context, plaintext) in enumerate(bodies):
         nonce = test_key(f"record nonce {i}")[:12]
@@ -341,8 +342,15 @@ def record_vectors() -> dict[str, Any]:
         "cases": cases,
         "mustFail": [
             {
-                "why": "another index in the associated data",
-                "context": {**first["context"], "index": 4},
+                "why": "another seq in the associated data (the ciphertext moved to another place)",
+                "context": {**first["context"], "seq": 4},
+                "key": first["key"],
+                "ciphertext": first["ciphertext"],
+                "error": "DecryptionError",
+            },
+            {
+                "why": "another author in the associated data",
+                "context": {**first["context"], "author": READER},
                 "key": first["key"],
                 "ciphertext": first["ciphertext"],
                 "error": "DecryptionError",
@@ -405,9 +413,9 @@ def envelope_vectors() -> dict[str, Any]:
 def keybundle_vectors(hpke: dict[str, Any]) -> dict[str, Any]:
     seals = {case["name"]: unhex(case["sealed"]) for case in hpke["cases"]}
     wraps = (
-        Wrap(3, READER, seals["wrap/X25519"]),
-        Wrap(3, PATIENT, seals["wrap/X25519"][::-1]),
-        Wrap(1, READER, bytes(48)),
+        Wrap(AUTHOR, 3, READER, seals["wrap/X25519"]),
+        Wrap(AUTHOR, 3, PATIENT, seals["wrap/X25519"][::-1]),
+        Wrap(PATIENT, 1, READER, bytes(48)),
     )
     escrow = Escrow(
         2,
@@ -429,7 +437,7 @@ def keybundle_vectors(hpke: dict[str, Any]) -> dict[str, Any]:
         "cases": [{"patient": PATIENT, "json": b.to_bytes().decode()} for b in bundles],
         "mustFail": [
             {"why": "parsed for another patient", "patient": READER, "json": good},
-            {"why": "other format", "patient": PATIENT, "json": good.replace("key-bundle/v1", "key-bundle/v2")},
+            {"why": "other format", "patient": PATIENT, "json": good.replace("key-bundle/v2", "key-bundle/v1")},
             {
                 "why": "chain id not a number",
                 "patient": PATIENT,
@@ -458,23 +466,25 @@ def keybundle_vectors(hpke: dict[str, Any]) -> dict[str, Any]:
                 "wraps": [_wrap_json(w) for w in wraps[1:]],
             },
             {
-                "why": "index not an integer: left out",
+                "why": "seq not an integer: left out",
                 "patient": PATIENT,
-                "json": good.replace('"index":1,', '"index":1.0,'),
+                "json": good.replace('"seq":1,', '"seq":1.0,'),
                 "wraps": [_wrap_json(w) for w in wraps[:2]],
             },
             {
                 "why": "addresses in lower case: read",
                 "patient": PATIENT.lower(),
-                "json": good.replace(PATIENT, PATIENT.lower()).replace(READER, READER.lower()),
-                "wraps": [{**_wrap_json(w), "reader": w.reader.lower()} for w in wraps],
+                "json": good.replace(PATIENT, PATIENT.lower())
+                .replace(READER, READER.lower())
+                .replace(AUTHOR, AUTHOR.lower()),
+                "wraps": [{**_wrap_json(w), "reader": w.reader.lower(), "author": w.author.lower()} for w in wraps],
             },
         ],
     }
 
 
 def _wrap_json(wrap: Wrap) -> dict[str, Any]:
-    return {"index": wrap.index, "reader": wrap.reader, "wrap": base64.b64encode(wrap.wrap).decode()}
+    return {"author": wrap.author, "seq": wrap.seq, "reader": wrap.reader, "wrap": base64.b64encode(wrap.wrap).decode()}
 
 
 def shamir_vectors() -> dict[str, Any]:
@@ -518,6 +528,7 @@ def recordhash_vectors() -> dict[str, Any]:
             "patient": PATIENT,
             "index": index,
             "author": AUTHOR if index else PATIENT,
+            "seq": 7 * index,
             "category": 5 - index,
             "timestamp": 1_700_000_000 + index,
             "contentHash": h(hashlib.sha256(cid).digest()),
@@ -529,6 +540,7 @@ def recordhash_vectors() -> dict[str, Any]:
             PATIENT,
             index,
             fields["author"],
+            fields["seq"],
             fields["category"],
             fields["timestamp"],
             unhex(fields["contentHash"]),
@@ -538,8 +550,8 @@ def recordhash_vectors() -> dict[str, Any]:
         cases.append({**fields, "recordHash": h(previous)})
     return {
         "description": "recordHash = keccak256(abi.encode(bytes32 previous, address patient, uint64 index, address "
-        "author, uint8 category, uint64 timestamp, bytes32 contentHash, keccak256(cid), keccak256(keysCid))), "
-        "a chain of two records. " + DOC,
+        "author, uint64 seq, uint8 category, uint64 timestamp, bytes32 contentHash, keccak256(cid), "
+        "keccak256(keysCid))), a chain of two records. " + DOC,
         "encoding": HEX + "; cid and keysCid in their binary (on-chain) form",
         "cases": cases,
     }
@@ -700,7 +712,7 @@ KEY_REQUEST_TYPE = "KeyRequest(address patient,uint64 index,address reader,addre
 
 def keeper_vectors(hpke: dict[str, Any]) -> dict[str, Any]:
     reader = Wallet("reader", Account.from_key(test_key("reader")))
-    request = KeyRequest(PATIENT, CONTEXT.index, READER, KEEPERS[0], 1_700_000_500)
+    request = KeyRequest(PATIENT, 3, READER, KEEPERS[0], 1_700_000_500)
     body = sign_key_request(reader, request, CHAIN_ID, DIRECTORY)
     separator, struct, _ = _sign(test_key("reader"), body["typedData"])
     release = next(c for c in hpke["cases"] if c["name"] == "release/X25519")

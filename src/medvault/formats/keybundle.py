@@ -1,12 +1,13 @@
 """Key bundles: who can unwrap a record's key, as one JSON document in IPFS.
 
 A bundle belongs to one patient of one deployment and holds HPKE wraps of record keys, each for
-one reader of one record (``wraps``), and, for a bundle written with a new record while the
+one reader of one record (``wraps``; a record is named by its author and the author's sequence
+number in the patient's log, as ``RecordAdded`` emits them), and, for a bundle written with a new record while the
 patient has keepers, the record key split t-of-n among them (``escrow``)::
 
-    {"format": "medvault/key-bundle/v1", "chainId": 31337, "registry": "0x…", "patient": "0x…",
+    {"format": "medvault/key-bundle/v2", "chainId": 31337, "registry": "0x…", "patient": "0x…",
      "suite": "X25519",
-     "wraps": [{"index": 0, "reader": "0x…", "wrap": "<base64>"}, …],
+     "wraps": [{"author": "0x…", "seq": 0, "reader": "0x…", "wrap": "<base64>"}, …],
      "escrow": {"threshold": 2, "shares": [{"keeper": "0x…", "x": 1, "wrap": "<base64>"}, …]},
      "escrows": [{"index": 0, "threshold": 2, "shares": […]}, …]}
 
@@ -37,14 +38,15 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "Escrow", "EscrowShare", "KeyBundle", "Wrap", "escrow_key", "wrap_for"]
 
-FORMAT = "medvault/key-bundle/v1"
+FORMAT = "medvault/key-bundle/v2"
 
 
 @dataclass(frozen=True)
 class Wrap:
-    """The key of record ``index``, HPKE-wrapped for ``reader`` (``crypto.wrap_key``)."""
+    """The key of record ``seq`` by ``author``, HPKE-wrapped for ``reader`` (``crypto.wrap_key``)."""
 
-    index: int
+    author: str
+    seq: int
     reader: str
     wrap: bytes
 
@@ -81,9 +83,12 @@ class KeyBundle:
         """The re-escrow of record ``index``'s key in this bundle, if it has one."""
         return next((e for i, e in self.escrows if i == index), None)
 
-    def wraps_for(self, reader: str, index: int) -> list[bytes]:
-        """Every wrap of record ``index``'s key for ``reader``, in bundle order."""
-        return [w.wrap for w in self.wraps if w.index == index and w.reader.lower() == reader.lower()]
+    def wraps_for(self, reader: str, author: str, seq: int) -> list[bytes]:
+        """Every wrap for ``reader`` of the key of record ``seq`` by ``author``, in bundle order."""
+        reader, author = reader.lower(), author.lower()
+        return [
+            w.wrap for w in self.wraps if w.seq == seq and w.author.lower() == author and w.reader.lower() == reader
+        ]
 
     def to_bytes(self) -> bytes:
         document: dict[str, Any] = {
@@ -92,7 +97,7 @@ class KeyBundle:
             "registry": self.registry,
             "patient": self.patient,
             "suite": self.suite,
-            "wraps": [{"index": w.index, "reader": w.reader, "wrap": _b64(w.wrap)} for w in self.wraps],
+            "wraps": [{"author": w.author, "seq": w.seq, "reader": w.reader, "wrap": _b64(w.wrap)} for w in self.wraps],
         }
         if self.escrow is not None:
             document["escrow"] = _escrow_doc(self.escrow)
@@ -125,9 +130,10 @@ class KeyBundle:
         ):
             raise IntegrityError(f"{name} is not a medvault key bundle for {patient}")
         wraps = tuple(
-            Wrap(w["index"], w["reader"], wrap)
+            Wrap(w["author"], w["seq"], w["reader"], wrap)
             for w in doc["wraps"]
-            if isinstance(w, dict) and _is_int(w.get("index")) and isinstance(w.get("reader"), str)
+            if isinstance(w, dict) and isinstance(w.get("author"), str) and _is_int(w.get("seq"))
+            if isinstance(w.get("reader"), str)
             if (wrap := _unb64(w.get("wrap"))) is not None
         )
         escrows = tuple(
@@ -143,7 +149,7 @@ class KeyBundle:
 
 def wrap_for(context: RecordContext, key: bytes, reader: str, public_key: bytes) -> Wrap:
     """Wraps record key ``key`` (of the record ``context`` names) for ``reader``."""
-    return Wrap(context.index, reader, wrap_key(key, public_key, context, reader))
+    return Wrap(context.author, context.seq, reader, wrap_key(key, public_key, context, reader))
 
 
 def escrow_key(context: RecordContext, key: bytes, threshold: int, keepers: Mapping[str, bytes]) -> Escrow:

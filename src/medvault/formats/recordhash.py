@@ -1,9 +1,11 @@
 """The record hash that chains a patient's log: the Python twin of ``RecordRegistry._hashRecord``.
 
-    recordHash = keccak256(abi.encode(previous, patient, index, author, category, timestamp,
+    recordHash = keccak256(abi.encode(previous, patient, index, author, seq, category, timestamp,
                                       contentHash, keccak256(cid), keccak256(keysCid)))
 
-with ``previous`` the hash of the patient's record before (zero for the first). The chain keeps
+with ``previous`` the hash of the patient's record before (zero for the first) and ``seq`` the
+author's sequence number in the patient's log (what the ciphertext is bound to, with the
+patient and the author). The chain keeps
 only the newest hash (the head); every reader rebuilds the chain from ``RecordAdded`` events.
 """
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["GENESIS", "record_hash", "record_hash_of_event"]
 
 GENESIS = bytes(32)  # the "previous" hash of a patient's first record
-_TYPES = ["bytes32", "address", "uint64", "address", "uint8", "uint64", "bytes32", "bytes32", "bytes32"]
+_TYPES = ["bytes32", "address", "uint64", "address", "uint64", "uint8", "uint64", "bytes32", "bytes32", "bytes32"]
 
 
 def record_hash(
@@ -28,6 +30,7 @@ def record_hash(
     patient: str,
     index: int,
     author: str,
+    seq: int,
     category: int,
     timestamp: int,
     content_hash: bytes,
@@ -38,7 +41,7 @@ def record_hash(
     return keccak(
         abi_encode(
             _TYPES,
-            [previous, patient, index, author, category, timestamp, content_hash, keccak(cid), keccak(keys_cid)],
+            [previous, patient, index, author, seq, category, timestamp, content_hash, keccak(cid), keccak(keys_cid)],
         )
     )
 
@@ -50,6 +53,7 @@ def record_hash_of_event(previous: bytes, patient: str, args: Mapping[str, Any])
         patient,
         args["index"],
         args["author"],
+        args["seq"],
         args["category"],
         args["timestamp"],
         bytes(args["contentHash"]),

@@ -223,7 +223,7 @@ class KeeperService:
         if isinstance(decision, Refusal):
             raise decision
         pointer, keepers = decision
-        context = client.record_context(patient, pointer.index)
+        context = client.context_of(pointer)
         x, secret = self._open_share(view, pointer, keepers, context)
         try:
             recipient = view.encryption_key(reader)
@@ -312,14 +312,14 @@ class KeeperService:
         escrow = escrow or self._bundle(view, pointer.keys_cid, patient).escrow
         share = escrow.share_of(self.address) if escrow else None
         if share is None:
-            raise Refusal("no-share", f"record {context.index} of {patient} escrows no share with {self.address}")
+            raise Refusal("no-share", f"{context.describe()} escrows no share with {self.address}")
         info = context.escrow_info(self.address)
         # The keeper's own random HPKE keys, sealed beside its account key (never derived from it).
         for _, _, pair in self.wallet.keys.held(self.client.suite):
             with contextlib.suppress(DecryptionError):
-                return share.x, open_share(share.wrap, pair, info, f"the escrowed share of record {context.index}")
+                return share.x, open_share(share.wrap, pair, info, f"the escrowed share of {context.describe()}")
         raise IntegrityError(
-            f"no key of {self.address} opens its escrowed share of record {context.index} "
+            f"no key of {self.address} opens its escrowed share of {context.describe()} "
             "(a keeper registered before keys were random runs `medvault keys migrate` first)"
         )
 

@@ -69,7 +69,8 @@ def make_cli(local_node: NodeInfo) -> Callable[[Path], Cli]:
 
 @pytest.fixture
 def medvault(tmp_path: Path, make_cli: Callable[[Path], Cli]) -> Cli:
-    """A deployment by admin; every account of CAST funded, REGISTERED registered, clinic an accredited provider."""
+    """A deployment by admin; every account of CAST funded, REGISTERED registered, clinic an
+    accredited provider on alice's care team."""
     runner = make_cli(tmp_path)
     for name in CAST:
         runner.run("account", "new", name)
@@ -78,6 +79,7 @@ def medvault(tmp_path: Path, make_cli: Callable[[Path], Cli]) -> Cli:
     for name in REGISTERED:
         runner.run("register", "--account", name)
     runner.run("accredit", "clinic", "--role", "provider", "--account", "admin")
+    runner.run("record", "writers", "add", "clinic", "--account", "alice")
     return runner
 
 

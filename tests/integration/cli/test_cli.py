@@ -116,6 +116,37 @@ def test_errors_name_what_is_wrong(medvault: Cli) -> None:
     assert "AccessControlUnauthorizedAccount" in stranger["message"]
 
 
+def test_care_team_and_flags_through_the_cli(medvault: Cli, tmp_path: Path, observation: dict[str, Any]) -> None:
+    record_file = tmp_path / "hba1c.json"
+    record_file.write_text(json.dumps(observation))
+    team = medvault.run("record", "writers", "list", "--patient", "alice")
+    assert list(team.values()) == [sorted(["laboratory", "imaging", "medications", "conditions", "immunizations",
+                                           "notes"])]  # fmt: skip
+
+    # drbob is not accredited, so alice cannot put it on her care team; clinic, narrowed to
+    # imaging, cannot add a laboratory result.
+    refused = medvault.run("record", "writers", "add", "drbob", "--account", "alice", ok=False)
+    assert refused["error"] == "ContractError"
+    assert "RecordRegistryNotAProvider" in refused["message"]
+    medvault.run("record", "writers", "add", "clinic", "--scope", "imaging", "--account", "alice")
+    outside = medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic", ok=False)
+    assert "RecordRegistryCategoryNotAllowed" in outside["message"]
+    medvault.run("record", "writers", "add", "clinic", "--scope", "laboratory", "--account", "alice")
+    added = medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
+    assert added["record"]["seq"] == 0
+
+    flagged = medvault.run("record", "flag", "0", "--disputed", "--account", "alice")
+    assert (flagged["disputed"], flagged["hidden"]) == (True, False)
+    (listed,) = medvault.run("record", "list", "--patient", "alice")
+    assert (listed["disputed"], listed["hidden"]) == (True, False)
+    assert "DISPUTED by the patient" in medvault.text("record", "list", "--patient", "alice")
+
+    medvault.run("record", "writers", "remove", "clinic", "--account", "alice")
+    assert medvault.run("record", "writers", "list", "--patient", "alice") == {}
+    removed = medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic", ok=False)
+    assert "RecordRegistryUnauthorizedAuthor" in removed["message"]
+
+
 def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, make_cli: Callable[[Path], Cli]) -> None:
     runner = make_cli(tmp_path / "empty")
 
@@ -127,7 +158,9 @@ def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, make_cl
 @pytest.mark.parametrize(
     "command",
     [[], ["account"], ["account", "new"], ["node", "up"], ["deploy"], ["register"], ["accredit"], ["record", "add"],
-     ["record", "list"], ["record", "get"], ["consent", "grant"], ["consent", "revoke"], ["consent", "list"],
+     ["record", "list"], ["record", "get"], ["record", "flag"], ["record", "writers", "add"],
+     ["record", "writers", "remove"], ["record", "writers", "list"], ["consent", "grant"], ["consent", "revoke"],
+     ["consent", "list"],
      ["consent", "export"], ["delegate", "appoint"], ["access", "request"], ["access", "approve"], ["access", "list"],
      ["emergency"], ["relay"], ["audit"], ["bench", "gas"], ["bench", "release"], ["bench", "all"], ["demo"]],
 )  # fmt: skip

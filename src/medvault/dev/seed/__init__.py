@@ -14,12 +14,14 @@ deployment on a local anvil with realistic, entirely synthetic data:
 * Per patient, R FHIR R4 records validated with ``fhir.resources``: record 0 is the Patient
   resource, the others come from ``medvault.dev.synthetic.synthetic_records`` (Observations with LOINC
   codes, DiagnosticReports, Conditions, MedicationRequests, Immunizations,
-  AllergyIntolerances). Each patient is assigned one provider, who authors all their records
-  in a single ``addRecords`` transaction. Each record is sealed as ``Medvault.add_record``
-  seals it (AES-256-GCM bound to its place in the log); its key is wrapped for the patient,
-  the author and every grantee whose planned grant covers its category. The wraps of one
-  patient's batch share one key bundle (each wrap names its record index), so a batch costs
-  R + 1 IPFS objects.
+  AllergyIntolerances). Each patient is assigned one provider, puts it on its care team
+  (``setWriter``, every category, sent in the same pipeline as the grants), and that provider
+  authors all their records in a single ``addRecords`` transaction. Each record is sealed as
+  ``Medvault.add_record`` seals it (AES-256-GCM bound to the patient, its author and the
+  author's sequence number); its key is wrapped for the patient, the author and every grantee
+  whose planned grant covers its category. The wraps of one patient's batch share one key
+  bundle (each wrap names its record by author and sequence number), so a batch costs R + 1
+  IPFS objects.
 * Consent, in fixed proportions: round(30 %) of the patients grant one provider (TREAT, one
   year) access to two to five categories; round(10 %) of the patients (at least one) get a
   research request (HRESCH, 180 days, laboratory / conditions / medications) from one of the

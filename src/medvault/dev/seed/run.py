@@ -19,7 +19,7 @@ from medvault.dev.seed.state import read_requests, read_state
 from medvault.errors import ContractError, SeedError
 from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_to_bytes
-from medvault.model import Category, Purpose, RequestStatus, Role, scope_mask
+from medvault.model import ALL_CATEGORIES, Category, Purpose, RequestStatus, Role, scope_mask
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,7 +37,14 @@ CHUNK_PATIENTS = 20  # patients sealed, added to IPFS and sent together (about 2
 FUNDS = 10**22
 # Fixed gas limits per kind, generous (measured use is about half or less); a batch of records
 # gets a base plus a per-record allowance.
-GAS = {"register": 150_000, "accredit": 150_000, "grant": 200_000, "request": 200_000, "decide": 200_000}
+GAS = {
+    "register": 150_000,
+    "accredit": 150_000,
+    "writer": 100_000,
+    "grant": 200_000,
+    "request": 200_000,
+    "decide": 200_000,
+}
 GAS_BATCH_BASE, GAS_PER_RECORD = 100_000, 60_000
 
 Progress: TypeAlias = Callable[[str, int, int], None]
@@ -148,6 +155,7 @@ def _run(
         (w, Role.RESEARCHER) for w in plan.researchers if w.address not in state.researchers
     ]
     to_grant = [p for p in plan.grants if p.index not in state.granted]
+    to_allow = [p for p in plan.patients if p.index not in state.writers]
     to_request = [p for p in plan.requests if p.index not in state.requests]
     to_record = [p for p in plan.patients if state.counts[p.index] < plan.records_per_patient]
     if stop_after is not None:
@@ -155,10 +163,11 @@ def _run(
     decided = sum(1 for _, s in state.requests.values() if s in (RequestStatus.APPROVED, RequestStatus.DENIED))
     decisions_left = len(plan.decisions("approve")) + len(plan.decisions("deny")) - decided
     records_left = sum(plan.records_per_patient - state.counts[p.index] for p in to_record)
-    total = len(to_register) + len(to_accredit) + len(to_grant) + len(to_request) + decisions_left + records_left
+    total = len(to_register) + len(to_accredit) + len(to_allow) + len(to_grant) + len(to_request)
+    total += decisions_left + records_left
     counter = _Counter(total, progress)
     sender = PipelinedSender(rpc, chain.chain_id, counter.advance)
-    done = {"registered": 0, "accredited": 0, "grants": 0, "requests": 0, "decisions": 0, "records": 0}
+    done = {"registered": 0, "accredited": 0, "writers": 0, "grants": 0, "requests": 0, "decisions": 0, "records": 0}
     try:
         # Fund every account (and the deployer, who may be impersonated): idempotent.
         anvil.fund_all(rpc, [w.address for w in wallets] + [chain.deployment.deployer], FUNDS)
@@ -186,7 +195,17 @@ def _run(
         counter.set_phase("grants")
         now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
         grant, request_access = Method.of(chain.consent, "grant"), Method.of(chain.consent, "requestAccess")
-        txs = []
+        set_writer = Method.of(chain.records, "setWriter")
+        # Each patient puts its planned author on its care team, in the same pipeline as the grants.
+        txs = [
+            set_writer.transaction(
+                q.wallet,
+                [plan.providers[q.author].address, ALL_CATEGORIES],
+                GAS["writer"],
+                f"writer of patient {q.index}",
+            )
+            for q in to_allow
+        ]
         for q in to_grant:
             assert q.grant is not None
             provider = plan.providers[q.grant.provider]
@@ -204,8 +223,8 @@ def _run(
             txs.append(request_access.transaction(researcher, args, GAS["request"], action))
         sender.send(txs)
         sender.settle(wait=True)
-        done["grants"], done["requests"] = len(to_grant), len(to_request)
-        lap("grants + requests")
+        done["writers"], done["grants"], done["requests"] = len(to_allow), len(to_grant), len(to_request)
+        lap("writers + grants + requests")
 
         counter.set_phase("decisions")
         made = read_requests(chain, rpc, plan) if to_request else state.requests
@@ -264,14 +283,16 @@ def _accredit(
 @dataclass
 class _Sealed:
     patient: PatientPlan
-    first: int
+    first: int  # the first record's position in the plan's list of the patient's records
+    seq: int  # the author's sequence number the first record is bound to
     blobs: list[bytes]
     bundle: bytes
     categories: list[Category]
 
 
-def _seal(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int) -> _Sealed:
-    """Seals records ``first``.. of ``q`` and wraps their keys for their readers, in one bundle."""
+def _seal(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int, seq: int) -> _Sealed:
+    """Seals records ``first``.. of ``q`` (bound to its author's sequence numbers ``seq``..) and
+    wraps their keys for their readers, in one bundle."""
     author = plan.providers[q.author]
     readers = {q.wallet.address: q.wallet, author.address: author}
     grantees: list[tuple[Wallet, frozenset[Category]]] = []
@@ -281,8 +302,8 @@ def _seal(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int) -> _Sealed:
         grantees.append((plan.researchers[q.request.researcher], q.request.scopes))
     wraps: list[Wrap] = []
     blobs, categories = [], []
-    for index, (category, plaintext) in enumerate(q.records()[first:], start=first):
-        context = mv.record_context(q.wallet.address, index)
+    for n, (category, plaintext) in enumerate(q.records()[first:], start=seq):
+        context = mv.record_context(q.wallet.address, author.address, n)
         key = new_record_key()
         blobs.append(encrypt_record(plaintext, key, context))
         categories.append(category)
@@ -291,7 +312,7 @@ def _seal(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int) -> _Sealed:
             if category in scopes:
                 for_record[grantee.address] = grantee
         wraps += [wrap_for(context, key, a, w.encryption_keys(mv.suite, 0).public_bytes) for a, w in for_record.items()]
-    return _Sealed(q, first, blobs, mv.new_key_bundle(q.wallet.address, wraps).to_bytes(), categories)
+    return _Sealed(q, first, seq, blobs, mv.new_key_bundle(q.wallet.address, wraps).to_bytes(), categories)
 
 
 SealedChunks = list[tuple[list[_Sealed], list[str]]]
@@ -344,7 +365,7 @@ def _write_records(
             ]
             action = f"records {s.first}..{s.first + n - 1} of patient {s.patient.index}"
             gas = GAS_BATCH_BASE + GAS_PER_RECORD * n
-            author, args = plan.providers[s.patient.author], [s.patient.wallet.address, s.first, pointers]
+            author, args = plan.providers[s.patient.author], [s.patient.wallet.address, s.seq, pointers]
             txs.append(add_records.transaction(author, args, gas, action, units=n))
         sender.send(txs)
 
@@ -371,7 +392,7 @@ def _write_records(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medvault-seed-ipfs") as pool:
         previous: tuple[list[_Sealed], Future[list[str]]] | None = None
         for chunk in _chunks(todo, CHUNK_PATIENTS):
-            sealed = [_seal(mv, plan, q, state.counts[q.index]) for q in chunk]
+            sealed = [_seal(mv, plan, q, state.counts[q.index], state.seqs[q.index]) for q in chunk]
             files += sum(len(s.blobs) + 1 for s in sealed)
             lap("records: seal")
             future = pool.submit(add, sealed)

@@ -29,6 +29,8 @@ class ChainState:
     granted: set[int]  # patient indexes whose planned grant is on chain
     requests: dict[int, tuple[tuple[Any, ...], RequestStatus]]  # patient index -> (request tuple, status)
     counts: list[int]  # records in each patient's log
+    writers: set[int]  # patient indexes whose planned author is on their care team
+    seqs: list[int]  # the planned author's next sequence number in each patient's log
 
 
 def read_state(chain: Chain, rpc: BatchRpc, plan: SeedPlan) -> ChainState:
@@ -48,6 +50,8 @@ def read_state(chain: Chain, rpc: BatchRpc, plan: SeedPlan) -> ChainState:
     )
     log_of = Method.of(chain.records, "logOf")
     logs = rpc.eth_calls([(log_of, [q.wallet.address]) for q in plan.patients])
+    writer_of = Method.of(chain.records, "writerOf")
+    writers = rpc.eth_calls([(writer_of, [q.wallet.address, plan.providers[q.author].address]) for q in plan.patients])
     return ChainState(
         registered={w.address for w, (k,) in zip(wallets, keys, strict=True) if k != bytes(32)},
         providers={w.address for w, (ok,) in zip(plan.providers, roles, strict=False) if ok},
@@ -55,6 +59,8 @@ def read_state(chain: Chain, rpc: BatchRpc, plan: SeedPlan) -> ChainState:
         granted={g.index for g, ((_, until, *_),) in zip(grants, grant_words, strict=True) if until != 0},
         requests=read_requests(chain, rpc, plan),
         counts=[int(count) for _, count in logs],
+        writers={q.index for q, (categories, _) in zip(plan.patients, writers, strict=True) if categories},
+        seqs=[int(seq) for _, seq in writers],
     )
 
 
