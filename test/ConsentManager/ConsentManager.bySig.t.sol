@@ -41,15 +41,15 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
         }
         if (op == Op.Appoint) {
             vm.startPrank(patient);
-            cm.appointDelegate(delegate);
-            cm.removeDelegate(delegate);
+            cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
+            cm.removeDelegate(delegate, false);
             vm.stopPrank();
             return 2;
         }
         if (op == Op.Remove) {
             vm.startPrank(patient);
-            cm.removeDelegate(delegate);
-            cm.appointDelegate(delegate);
+            cm.removeDelegate(delegate, false);
+            cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
             vm.stopPrank();
             return 2;
         }
