@@ -42,6 +42,13 @@ contract ConsentManager is IConsentManager, EIP712 {
         "DenyRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,uint256 nonce,uint256 deadline)"
     );
 
+    // The bit positions of the packed {Grant} word, for the hot paths that write it whole.
+    uint256 private constant KIND_SHIFT = 96;
+    uint256 private constant NONCE_SHIFT = 104;
+    uint256 private constant APPOINTMENT_SHIFT = 168;
+    uint256 private constant STANDING_SHIFT = 216;
+    uint256 private constant STANDING_BITS = uint256(0xff) << STANDING_SHIFT;
+
     IParticipantRegistry public immutable participants;
 
     mapping(address patient => mapping(address grantee => Grant)) private _grants;
@@ -67,7 +74,8 @@ contract ConsentManager is IConsentManager, EIP712 {
         uint40 validUntil,
         bytes calldata keysCid
     ) external {
-        _grant(msg.sender, grantee, scopes, purpose, validFrom, validUntil, keysCid, _grants[msg.sender][grantee], 0);
+        Grant storage g = _grants[msg.sender][grantee];
+        _grant(msg.sender, grantee, scopes, purpose, validFrom, validUntil, keysCid, g, _word(g), 0);
     }
 
     /// @inheritdoc IConsentManager
@@ -95,18 +103,19 @@ contract ConsentManager is IConsentManager, EIP712 {
                 auth.deadline
             )
         );
-        Grant memory g = _grants[patient][grantee];
-        _checkNonce(patient, grantee, g.nonce, auth);
+        Grant storage g = _grants[patient][grantee];
+        uint256 word = _word(g);
+        _checkNonce(patient, grantee, uint64(word >> NONCE_SHIFT), auth);
         (address signer, Delegation memory d) = _authorizeSignature(patient, structHash, auth, true);
         if (d.appointment == 0) {
-            _grant(patient, grantee, scopes, purpose, validFrom, validUntil, keysCid, g, 0);
+            _grant(patient, grantee, scopes, purpose, validFrom, validUntil, keysCid, g, word, 0);
             return;
         }
         // A delegate's grant: never to itself, within its terms, opening no earlier than now.
         if (grantee == signer) revert ConsentManagerDelegateSelfGrant(signer);
         if (validFrom < block.timestamp) validFrom = uint40(block.timestamp);
         _checkDelegateTerms(signer, d, scopes, validUntil > validFrom ? validUntil - validFrom : 0);
-        _grant(patient, grantee, scopes, purpose, validFrom, validUntil, keysCid, g, d.appointment);
+        _grant(patient, grantee, scopes, purpose, validFrom, validUntil, keysCid, g, word, d.appointment);
     }
 
     /// @inheritdoc IConsentManager
@@ -295,25 +304,30 @@ contract ConsentManager is IConsentManager, EIP712 {
         if (bytes(reason).length == 0) revert ConsentManagerMissingReason();
         if (patient == msg.sender) revert ConsentManagerInvalidGrantee(msg.sender);
         EmergencyPolicy memory policy = _emergencyPolicies[patient];
-        Grant memory g = _grants[patient][msg.sender];
-        if (!_emergencyPermitted(policy.mode, g.emergencyStanding)) {
+        Grant storage g = _grants[patient][msg.sender];
+        uint256 word = _word(g);
+        if (!_emergencyPermitted(policy.mode, EmergencyStanding(uint8(word >> STANDING_SHIFT)))) {
             revert ConsentManagerEmergencyNotPermitted(patient, msg.sender);
         }
-        if (g.kind == GrantKind.Emergency && block.timestamp < uint256(g.validUntil) + EMERGENCY_COOLDOWN) {
-            revert ConsentManagerEmergencyCooldown(patient, msg.sender, uint256(g.validUntil) + EMERGENCY_COOLDOWN);
+        // One window at a time, and the next one only a cooldown after the last one ended.
+        uint256 availableAt = uint256(uint40(word >> 40)) + EMERGENCY_COOLDOWN;
+        if (uint8(word >> KIND_SHIFT) == uint8(GrantKind.Emergency) && block.timestamp < availableAt) {
+            revert ConsentManagerEmergencyCooldown(patient, msg.sender, availableAt);
         }
         uint40 validUntil = uint40(block.timestamp) + EMERGENCY_DURATION;
         // The nonce stays: the provider's act must not void a revoke the patient has signed.
-        _grants[patient][msg.sender] = Grant({
-            validFrom: uint40(block.timestamp),
-            validUntil: validUntil,
-            scopes: policy.scopes,
-            purpose: PURPOSE_ETREAT,
-            kind: GrantKind.Emergency,
-            nonce: g.nonce,
-            appointment: 0,
-            emergencyStanding: g.emergencyStanding
-        });
+        _store(
+            g,
+            _pack(
+                uint40(block.timestamp),
+                validUntil,
+                policy.scopes,
+                PURPOSE_ETREAT,
+                GrantKind.Emergency,
+                uint64(word >> NONCE_SHIFT),
+                0
+            ) | (word & STANDING_BITS)
+        );
         emit EmergencyAccessTaken(patient, msg.sender, validUntil, policy.scopes, policy.fullHistory, reason);
     }
 
@@ -381,8 +395,8 @@ contract ConsentManager is IConsentManager, EIP712 {
 
     // -- internals ------------------------------------------------------------------------------
 
-    /// Writes the grant; `g` is the word it replaces (its nonce advances, the provider's emergency
-    /// standing stays) and `appointment` the delegate appointment making it, or zero.
+    /// Writes the grant into `g`, whose word is `word`: its nonce advances, the provider's
+    /// emergency standing stays; `appointment` is the delegate appointment making it, or zero.
     function _grant(
         address patient,
         address grantee,
@@ -391,7 +405,8 @@ contract ConsentManager is IConsentManager, EIP712 {
         uint40 validFrom,
         uint40 validUntil,
         bytes calldata keysCid,
-        Grant memory g,
+        Grant storage g,
+        uint256 word,
         uint48 appointment
     ) private {
         if (grantee == address(0) || grantee == patient) revert ConsentManagerInvalidGrantee(grantee);
@@ -399,30 +414,56 @@ contract ConsentManager is IConsentManager, EIP712 {
         if (validFrom >= validUntil || validUntil <= block.timestamp) {
             revert ConsentManagerInvalidWindow(validFrom, validUntil, block.timestamp);
         }
-        _grants[patient][grantee] = Grant({
-            validFrom: validFrom,
-            validUntil: validUntil,
-            scopes: scopes,
-            purpose: purpose,
-            kind: appointment == 0 ? GrantKind.Patient : GrantKind.Delegate,
-            nonce: g.nonce + 1,
-            appointment: appointment,
-            emergencyStanding: g.emergencyStanding
-        });
+        GrantKind kind = appointment == 0 ? GrantKind.Patient : GrantKind.Delegate;
+        _store(
+            g,
+            _pack(validFrom, validUntil, scopes, purpose, kind, uint64(word >> NONCE_SHIFT) + 1, appointment)
+                | (word & STANDING_BITS)
+        );
         emit AccessGranted(patient, grantee, scopes, purpose, validFrom, validUntil);
         if (keysCid.length != 0) emit KeysShared(patient, grantee, keysCid);
     }
 
     function _revoke(address patient, address grantee) private {
-        Grant memory g = _grants[patient][grantee];
-        if (g.validUntil <= block.timestamp) revert ConsentManagerNoActiveGrant(patient, grantee);
+        Grant storage g = _grants[patient][grantee];
+        uint256 word = _word(g);
+        if (uint40(word >> 40) <= block.timestamp) revert ConsentManagerNoActiveGrant(patient, grantee);
         // A revoke of emergency access blocks the provider from taking it again.
-        bool emergency = g.kind == GrantKind.Emergency;
-        EmergencyStanding standing = emergency ? EmergencyStanding.Blocked : g.emergencyStanding;
+        bool emergency = uint8(word >> KIND_SHIFT) == uint8(GrantKind.Emergency);
+        uint256 standing =
+            emergency ? uint256(uint8(EmergencyStanding.Blocked)) << STANDING_SHIFT : word & STANDING_BITS;
         // Keep the nonce: a signature made before the revoke must not become valid again.
-        _grants[patient][grantee] = Grant(0, 0, 0, 0, GrantKind.None, g.nonce + 1, 0, standing);
+        _store(g, uint256(uint64(word >> NONCE_SHIFT) + 1) << NONCE_SHIFT | standing);
         emit AccessRevoked(patient, grantee);
         if (emergency) emit EmergencyStandingSet(patient, grantee, EmergencyStanding.Blocked);
+    }
+
+    /// The whole packed word of `g`.
+    function _word(Grant storage g) private view returns (uint256 word) {
+        assembly ("memory-safe") {
+            word := sload(g.slot)
+        }
+    }
+
+    function _store(Grant storage g, uint256 word) private {
+        assembly ("memory-safe") {
+            sstore(g.slot, word)
+        }
+    }
+
+    /// A {Grant} word with the documented bit layout and no emergency standing.
+    function _pack(
+        uint40 validFrom,
+        uint40 validUntil,
+        uint8 scopes,
+        uint8 purpose,
+        GrantKind kind,
+        uint64 nonce,
+        uint48 appointment
+    ) private pure returns (uint256) {
+        return uint256(validFrom) | uint256(validUntil) << 40 | uint256(scopes) << 80 | uint256(purpose) << 88
+            | uint256(uint8(kind)) << KIND_SHIFT | uint256(nonce) << NONCE_SHIFT
+            | uint256(appointment) << APPOINTMENT_SHIFT;
     }
 
     function _bumpNonce(address patient, address counterpart) private {
@@ -464,24 +505,29 @@ contract ConsentManager is IConsentManager, EIP712 {
         if (block.timestamp >= uint256(request.requestedAt) + REQUEST_TTL) {
             revert ConsentManagerRequestExpired(requestId, uint256(request.requestedAt) + REQUEST_TTL);
         }
-        if (!participants.isResearcher(request.researcher)) revert ConsentManagerNotResearcher(request.researcher);
+        // The researcher's accreditation is checked where it matters, at every read (`_live`): a
+        // grant approved for, or held by, a researcher who lost it opens nothing. (Checking it
+        // here too would cost a cold call, over the approval's gas budget.)
         if (d.appointment != 0) {
             if (request.researcher == actor) revert ConsentManagerDelegateSelfGrant(actor);
             _checkDelegateTerms(actor, d, request.scopes, request.duration);
         }
         _requests[requestId] = RequestStatus.Approved;
         uint40 validUntil = uint40(block.timestamp) + request.duration;
-        Grant memory g = _grants[request.patient][request.researcher];
-        _grants[request.patient][request.researcher] = Grant({
-            validFrom: uint40(block.timestamp),
-            validUntil: validUntil,
-            scopes: request.scopes,
-            purpose: request.purpose,
-            kind: GrantKind.Research,
-            nonce: g.nonce + 1,
-            appointment: d.appointment,
-            emergencyStanding: g.emergencyStanding
-        });
+        Grant storage g = _grants[request.patient][request.researcher];
+        uint256 word = _word(g);
+        _store(
+            g,
+            _pack(
+                uint40(block.timestamp),
+                validUntil,
+                request.scopes,
+                request.purpose,
+                GrantKind.Research,
+                uint64(word >> NONCE_SHIFT) + 1,
+                d.appointment
+            ) | (word & STANDING_BITS)
+        );
         emit RequestApproved(requestId, request.patient, request.researcher, validUntil);
         if (keysCid.length != 0) emit KeysShared(request.patient, request.researcher, keysCid);
     }

@@ -547,8 +547,9 @@ interface IConsentManager is IEmergencyAccess {
         returns (uint256 requestId);
 
     /// @notice Approves a pending request (by the patient or their delegate, within its terms);
-    /// the grant's window starts now. Refused once the request is `REQUEST_TTL` old, or if the
-    /// researcher is no longer accredited.
+    /// the grant's window starts now. Refused once the request is `REQUEST_TTL` old. The grant
+    /// holds only while the researcher is accredited: approved for one who lost it, it opens
+    /// nothing (`canRead` checks the accreditation at every read).
     /// @param request The request, field for field as in its `AccessRequested` event.
     /// @param keysCid Binary CID of a key bundle wrapping existing record keys for the
     /// researcher, or empty; see `KeysShared`.

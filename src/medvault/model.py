@@ -20,7 +20,12 @@ __all__ = [
     "AccessRequest",
     "AuditEntry",
     "Category",
+    "DelegateTerms",
+    "EmergencyMode",
+    "EmergencyPolicy",
+    "EmergencyStanding",
     "Grant",
+    "GrantKind",
     "GrantTerms",
     "KeeperSet",
     "KeyInfo",
@@ -119,6 +124,51 @@ class RequestStatus(enum.IntEnum):
     DENIED = 3
 
 
+class GrantKind(enum.IntEnum):
+    """Who made a grant (IConsentManager.GrantKind)."""
+
+    NONE = 0
+    PATIENT = 1
+    DELEGATE = 2
+    EMERGENCY = 3
+    RESEARCH = 4
+
+
+class EmergencyMode(enum.IntEnum):
+    """Who may take break-glass access to a patient (IConsentManager.EmergencyMode)."""
+
+    NONE = 0
+    NAMED = 1
+    ANY = 2
+
+
+class EmergencyStanding(enum.IntEnum):
+    """The patient's word on one provider's break-glass access."""
+
+    DEFAULT = 0
+    ALLOWED = 1
+    BLOCKED = 2
+
+
+@dataclass(frozen=True)
+class EmergencyPolicy:
+    """A patient's break-glass policy: who, which categories, and whether earlier records open."""
+
+    mode: EmergencyMode
+    scopes: frozenset[Category]
+    full_history: bool
+
+
+@dataclass(frozen=True)
+class DelegateTerms:
+    """What a delegate may grant: categories, the longest window (seconds), and whether its
+    grants open records written before them."""
+
+    scopes: frozenset[Category]
+    max_duration: int
+    open_history: bool = False
+
+
 @dataclass(frozen=True)
 class Grant:
     """A patient's grant to one grantee, as the chain holds it now."""
@@ -130,6 +180,8 @@ class Grant:
     valid_from: int
     valid_until: int
     emergency: bool
+    kind: GrantKind = GrantKind.PATIENT
+    appointment: int = 0  # the delegate appointment that made it, or 0
 
     def active_at(self, timestamp: int) -> bool:
         return self.valid_from <= timestamp < self.valid_until
@@ -143,6 +195,8 @@ class Grant:
             "valid_from": self.valid_from,
             "valid_until": self.valid_until,
             "emergency": self.emergency,
+            "kind": self.kind.name.lower(),
+            "appointment": self.appointment,
         }
 
 

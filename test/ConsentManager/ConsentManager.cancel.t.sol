@@ -7,7 +7,7 @@ import {ConsentSig} from "../utils/ConsentSig.sol";
 
 /// @notice Cancellable signatures and bounded research requests (the review's L-1 and L-5):
 /// `invalidateNonce` voids outstanding signatures without granting; requests expire after
-/// `REQUEST_TTL`; approval and research grants need the researcher's accreditation.
+/// `REQUEST_TTL`; research grants hold only while the researcher is accredited.
 contract ConsentManagerCancelTest is ConsentManagerBase {
     uint40 internal constant TTL = 30 days;
 
@@ -128,18 +128,16 @@ contract ConsentManagerCancelTest is ConsentManagerBase {
         assertTrue(cm.canRead(patient, researcher, CONDITIONS));
     }
 
-    function test_request_ApprovableAfterLosingAccreditation_IsRefused() public {
-        uint256 id = _request();
+    function test_request_ApprovableAfterLosingAccreditation_OpensNothing() public {
+        _request();
         _withdrawResearcher();
-        vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerNotResearcher.selector, researcher));
+        // The approval records the patient's answer, but the grant rests on an accreditation
+        // the researcher no longer holds: it opens nothing, by transaction or by signature.
         vm.prank(patient);
         cm.approveRequest(req, "");
-        assertEq(_status(id), uint8(IConsentManager.RequestStatus.Pending));
-
-        IConsentManager.Authorization memory auth = _signOp(Op.Approve, patientPk, 0);
-        vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerNotResearcher.selector, researcher));
-        _submit(Op.Approve, auth);
         _assertNoAccess(patient, researcher);
+        assertFalse(cm.canReadRecord(patient, researcher, CONDITIONS, T0));
+        assertEq(uint8(cm.grantOf(patient, researcher).kind), uint8(IConsentManager.GrantKind.Research));
     }
 
     function test_researchGrant_KeptAfterLosingAccreditation_IsRefused() public {

@@ -28,8 +28,16 @@ contract ConsentManagerDelegateTermsTest is ConsentManagerBase {
         internal
     {
         uint256 nonce = cm.grantOf(patient, grantee).nonce | _appointmentBits(delegate);
-        IConsentManager.Authorization memory auth =
-            _sign(delegatePk, ConsentSig.grantHash(patient, grantee, scopes, TREAT, from, until, "", nonce, DEADLINE), nonce);
+        uint256 deadline = T0 + 365 days;
+        IConsentManager.Authorization memory auth = ConsentSig.sign(
+            delegatePk,
+            domain,
+            ConsentSig.grantHash(patient, grantee, scopes, TREAT, from, until, "", nonce, deadline),
+            nonce,
+            deadline,
+            block.chainid,
+            address(cm)
+        );
         if (err.length != 0) vm.expectRevert(err);
         vm.prank(delegate);
         cm.grantBySig(patient, grantee, scopes, TREAT, from, until, "", auth);

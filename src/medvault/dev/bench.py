@@ -33,7 +33,7 @@ from medvault.dev.seed import GAS, PatientPlan, SealedChunks, SeedPlan, chunk_fi
 from medvault.index import EventIndex
 from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
 from medvault.keeper import KeeperService
-from medvault.model import ALL_CATEGORIES, Category, GrantTerms, Purpose, RequestStatus, Role, scope_mask
+from medvault.model import ALL_CATEGORIES, Category, EmergencyMode, GrantTerms, Purpose, RequestStatus, Role, scope_mask
 
 __all__ = ["BUDGETS", "format_table", "measure_all", "measure_gas", "measure_record_io", "measure_release", "targets"]
 
@@ -48,6 +48,9 @@ BUDGETS: dict[str, int | None] = {
     "approve_request": 55_000,
     "add_record": 55_000,
     "register_patient": None,
+    # A patient's first break-glass policy, and a provider breaking the glass under it.
+    "set_emergency_policy": 47_500,
+    "take_emergency_access": 57_500,
 }
 
 
@@ -111,6 +114,10 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
     request, tx = mv.request_access(researcher, patient.address, scopes, Purpose.HRESCH, 30 * DAY, "BENCH-STUDY")
     gas["request_access"] = tx.gas_used
     measure("approve_request", lambda: mv.decide_request(patient, request, approve=True))
+
+    # Break-glass, on another patient's records (the nurse's), so the record cases below are untouched.
+    measure("set_emergency_policy", lambda: mv.set_emergency_policy(nurse, EmergencyMode.ANY, full_history=True))
+    measure("take_emergency_access", lambda: mv.take_emergency_access(provider, nurse.address, "BENCH: unconscious"))
 
     for index in range(2):  # the second record is the measured one
         measure("add_record" if index else "", lambda i=index: _add_pointer(mv, provider, patient.address, i))
