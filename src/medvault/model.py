@@ -4,7 +4,7 @@ records, keys, keepers and audit entries."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.crypto import keccak
@@ -180,8 +180,10 @@ class Grant:
     valid_from: int
     valid_until: int
     emergency: bool
-    kind: GrantKind = GrantKind.PATIENT
-    appointment: int = 0  # the delegate appointment that made it, or 0
+    # Who made it (read from the chain's grant word; the event index does not track it, so it
+    # takes no part in comparisons).
+    kind: GrantKind = field(default=GrantKind.PATIENT, compare=False)
+    appointment: int = field(default=0, compare=False)  # the delegate appointment that made it, or 0
 
     def active_at(self, timestamp: int) -> bool:
         return self.valid_from <= timestamp < self.valid_until
