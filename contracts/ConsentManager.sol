@@ -171,7 +171,14 @@ contract ConsentManager is IConsentManager, EIP712 {
     ) external {
         bytes32 structHash = keccak256(
             abi.encode(
-                APPOINT_DELEGATE_TYPEHASH, patient, delegate, scopes, maxDuration, openHistory, auth.nonce, auth.deadline
+                APPOINT_DELEGATE_TYPEHASH,
+                patient,
+                delegate,
+                scopes,
+                maxDuration,
+                openHistory,
+                auth.nonce,
+                auth.deadline
             )
         );
         _checkNonce(patient, delegate, _delegations[patient][delegate].nonce, auth);
@@ -409,7 +416,9 @@ contract ConsentManager is IConsentManager, EIP712 {
         uint256 word,
         uint48 appointment
     ) private {
-        if (grantee == address(0) || grantee == patient) revert ConsentManagerInvalidGrantee(grantee);
+        if (grantee == address(0) || grantee == patient) {
+            revert ConsentManagerInvalidGrantee(grantee);
+        }
         _checkTerms(scopes, purpose);
         if (validFrom >= validUntil || validUntil <= block.timestamp) {
             revert ConsentManagerInvalidWindow(validFrom, validUntil, block.timestamp);
@@ -462,8 +471,8 @@ contract ConsentManager is IConsentManager, EIP712 {
         uint48 appointment
     ) private pure returns (uint256) {
         return uint256(validFrom) | uint256(validUntil) << 40 | uint256(scopes) << 80 | uint256(purpose) << 88
-            | uint256(uint8(kind)) << KIND_SHIFT | uint256(nonce) << NONCE_SHIFT
-            | uint256(appointment) << APPOINTMENT_SHIFT;
+            | uint256(uint8(kind)) << KIND_SHIFT | uint256(nonce) << NONCE_SHIFT | uint256(appointment)
+            << APPOINTMENT_SHIFT;
     }
 
     function _bumpNonce(address patient, address counterpart) private {
@@ -475,7 +484,9 @@ contract ConsentManager is IConsentManager, EIP712 {
 
     function _appoint(address patient, address delegate, uint8 scopes, uint40 maxDuration, bool openHistory) private {
         Delegation memory d = _delegations[patient][delegate];
-        if (delegate == address(0) || delegate == patient || d.appointed) revert ConsentManagerInvalidDelegate(delegate);
+        if (delegate == address(0) || delegate == patient || d.appointed) {
+            revert ConsentManagerInvalidDelegate(delegate);
+        }
         if (!Categories.isValidScope(scopes) || maxDuration == 0) {
             revert ConsentManagerInvalidDelegateTerms(scopes, maxDuration);
         }
@@ -605,7 +616,8 @@ contract ConsentManager is IConsentManager, EIP712 {
     /// Whether the policy's mode and the provider's standing let it take emergency access.
     function _emergencyPermitted(EmergencyMode mode, EmergencyStanding standing) private pure returns (bool) {
         if (standing == EmergencyStanding.Blocked) return false;
-        return mode == EmergencyMode.AnyProvider || (mode == EmergencyMode.Named && standing == EmergencyStanding.Allowed);
+        return
+            mode == EmergencyMode.AnyProvider || (mode == EmergencyMode.Named && standing == EmergencyStanding.Allowed);
     }
 
     /// `g` grants `category` now (see `_live`).

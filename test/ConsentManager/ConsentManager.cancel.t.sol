@@ -78,9 +78,7 @@ contract ConsentManagerCancelTest is ConsentManagerBase {
     }
 
     function test_RevertWhen_StrangerOrRemovedDelegateInvalidates() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerUnauthorized.selector, stranger, patient)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerUnauthorized.selector, stranger, patient));
         vm.prank(stranger);
         cm.invalidateNonceFor(patient, doctor);
 
@@ -88,9 +86,7 @@ contract ConsentManagerCancelTest is ConsentManagerBase {
         cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
         cm.removeDelegate(delegate, false);
         vm.stopPrank();
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerUnauthorized.selector, delegate, patient)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerUnauthorized.selector, delegate, patient));
         vm.prank(delegate);
         cm.invalidateNonceFor(patient, doctor);
         assertEq(cm.grantOf(patient, doctor).nonce, 0);

@@ -24,9 +24,7 @@ contract ConsentManagerDelegateTermsTest is ConsentManagerBase {
         _delegateGrantExpect(grantee, scopes, from, until, "");
     }
 
-    function _delegateGrantExpect(address grantee, uint8 scopes, uint40 from, uint40 until, bytes memory err)
-        internal
-    {
+    function _delegateGrantExpect(address grantee, uint8 scopes, uint40 from, uint40 until, bytes memory err) internal {
         uint256 nonce = cm.grantOf(patient, grantee).nonce | _appointmentBits(delegate);
         uint256 deadline = T0 + 365 days;
         IConsentManager.Authorization memory auth = ConsentSig.sign(
@@ -138,17 +136,16 @@ contract ConsentManagerDelegateTermsTest is ConsentManagerBase {
         _appointDelegate();
         // Signed under appointment 1, not relayed.
         uint256 nonce = uint256(1) << 64;
-        IConsentManager.Authorization memory auth =
-            _sign(delegatePk, ConsentSig.grantHash(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", nonce, DEADLINE), nonce);
+        IConsentManager.Authorization memory auth = _sign(
+            delegatePk, ConsentSig.grantHash(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", nonce, DEADLINE), nonce
+        );
         vm.startPrank(patient);
         cm.removeDelegate(delegate, false);
         cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
         vm.stopPrank();
         assertEq(cm.delegationOf(patient, delegate).appointment, 2);
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerWrongAppointment.selector, delegate, 1, 2)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerWrongAppointment.selector, delegate, 1, 2));
         vm.prank(relayer);
         cm.grantBySig(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", auth);
         _assertNoAccess(patient, doctor);
@@ -156,11 +153,10 @@ contract ConsentManagerDelegateTermsTest is ConsentManagerBase {
 
     function test_RevertWhen_PatientSignatureNamesAnAppointment() public {
         uint256 nonce = uint256(1) << 64;
-        IConsentManager.Authorization memory auth =
-            _sign(patientPk, ConsentSig.grantHash(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", nonce, DEADLINE), nonce);
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerWrongAppointment.selector, patient, 1, 0)
+        IConsentManager.Authorization memory auth = _sign(
+            patientPk, ConsentSig.grantHash(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", nonce, DEADLINE), nonce
         );
+        vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerWrongAppointment.selector, patient, 1, 0));
         vm.prank(relayer);
         cm.grantBySig(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", auth);
     }
@@ -169,9 +165,7 @@ contract ConsentManagerDelegateTermsTest is ConsentManagerBase {
         _appointDelegate();
         IConsentManager.Authorization memory auth =
             _sign(delegatePk, ConsentSig.grantHash(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", 0, DEADLINE), 0);
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerWrongAppointment.selector, delegate, 0, 1)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerWrongAppointment.selector, delegate, 0, 1));
         vm.prank(relayer);
         cm.grantBySig(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", auth);
     }
@@ -244,7 +238,10 @@ contract ConsentManagerDelegateTermsTest is ConsentManagerBase {
         _request();
         vm.expectRevert(
             abi.encodeWithSelector(
-                IConsentManager.ConsentManagerOutsideDelegateTerms.selector, delegate, RESEARCH_SCOPES, uint256(DURATION)
+                IConsentManager.ConsentManagerOutsideDelegateTerms.selector,
+                delegate,
+                RESEARCH_SCOPES,
+                uint256(DURATION)
             )
         );
         vm.prank(delegate);

@@ -137,7 +137,9 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         vm.prank(patient);
         cm.approveRequest(req, "");
         assertEq(vm.load(address(cm), _requestSlot(id)), bytes32(uint256(IConsentManager.RequestStatus.Approved)));
-        _assertGrantWord(patient, researcher, GrantWord(T0, T0 + DURATION, RESEARCH_SCOPES, HRESCH, RESEARCH_KIND, 1, 0, 0, 0));
+        _assertGrantWord(
+            patient, researcher, GrantWord(T0, T0 + DURATION, RESEARCH_SCOPES, HRESCH, RESEARCH_KIND, 1, 0, 0, 0)
+        );
     }
 
     function test_grantOf_ReadsTheDocumentedBits() public {
@@ -177,18 +179,29 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         cm.appointDelegate(delegate, 0x05, 30 days, true);
         assertEq(
             vm.load(address(cm), _delegationSlot(patient, delegate)),
-            bytes32(uint256(1) | uint256(1) << 8 | uint256(1) << 72 | uint256(0x05) << 120 | uint256(30 days) << 128 | uint256(1) << 168)
+            bytes32(
+                uint256(1) | uint256(1) << 8 | uint256(1) << 72 | uint256(0x05) << 120 | uint256(30 days) << 128
+                    | uint256(1) << 168
+            )
         );
-        assertEq(vm.load(address(cm), keccak256(abi.encode(uint256(1), APPOINTMENTS_SLOT))), bytes32(uint256(1) | uint256(1) << 8));
+        assertEq(
+            vm.load(address(cm), keccak256(abi.encode(uint256(1), APPOINTMENTS_SLOT))),
+            bytes32(uint256(1) | uint256(1) << 8)
+        );
         assertEq(vm.load(address(cm), bytes32(APPOINTMENT_COUNT_SLOT)), bytes32(uint256(1)));
 
         vm.prank(patient);
         cm.removeDelegate(delegate, false);
         assertEq(
             vm.load(address(cm), _delegationSlot(patient, delegate)),
-            bytes32(uint256(2) << 8 | uint256(1) << 72 | uint256(0x05) << 120 | uint256(30 days) << 128 | uint256(1) << 168)
+            bytes32(
+                uint256(2) << 8 | uint256(1) << 72 | uint256(0x05) << 120 | uint256(30 days) << 128 | uint256(1) << 168
+            )
         );
-        assertEq(vm.load(address(cm), keccak256(abi.encode(uint256(1), APPOINTMENTS_SLOT))), bytes32(uint256(2) | uint256(1) << 8));
+        assertEq(
+            vm.load(address(cm), keccak256(abi.encode(uint256(1), APPOINTMENTS_SLOT))),
+            bytes32(uint256(2) | uint256(1) << 8)
+        );
     }
 
     function test_grantBySig_ByDelegateRecordsTheAppointment() public {
