@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from data import ALL, DAY, LAB, LABS
 from helpers import add
+from test_keepers import keeper_wallets, keepers, refusal_codes, three  # noqa: F401 - the keepers fixtures
 
 from medvault.errors import AccessDeniedError, ContractError
 from medvault.model import (
@@ -204,3 +205,26 @@ def test_research_request_expires_and_needs_accreditation(
     role = mv.chain.participants.functions.RESEARCHER_ROLE().call()
     mv.chain.transact(admin, mv.chain.participants.functions.revokeRole(role, researcher.address), "withdraw")
     assert not mv.can_read(patient.address, researcher.address, Category.LABORATORY)
+
+
+@pytest.mark.usefixtures("three")  # three keepers, any two of which release the patient's keys
+def test_keepers_release_no_record_from_before_an_emergency_without_full_history(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, stranger: Wallet,
+    clock: ChainClock,
+) -> None:  # fmt: skip
+    # The review's C-1 through the keepers: an emergency grant opened every earlier record.
+    earlier = add(mv, patient, patient)
+    clock.advance(1)
+    mv.set_emergency_policy(patient, EmergencyMode.ANY)
+    mv.take_emergency_access(provider, patient.address, "unconscious in ER")
+    assert refusal_codes(mv, provider, earlier) == ["before-grant"] * 3
+    mv.set_emergency_policy(patient, EmergencyMode.ANY, full_history=True)
+    assert mv.release_key(provider, earlier)
+
+    # H-3 through the keepers: a delegate's grant opened records from before it.
+    mv.set_delegate(patient, stranger.address, terms=DelegateTerms(LABS, 7 * DAY))
+    now = mv.now()
+    mv.grant(stranger, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, now, now + DAY))
+    assert refusal_codes(mv, doctor, earlier) == ["before-grant"] * 3
+    mv.set_delegate(patient, stranger.address, appoint=False)
+    assert refusal_codes(mv, doctor, earlier) == ["delegation-ended"] * 3
