@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IEmergencyAccess} from "./IEmergencyAccess.sol";
+
 /// @title Consent manager
 /// @notice Who may read which of a patient's records, for what purpose, and when.
 /// A grant names a grantee, a scope (a bitmask of record categories), a purpose (an HL7
@@ -28,37 +30,120 @@ pragma solidity ^0.8.24;
 /// types, one per *BySig function (the contract's `*_TYPEHASH` constants are their keccak256):
 ///   Grant(address patient,address grantee,uint8 scopes,uint8 purpose,uint40 validFrom,uint40 validUntil,bytes keysCid,uint256 nonce,uint256 deadline)
 ///   Revoke(address patient,address grantee,uint256 nonce,uint256 deadline)
-///   AppointDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)
-///   RemoveDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)
+///   AppointDelegate(address patient,address delegate,uint8 scopes,uint40 maxDuration,bool openHistory,uint256 nonce,uint256 deadline)
+///   RemoveDelegate(address patient,address delegate,bool keepGrants,uint256 nonce,uint256 deadline)
+///
+/// A delegate's signature is bound to its appointment: the `nonce` it signs is the
+/// relationship's nonce plus the appointment number shifted left by 64 bits
+/// (`nonce | appointment << 64`); the patient's own signatures carry the plain nonce. A
+/// signature made under an appointment that ended is refused, even after a re-appointment.
+///
+/// Emergency (break-glass) access is opt-in: the patient's {EmergencyPolicy} says who may take
+/// it (nobody, the providers they allowed, or any accredited provider they did not block), which
+/// categories it opens and whether it opens records written before it. A patient's revoke of an
+/// emergency grant blocks the provider until the patient allows it again. A provider holds at
+/// most one emergency window per patient at a time, and may take the next one only
+/// `EMERGENCY_COOLDOWN` after the last one ended. Emergency and research grants hold only while
+/// the grantee keeps its accreditation; grants a delegate made hold only while its appointment
+/// does (or the patient kept them on removing it).
 ///   ApproveRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,bytes keysCid,uint256 nonce,uint256 deadline)
 ///   DenyRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,uint256 nonce,uint256 deadline)
-interface IConsentManager {
+interface IConsentManager is IEmergencyAccess {
+    /// @notice Who made a grant: the patient, a delegate, a provider taking emergency access, or
+    /// an approval of a research request. `None` once revoked (or never granted).
+    enum GrantKind {
+        None,
+        Patient,
+        Delegate,
+        Emergency,
+        Research
+    }
+
+    /// @notice The patient's word on one provider's emergency access: `Allowed` (needed in the
+    /// `Named` mode), `Blocked` (refused in every mode; a live emergency grant stops at once),
+    /// or `Default`.
+    enum EmergencyStanding {
+        Default,
+        Allowed,
+        Blocked
+    }
+
+    /// @notice Who may take emergency access to a patient: nobody (the default), the providers
+    /// the patient allowed, or any accredited provider the patient has not blocked.
+    enum EmergencyMode {
+        None,
+        Named,
+        AnyProvider
+    }
+
     /// @notice A grant and its relationship's nonce, packed in one storage word: bits 0-39
-    /// validFrom | 40-79 validUntil | 80-87 scopes | 88-95 purpose | 96-103 emergency |
-    /// 104-167 nonce (pinned by test/ConsentManager/ConsentManager.storage.t.sol).
-    /// A revoked grant keeps only its nonce.
+    /// validFrom | 40-79 validUntil | 80-87 scopes | 88-95 purpose | 96-103 kind |
+    /// 104-167 nonce | 168-215 appointment | 216-223 emergencyStanding
+    /// (pinned by test/ConsentManager/ConsentManager.storage.t.sol).
+    /// A revoked grant keeps only its nonce and the provider's emergency standing.
     /// @param validFrom First second of access.
     /// @param validUntil First second after access; zero if none or revoked.
     /// @param scopes The categories the grantee may read (a {Categories} bitmask).
     /// @param purpose The HL7 PurposeOfUse code the access is for.
-    /// @param emergency Whether the grant is emergency access a provider took.
+    /// @param kind Who made the grant ({GrantKind}).
     /// @param nonce The relationship's nonce: the number of changes the patient's side made to it.
+    /// @param appointment The delegate appointment that made the grant (see {appointmentOf}), or
+    /// zero if no delegate made it.
+    /// @param emergencyStanding The patient's word on the grantee's emergency access.
     struct Grant {
         uint40 validFrom;
         uint40 validUntil;
         uint8 scopes;
         uint8 purpose;
-        bool emergency;
+        GrantKind kind;
         uint64 nonce;
+        uint48 appointment;
+        EmergencyStanding emergencyStanding;
     }
 
     /// @notice A delegation and its relationship's nonce, in one storage word: bits 0-7
-    /// appointed | 8-71 nonce.
+    /// appointed | 8-71 nonce | 72-119 appointment | 120-127 scopes | 128-167 maxDuration |
+    /// 168-175 openHistory.
     /// @param appointed Whether the delegate manages the patient's consent now.
     /// @param nonce The relationship's nonce: the number of appointments and removals.
+    /// @param appointment The number of the current (or last) appointment; unique per contract.
+    /// @param scopes The categories the delegate may grant (a {Categories} bitmask).
+    /// @param maxDuration The longest window, in seconds, the delegate may grant.
+    /// @param openHistory Whether the delegate's grants open records written before them.
     struct Delegation {
         bool appointed;
         uint64 nonce;
+        uint48 appointment;
+        uint8 scopes;
+        uint40 maxDuration;
+        bool openHistory;
+    }
+
+    /// @notice Where an appointment stands: `Live` while the delegate is appointed; on removal
+    /// `Ended` (its grants end with it) or `Kept` (the patient kept its grants).
+    enum AppointmentState {
+        None,
+        Live,
+        Ended,
+        Kept
+    }
+
+    /// @notice What a grant made under an appointment needs to know of it, by appointment number.
+    /// @param state Whether the appointment's grants still hold.
+    /// @param openHistory Whether they open records written before them.
+    struct Appointment {
+        AppointmentState state;
+        bool openHistory;
+    }
+
+    /// @notice The patient's emergency policy, one storage word per patient.
+    /// @param mode Who may take emergency access.
+    /// @param scopes The categories an emergency grant opens (a {Categories} bitmask).
+    /// @param fullHistory Whether an emergency grant opens records written before it.
+    struct EmergencyPolicy {
+        EmergencyMode mode;
+        uint8 scopes;
+        bool fullHistory;
     }
 
     /// @notice What a researcher asked for. Only its hash (the request id) and status are stored;
@@ -140,14 +225,45 @@ interface IConsentManager {
     /// @param patient The patient the delegate acted for.
     /// @param delegate The delegate who made (or signed) the change.
     event ActedAsDelegate(address indexed patient, address indexed delegate);
-    /// @notice `patient` appointed `delegate` to manage their consent.
+    /// @notice `patient` appointed `delegate` to manage their consent, on these terms.
     /// @param patient The patient.
     /// @param delegate The account appointed.
-    event DelegateAppointed(address indexed patient, address indexed delegate);
-    /// @notice `patient` removed `delegate`.
+    /// @param appointment The appointment's number (its grants carry it).
+    /// @param scopes The categories the delegate may grant.
+    /// @param maxDuration The longest window, in seconds, the delegate may grant.
+    /// @param openHistory Whether the delegate's grants open records written before them.
+    event DelegateAppointed(
+        address indexed patient,
+        address indexed delegate,
+        uint48 appointment,
+        uint8 scopes,
+        uint40 maxDuration,
+        bool openHistory
+    );
+    /// @notice `patient` removed `delegate`; the grants it made end unless `keepGrants`.
     /// @param patient The patient.
     /// @param delegate The account removed.
-    event DelegateRemoved(address indexed patient, address indexed delegate);
+    /// @param appointment The appointment that ended.
+    /// @param keepGrants Whether the grants made under it still hold.
+    event DelegateRemoved(address indexed patient, address indexed delegate, uint48 appointment, bool keepGrants);
+    /// @notice `patient` (or their delegate) voided every outstanding signature about the
+    /// relationship with `counterpart`: its nonce is now `nonce`.
+    /// @param patient The patient.
+    /// @param counterpart The grantee, researcher or delegate of the relationship.
+    /// @param nonce The relationship's new nonce.
+    event NonceInvalidated(address indexed patient, address indexed counterpart, uint64 nonce);
+    /// @notice `patient` set who may take emergency access to their records.
+    /// @param patient The patient.
+    /// @param mode Nobody, named providers, or any accredited provider.
+    /// @param scopes The categories an emergency grant opens.
+    /// @param fullHistory Whether an emergency grant opens records written before it.
+    event EmergencyPolicySet(address indexed patient, EmergencyMode mode, uint8 scopes, bool fullHistory);
+    /// @notice `patient` allowed or blocked `provider`'s emergency access (a revoke of an
+    /// emergency grant blocks too).
+    /// @param patient The patient.
+    /// @param provider The provider.
+    /// @param standing Its new standing.
+    event EmergencyStandingSet(address indexed patient, address indexed provider, EmergencyStanding standing);
     /// @notice A researcher asked `patient` for access; `requestId` commits to every field.
     /// @param requestId keccak256(abi.encode(request)) of the {AccessRequest} the fields make up.
     /// @param patient The patient asked.
@@ -181,12 +297,22 @@ interface IConsentManager {
     /// @param patient The patient who denied (or whose delegate did).
     /// @param researcher The researcher refused.
     event RequestDenied(uint256 indexed requestId, address indexed patient, address indexed researcher);
-    /// @notice An accredited provider took emergency access (purpose ETREAT, all categories).
+    /// @notice EMERGENCY: an accredited provider took break-glass access to `patient`'s records
+    /// (purpose ETREAT) under the patient's policy, from this block's time until `validUntil`.
     /// @param patient The patient whose records the provider may read.
     /// @param provider The provider who took access.
     /// @param validUntil First second after the emergency access.
-    /// @param reason Why, as the provider stated it.
-    event EmergencyAccessTaken(address indexed patient, address indexed provider, uint40 validUntil, string reason);
+    /// @param scopes The categories it opens (the policy's).
+    /// @param fullHistory Whether it opens records written before it (the policy's opt-in).
+    /// @param reason Why, as the provider stated it (free text: display it escaped).
+    event EmergencyAccessTaken(
+        address indexed patient,
+        address indexed provider,
+        uint40 validUntil,
+        uint8 scopes,
+        bool fullHistory,
+        string reason
+    );
 
     /// @notice The caller (or signer) is neither the patient nor, where allowed, their delegate.
     /// @param actor The caller.
@@ -256,6 +382,46 @@ interface IConsentManager {
     error ConsentManagerInvalidDelegate(address delegate);
     /// @notice `shareKeys` needs the CID of a key bundle.
     error ConsentManagerEmptyKeysCid();
+    /// @notice The patient's emergency policy does not let `provider` take emergency access (the
+    /// mode is `None`, the provider is not allowed in the `Named` mode, or it is blocked).
+    /// @param patient The patient.
+    /// @param provider The provider refused.
+    error ConsentManagerEmergencyNotPermitted(address patient, address provider);
+    /// @notice `provider` held emergency access to `patient` too recently: the next window may
+    /// start at `availableAt` (the last one's end plus `EMERGENCY_COOLDOWN`).
+    /// @param patient The patient.
+    /// @param provider The provider refused.
+    /// @param availableAt The first second a new emergency window may be taken.
+    error ConsentManagerEmergencyCooldown(address patient, address provider, uint256 availableAt);
+    /// @notice An emergency policy other than `None` needs a valid, non-empty scope.
+    /// @param mode The mode asked for.
+    /// @param scopes The scope refused.
+    error ConsentManagerInvalidEmergencyPolicy(EmergencyMode mode, uint8 scopes);
+    /// @notice A delegate cannot grant to itself, nor approve a request of its own.
+    /// @param delegate The delegate.
+    error ConsentManagerDelegateSelfGrant(address delegate);
+    /// @notice The change exceeds the delegate's terms: categories outside the scopes it may
+    /// grant, or a window longer than it may grant.
+    /// @param delegate The delegate.
+    /// @param scopes The categories asked for.
+    /// @param duration The window asked for, in seconds.
+    error ConsentManagerOutsideDelegateTerms(address delegate, uint8 scopes, uint256 duration);
+    /// @notice Delegate terms need a valid, non-empty scope and a non-zero longest window.
+    /// @param scopes The scope refused.
+    /// @param maxDuration The longest window refused.
+    error ConsentManagerInvalidDelegateTerms(uint8 scopes, uint40 maxDuration);
+    /// @notice The signature names appointment `signedFor` (the nonce's bits 64 and up), but the
+    /// signer's appointment is `current` (zero for the patient): it was made under an ended
+    /// appointment, or the patient's signature carries an appointment.
+    /// @param signer The signer.
+    /// @param signedFor The appointment the signature names.
+    /// @param current The signer's current appointment (zero for the patient).
+    error ConsentManagerWrongAppointment(address signer, uint256 signedFor, uint256 current);
+    /// @notice The research request expired at `expiredAt` (`REQUEST_TTL` after it was made) and
+    /// can no longer be approved.
+    /// @param requestId The request.
+    /// @param expiredAt The first second it was no longer approvable.
+    error ConsentManagerRequestExpired(uint256 requestId, uint256 expiredAt);
 
     /// @notice Grants (or replaces) `grantee`'s access to the caller's records.
     /// @param grantee The account that may read; not zero, not the caller.
@@ -315,27 +481,59 @@ interface IConsentManager {
     /// @param auth The signature, its nonce, deadline and the domain it was made for.
     function revokeBySig(address patient, address grantee, Authorization calldata auth) external;
 
-    /// @notice Lets `delegate` manage the caller's consent (grant, revoke, decide requests).
+    /// @notice Lets `delegate` manage the caller's consent (grant, revoke, decide requests,
+    /// invalidate nonces) within the terms: it may grant only categories in `scopes`, windows
+    /// of at most `maxDuration` seconds (starting no earlier than the change), never to itself,
+    /// and its grants open records written before them only if `openHistory`.
     /// @param delegate The account appointed; not zero, not the caller, not already appointed.
-    function appointDelegate(address delegate) external;
+    /// @param scopes The categories it may grant (a non-zero {Categories} bitmask).
+    /// @param maxDuration The longest window it may grant, in seconds; not zero.
+    /// @param openHistory Whether its grants open records written before them.
+    function appointDelegate(address delegate, uint8 scopes, uint40 maxDuration, bool openHistory) external;
 
     /// @notice `appointDelegate`, authorized by the patient's own signature of an
     /// `AppointDelegate` with the (patient, delegate) nonce.
     /// @param patient The patient who appoints.
-    /// @param delegate The account appointed.
+    /// @param delegate As in `appointDelegate`.
+    /// @param scopes As in `appointDelegate`.
+    /// @param maxDuration As in `appointDelegate`.
+    /// @param openHistory As in `appointDelegate`.
     /// @param auth The signature, its nonce, deadline and the domain it was made for.
-    function appointDelegateBySig(address patient, address delegate, Authorization calldata auth) external;
+    function appointDelegateBySig(
+        address patient,
+        address delegate,
+        uint8 scopes,
+        uint40 maxDuration,
+        bool openHistory,
+        Authorization calldata auth
+    ) external;
 
-    /// @notice Withdraws `delegate`'s power over the caller's consent.
+    /// @notice Withdraws `delegate`'s power over the caller's consent. The grants it made end
+    /// with it (lazily: `canRead` checks the appointment) unless `keepGrants`.
     /// @param delegate The account removed; must be appointed.
-    function removeDelegate(address delegate) external;
+    /// @param keepGrants Whether the grants the delegate made under this appointment still hold.
+    function removeDelegate(address delegate, bool keepGrants) external;
 
     /// @notice `removeDelegate`, authorized by the patient's own signature of a
     /// `RemoveDelegate` with the (patient, delegate) nonce.
     /// @param patient The patient who removes.
-    /// @param delegate The account removed.
+    /// @param delegate As in `removeDelegate`.
+    /// @param keepGrants As in `removeDelegate`.
     /// @param auth The signature, its nonce, deadline and the domain it was made for.
-    function removeDelegateBySig(address patient, address delegate, Authorization calldata auth) external;
+    function removeDelegateBySig(address patient, address delegate, bool keepGrants, Authorization calldata auth)
+        external;
+
+    /// @notice Voids every outstanding signature about the caller's relationship with
+    /// `counterpart` without changing any grant: advances the (patient, counterpart) grant nonce
+    /// and the delegation nonce.
+    /// @param counterpart The grantee, researcher or delegate of the relationship; not zero.
+    function invalidateNonce(address counterpart) external;
+
+    /// @notice `invalidateNonce` for `patient` by their delegate (or the patient): advances the
+    /// (patient, counterpart) grant nonce (a delegate cannot touch delegation nonces).
+    /// @param patient The patient the caller acts for.
+    /// @param counterpart The grantee or researcher of the relationship; not zero.
+    function invalidateNonceFor(address patient, address counterpart) external;
 
     /// @notice An accredited researcher asks `patient` for access for `duration` seconds from approval.
     /// @param patient The patient asked.
@@ -348,8 +546,10 @@ interface IConsentManager {
         external
         returns (uint256 requestId);
 
-    /// @notice Approves a pending request (by the patient or their delegate); the grant's window
-    /// starts now.
+    /// @notice Approves a pending request (by the patient or their delegate, within its terms);
+    /// the grant's window starts now. Refused once the request is `REQUEST_TTL` old. The grant
+    /// holds only while the researcher is accredited: approved for one who lost it, it opens
+    /// nothing (`canRead` checks the accreditation at every read).
     /// @param request The request, field for field as in its `AccessRequested` event.
     /// @param keysCid Binary CID of a key bundle wrapping existing record keys for the
     /// researcher, or empty; see `KeysShared`.
@@ -374,8 +574,23 @@ interface IConsentManager {
     /// @param auth The signature, its nonce, deadline and the domain it was made for.
     function denyRequestBySig(AccessRequest calldata request, Authorization calldata auth) external;
 
-    /// @notice An accredited provider takes `EMERGENCY_DURATION` of access to all of `patient`'s
-    /// records for emergency treatment, stating why. It replaces any grant the provider held.
+    /// @notice The caller sets who may take emergency access to its records, which categories
+    /// that opens and whether it opens records written before it. Default: nobody.
+    /// @param mode Nobody, named (allowed) providers, or any accredited provider not blocked.
+    /// @param scopes The categories an emergency grant opens; a valid scope unless `mode` is None.
+    /// @param fullHistory Whether emergency grants open records written before them.
+    function setEmergencyPolicy(EmergencyMode mode, uint8 scopes, bool fullHistory) external;
+
+    /// @notice The caller allows or blocks `provider`'s emergency access (or resets it to
+    /// `Default`). A block ends a live emergency grant at once and holds in every mode.
+    /// @param provider The provider; not zero, not the caller.
+    /// @param standing The new standing.
+    function setEmergencyStanding(address provider, EmergencyStanding standing) external;
+
+    /// @notice An accredited provider takes `EMERGENCY_DURATION` of access to `patient`'s
+    /// records in the policy's scopes for emergency treatment, stating why, if the patient's
+    /// policy lets it and its last emergency window ended `EMERGENCY_COOLDOWN` ago. It replaces
+    /// any grant the provider held.
     /// @param patient The patient; not the caller.
     /// @param reason Why; must not be empty.
     function takeEmergencyAccess(address patient, string calldata reason) external;
@@ -384,8 +599,36 @@ interface IConsentManager {
     /// @param patient The patient.
     /// @param grantee The reader; a patient may always read their own records.
     /// @param category A {Categories} category.
-    /// @return True inside the grant's window and with `category` in its scope.
+    /// @return True inside the grant's window, with `category` in its scope, and while the grant
+    /// still holds: an emergency grant while the provider is accredited and the policy permits
+    /// it, a research grant while the researcher is accredited, a delegate's grant while its
+    /// appointment lives (or was kept).
     function canRead(address patient, address grantee, uint8 category) external view returns (bool);
+
+    /// @notice Whether `grantee` may read now a record of `category` written at `writtenAt`:
+    /// `canRead`, and the record was written inside the grant (`writtenAt >= validFrom`) unless
+    /// the grant opens history: a patient's (or patient-approved) grant does; an emergency grant
+    /// only with the patient's full-history opt-in; a delegate's grant only if its terms say so.
+    /// Keepers ask this before releasing a record key.
+    /// @param patient The patient.
+    /// @param grantee The reader.
+    /// @param category The record's category.
+    /// @param writtenAt The record's time (its block's timestamp).
+    /// @return Whether the record may be released to `grantee`.
+    function canReadRecord(address patient, address grantee, uint8 category, uint64 writtenAt)
+        external
+        view
+        returns (bool);
+
+    /// @notice `patient`'s emergency policy.
+    /// @param patient The patient.
+    /// @return The policy (all zero: nobody may take emergency access).
+    function emergencyPolicyOf(address patient) external view returns (EmergencyPolicy memory);
+
+    /// @notice An appointment, by number.
+    /// @param appointment The number, from {Delegation} or {Grant}.
+    /// @return Its state and whether its grants open history.
+    function appointmentOf(uint256 appointment) external view returns (Appointment memory);
 
     /// @notice The grant from `patient` to `grantee` (all zero but the nonce if none or revoked).
     /// @param patient The patient.

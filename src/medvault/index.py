@@ -56,11 +56,11 @@ from medvault.errors import IntegrityError
 from medvault.formats.recordhash import record_hash_of_event
 from medvault.ipfs import cid_from_bytes
 from medvault.model import (
-    ALL_CATEGORIES,
     AccessRequest,
     AuditEntry,
     Category,
     Grant,
+    GrantKind,
     Purpose,
     RecordPointer,
     RequestStatus,
@@ -288,7 +288,7 @@ def _derive(cur: sqlite3.Cursor, event: str, a: dict[str, Any], block: int, log_
             (int(RequestStatus.DENIED), block, _request_key(a["requestId"])),
         )
     elif event == "EmergencyAccessTaken":
-        cur.execute(upsert, (a["patient"], a["provider"], ALL_CATEGORIES, int(Purpose.ETREAT), ts,
+        cur.execute(upsert, (a["patient"], a["provider"], a["scopes"], int(Purpose.ETREAT), ts,
                              a["validUntil"], 1, block, log_index))  # fmt: skip
     elif event == "AccessRevoked":
         cur.execute(
@@ -639,10 +639,11 @@ class EventIndex:
             report.patients += 1
             report.records += int(row[0])
         for row in self.db.execute("SELECT * FROM grants"):
-            valid_from, valid_until, scopes, purpose, emergency, _ = functions.grantOf(
-                row["patient"], row["grantee"]
-            ).call(block_identifier=block)
-            on_chain = None if valid_until == 0 else (valid_from, valid_until, scopes, purpose, bool(emergency))
+            valid_from, valid_until, scopes, purpose, kind, *_ = functions.grantOf(row["patient"], row["grantee"]).call(
+                block_identifier=block
+            )
+            emergency = kind == GrantKind.EMERGENCY
+            on_chain = None if valid_until == 0 else (valid_from, valid_until, scopes, purpose, emergency)
             indexed = None if row["revoked"] else (
                 row["valid_from"], row["valid_until"], row["scopes"], row["purpose"], bool(row["emergency"])
             )  # fmt: skip

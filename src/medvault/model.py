@@ -4,7 +4,7 @@ records, keys, keepers and audit entries."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.crypto import keccak
@@ -22,7 +22,12 @@ __all__ = [
     "AccessRequest",
     "AuditEntry",
     "Category",
+    "DelegateTerms",
+    "EmergencyMode",
+    "EmergencyPolicy",
+    "EmergencyStanding",
     "Grant",
+    "GrantKind",
     "GrantTerms",
     "KeeperSet",
     "KeyInfo",
@@ -121,6 +126,51 @@ class RequestStatus(enum.IntEnum):
     DENIED = 3
 
 
+class GrantKind(enum.IntEnum):
+    """Who made a grant (IConsentManager.GrantKind)."""
+
+    NONE = 0
+    PATIENT = 1
+    DELEGATE = 2
+    EMERGENCY = 3
+    RESEARCH = 4
+
+
+class EmergencyMode(enum.IntEnum):
+    """Who may take break-glass access to a patient (IConsentManager.EmergencyMode)."""
+
+    NONE = 0
+    NAMED = 1
+    ANY = 2
+
+
+class EmergencyStanding(enum.IntEnum):
+    """The patient's word on one provider's break-glass access."""
+
+    DEFAULT = 0
+    ALLOWED = 1
+    BLOCKED = 2
+
+
+@dataclass(frozen=True)
+class EmergencyPolicy:
+    """A patient's break-glass policy: who, which categories, and whether earlier records open."""
+
+    mode: EmergencyMode
+    scopes: frozenset[Category]
+    full_history: bool
+
+
+@dataclass(frozen=True)
+class DelegateTerms:
+    """What a delegate may grant: categories, the longest window (seconds), and whether its
+    grants open records written before them."""
+
+    scopes: frozenset[Category]
+    max_duration: int
+    open_history: bool = False
+
+
 @dataclass(frozen=True)
 class Grant:
     """A patient's grant to one grantee, as the chain holds it now."""
@@ -132,6 +182,10 @@ class Grant:
     valid_from: int
     valid_until: int
     emergency: bool
+    # Who made it (read from the chain's grant word; the event index does not track it, so it
+    # takes no part in comparisons).
+    kind: GrantKind = field(default=GrantKind.PATIENT, compare=False)
+    appointment: int = field(default=0, compare=False)  # the delegate appointment that made it, or 0
 
     def active_at(self, timestamp: int) -> bool:
         return self.valid_from <= timestamp < self.valid_until
@@ -145,6 +199,8 @@ class Grant:
             "valid_from": self.valid_from,
             "valid_until": self.valid_until,
             "emergency": self.emergency,
+            "kind": self.kind.name.lower(),
+            "appointment": self.appointment,
         }
 
 

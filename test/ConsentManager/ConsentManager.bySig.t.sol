@@ -41,15 +41,15 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
         }
         if (op == Op.Appoint) {
             vm.startPrank(patient);
-            cm.appointDelegate(delegate);
-            cm.removeDelegate(delegate);
+            cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
+            cm.removeDelegate(delegate, false);
             vm.stopPrank();
             return 2;
         }
         if (op == Op.Remove) {
             vm.startPrank(patient);
-            cm.removeDelegate(delegate);
-            cm.appointDelegate(delegate);
+            cm.removeDelegate(delegate, false);
+            cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
             vm.stopPrank();
             return 2;
         }
@@ -502,9 +502,7 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
 
         uint256 wrong = bound(given, 0, type(uint256).max - 1);
         if (wrong >= current) wrong += 1;
-        vm.expectRevert(
-            abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidNonce.selector, patient, doctor, current, wrong)
-        );
+        vm.expectRevert(_wrongNonceError(doctor, current, wrong));
         _submit(Op.Grant, _signOp(Op.Grant, patientPk, wrong));
 
         _submit(Op.Grant, _signOp(Op.Grant, patientPk, current));
@@ -518,13 +516,18 @@ contract ConsentManagerBySigTest is ConsentManagerBase {
         uint256 wrong = bound(given, 0, type(uint256).max - 1);
         if (wrong >= current) wrong += 1;
 
-        _assertRefused(
-            op,
-            _signOp(op, patientPk, wrong),
-            abi.encodeWithSelector(
-                IConsentManager.ConsentManagerInvalidNonce.selector, patient, _counterpart(op), current, wrong
-            )
-        );
+        _assertRefused(op, _signOp(op, patientPk, wrong), _wrongNonceError(_counterpart(op), current, wrong));
+    }
+
+    /// The refusal of the patient's signature carrying `wrong` for a relationship at `current`: a
+    /// wrong nonce (its low 64 bits), or, with the right one, bits 64 and up naming an appointment.
+    function _wrongNonceError(address counterpart, uint64 current, uint256 wrong) internal view returns (bytes memory) {
+        if (uint64(wrong) == current) {
+            return abi.encodeWithSelector(
+                IConsentManager.ConsentManagerWrongAppointment.selector, patient, wrong >> 64, uint256(0)
+            );
+        }
+        return abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidNonce.selector, patient, counterpart, current, wrong);
     }
 
     function testFuzz_bySig_RefusesOtherKey(uint256 opIndex, uint256 privateKey) public {

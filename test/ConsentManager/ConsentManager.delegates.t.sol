@@ -11,9 +11,11 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
 
     function test_appointDelegate_ByTransaction() public {
         vm.expectEmit(true, true, true, true, address(cm));
-        emit IConsentManager.DelegateAppointed(patient, delegate);
+        emit IConsentManager.DelegateAppointed(
+            patient, delegate, 1, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY
+        );
         vm.prank(patient);
-        cm.appointDelegate(delegate);
+        cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
 
         IConsentManager.Delegation memory d = cm.delegationOf(patient, delegate);
         assertTrue(d.appointed);
@@ -25,9 +27,9 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
         _appointDelegate();
 
         vm.expectEmit(true, true, true, true, address(cm));
-        emit IConsentManager.DelegateRemoved(patient, delegate);
+        emit IConsentManager.DelegateRemoved(patient, delegate, 1, false);
         vm.prank(patient);
-        cm.removeDelegate(delegate);
+        cm.removeDelegate(delegate, false);
 
         IConsentManager.Delegation memory d = cm.delegationOf(patient, delegate);
         assertFalse(d.appointed);
@@ -37,14 +39,14 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
     function test_RevertWhen_DelegateIsZero() public {
         vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidDelegate.selector, address(0)));
         vm.prank(patient);
-        cm.appointDelegate(address(0));
+        cm.appointDelegate(address(0), ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
         assertEq(cm.delegationOf(patient, address(0)).nonce, 0);
     }
 
     function test_RevertWhen_DelegateIsPatient() public {
         vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidDelegate.selector, patient));
         vm.prank(patient);
-        cm.appointDelegate(patient);
+        cm.appointDelegate(patient, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
         assertFalse(cm.delegationOf(patient, patient).appointed);
     }
 
@@ -52,14 +54,14 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
         _appointDelegate();
         vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidDelegate.selector, delegate));
         vm.prank(patient);
-        cm.appointDelegate(delegate);
+        cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
         assertEq(cm.delegationOf(patient, delegate).nonce, 1);
     }
 
     function test_RevertWhen_RemovingDelegateNotAppointed() public {
         vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidDelegate.selector, delegate));
         vm.prank(patient);
-        cm.removeDelegate(delegate);
+        cm.removeDelegate(delegate, false);
         assertEq(cm.delegationOf(patient, delegate).nonce, 0);
     }
 
@@ -103,28 +105,28 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
             _sign(delegatePk, ConsentSig.appointHash(patient, guardian, 0, DEADLINE), 0);
         _expectInvalidSigner(delegate);
         vm.prank(delegate);
-        cm.appointDelegateBySig(patient, guardian, auth);
+        cm.appointDelegateBySig(patient, guardian, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY, auth);
         assertFalse(cm.delegationOf(patient, guardian).appointed);
     }
 
     function test_RevertWhen_DelegateSignsRemoveDelegate() public {
         vm.startPrank(patient);
-        cm.appointDelegate(delegate);
-        cm.appointDelegate(guardian);
+        cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
+        cm.appointDelegate(guardian, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
         vm.stopPrank();
 
         IConsentManager.Authorization memory auth =
             _sign(delegatePk, ConsentSig.removeHash(patient, guardian, 1, DEADLINE), 1);
         _expectInvalidSigner(delegate);
         vm.prank(relayer);
-        cm.removeDelegateBySig(patient, guardian, auth);
+        cm.removeDelegateBySig(patient, guardian, false, auth);
         assertTrue(cm.delegationOf(patient, guardian).appointed);
     }
 
     function test_RevertWhen_RemovedDelegateSigns() public {
         vm.startPrank(patient);
-        cm.appointDelegate(delegate);
-        cm.removeDelegate(delegate);
+        cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
+        cm.removeDelegate(delegate, false);
         vm.stopPrank();
 
         IConsentManager.Authorization memory auth = _signOp(Op.Grant, delegatePk, 0);
@@ -135,7 +137,7 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
 
     function test_RevertWhen_DelegateOfAnotherPatientSigns() public {
         vm.prank(patient2);
-        cm.appointDelegate(delegate);
+        cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
 
         IConsentManager.Authorization memory auth = _signOp(Op.Grant, delegatePk, 0);
         _expectInvalidSigner(delegate);
@@ -200,8 +202,8 @@ contract ConsentManagerDelegatesTest is ConsentManagerBase {
 
     function test_RevertWhen_RemovedDelegateApprovesDirectly() public {
         vm.startPrank(patient);
-        cm.appointDelegate(delegate);
-        cm.removeDelegate(delegate);
+        cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
+        cm.removeDelegate(delegate, false);
         vm.stopPrank();
         uint256 id = _request();
 

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ConsentManager} from "../../contracts/ConsentManager.sol";
 import {IConsentManager} from "../../contracts/interfaces/IConsentManager.sol";
+import {ParticipantRegistry} from "../../contracts/ParticipantRegistry.sol";
 import {IParticipantRegistry} from "../../contracts/interfaces/IParticipantRegistry.sol";
 import {Base} from "../utils/Base.sol";
 import {ConsentHandler} from "../utils/ConsentHandler.sol";
@@ -16,10 +17,15 @@ contract ConsentInvariantsTest is Base {
 
     function setUp() public {
         vm.warp(T0);
-        cm = new ConsentManager(IParticipantRegistry(address(_deployParticipants())));
+        ParticipantRegistry registry = _deployParticipants();
+        cm = new ConsentManager(IParticipantRegistry(address(registry)));
         handler = new ConsentHandler(cm, T0);
+        // The two grantees are accredited providers, so they may try break-glass access.
+        address[] memory gs = handler.grantees();
+        _accreditProvider(registry, gs[0]);
+        _accreditProvider(registry, gs[1]);
 
-        bytes4[13] memory actions = [
+        bytes4[16] memory actions = [
             ConsentHandler.grant.selector,
             ConsentHandler.revoke.selector,
             ConsentHandler.grantBySig.selector,
@@ -32,6 +38,9 @@ contract ConsentInvariantsTest is Base {
             ConsentHandler.strangerAttempt.selector,
             ConsentHandler.replay.selector,
             ConsentHandler.staleSignature.selector,
+            ConsentHandler.setEmergencyPolicy.selector,
+            ConsentHandler.setEmergencyStanding.selector,
+            ConsentHandler.takeEmergency.selector,
             ConsentHandler.warp.selector
         ];
         bytes4[] memory selectors = new bytes4[](actions.length);
@@ -117,6 +126,46 @@ contract ConsentInvariantsTest is Base {
                 assertEq(
                     cm.delegationOf(ps[i], ds[j]).nonce, handler.delegationModel(ps[i], ds[j]).nonce, "delegation nonce"
                 );
+            }
+        }
+    }
+
+    /// No access through emergency after a block: a blocked provider's emergency grant opens
+    /// nothing, and it holds no emergency scopes.
+    function invariant_noEmergencyAccessAfterBlock() public {
+        vm.warp(handler.ghost_now());
+        address[] memory ps = handler.patients();
+        address[] memory gs = handler.grantees();
+        for (uint256 i; i < ps.length; ++i) {
+            for (uint256 j; j < gs.length; ++j) {
+                IConsentManager.Grant memory g = cm.grantOf(ps[i], gs[j]);
+                if (g.emergencyStanding != IConsentManager.EmergencyStanding.Blocked) continue;
+                assertEq(cm.emergencyScopes(ps[i], gs[j]), 0, "emergency scopes after a block");
+                if (g.kind != IConsentManager.GrantKind.Emergency) continue;
+                for (uint8 c; c < 8; ++c) {
+                    assertFalse(cm.canRead(ps[i], gs[j], c), "emergency access after a block");
+                }
+            }
+        }
+    }
+
+    /// No grant a delegate made outlives its delegation unless the patient kept it.
+    function invariant_noDelegateGrantOutlivesItsDelegation() public {
+        vm.warp(handler.ghost_now());
+        address[] memory ps = handler.patients();
+        address[] memory gs = handler.grantees();
+        for (uint256 i; i < ps.length; ++i) {
+            for (uint256 j; j < gs.length; ++j) {
+                IConsentManager.Grant memory g = cm.grantOf(ps[i], gs[j]);
+                if (g.appointment == 0) continue;
+                assertEq(uint8(g.kind), uint8(IConsentManager.GrantKind.Delegate), "delegate grant kind");
+                IConsentManager.AppointmentState state = cm.appointmentOf(g.appointment).state;
+                assertEq(state == IConsentManager.AppointmentState.Ended, handler.appointmentEnded(g.appointment));
+                if (state != IConsentManager.AppointmentState.Ended) continue;
+                for (uint8 c; c < 8; ++c) {
+                    assertFalse(cm.canRead(ps[i], gs[j], c), "delegate grant outlived its delegation");
+                    assertFalse(cm.canReadRecord(ps[i], gs[j], c, uint64(g.validFrom)), "record after removal");
+                }
             }
         }
     }

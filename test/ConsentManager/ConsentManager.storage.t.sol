@@ -3,10 +3,11 @@ pragma solidity ^0.8.24;
 
 import {IConsentManager} from "../../contracts/interfaces/IConsentManager.sol";
 import {ConsentManagerBase} from "../utils/ConsentManagerBase.sol";
+import {ConsentSig} from "../utils/ConsentSig.sol";
 
 /// @notice Pins ConsentManager's storage: the slot of each mapping and the packed `Grant` word
 /// documented in {IConsentManager-Grant} (bits 0-39 validFrom | 40-79 validUntil | 80-87 scopes
-/// | 88-95 purpose | 96-103 emergency | 104-167 nonce). The words are read with vm.load and
+/// | 88-95 purpose | 96-103 kind | 104-167 nonce | 168-215 appointment | 216-223 emergencyStanding). The words are read with vm.load and
 /// decoded from those bit positions, never through the contract's own struct, so a change to
 /// the layout (a new state variable, a reordered or resized field) fails here.
 contract ConsentManagerStorageTest is ConsentManagerBase {
@@ -15,6 +16,15 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
     uint256 internal constant GRANTS_SLOT = 2;
     uint256 internal constant DELEGATIONS_SLOT = 3;
     uint256 internal constant REQUESTS_SLOT = 4;
+    uint256 internal constant POLICIES_SLOT = 5;
+    uint256 internal constant APPOINTMENTS_SLOT = 6;
+    uint256 internal constant APPOINTMENT_COUNT_SLOT = 7;
+
+    // GrantKind values.
+    uint256 internal constant PATIENT_KIND = 1;
+    uint256 internal constant DELEGATE_KIND = 2;
+    uint256 internal constant EMERGENCY_KIND = 3;
+    uint256 internal constant RESEARCH_KIND = 4;
 
     /// The fields of a grant word, as the documented bit layout gives them.
     struct GrantWord {
@@ -22,8 +32,10 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         uint256 validUntil;
         uint256 scopes;
         uint256 purpose;
-        uint256 emergency;
+        uint256 kind;
         uint256 nonce;
+        uint256 appointment;
+        uint256 standing;
         uint256 unused;
     }
 
@@ -50,14 +62,17 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         w.validUntil = _bits(word, 40, 40);
         w.scopes = _bits(word, 80, 8);
         w.purpose = _bits(word, 88, 8);
-        w.emergency = _bits(word, 96, 8);
+        w.kind = _bits(word, 96, 8);
         w.nonce = _bits(word, 104, 64);
-        w.unused = uint256(word) >> 168;
+        w.appointment = _bits(word, 168, 48);
+        w.standing = _bits(word, 216, 8);
+        w.unused = uint256(word) >> 224;
     }
 
     function _pack(GrantWord memory w) internal pure returns (bytes32) {
         return bytes32(
-            w.validFrom | w.validUntil << 40 | w.scopes << 80 | w.purpose << 88 | w.emergency << 96 | w.nonce << 104
+            w.validFrom | w.validUntil << 40 | w.scopes << 80 | w.purpose << 88 | w.kind << 96 | w.nonce << 104
+                | w.appointment << 168 | w.standing << 216
         );
     }
 
@@ -68,9 +83,11 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         assertEq(w.validUntil, expected.validUntil, "bits 40-79 validUntil");
         assertEq(w.scopes, expected.scopes, "bits 80-87 scopes");
         assertEq(w.purpose, expected.purpose, "bits 88-95 purpose");
-        assertEq(w.emergency, expected.emergency, "bits 96-103 emergency");
+        assertEq(w.kind, expected.kind, "bits 96-103 kind");
         assertEq(w.nonce, expected.nonce, "bits 104-167 nonce");
-        assertEq(w.unused, 0, "bits 168-255 unused");
+        assertEq(w.appointment, expected.appointment, "bits 168-215 appointment");
+        assertEq(w.standing, expected.standing, "bits 216-223 emergencyStanding");
+        assertEq(w.unused, 0, "bits 224-255 unused");
     }
 
     /// Every slot `cm` wrote since vm.record() is `slot`, and it wrote at least one.
@@ -89,16 +106,21 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         vm.prank(patient);
         cm.grant(doctor, 0x2a, 6, T0 + 1 days, T0 + 60 days, "");
         _assertWroteOnly(_grantSlot(patient, doctor));
-        _assertGrantWord(patient, doctor, GrantWord(T0 + 1 days, T0 + 60 days, 0x2a, 6, 0, 1, 0));
+        _assertGrantWord(patient, doctor, GrantWord(T0 + 1 days, T0 + 60 days, 0x2a, 6, PATIENT_KIND, 1, 0, 0, 0));
     }
 
     function test_takeEmergencyAccess_SetsTheEmergencyBitsAndKeepsTheNonce() public {
         _grantDirect(provider, SCOPES, FROM, UNTIL);
+        vm.startPrank(patient);
+        cm.setEmergencyPolicy(IConsentManager.EmergencyMode.Named, ALL, false);
+        cm.setEmergencyStanding(provider, IConsentManager.EmergencyStanding.Allowed);
+        vm.stopPrank();
+        _assertGrantWord(patient, provider, GrantWord(FROM, UNTIL, SCOPES, TREAT, PATIENT_KIND, 1, 0, 1, 0));
         vm.record();
         vm.prank(provider);
         cm.takeEmergencyAccess(patient, "unconscious in ER");
         _assertWroteOnly(_grantSlot(patient, provider));
-        _assertGrantWord(patient, provider, GrantWord(T0, T0 + 24 hours, ALL, ETREAT, 1, 1, 0));
+        _assertGrantWord(patient, provider, GrantWord(T0, T0 + 24 hours, ALL, ETREAT, EMERGENCY_KIND, 1, 0, 1, 0));
     }
 
     function test_revoke_LeavesOnlyTheNonce() public {
@@ -115,21 +137,25 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         vm.prank(patient);
         cm.approveRequest(req, "");
         assertEq(vm.load(address(cm), _requestSlot(id)), bytes32(uint256(IConsentManager.RequestStatus.Approved)));
-        _assertGrantWord(patient, researcher, GrantWord(T0, T0 + DURATION, RESEARCH_SCOPES, HRESCH, 0, 1, 0));
+        _assertGrantWord(
+            patient, researcher, GrantWord(T0, T0 + DURATION, RESEARCH_SCOPES, HRESCH, RESEARCH_KIND, 1, 0, 0, 0)
+        );
     }
 
     function test_grantOf_ReadsTheDocumentedBits() public {
         // A word packed by hand, each field at its widest, reads back field for field.
         GrantWord memory w =
-            GrantWord(type(uint40).max - 1, type(uint40).max, 0x3f, 7, 1, type(uint64).max, 0);
+            GrantWord(type(uint40).max - 1, type(uint40).max, 0x3f, 7, 4, type(uint64).max, type(uint48).max, 2, 0);
         vm.store(address(cm), _grantSlot(patient, doctor), _pack(w));
         IConsentManager.Grant memory g = cm.grantOf(patient, doctor);
         assertEq(g.validFrom, w.validFrom, "validFrom");
         assertEq(g.validUntil, w.validUntil, "validUntil");
         assertEq(g.scopes, w.scopes, "scopes");
         assertEq(g.purpose, w.purpose, "purpose");
-        assertTrue(g.emergency, "emergency");
+        assertEq(uint8(g.kind), w.kind, "kind");
         assertEq(g.nonce, w.nonce, "nonce");
+        assertEq(g.appointment, w.appointment, "appointment");
+        assertEq(uint8(g.emergencyStanding), w.standing, "emergencyStanding");
     }
 
     function testFuzz_grant_PacksTheDocumentedBits(uint256 scopes, uint256 purpose, uint256 from, uint256 length)
@@ -141,21 +167,59 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         uint40 validUntil = (validFrom > T0 ? validFrom : T0) + uint40(bound(length, 1, 365 days));
         vm.prank(patient);
         cm.grant(doctor, s, p, validFrom, validUntil, "");
-        _assertGrantWord(patient, doctor, GrantWord(validFrom, validUntil, s, p, 0, 1, 0));
+        _assertGrantWord(patient, doctor, GrantWord(validFrom, validUntil, s, p, PATIENT_KIND, 1, 0, 0, 0));
     }
 
     // ---------------------------------------------------------------- delegations
 
-    function test_appointDelegate_WritesTheDelegationWord() public {
-        // Delegation: bits 0-7 appointed | 8-71 nonce.
-        vm.record();
+    function test_appointDelegate_WritesTheDelegationWordAndTheAppointment() public {
+        // Delegation: bits 0-7 appointed | 8-71 nonce | 72-119 appointment | 120-127 scopes |
+        // 128-167 maxDuration | 168-175 openHistory. Appointment: bits 0-7 state | 8-15 openHistory.
         vm.prank(patient);
-        cm.appointDelegate(delegate);
-        _assertWroteOnly(_delegationSlot(patient, delegate));
-        assertEq(vm.load(address(cm), _delegationSlot(patient, delegate)), bytes32(uint256(1) | uint256(1) << 8));
+        cm.appointDelegate(delegate, 0x05, 30 days, true);
+        assertEq(
+            vm.load(address(cm), _delegationSlot(patient, delegate)),
+            bytes32(
+                uint256(1) | uint256(1) << 8 | uint256(1) << 72 | uint256(0x05) << 120 | uint256(30 days) << 128
+                    | uint256(1) << 168
+            )
+        );
+        assertEq(
+            vm.load(address(cm), keccak256(abi.encode(uint256(1), APPOINTMENTS_SLOT))),
+            bytes32(uint256(1) | uint256(1) << 8)
+        );
+        assertEq(vm.load(address(cm), bytes32(APPOINTMENT_COUNT_SLOT)), bytes32(uint256(1)));
 
         vm.prank(patient);
-        cm.removeDelegate(delegate);
-        assertEq(vm.load(address(cm), _delegationSlot(patient, delegate)), bytes32(uint256(2) << 8));
+        cm.removeDelegate(delegate, false);
+        assertEq(
+            vm.load(address(cm), _delegationSlot(patient, delegate)),
+            bytes32(
+                uint256(2) << 8 | uint256(1) << 72 | uint256(0x05) << 120 | uint256(30 days) << 128 | uint256(1) << 168
+            )
+        );
+        assertEq(
+            vm.load(address(cm), keccak256(abi.encode(uint256(1), APPOINTMENTS_SLOT))),
+            bytes32(uint256(2) | uint256(1) << 8)
+        );
+    }
+
+    function test_grantBySig_ByDelegateRecordsTheAppointment() public {
+        _appointDelegate();
+        bytes32 h = ConsentSig.grantHash(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", uint256(1) << 64, DEADLINE);
+        IConsentManager.Authorization memory auth = _sign(delegatePk, h, uint256(1) << 64);
+        vm.prank(relayer);
+        cm.grantBySig(patient, doctor, SCOPES, TREAT, FROM, UNTIL, "", auth);
+        _assertGrantWord(patient, doctor, GrantWord(FROM, UNTIL, SCOPES, TREAT, DELEGATE_KIND, 1, 1, 0, 0));
+    }
+
+    function test_setEmergencyPolicy_WritesOneWord() public {
+        // EmergencyPolicy: bits 0-7 mode | 8-15 scopes | 16-23 fullHistory.
+        vm.prank(patient);
+        cm.setEmergencyPolicy(IConsentManager.EmergencyMode.AnyProvider, 0x07, true);
+        assertEq(
+            vm.load(address(cm), keccak256(abi.encode(patient, POLICIES_SLOT))),
+            bytes32(uint256(2) | uint256(0x07) << 8 | uint256(1) << 16)
+        );
     }
 }

@@ -19,11 +19,22 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         uint8 scopes;
         uint64 nonce;
         bool revoked;
+        bool emergency;
+        /// The delegate appointment that made the grant, or zero.
+        uint48 appointment;
+        /// The patient's emergency standing of the grantee: 0 default, 1 allowed, 2 blocked.
+        uint8 standing;
     }
 
     struct DelegationModel {
         bool appointed;
         uint64 nonce;
+        uint48 appointment;
+    }
+
+    struct PolicyModel {
+        uint8 mode;
+        uint8 scopes;
     }
 
     ConsentManager internal immutable cm;
@@ -39,6 +50,11 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
 
     mapping(address patient => mapping(address grantee => GrantModel)) internal _grantModel;
     mapping(address patient => mapping(address delegate => DelegationModel)) internal _delegationModel;
+
+    mapping(address patient => PolicyModel) internal _policyModel;
+    /// Appointments removed without keeping their grants.
+    mapping(uint48 appointment => bool) internal _appointmentEnded;
+    uint48 internal _appointments;
 
     mapping(bytes32 digest => bool) internal _usedDigest;
     mapping(bytes32 relationshipNonce => bool) internal _usedNonce;
@@ -66,6 +82,8 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
     uint256 public ghost_signaturesAccepted;
     uint256 public ghost_replaysTried;
     uint256 public ghost_strangerAttempts;
+    uint256 public ghost_emergenciesTaken;
+    uint256 public ghost_delegateGrantsEnded;
 
     modifier synced() {
         vm.warp(ghost_now);
@@ -118,7 +136,17 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
     /// What canRead must answer now according to the model.
     function expectedAccess(address patient, address grantee, uint8 category) public view returns (bool) {
         GrantModel memory m = _grantModel[patient][grantee];
+        if (m.appointment != 0 && _appointmentEnded[m.appointment]) return false;
+        if (m.emergency && !_permitted(_policyModel[patient].mode, m.standing)) return false;
         return m.from <= ghost_now && ghost_now < m.until && category < 8 && (m.scopes >> category) & 1 == 1;
+    }
+
+    function appointmentEnded(uint48 appointment) external view returns (bool) {
+        return _appointmentEnded[appointment];
+    }
+
+    function _permitted(uint8 mode, uint8 standing) internal pure returns (bool) {
+        return standing != 2 && (mode == 2 || (mode == 1 && standing == 1));
     }
 
     // ---------------------------------------------------------------- actions
@@ -184,16 +212,64 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         address p = _patients[patientSeed % 2];
         bool expectOk = !_delegationModel[p][delegate].appointed;
         vm.prank(p);
-        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.appointDelegate, (delegate)));
+        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.appointDelegate, (delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY)));
         _settleDelegation(p, delegate, ok, expectOk, true, true);
     }
 
-    function removeDelegate(uint256 patientSeed) external synced {
+    function removeDelegate(uint256 patientSeed, bool keepGrants) external synced {
         address p = _patients[patientSeed % 2];
         bool expectOk = _delegationModel[p][delegate].appointed;
         vm.prank(p);
-        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.removeDelegate, (delegate)));
+        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.removeDelegate, (delegate, keepGrants)));
+        if (ok && !keepGrants) _appointmentEnded[_delegationModel[p][delegate].appointment] = true;
         _settleDelegation(p, delegate, ok, expectOk, true, false);
+    }
+
+    // ---------------------------------------------------------------- emergency access
+
+    /// The patient sets a policy: mode 0 none, 1 named, 2 any provider.
+    function setEmergencyPolicy(uint256 patientSeed, uint256 modeSeed, uint256 scopes) external synced {
+        address p = _patients[patientSeed % 2];
+        uint8 mode = uint8(modeSeed % 3);
+        uint8 s = mode == 0 ? 0 : uint8(bound(scopes, 1, 0x3f));
+        vm.prank(p);
+        (bool ok,) = address(cm).call(
+            abi.encodeCall(IConsentManager.setEmergencyPolicy, (IConsentManager.EmergencyMode(mode), s, scopes % 2 == 0))
+        );
+        if (!ok) ++ghost_modelMismatches;
+        else _policyModel[p] = PolicyModel(mode, s);
+    }
+
+    /// The patient allows, blocks or resets a grantee (an accredited provider here).
+    function setEmergencyStanding(uint256 patientSeed, uint256 granteeSeed, uint256 standingSeed) external synced {
+        address p = _patients[patientSeed % 2];
+        address g = _grantees[granteeSeed % 2];
+        uint8 standing = uint8(standingSeed % 3);
+        vm.prank(p);
+        (bool ok,) = address(cm).call(
+            abi.encodeCall(IConsentManager.setEmergencyStanding, (g, IConsentManager.EmergencyStanding(standing)))
+        );
+        if (!ok) ++ghost_modelMismatches;
+        else _grantModel[p][g].standing = standing;
+        if (cm.grantOf(p, g).nonce != _grantModel[p][g].nonce) ++ghost_nonceViolations;
+    }
+
+    /// A grantee (an accredited provider) tries to take emergency access.
+    function takeEmergency(uint256 patientSeed, uint256 granteeSeed) external synced {
+        address p = _patients[patientSeed % 2];
+        address g = _grantees[granteeSeed % 2];
+        GrantModel storage m = _grantModel[p][g];
+        bool coolingDown = m.emergency && uint256(ghost_now) < uint256(m.until) + 7 days;
+        bool expectOk = _permitted(_policyModel[p].mode, m.standing) && !coolingDown;
+        vm.prank(g);
+        (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.takeEmergencyAccess, (p, "handler")));
+        if (ok != expectOk) ++ghost_modelMismatches;
+        // Emergency access never moves the nonce.
+        if (cm.grantOf(p, g).nonce != m.nonce) ++ghost_nonceViolations;
+        if (!ok) return;
+        ++ghost_emergenciesTaken;
+        (m.from, m.until, m.scopes, m.revoked, m.emergency, m.appointment) =
+            (ghost_now, ghost_now + 24 hours, _policyModel[p].scopes, false, true, 0);
     }
 
     /// Signed by the patient or (never allowed) by the delegate.
@@ -318,22 +394,28 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         (uint8 s, uint40 from, uint40 until) = _terms(scopes, fromOffset, length);
         uint64 n = _grantModel[p][g].nonce;
         uint256 deadline = uint256(ghost_now) + 1 hours;
-        bytes32 structHash = ConsentSig.grantHash(p, g, s, 0, from, until, "", n, deadline);
+        uint256 signedNonce = _signedNonce(p, signerPk, n);
+        bytes32 structHash = ConsentSig.grantHash(p, g, s, 0, from, until, "", signedNonce, deadline);
         IConsentManager.Authorization memory auth =
-            ConsentSig.sign(signerPk, domain, structHash, n, deadline, block.chainid, address(cm));
+            ConsentSig.sign(signerPk, domain, structHash, signedNonce, deadline, block.chainid, address(cm));
         bytes memory data = abi.encodeCall(IConsentManager.grantBySig, (p, g, s, 0, from, until, "", auth));
         vm.prank(relayer);
         (bool ok,) = address(cm).call(data);
         if (ok) _recordSignature(structHash, data, keccak256(abi.encode("grant", p, g, n)));
+        bool byDelegate = signerPk == delegatePk;
+        // A delegate's grant opens no earlier than it is made.
+        if (byDelegate && from < ghost_now) from = ghost_now;
         _settleGrant(p, g, ok, authorized, authorized, false, from, until, s);
+        if (ok) _grantModel[p][g].appointment = byDelegate ? _delegationModel[p][delegate].appointment : 0;
     }
 
     function _signedRevoke(address p, address g, uint256 signerPk, bool authorized, bool active) internal {
         uint64 n = _grantModel[p][g].nonce;
         uint256 deadline = uint256(ghost_now) + 1 hours;
-        bytes32 structHash = ConsentSig.revokeHash(p, g, n, deadline);
+        uint256 signedNonce = _signedNonce(p, signerPk, n);
+        bytes32 structHash = ConsentSig.revokeHash(p, g, signedNonce, deadline);
         IConsentManager.Authorization memory auth =
-            ConsentSig.sign(signerPk, domain, structHash, n, deadline, block.chainid, address(cm));
+            ConsentSig.sign(signerPk, domain, structHash, signedNonce, deadline, block.chainid, address(cm));
         bytes memory data = abi.encodeCall(IConsentManager.revokeBySig, (p, g, auth));
         vm.prank(stranger);
         (bool ok,) = address(cm).call(data);
@@ -351,12 +433,19 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         IConsentManager.Authorization memory auth =
             ConsentSig.sign(signerPk, domain, structHash, n, deadline, block.chainid, address(cm));
         bytes memory data = appoint
-            ? abi.encodeCall(IConsentManager.appointDelegateBySig, (p, d, auth))
-            : abi.encodeCall(IConsentManager.removeDelegateBySig, (p, d, auth));
+            ? abi.encodeCall(IConsentManager.appointDelegateBySig, (p, d, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY, auth))
+            : abi.encodeCall(IConsentManager.removeDelegateBySig, (p, d, false, auth));
         vm.prank(stranger);
         (bool ok,) = address(cm).call(data);
         if (ok) _recordSignature(structHash, data, keccak256(abi.encode("delegation", p, d, n)));
+        if (ok && !appoint) _appointmentEnded[_delegationModel[p][d].appointment] = true;
         _settleDelegation(p, d, ok, expectOk, authorized, appoint);
+    }
+
+    /// The nonce a signature carries: the delegate's names its current appointment (bits 64 up).
+    function _signedNonce(address p, uint256 signerPk, uint64 n) internal view returns (uint256) {
+        if (signerPk != delegatePk) return n;
+        return uint256(n) | uint256(_delegationModel[p][delegate].appointment) << 64;
     }
 
     function _recordSignature(bytes32 structHash, bytes memory data, bytes32 nonceKey) internal {
@@ -384,9 +473,11 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         if (!_settle(ok, expectOk, authorized, m.nonce, cm.grantOf(p, g).nonce)) return;
         m.nonce += 1;
         if (isRevoke) {
-            (m.from, m.until, m.scopes, m.revoked) = (0, 0, 0, true);
+            // A revoke of emergency access blocks the provider.
+            if (m.emergency) m.standing = 2;
+            (m.from, m.until, m.scopes, m.revoked, m.emergency, m.appointment) = (0, 0, 0, true, false, 0);
         } else {
-            (m.from, m.until, m.scopes, m.revoked) = (from, until, s, false);
+            (m.from, m.until, m.scopes, m.revoked, m.emergency, m.appointment) = (from, until, s, false, false, 0);
         }
     }
 
@@ -397,6 +488,7 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         if (!_settle(ok, expectOk, authorized, m.nonce, cm.delegationOf(p, d).nonce)) return;
         m.nonce += 1;
         m.appointed = appointed;
+        if (appointed) m.appointment = ++_appointments;
     }
 
     /// Counts a call's divergences from the model: an unexpected outcome, an unauthorized

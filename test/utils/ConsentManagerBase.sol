@@ -69,7 +69,7 @@ abstract contract ConsentManagerBase is Base {
         assertEq(g.validUntil, validUntil, "validUntil");
         assertEq(g.scopes, scopes, "scopes");
         assertEq(g.purpose, purpose, "purpose");
-        assertEq(g.emergency, emergency, "emergency");
+        assertEq(g.kind == IConsentManager.GrantKind.Emergency, emergency, "emergency");
         assertEq(g.nonce, nonce, "nonce");
     }
 
@@ -87,7 +87,7 @@ abstract contract ConsentManagerBase is Base {
     /// `patient` appoints `delegate` by transaction.
     function _appointDelegate() internal {
         vm.prank(patient);
-        cm.appointDelegate(delegate);
+        cm.appointDelegate(delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY);
     }
 
     /// `structHash` signed with `pk` under `cm`'s domain, for `nonce`, valid until DEADLINE.
@@ -187,8 +187,16 @@ abstract contract ConsentManagerBase is Base {
         );
     }
 
+    /// `op` signed by `pk` for the relationship nonce `nonce`; the delegate's signature names its
+    /// current appointment in the nonce's high bits, as the contract wants.
     function _signOp(Op op, uint256 pk, uint256 nonce) internal view returns (IConsentManager.Authorization memory) {
+        if (pk == delegatePk) nonce |= _appointmentBits(delegate);
         return _signOpWith(op, pk, nonce, DEADLINE, domain, block.chainid, address(cm));
+    }
+
+    /// The high bits a signature by `delegate_` carries: its current appointment, shifted by 64.
+    function _appointmentBits(address delegate_) internal view returns (uint256) {
+        return uint256(cm.delegationOf(patient, delegate_).appointment) << 64;
     }
 
     /// Relays `op` with `auth` from an unrelated account (anyone may relay).
@@ -196,8 +204,8 @@ abstract contract ConsentManagerBase is Base {
         vm.prank(relayer);
         if (op == Op.Grant) cm.grantBySig(patient, doctor, SCOPES, TREAT, FROM, UNTIL, KEYS_CID, auth);
         else if (op == Op.Revoke) cm.revokeBySig(patient, doctor, auth);
-        else if (op == Op.Appoint) cm.appointDelegateBySig(patient, delegate, auth);
-        else if (op == Op.Remove) cm.removeDelegateBySig(patient, delegate, auth);
+        else if (op == Op.Appoint) cm.appointDelegateBySig(patient, delegate, ConsentSig.DELEGATE_SCOPES, ConsentSig.DELEGATE_MAX, ConsentSig.DELEGATE_HISTORY, auth);
+        else if (op == Op.Remove) cm.removeDelegateBySig(patient, delegate, false, auth);
         else if (op == Op.Approve) cm.approveRequestBySig(req, KEYS_CID, auth);
         else cm.denyRequestBySig(req, auth);
     }
@@ -216,9 +224,16 @@ abstract contract ConsentManagerBase is Base {
         } else if (op == Op.Revoke) {
             emit IConsentManager.AccessRevoked(patient, doctor);
         } else if (op == Op.Appoint) {
-            emit IConsentManager.DelegateAppointed(patient, delegate);
+            emit IConsentManager.DelegateAppointed(
+                patient,
+                delegate,
+                cm.delegationOf(patient, delegate).appointment + 1,
+                ConsentSig.DELEGATE_SCOPES,
+                ConsentSig.DELEGATE_MAX,
+                ConsentSig.DELEGATE_HISTORY
+            );
         } else if (op == Op.Remove) {
-            emit IConsentManager.DelegateRemoved(patient, delegate);
+            emit IConsentManager.DelegateRemoved(patient, delegate, cm.delegationOf(patient, delegate).appointment, false);
         } else if (op == Op.Approve) {
             emit IConsentManager.RequestApproved(reqId, patient, researcher, now_ + DURATION);
             vm.expectEmit(true, true, true, true, address(cm));

@@ -21,10 +21,17 @@ library ConsentSig {
     );
     bytes32 internal constant REVOKE_TYPEHASH =
         keccak256("Revoke(address patient,address grantee,uint256 nonce,uint256 deadline)");
-    bytes32 internal constant APPOINT_DELEGATE_TYPEHASH =
-        keccak256("AppointDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)");
+    bytes32 internal constant APPOINT_DELEGATE_TYPEHASH = keccak256(
+        "AppointDelegate(address patient,address delegate,uint8 scopes,uint40 maxDuration,bool openHistory,uint256 nonce,uint256 deadline)"
+    );
     bytes32 internal constant REMOVE_DELEGATE_TYPEHASH =
-        keccak256("RemoveDelegate(address patient,address delegate,uint256 nonce,uint256 deadline)");
+        keccak256("RemoveDelegate(address patient,address delegate,bool keepGrants,uint256 nonce,uint256 deadline)");
+
+    /// The delegate terms the suites appoint with unless a test says otherwise: every category,
+    /// windows up to a year, no history.
+    uint8 internal constant DELEGATE_SCOPES = 0x3f;
+    uint40 internal constant DELEGATE_MAX = 365 days;
+    bool internal constant DELEGATE_HISTORY = false;
     bytes32 internal constant APPROVE_REQUEST_TYPEHASH = keccak256(
         "ApproveRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,bytes keysCid,uint256 nonce,uint256 deadline)"
     );
@@ -82,7 +89,21 @@ library ConsentSig {
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(APPOINT_DELEGATE_TYPEHASH, patient, delegate, nonce, deadline));
+        return appointHashWith(patient, delegate, DELEGATE_SCOPES, DELEGATE_MAX, DELEGATE_HISTORY, nonce, deadline);
+    }
+
+    function appointHashWith(
+        address patient,
+        address delegate,
+        uint8 scopes,
+        uint40 maxDuration,
+        bool openHistory,
+        uint256 nonce,
+        uint256 deadline
+    ) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(APPOINT_DELEGATE_TYPEHASH, patient, delegate, scopes, maxDuration, openHistory, nonce, deadline)
+        );
     }
 
     function removeHash(address patient, address delegate, uint256 nonce, uint256 deadline)
@@ -90,7 +111,15 @@ library ConsentSig {
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(REMOVE_DELEGATE_TYPEHASH, patient, delegate, nonce, deadline));
+        return removeHashWith(patient, delegate, false, nonce, deadline);
+    }
+
+    function removeHashWith(address patient, address delegate, bool keepGrants, uint256 nonce, uint256 deadline)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(REMOVE_DELEGATE_TYPEHASH, patient, delegate, keepGrants, nonce, deadline));
     }
 
     function approveHash(

@@ -14,7 +14,7 @@ from medvault.client.consent_sig import SignedConsent
 from medvault.errors import AccessDeniedError, ContractError
 from medvault.fhir import validate_resource
 from medvault.fhir.consent import grant_to_fhir_consent
-from medvault.model import Category, GrantTerms, Purpose, RequestStatus, Role
+from medvault.model import Category, EmergencyMode, EmergencyStanding, GrantTerms, Purpose, RequestStatus, Role
 
 if TYPE_CHECKING:
     from helpers import ChainClock
@@ -225,6 +225,11 @@ def test_emergency_access_is_flagged_visible_and_revocable(
     index = add(mv, patient, patient).index
     with pytest.raises(ContractError, match="ConsentManagerNotProvider"):
         mv.take_emergency_access(stranger, patient.address, "unconscious in ER")
+    # Break-glass is opt-in: the patient names the provider first.
+    with pytest.raises(ContractError, match="ConsentManagerEmergencyNotPermitted"):
+        mv.take_emergency_access(provider, patient.address, "unconscious in ER")
+    mv.set_emergency_policy(patient, EmergencyMode.NAMED)
+    mv.set_emergency_standing(patient, provider.address, EmergencyStanding.ALLOWED)
 
     mv.take_emergency_access(provider, patient.address, "unconscious in ER")
 

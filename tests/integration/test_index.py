@@ -17,7 +17,7 @@ from helpers import grant
 from medvault.cli import cli
 from medvault.dev.anvil import mine, revert, snapshot
 from medvault.index import EventIndex, index_path
-from medvault.model import Category, Purpose, RequestStatus, Role
+from medvault.model import Category, EmergencyMode, EmergencyStanding, Purpose, RequestStatus, Role
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,8 +48,10 @@ def _consent_story(
     mv.add_record(provider, patient.address, MEDS, Category.MEDICATIONS)
     grant(mv, patient, doctor, LABS)
     mv.add_record(provider, patient.address, LAB, Category.LABORATORY)
+    mv.set_emergency_policy(patient, EmergencyMode.ANY)
     mv.take_emergency_access(provider, patient.address, "unconscious in A&E")
-    mv.revoke(patient, patient.address, provider.address)
+    mv.revoke(patient, patient.address, provider.address)  # which blocks the provider...
+    mv.set_emergency_standing(patient, provider.address, EmergencyStanding.ALLOWED)  # ...until allowed again
     mv.take_emergency_access(provider, patient.address, "again")
     mv.register(stranger)
     mv.accredit(admin, stranger.address, Role.RESEARCHER)

@@ -34,7 +34,7 @@ from medvault.client import Medvault
 from medvault.dev.node import LocalNode, NodeInfo, free_port
 from medvault.ipfs import IpfsClient
 from medvault.keeper.protocol import KeyRequest, Refusal, ShareRelease, post_key_request, sign_key_request
-from medvault.model import Category, GrantTerms, Purpose, Role
+from medvault.model import Category, DelegateTerms, GrantTerms, Purpose, Role
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -88,7 +88,8 @@ def build_world(home: Path, node: NodeInfo, ipfs: IpfsClient, *, keepers: int, t
     world = World(home, node, mv, wallets, keeper_wallets)
     for _ in range(records):
         world.pointers.append(mv.add_record(wallets["provider"], patient.address, LAB, Category.LABORATORY).pointer)
-    mv.set_delegate(patient, wallets["admin"].address)
+    # Terms that open earlier records: the doctor reads the records written before the grant.
+    mv.set_delegate(patient, wallets["admin"].address, terms=DelegateTerms(frozenset(Category), DAY, open_history=True))
     now = mv.now()
     terms = GrantTerms(frozenset({Category.LABORATORY}), Purpose.TREAT, now - 60, now + DAY)
     mv.grant(wallets["admin"], patient.address, wallets["doctor"].address, terms)

@@ -28,7 +28,7 @@ from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
 from medvault.keeper.protocol import KEY_SHARES_PATH, KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.keeper.service import RECEIPT_BUCKET
-from medvault.model import Category, GrantTerms, Purpose
+from medvault.model import Category, DelegateTerms, GrantTerms, Purpose
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -122,9 +122,12 @@ def lock_away(wallet: Wallet) -> None:
 
 
 def delegate_grant(mv: Medvault, patient: Wallet, guardian: Wallet, grantee: Wallet, start: int, end: int) -> None:
-    """A grant by a delegate: it cannot open the patient's keys, so it shares none."""
+    """A grant by a delegate: it cannot open the patient's keys, so it shares none. The delegate's
+    terms let its grants open earlier records, so the keepers release those too."""
     if not mv.is_delegate(patient.address, guardian.address):
-        mv.set_delegate(patient, guardian.address)
+        mv.set_delegate(
+            patient, guardian.address, terms=DelegateTerms(frozenset(Category), 30 * DAY, open_history=True)
+        )
     mv.grant(guardian, patient.address, grantee.address, GrantTerms(LABS, Purpose.TREAT, start, end))
 
 

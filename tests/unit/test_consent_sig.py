@@ -39,8 +39,9 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "Grant": {"patient": PATIENT, "grantee": OTHER, "scopes": 3, "purpose": 0, "validFrom": 10, "validUntil": 20,
               "keysCid": KEYS_CID},
     "Revoke": {"patient": PATIENT, "grantee": OTHER},
-    "AppointDelegate": {"patient": PATIENT, "delegate": OTHER},
-    "RemoveDelegate": {"patient": PATIENT, "delegate": OTHER},
+    "AppointDelegate": {"patient": PATIENT, "delegate": OTHER, "scopes": 5, "maxDuration": 86400,
+                        "openHistory": False},
+    "RemoveDelegate": {"patient": PATIENT, "delegate": OTHER, "keepGrants": True},
     "ApproveRequest": {"patient": PATIENT, "researcher": OTHER, "scopes": 1, "purpose": 2, "duration": 60,
                        "requestedAt": 5, "studyId": bytes(32), "keysCid": b""},
     "DenyRequest": {"patient": PATIENT, "researcher": OTHER, "scopes": 1, "purpose": 2, "duration": 60,
@@ -63,10 +64,10 @@ class Functions:
         return lambda *args: Call(name, args)
 
     def grantOf(self, patient: str, grantee: str) -> Call:
-        return Call("grantOf", (patient, grantee), (0, 0, 0, 0, False, 7))
+        return Call("grantOf", (patient, grantee), (0, 0, 0, 0, 0, 7, 0, 0))
 
     def delegationOf(self, patient: str, delegate: str) -> Call:
-        return Call("delegationOf", (patient, delegate), (True, 4))
+        return Call("delegationOf", (patient, delegate), (True, 4, 3, 0x3F, 86400, False))
 
 
 def fake_chain(chain_id: int = 31337) -> Chain:
@@ -168,6 +169,15 @@ def test_signing_uses_the_relationships_nonce() -> None:
     wallet = Wallet("patient", Account.from_key(PATIENT_KEY))
     signed = sign_consent(chain, wallet, ConsentChange("RemoveDelegate", MESSAGES["RemoveDelegate"]), 9)
     assert signed.authorization()[:2] == (4, 9)
+
+
+def test_a_delegates_signature_names_its_appointment() -> None:
+    # Bits 64 and up of a delegate's nonce: its current appointment (3 here), so a signature
+    # made under an earlier appointment is void after a re-appointment.
+    chain = fake_chain()
+    change = ConsentChange("Grant", MESSAGES["Grant"])
+    assert relationship_nonce(chain, change, PATIENT) == 7
+    assert relationship_nonce(chain, change, OTHER) == 7 | 3 << 64
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from eth_utils.address import to_checksum_address
 
 from medvault.errors import IntegrityError
 from medvault.formats.recordhash import record_hash_of_event
-from medvault.index import ALL_CATEGORIES, DecodedEvent, drop_above, insert_event, open_database
+from medvault.index import DecodedEvent, drop_above, insert_event, open_database
 from medvault.ipfs import cid_to_bytes, compute_cid
-from medvault.model import Category, Purpose, RequestStatus, scope_mask
+from medvault.model import ALL_CATEGORIES, Category, Purpose, RequestStatus, scope_mask
 
 if TYPE_CHECKING:
     import sqlite3
@@ -199,7 +199,16 @@ def test_approving_an_unknown_request_is_an_integrity_error(log: Log) -> None:
 
 
 def test_emergency_access_covers_every_category(db: sqlite3.Connection, log: Log) -> None:
-    log.emit(4, "EmergencyAccessTaken", patient=PATIENT, provider=PROVIDER, validUntil=END, reason="A&E")
+    log.emit(
+        4,
+        "EmergencyAccessTaken",
+        patient=PATIENT,
+        provider=PROVIDER,
+        validUntil=END,
+        scopes=ALL_CATEGORIES,
+        fullHistory=False,
+        reason="A&E",
+    )
     row = grants(db)[PROVIDER]
     assert (row["scopes"], row["purpose"], row["valid_from"], row["emergency"]) == (
         ALL_CATEGORIES, int(Purpose.ETREAT), timestamp_of(4), 1,

@@ -91,7 +91,7 @@ def test_grant_is_active_from_its_start_until_before_its_end() -> None:
 def test_grant_json() -> None:
     assert grant(emergency=True).to_json() == {
         "patient": PATIENT, "grantee": GRANTEE, "scopes": ["laboratory", "notes"], "purpose": "TREAT",
-        "valid_from": 100, "valid_until": 200, "emergency": True,
+        "valid_from": 100, "valid_until": 200, "emergency": True, "kind": "patient", "appointment": 0,
     }  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import click
 from medvault.cli.app import App, pass_app, tx_json, tx_line
 from medvault.cli.options import account_option, json_anywhere, purpose_option, scope_option, scopes, sign_only_option
 from medvault.errors import ConfigurationError
-from medvault.model import Purpose
+from medvault.model import AccessRequest, Purpose, RequestStatus
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -83,8 +83,14 @@ def access_list(app: App, patient: str | None, researcher: str | None) -> None:
     requests = app.client.requests(
         patient=app.address(patient) if patient else None, researcher=app.address(researcher) if researcher else None
     )
+    now = app.client.now()
+
+    def status(r: AccessRequest) -> str:
+        expired = r.status is RequestStatus.PENDING and app.client.request_expired(r, now)
+        return "expired" if expired else r.status.name.lower()
+
     lines = [
-        f"{r.request_id:#x}  {r.status.name.lower():<8} {r.researcher} -> {r.patient}  {r.purpose.name} "
+        f"{r.request_id:#x}  {status(r):<8} {r.researcher} -> {r.patient}  {r.purpose.name} "
         f"{r.duration / 86400:g}d  study {r.to_json()['study_id']}"
         for r in requests
     ]
@@ -98,7 +104,10 @@ def access_list(app: App, patient: str | None, researcher: str | None) -> None:
 @json_anywhere
 @pass_app
 def emergency(app: App, patient: str, reason: str, account: str) -> None:
-    """Take 24 hours of emergency access to PATIENT's records (accredited providers only)."""
+    """Take 24 hours of emergency access to PATIENT's records (accredited providers only).
+
+    Only if the patient's emergency policy lets you; the patient sees it at once and can block you.
+    """
     app.emit_tx(app.client.take_emergency_access(app.unlock(account), app.address(patient), reason))
 
 

@@ -12,7 +12,14 @@ from medvault.cli.options import json_anywhere, patient_option
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "audit", "verify"]
+__all__ = ["COMMANDS", "audit", "printable", "verify"]
+
+
+def printable(value: object) -> str:
+    """``value`` as one line of plain text: control characters (newlines, ANSI escapes) that an
+    event's author wrote are shown escaped, so they cannot forge audit lines or rewrite a terminal."""
+    text = str(value)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 @click.command()
@@ -24,9 +31,18 @@ def audit(app: App, patient: str) -> None:
     entries = app.client.audit(app.address(patient))
 
     def show() -> None:
+        emergencies = [e for e in entries if e.event == "EmergencyAccessTaken"]
+        if emergencies:
+            click.echo(
+                f"!! {len(emergencies)} EMERGENCY break-glass access(es) to these records; see the lines marked !!"
+            )
         for e in entries:
-            fields = ", ".join(f"{k}={v}" for k, v in e.details.items())
-            click.echo(f"{utc(e.timestamp)}  {e.event:<21} by {e.sender}  tx {e.tx_hash[:18]}..  {fields}")
+            fields = ", ".join(f"{k}={printable(v)}" for k, v in e.details.items())
+            line = f"{utc(e.timestamp)}  {e.event:<21} by {e.sender}  tx {e.tx_hash[:18]}..  {fields}"
+            if e.event == "EmergencyAccessTaken":
+                reason = printable(e.details.get("reason", ""))
+                line = f"!! EMERGENCY  {utc(e.timestamp)}  provider {e.sender} broke the glass: {reason}\n   {line}"
+            click.echo(line)
 
     app.emit([e.__dict__ for e in entries], show)
 

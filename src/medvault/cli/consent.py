@@ -1,7 +1,8 @@
-"""Consent: ``medvault consent`` (grant, revoke, list, export), ``delegate`` and ``relay``.
+"""Consent: ``medvault consent`` (grant, revoke, list, export, emergency-policy,
+invalidate-nonce), ``delegate`` and ``relay``.
 
-Every change a patient (or its delegate) makes can be sent, or only signed (``--sign-only``)
-for anyone to ``relay``.
+Every grant, revoke and delegation change a patient (or its delegate) makes can be sent, or
+only signed (``--sign-only``) for anyone to ``relay``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from medvault.cli.options import (
 )
 from medvault.client.consent_sig import SignedConsent
 from medvault.errors import ConfigurationError
-from medvault.model import GrantTerms, Purpose
+from medvault.model import DelegateTerms, EmergencyMode, EmergencyStanding, GrantKind, GrantTerms, Purpose
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -114,11 +115,94 @@ def consent_list(app: App, patient: str) -> None:
         for g in grants:
             state = "active" if g.active_at(now) else ("future" if now < g.valid_from else "expired")
             categories = ",".join(sorted(c.name.lower() for c in g.scopes))
-            flag = "  EMERGENCY" if g.emergency else ""
+            flag = "  !! EMERGENCY (break-glass by the provider)" if g.emergency else ""
             window = f"{utc(g.valid_from)} .. {utc(g.valid_until)}"
-            click.echo(f"{g.grantee}  {state:<7} {g.purpose.name:<7} {window}  {categories}{flag}")
+            made = _KIND_LABELS.get(g.kind, g.kind.name.lower())
+            click.echo(f"{g.grantee}  {state:<7} {g.purpose.name:<7} {window}  {categories}  [{made}]{flag}")
 
     app.emit([{**g.to_json(), "active": g.active_at(now)} for g in grants], show)
+
+
+_KIND_LABELS = {
+    GrantKind.PATIENT: "by the patient",
+    GrantKind.DELEGATE: "by a delegate",
+    GrantKind.EMERGENCY: "emergency",
+    GrantKind.RESEARCH: "research",
+}
+
+
+@consent.command("emergency-policy")
+@click.option(
+    "--mode",
+    type=click.Choice(["none", "named", "any"]),
+    help="Who may take break-glass access: nobody (the default), the providers you --allow, or any "
+    "accredited provider you have not blocked.",
+)
+@click.option("--scope", "-s", help="Categories break-glass opens (default: all), e.g. laboratory,medications.")
+@click.option("--full-history/--no-full-history", default=False, help="Whether it opens records written before it.")
+@click.option("--allow", "allow", multiple=True, metavar="PROVIDER", help="Allow this provider (repeatable).")
+@click.option("--block", "block", multiple=True, metavar="PROVIDER", help="Block this provider; ends its access now.")
+@click.option("--reset", "reset", multiple=True, metavar="PROVIDER", help="Neither allowed nor blocked (repeatable).")
+@account_option
+@json_anywhere
+@pass_app
+def consent_emergency_policy(
+    app: App,
+    mode: str | None,
+    scope: str | None,
+    full_history: bool,
+    allow: tuple[str, ...],
+    block: tuple[str, ...],
+    reset: tuple[str, ...],
+    account: str,
+) -> None:
+    """Set who may break the glass on your records, and allow or block single providers.
+
+    Without any option, shows the policy. A revoke of an emergency grant also blocks its provider.
+    """
+    client, patient = app.client, app.unlock(account)
+    if mode is None and (scope is not None or full_history):
+        raise click.UsageError("--scope and --full-history need --mode")
+    results = []
+    if mode is not None:
+        chosen = EmergencyMode[mode.upper()]
+        results.append(client.set_emergency_policy(
+            patient, chosen, scopes=scopes(scope) if scope else None, full_history=full_history
+        ))  # fmt: skip
+    for providers, standing in ((allow, EmergencyStanding.ALLOWED), (block, EmergencyStanding.BLOCKED),
+                            (reset, EmergencyStanding.DEFAULT)):  # fmt: skip
+        results.extend(client.set_emergency_standing(patient, app.address(n), standing) for n in providers)
+    policy = client.emergency_policy(patient.address)
+    names = sorted(c.name.lower() for c in policy.scopes)
+    summary = {
+        "mode": policy.mode.name.lower(),
+        "scopes": names,
+        "full_history": policy.full_history,
+        "transactions": [tx_json(r) for r in results],
+    }
+    text = "\n".join(tx_line(r) for r in results)
+    who = {EmergencyMode.NONE: "nobody", EmergencyMode.NAMED: "only the providers you allowed",
+           EmergencyMode.ANY: "any accredited provider you have not blocked"}[policy.mode]  # fmt: skip
+    history = "including" if policy.full_history else "not"
+    line = f"break-glass: {who}; opens {','.join(names) or 'nothing'}, {history} earlier records"
+    app.emit(summary, (text + "\n" if text else "") + line)
+
+
+@consent.command("invalidate-nonce")
+@click.argument("counterpart")
+@signer_patient_option
+@account_option
+@json_anywhere
+@pass_app
+def consent_invalidate_nonce(app: App, counterpart: str, patient: str | None, account: str) -> None:
+    """Void every signature not yet relayed about the patient and COUNTERPART, granting nothing.
+
+    The patient voids grant, revoke, decision and delegation signatures; a delegate (with
+    --patient) voids grant, revoke and decision ones.
+    """
+    actor = app.unlock(account)
+    patient_address = app.address(patient) if patient else actor.address
+    app.emit_tx(app.client.invalidate_nonce(actor, patient_address, app.address(counterpart)))
 
 
 @consent.command("export")
@@ -163,29 +247,41 @@ def delegate() -> None:
 
 @delegate.command("appoint")
 @click.argument("delegate_name", metavar="DELEGATE")
+@click.option("--scope", "-s", help="Categories the delegate may grant (default: all).")
+@click.option("--max-days", type=float, default=90.0, show_default=True, help="Longest window it may grant.")
+@click.option("--open-history", is_flag=True, help="Its grants may open records written before them.")
 @sign_only_option
 @account_option
 @json_anywhere
 @pass_app
-def delegate_appoint(app: App, delegate_name: str, sign_only: bool, account: str) -> None:
-    """Let DELEGATE grant, revoke and decide requests for you (not appoint others)."""
-    _delegation(app, delegate_name, True, sign_only, account)
+def delegate_appoint(
+    app: App, delegate_name: str, scope: str | None, max_days: float, open_history: bool, sign_only: bool, account: str
+) -> None:
+    """Let DELEGATE grant, revoke and decide requests for you, within these terms.
+
+    A delegate never grants to itself, nor appoints others; its grants end when you remove it.
+    """
+    from medvault.model import Category
+
+    terms = DelegateTerms(scopes(scope) if scope else frozenset(Category), int(max_days * 86400), open_history)
+    patient = app.unlock(account)
+    change = app.client.delegate_change(patient.address, app.address(delegate_name), terms=terms)
+    app.send_or_sign(patient, change, sign_only)
 
 
 @delegate.command("remove")
 @click.argument("delegate_name", metavar="DELEGATE")
+@click.option("--keep-grants", is_flag=True, help="Keep the grants it made (default: they end with it).")
 @sign_only_option
 @account_option
 @json_anywhere
 @pass_app
-def delegate_remove(app: App, delegate_name: str, sign_only: bool, account: str) -> None:
-    """Withdraw DELEGATE's power over your consent."""
-    _delegation(app, delegate_name, False, sign_only, account)
-
-
-def _delegation(app: App, delegate_name: str, appoint: bool, sign_only: bool, account: str) -> None:
+def delegate_remove(app: App, delegate_name: str, keep_grants: bool, sign_only: bool, account: str) -> None:
+    """Withdraw DELEGATE's power over your consent; the grants it made end unless --keep-grants."""
     patient = app.unlock(account)
-    change = app.client.delegate_change(patient.address, app.address(delegate_name), appoint=appoint)
+    change = app.client.delegate_change(
+        patient.address, app.address(delegate_name), appoint=False, keep_grants=keep_grants
+    )
     app.send_or_sign(patient, change, sign_only)
 
 

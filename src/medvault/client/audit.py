@@ -21,7 +21,8 @@ AUDITED_EVENTS = {
     "RecordRegistry": ("RecordAdded",),
     "ConsentManager": (
         "AccessGranted", "KeysShared", "AccessRevoked", "ActedAsDelegate", "DelegateAppointed", "DelegateRemoved",
-        "AccessRequested", "RequestApproved", "RequestDenied", "EmergencyAccessTaken",
+        "AccessRequested", "RequestApproved", "RequestDenied", "EmergencyAccessTaken", "EmergencyPolicySet",
+        "EmergencyStandingSet", "NonceInvalidated",
     ),
     "KeeperDirectory": ("KeepersChosen", "KeyReleased"),
 }  # fmt: skip

@@ -1,5 +1,10 @@
 """Consent: grants, revocations, delegates, research requests and emergency access.
 
+Break-glass access is opt-in: the patient's emergency policy (``set_emergency_policy``) says who
+may take it, which categories it opens and whether it opens earlier records; the patient can
+allow or block single providers (``set_emergency_standing``). Delegates act within the terms
+the patient appointed them on (``DelegateTerms``); their grants end with them unless kept.
+
 Each change is built once (``*_change``: a ``ConsentChange``, the EIP-712 message the contract
 takes), then sent by ``submit`` or signed by ``sign`` for anyone to ``relay``. A change the
 patient makes shares the record keys in scope with the grantee (one key bundle in IPFS, its CID
@@ -19,8 +24,13 @@ from medvault.errors import ConfigurationError
 from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
 from medvault.model import (
+    ALL_CATEGORIES,
     AccessRequest,
     Category,
+    DelegateTerms,
+    EmergencyMode,
+    EmergencyPolicy,
+    EmergencyStanding,
     GrantTerms,
     Purpose,
     RecordPointer,
@@ -35,9 +45,12 @@ if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
 
-__all__ = ["SIGNATURE_LIFETIME", "Consent", "study_id"]
+__all__ = ["DEFAULT_DELEGATE_TERMS", "REQUEST_TTL", "SIGNATURE_LIFETIME", "Consent", "study_id"]
 
 SIGNATURE_LIFETIME = 7 * 86400  # a signed consent change must be relayed within a week
+REQUEST_TTL = 30 * 86400  # ConsentManager.REQUEST_TTL: a request is approvable this long
+# A delegate appointed with no terms named: every category, windows up to 90 days, no history.
+DEFAULT_DELEGATE_TERMS = DelegateTerms(frozenset(Category), 90 * 86400, open_history=False)
 
 
 class Consent(Records):
@@ -104,17 +117,96 @@ class Consent(Records):
     def revoke(self, actor: Wallet, patient: str, grantee: str) -> TxResult:
         return self.submit(actor, self.revoke_change(patient, grantee))
 
-    def delegate_change(self, patient: str, delegate: str, *, appoint: bool = True) -> ConsentChange:
-        message = {"patient": to_checksum_address(patient), "delegate": to_checksum_address(delegate)}
-        return ConsentChange("AppointDelegate" if appoint else "RemoveDelegate", message)
+    def delegate_change(
+        self,
+        patient: str,
+        delegate: str,
+        *,
+        appoint: bool = True,
+        terms: DelegateTerms | None = None,
+        keep_grants: bool = False,
+    ) -> ConsentChange:
+        """Appoints ``delegate`` on ``terms`` (default ``DEFAULT_DELEGATE_TERMS``), or removes it;
+        a removal ends the grants it made unless ``keep_grants``."""
+        message: dict[str, object] = {
+            "patient": to_checksum_address(patient),
+            "delegate": to_checksum_address(delegate),
+        }
+        if not appoint:
+            return ConsentChange("RemoveDelegate", {**message, "keepGrants": keep_grants})
+        terms = terms or DEFAULT_DELEGATE_TERMS
+        if not terms.scopes or terms.max_duration <= 0 or terms.max_duration >= 1 << 40:
+            raise ConfigurationError("a delegate's terms need at least one category and a longest window above 0")
+        return ConsentChange("AppointDelegate", {
+            **message, "scopes": scope_mask(terms.scopes), "maxDuration": terms.max_duration,
+            "openHistory": terms.open_history,
+        })  # fmt: skip
 
-    def set_delegate(self, patient: Wallet, delegate: str, *, appoint: bool = True) -> TxResult:
-        """Appoints (or removes) ``delegate``, who may then manage the patient's consent."""
-        return self.submit(patient, self.delegate_change(patient.address, delegate, appoint=appoint))
+    def set_delegate(
+        self,
+        patient: Wallet,
+        delegate: str,
+        *,
+        appoint: bool = True,
+        terms: DelegateTerms | None = None,
+        keep_grants: bool = False,
+    ) -> TxResult:
+        """Appoints ``delegate`` on ``terms``, or removes it (ending its grants unless
+        ``keep_grants``); a delegate manages the patient's consent within its terms."""
+        change = self.delegate_change(patient.address, delegate, appoint=appoint, terms=terms, keep_grants=keep_grants)
+        return self.submit(patient, change)
 
     def is_delegate(self, patient: str, delegate: str) -> bool:
+        return self.delegate_terms(patient, delegate) is not None
+
+    def delegate_terms(self, patient: str, delegate: str) -> DelegateTerms | None:
+        """The terms ``delegate`` is appointed on, or None if it is not appointed now."""
         fn = self.chain.consent.functions.delegationOf(to_checksum_address(patient), to_checksum_address(delegate))
-        return bool(self.chain.call(fn, "delegationOf")[0])
+        appointed, _nonce, _appointment, scopes, max_duration, open_history = self.chain.call(fn, "delegationOf")
+        return DelegateTerms(categories_of(scopes), max_duration, open_history) if appointed else None
+
+    def invalidate_nonce(self, actor: Wallet, patient: str, counterpart: str) -> TxResult:
+        """Voids every outstanding signature about (patient, counterpart) without granting: the
+        patient's own call also voids delegation signatures; a delegate's only grant ones."""
+        patient, counterpart = to_checksum_address(patient), to_checksum_address(counterpart)
+        functions = self.chain.consent.functions
+        if actor.address == patient:
+            fn = functions.invalidateNonce(counterpart)
+        else:
+            fn = functions.invalidateNonceFor(patient, counterpart)
+        return self.chain.transact(actor, fn, f"invalidate signatures of {patient} about {counterpart}")
+
+    # -- emergency (break-glass) policy ---------------------------------------------------------
+
+    def set_emergency_policy(
+        self,
+        patient: Wallet,
+        mode: EmergencyMode,
+        *,
+        scopes: frozenset[Category] | None = None,
+        full_history: bool = False,
+    ) -> TxResult:
+        """Sets who may take break-glass access (nobody, named providers, any accredited one),
+        the categories it opens (default: all, or none for mode NONE) and whether it opens
+        records written before it."""
+        default = 0 if mode is EmergencyMode.NONE else ALL_CATEGORIES
+        mask = default if scopes is None else scope_mask(scopes)
+        fn = self.chain.consent.functions.setEmergencyPolicy(int(mode), mask, full_history)
+        return self.chain.transact(patient, fn, f"emergency policy of {patient.address}")
+
+    def set_emergency_standing(self, patient: Wallet, provider: str, standing: EmergencyStanding) -> TxResult:
+        """Allows or blocks ``provider``'s break-glass access (a block ends a live one at once)."""
+        fn = self.chain.consent.functions.setEmergencyStanding(to_checksum_address(provider), int(standing))
+        return self.chain.transact(patient, fn, f"emergency {standing.name.lower()} {provider}")
+
+    def emergency_policy(self, patient: str) -> EmergencyPolicy:
+        fn = self.chain.consent.functions.emergencyPolicyOf(to_checksum_address(patient))
+        mode, scopes, full_history = self.chain.call(fn, "emergencyPolicyOf")
+        return EmergencyPolicy(EmergencyMode(mode), categories_of(scopes), bool(full_history))
+
+    def emergency_standing(self, patient: str, provider: str) -> EmergencyStanding:
+        fn = self.chain.consent.functions.grantOf(to_checksum_address(patient), to_checksum_address(provider))
+        return EmergencyStanding(self.chain.call(fn, "grantOf")[7])
 
     def decision_change(
         self, actor: Wallet, request: AccessRequest, *, approve: bool, share_keys: bool = True
@@ -180,6 +272,10 @@ class Consent(Records):
                 )
             )
         return result
+
+    def request_expired(self, request: AccessRequest, now: int | None = None) -> bool:
+        """Whether a pending request can no longer be approved (``REQUEST_TTL`` after it was made)."""
+        return (self.now() if now is None else now) >= request.requested_at + REQUEST_TTL
 
     def request(self, request_id: int) -> AccessRequest:
         for request in self.requests():

@@ -4,7 +4,9 @@ Every consent change a patient (or their delegate) can make by transaction can a
 by signing typed data in the ``eth_signTypedData_v4`` shape, which anyone may then relay to
 the matching ``...BySig`` function. A signature carries the patient's next nonce, a deadline
 and the domain (name, version, chain id, verifying contract); the struct types below are
-field for field the contract's typehashes.
+field for field the contract's typehashes. A delegate's signature is bound to its appointment:
+the nonce it signs is the relationship's nonce plus the appointment number shifted left by 64
+bits, so a signature made under an appointment that ended is void even after a re-appointment.
 """
 
 from __future__ import annotations
@@ -53,8 +55,15 @@ TYPES: dict[str, list[tuple[str, str]]] = {
         *_AUTH_FIELDS,
     ],
     "Revoke": [("patient", "address"), ("grantee", "address"), *_AUTH_FIELDS],
-    "AppointDelegate": [("patient", "address"), ("delegate", "address"), *_AUTH_FIELDS],
-    "RemoveDelegate": [("patient", "address"), ("delegate", "address"), *_AUTH_FIELDS],
+    "AppointDelegate": [
+        ("patient", "address"),
+        ("delegate", "address"),
+        ("scopes", "uint8"),
+        ("maxDuration", "uint40"),
+        ("openHistory", "bool"),
+        *_AUTH_FIELDS,
+    ],
+    "RemoveDelegate": [("patient", "address"), ("delegate", "address"), ("keepGrants", "bool"), *_AUTH_FIELDS],
     "ApproveRequest": [*_REQUEST_FIELDS, ("keysCid", "bytes"), *_AUTH_FIELDS],
     "DenyRequest": [*_REQUEST_FIELDS, *_AUTH_FIELDS],
 }
@@ -146,9 +155,9 @@ def consent_call(chain: Chain, change: ConsentChange, auth: tuple[Any, ...] | No
         case "Revoke":
             return own("revoke", m["grantee"])
         case "AppointDelegate":
-            return own("appointDelegate", m["delegate"])
+            return own("appointDelegate", m["delegate"], m["scopes"], m["maxDuration"], m["openHistory"])
         case "RemoveDelegate":
-            return own("removeDelegate", m["delegate"])
+            return own("removeDelegate", m["delegate"], m["keepGrants"])
     request = tuple(m[name] for name in REQUEST_FIELDS)
     if change.action == "ApproveRequest":
         return call("approveRequest", request, m["keysCid"])
@@ -175,18 +184,27 @@ def typed_data(chain: Chain, change: ConsentChange, nonce: int, deadline: int) -
     }
 
 
-def relationship_nonce(chain: Chain, change: ConsentChange) -> int:
-    """The nonce of the relationship ``change`` is about (see IConsentManager)."""
+APPOINTMENT_SHIFT = 64  # a delegate's signed nonce: nonce | appointment << 64
+
+
+def relationship_nonce(chain: Chain, change: ConsentChange, signer: str | None = None) -> int:
+    """The nonce a signature of ``change`` by ``signer`` carries (see IConsentManager): the
+    relationship's nonce, plus, when a delegate signs, its current appointment in bits 64 up."""
     m, f = change.message, chain.consent.functions
     if change.action in ("AppointDelegate", "RemoveDelegate"):
         return int(f.delegationOf(change.patient, m["delegate"]).call()[1])
     counterpart = m["grantee"] if change.action in ("Grant", "Revoke") else m["researcher"]
-    return int(f.grantOf(change.patient, counterpart).call()[5])
+    nonce = int(f.grantOf(change.patient, counterpart).call()[5])
+    if signer is not None and to_checksum_address(signer) != change.patient:
+        appointment = int(f.delegationOf(change.patient, to_checksum_address(signer)).call()[2])
+        nonce |= appointment << APPOINTMENT_SHIFT
+    return nonce
 
 
 def sign_consent(chain: Chain, signer: Wallet, change: ConsentChange, deadline: int) -> SignedConsent:
-    """Signs ``change`` with its relationship's current nonce; valid until ``deadline`` (chain time)."""
-    nonce = relationship_nonce(chain, change)
+    """Signs ``change`` with its relationship's current nonce (bound to the signer's appointment
+    when a delegate signs); valid until ``deadline`` (chain time)."""
+    nonce = relationship_nonce(chain, change, signer.address)
     document = typed_data(chain, change, nonce, deadline)
     signed = signer.account.sign_message(encode_typed_data(full_message=document))
     return SignedConsent(document, "0x" + bytes(signed.signature).hex())

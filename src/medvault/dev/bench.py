@@ -33,7 +33,7 @@ from medvault.index import EventIndex
 from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
 from medvault.keeper import KeeperService
 from medvault.keeper.protocol import KeyRequest, sign_key_request
-from medvault.model import ALL_CATEGORIES, Category, GrantTerms, Purpose, RequestStatus, Role, scope_mask
+from medvault.model import ALL_CATEGORIES, Category, EmergencyMode, GrantTerms, Purpose, RequestStatus, Role, scope_mask
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
@@ -58,6 +58,9 @@ BUDGETS: dict[str, int | None] = {
     "flag_record": 50_000,
     "register_patient": None,
     "record_release": 40_000,  # one verified receipt (the reader's signature is checked on chain)
+    # A patient's first break-glass policy, and a provider breaking the glass under it.
+    "set_emergency_policy": 47_500,
+    "take_emergency_access": 57_500,
 }
 
 
@@ -121,6 +124,10 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
     request, tx = mv.request_access(researcher, patient.address, scopes, Purpose.HRESCH, 30 * DAY, "BENCH-STUDY")
     gas["request_access"] = tx.gas_used
     measure("approve_request", lambda: mv.decide_request(patient, request, approve=True))
+
+    # Break-glass, on another patient's records (the nurse's), so the record cases below are untouched.
+    measure("set_emergency_policy", lambda: mv.set_emergency_policy(nurse, EmergencyMode.ANY, full_history=True))
+    measure("take_emergency_access", lambda: mv.take_emergency_access(provider, nurse.address, "BENCH: unconscious"))
 
     measure("set_writer", lambda: mv.set_writer(patient, provider.address, frozenset(Category)))
     for seq in range(2):  # the second record of each author is the measured one

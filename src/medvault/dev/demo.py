@@ -6,7 +6,10 @@ doctor reads; a stranger is refused; the patient revokes; the doctor is refused,
 written after the revoke is not even wrapped for the doctor. A researcher then asks for
 time-limited access; the patient approves by a signature someone else relays, sharing no keys;
 with the patient's client gone, the researcher reads through the keepers, also with one keeper
-down, and once the window closes the keepers refuse.
+down, and once the window closes the keepers refuse. Break-glass: the patient allows the
+provider to take emergency access (opening no earlier records), sees the EMERGENCY in the
+audit and blocks the provider, who cannot take it again; a guardian appointed on narrow terms
+grants the doctor access that ends when the patient removes the guardian.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from medvault.client import Medvault
 from medvault.dev import anvil
 from medvault.dev.node import LocalNode, free_port
 from medvault.dev.synthetic import synthetic_patient, synthetic_records
-from medvault.errors import AccessDeniedError
+from medvault.errors import AccessDeniedError, ContractError
 from medvault.fhir import category_for, to_json_bytes
 from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
-from medvault.model import Category, GrantTerms, Purpose, Role
+from medvault.model import Category, DelegateTerms, EmergencyMode, EmergencyStanding, GrantTerms, Purpose, Role
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -202,7 +205,66 @@ def _with_keepers(
     after_revoke = add(picks[3])
     _attempt(story, mv, doctor, "doctor", patient.address, after_revoke)
 
+    _break_glass(story, mv, w3, wallets, resources)
+    _guardian(story, mv, wallets, lambda: add(picks[0]))
     _research(story, mv, w3, wallets, keepers, lab_record=first, condition_record=1, medication_record=after_grant)
+
+
+def _break_glass(
+    story: Story, mv: Medvault, w3: Web3, wallets: dict[str, Wallet], resources: list[dict[str, Any]]
+) -> None:
+    """Emergency access under the patient's policy: allowed, flagged, bounded to the window, blocked."""
+    patient, provider = wallets["patient"], wallets["provider"]
+    own = next(r for r in resources if category_for(r) == "immunizations")
+    receipt = mv.add_record(patient, patient.address, to_json_bytes(own), Category.IMMUNIZATIONS)
+    story.say("patient", f"uploads record {receipt.pointer.index} itself: {_describe(own)}", tx=receipt.tx)
+    anvil.warp(w3, 3600)
+    story.say(
+        "patient",
+        "allows break-glass access by the provider only, all categories, no earlier records",
+        tx=mv.set_emergency_policy(patient, EmergencyMode.NAMED, full_history=False),
+    )
+    story.say(
+        "patient",
+        "names the provider",
+        tx=mv.set_emergency_standing(patient, provider.address, EmergencyStanding.ALLOWED),
+    )
+    story.say("provider", "breaks the glass: 24 hours of emergency access", tx=mv.take_emergency_access(
+        provider, patient.address, "unconscious in A&E"
+    ))  # fmt: skip
+    _attempt(story, mv, provider, "provider", patient.address, receipt.pointer.index)
+    flagged = [e for e in mv.audit(patient.address) if e.event == "EmergencyAccessTaken"]
+    story.say("patient", "sees the EMERGENCY in the audit", reason=flagged[-1].details["reason"])
+    story.say(
+        "patient", "blocks the provider: its emergency access ends now",
+        tx=mv.set_emergency_standing(patient, provider.address, EmergencyStanding.BLOCKED),
+    )  # fmt: skip
+    try:
+        mv.take_emergency_access(provider, patient.address, "again")
+    except ContractError as exc:
+        story.say("provider", "tries to break the glass again: refused", reason=exc.name)
+    else:
+        raise AssertionError("a blocked provider took emergency access again")
+
+
+def _guardian(story: Story, mv: Medvault, wallets: dict[str, Wallet], add: Any) -> None:
+    """A delegate on narrow terms grants the doctor; removing the delegate ends that grant."""
+    patient, guardian, doctor = wallets["patient"], wallets["relayer"], wallets["doctor"]
+    terms = DelegateTerms(frozenset({Category.LABORATORY}), 7 * 86400, open_history=False)
+    story.say("patient", "appoints a guardian: laboratory only, windows of at most 7 days, no earlier records",
+              tx=mv.set_delegate(patient, guardian.address, terms=terms))  # fmt: skip
+    now = mv.now()
+    for tx in mv.grant(
+        guardian, patient.address, doctor.address, GrantTerms(terms.scopes, Purpose.TREAT, now, now + 7 * 86400)
+    ):
+        story.say("guardian", "grants the doctor laboratory records for 7 days (signed, relayed by itself)", tx=tx)
+    index = add()
+    story.say("doctor", f"reads record {index}, written after the guardian's grant",
+              content=_summary(mv.read_record(doctor, patient.address, index).data))  # fmt: skip
+    _attempt(story, mv, doctor, "doctor", patient.address, 0)
+    story.say("patient", "removes the guardian; the grants it made end with it",
+              tx=mv.set_delegate(patient, guardian.address, appoint=False))  # fmt: skip
+    _attempt(story, mv, doctor, "doctor", patient.address, index)
 
 
 def _research(

@@ -632,8 +632,14 @@ CONSENT_MESSAGES: dict[str, dict[str, Any]] = {
         "keysCid": cid_to_bytes(compute_cid(b"keys for the grant")),
     },
     "Revoke": {"patient": PATIENT, "grantee": READER},
-    "AppointDelegate": {"patient": PATIENT, "delegate": DELEGATE},
-    "RemoveDelegate": {"patient": PATIENT, "delegate": DELEGATE},
+    "AppointDelegate": {
+        "patient": PATIENT,
+        "delegate": DELEGATE,
+        "scopes": 0b000101,
+        "maxDuration": 2_592_000,
+        "openHistory": False,
+    },
+    "RemoveDelegate": {"patient": PATIENT, "delegate": DELEGATE, "keepGrants": False},
     "ApproveRequest": {
         "patient": PATIENT,
         "researcher": READER,
@@ -660,7 +666,9 @@ def eip712_vectors() -> dict[str, Any]:
     cases: list[dict[str, Any]] = []
     for number, (action, message) in enumerate(CONSENT_MESSAGES.items()):
         signer = test_key("delegate" if action == "Revoke" else "patient")
-        document = typed_data(_fake_chain(), ConsentChange(action, message), number, 1_800_000_000 + number)
+        # A delegate's nonce names its appointment (here appointment 1) in bits 64 and up.
+        nonce = number | (1 << 64 if action == "Revoke" else 0)
+        document = typed_data(_fake_chain(), ConsentChange(action, message), nonce, 1_800_000_000 + number)
         separator, struct, signature = _sign(signer, document)
         signed = SignedConsent(document, h(signature))
         nonce, deadline, chain_id, contract, r, vs = signed.authorization()
@@ -690,7 +698,8 @@ def eip712_vectors() -> dict[str, Any]:
     return {
         "description": "EIP-712 consent changes (domain 'medvault ConsentManager'/'1', chain id, ConsentManager) "
         "with their digests, a signature and the contract's Authorization (EIP-2098 r, vs). Revoke is signed by "
-        "a delegate (allowed for Grant, Revoke, ApproveRequest, DenyRequest). " + DOC,
+        "a delegate (allowed for Grant, Revoke, ApproveRequest, DenyRequest), whose nonce carries its appointment "
+        "number in bits 64 and up (nonce | appointment << 64; here appointment 1). " + DOC,
         "encoding": HEX + "; typed data in eth_signTypedData_v4 JSON, bytes fields as 0x hex",
         "accounts": {
             "patient": {"privateKey": h(test_key("patient")), "address": PATIENT},

@@ -81,16 +81,44 @@ def test_research_request_approved_by_signature_relayed_by_someone_else(
 
 
 def test_delegate_and_emergency_through_the_cli(medvault: Cli) -> None:
-    medvault.run("delegate", "appoint", "drbob", "--account", "alice")
+    medvault.run("delegate", "appoint", "drbob", "--scope", "laboratory,conditions", "--max-days", "7",
+                 "--account", "alice")  # fmt: skip
     medvault.run("consent", "grant", "eve", "--days", "1", "--scope", "laboratory,conditions", "--patient", "alice",
                  "--account", "drbob")  # fmt: skip
     grants = medvault.run("consent", "list", "--patient", "alice")
     assert grants[0]["scopes"] == ["conditions", "laboratory"]
+    assert grants[0]["kind"] == "delegate"
+    assert "[by a delegate]" in medvault.text("consent", "list", "--patient", "alice")
+    # Beyond its terms, the delegate is refused by name.
+    refused = medvault.run("consent", "grant", "eve", "--days", "30", "--scope", "laboratory", "--patient", "alice",
+                           "--account", "drbob", ok=False)  # fmt: skip
+    assert "ConsentManagerOutsideDelegateTerms" in refused["message"]
 
-    medvault.run("emergency", "alice", "--reason", "unconscious in ER", "--account", "clinic")
+    # Break-glass is opt-in.
+    refused = medvault.run("emergency", "alice", "--reason", "unconscious in ER", "--account", "clinic", ok=False)
+    assert "ConsentManagerEmergencyNotPermitted" in refused["message"]
+    policy = medvault.run("consent", "emergency-policy", "--mode", "named", "--allow", "clinic", "--account", "alice")
+    assert (policy["mode"], policy["full_history"], len(policy["transactions"])) == ("named", False, 2)
+    medvault.run("emergency", "alice", "--reason", "unconscious in ER\nAccessRevoked forged", "--account", "clinic")
 
     emergency = [g for g in medvault.run("consent", "list", "--patient", "alice") if g["emergency"]]
     assert emergency[0]["purpose"] == "ETREAT"
+    assert emergency[0]["kind"] == "emergency"
+    audit = medvault.text("audit", "--patient", "alice")
+    assert "!! 1 EMERGENCY" in audit
+    assert "!! EMERGENCY" in audit
+    assert "unconscious in ER\\nAccessRevoked forged" in audit  # the newline shown escaped, no forged line
+    assert not any(line.startswith("AccessRevoked") for line in audit.splitlines())
+
+    medvault.run("consent", "emergency-policy", "--block", "clinic", "--account", "alice")
+    refused = medvault.run("emergency", "alice", "--reason", "again", "--account", "clinic", ok=False)
+    assert "ConsentManagerEmergencyNotPermitted" in refused["message"]
+
+    # A removed delegate's grants end; a signature can be voided without granting.
+    medvault.run("delegate", "remove", "drbob", "--account", "alice")
+    medvault.run("consent", "invalidate-nonce", "eve", "--account", "alice")
+    history = [e["event"] for e in medvault.run("audit", "--patient", "alice")]
+    assert {"DelegateRemoved", "EmergencyPolicySet", "EmergencyStandingSet", "NonceInvalidated"} <= set(history)
 
 
 def test_invalid_fhir_is_refused_before_anything_is_written(medvault: Cli, tmp_path: Path) -> None:

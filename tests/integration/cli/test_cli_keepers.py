@@ -30,7 +30,8 @@ def test_patient_as_its_own_keeper_through_the_cli(medvault: Cli, tmp_path: Path
     record_file = tmp_path / "hba1c.json"
     record_file.write_text(json.dumps(observation))
     medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
-    medvault.run("delegate", "appoint", "admin", "--account", "alice")
+    # The delegate's grants may open records written before them (the keeper releases record 0).
+    medvault.run("delegate", "appoint", "admin", "--open-history", "--account", "alice")
     medvault.run("consent", "grant", "drbob", "--days", "1", "--patient", "alice", "--account", "admin")
 
     port = free_port()
