@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from medvault.dev.bench import BUDGETS, measure_gas
+from medvault.dev.gas import BUDGETS, measure_gas
 
 pytestmark = pytest.mark.integration
 

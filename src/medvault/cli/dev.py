@@ -31,7 +31,7 @@ def bench() -> None:
 @pass_app
 def bench_gas(app: App) -> None:
     """Gas per operation on a fresh anvil, against the budgets."""
-    from medvault.dev.bench import BUDGETS, measure_gas
+    from medvault.dev.gas import BUDGETS, measure_gas
 
     gas = measure_gas()
     lines = [
