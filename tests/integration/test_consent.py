@@ -11,7 +11,7 @@ from data import DAY, LAB, LABS, MEDS
 from helpers import add, grant
 
 from medvault.client.consent_sig import SignedConsent
-from medvault.errors import AccessDeniedError, ContractError
+from medvault.errors import AccessDeniedError, ConfigurationError, ContractError
 from medvault.fhir import validate_resource
 from medvault.fhir.consent import grant_to_fhir_consent
 from medvault.model import Category, EmergencyMode, EmergencyStanding, GrantTerms, Purpose, RequestStatus, Role
@@ -57,6 +57,32 @@ def test_future_dated_grant_opens_at_its_start_and_closes_at_its_end(
     clock.advance(DAY)
     with pytest.raises(AccessDeniedError, match="expired"):
         mv.read_record(doctor, patient.address, during)
+
+
+def test_future_dated_grant_shares_no_record_key_at_grant_time(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, clock: ChainClock
+) -> None:
+    written = add(mv, provider, patient).index
+    start = clock.now() + DAY
+    grant(mv, patient, doctor, LABS, start, start + DAY)
+
+    assert not any(e["args"]["grantee"] == doctor.address for e in mv.chain.events("ConsentManager", "KeysShared"))
+    clock.advance(DAY)
+    # Inside the window, but the key was never handed out: only keepers could release it.
+    with pytest.raises(AccessDeniedError, match="no key of record"):
+        mv.read_record(doctor, patient.address, written)
+
+
+def test_grant_without_sharing_keys_hands_out_none(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
+) -> None:
+    written = add(mv, provider, patient).index
+    terms = GrantTerms(LABS, Purpose.TREAT, mv.now(), mv.now() + DAY)
+    mv.grant(patient, patient.address, doctor.address, terms, share_keys=False)
+
+    assert mv.grant_of(patient.address, doctor.address) is not None
+    with pytest.raises(AccessDeniedError, match="no key of record"):
+        mv.read_record(doctor, patient.address, written)
 
 
 def test_a_grant_can_be_narrowed(mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet) -> None:
@@ -203,6 +229,18 @@ def test_research_request_approved_by_relayed_signature_then_lapses(
     clock.advance(7 * DAY)
     with pytest.raises(AccessDeniedError, match="expired"):
         mv.read_record(researcher, patient.address, lab)
+
+
+def test_client_refuses_to_approve_a_researcher_who_lost_accreditation(
+    mv: Medvault, admin: Wallet, patient: Wallet, doctor: Wallet
+) -> None:
+    mv.accredit(admin, doctor.address, Role.RESEARCHER)
+    request, _ = mv.request_access(doctor, patient.address, LABS, Purpose.HRESCH, 7 * DAY, "STUDY-2")
+    mv.accredit(admin, doctor.address, Role.RESEARCHER, withdraw=True)
+
+    with pytest.raises(ConfigurationError, match="no longer an accredited researcher"):
+        mv.decide_request(patient, request, approve=True)
+    assert mv.request(request.request_id).status is RequestStatus.PENDING
 
 
 def test_unaccredited_researcher_cannot_request_and_denial_is_recorded(

@@ -23,7 +23,7 @@ from medvault.errors import AccessDeniedError, ContractError, DecryptionError
 from medvault.formats import envelope
 from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_to_bytes
-from medvault.model import Category, Role
+from medvault.model import Category, EmergencyMode, EmergencyStanding, Role
 from medvault.verify import verify_patient
 
 if TYPE_CHECKING:
@@ -57,6 +57,25 @@ def test_provider_without_consent_cannot_write(mv: Medvault, admin: Wallet, pati
     with pytest.raises(ContractError) as again:
         mv.add_record(doctor, patient.address, LAB, Category.LABORATORY)
     assert again.value.name == "RecordRegistryUnauthorizedAuthor"
+    assert [p.author for p in mv.records(patient.address)] == [doctor.address]
+
+
+def test_provider_writes_only_inside_an_emergency_the_patient_permits(
+    mv: Medvault, admin: Wallet, patient: Wallet, doctor: Wallet
+) -> None:
+    # The record log asks the real consent contract (emergencyScopes), not a mock.
+    mv.accredit(admin, doctor.address, Role.PROVIDER)
+    mv.set_emergency_policy(patient, EmergencyMode.ANY, scopes=frozenset({Category.LABORATORY}))
+    mv.take_emergency_access(doctor, patient.address, "unconscious in the emergency department")
+    add(mv, doctor, patient, LAB, Category.LABORATORY)
+    with pytest.raises(ContractError) as outside:
+        mv.add_record(doctor, patient.address, MEDS, Category.MEDICATIONS)
+    assert outside.value.name == "RecordRegistryCategoryNotAllowed"
+
+    mv.set_emergency_standing(patient, doctor.address, EmergencyStanding.BLOCKED)
+    with pytest.raises(ContractError) as blocked:
+        mv.add_record(doctor, patient.address, LAB, Category.LABORATORY)
+    assert blocked.value.name == "RecordRegistryUnauthorizedAuthor"
     assert [p.author for p in mv.records(patient.address)] == [doctor.address]
 
 

@@ -41,25 +41,30 @@ def access_request(app: App, patient: str, scope: str, purpose: str, days: float
     )
 
 
-def _decide(app: App, request_id: str, approve: bool, sign_only: bool, account: str) -> None:
+def _decide(app: App, request_id: str, approve: bool, sign_only: bool, account: str, share_keys: bool = True) -> None:
     actor = app.unlock(account)
     try:
         number = int(request_id, 16 if request_id.startswith("0x") else 10)
     except ValueError:
         raise ConfigurationError(f"request id {request_id!r} is not a number") from None
-    change = app.client.decision_change(actor, app.client.request(number), approve=approve)
+    change = app.client.decision_change(actor, app.client.request(number), approve=approve, share_keys=share_keys)
     app.send_or_sign(actor, change, sign_only)
 
 
 @access.command("approve")
 @click.argument("request_id")
+@click.option(
+    "--no-share-keys",
+    is_flag=True,
+    help="Hand out no record key now: the researcher asks the patient's keepers, who check the grant each time.",
+)
 @sign_only_option
 @account_option
 @json_anywhere
 @pass_app
-def access_approve(app: App, request_id: str, sign_only: bool, account: str) -> None:
+def access_approve(app: App, request_id: str, no_share_keys: bool, sign_only: bool, account: str) -> None:
     """Approve REQUEST_ID: the researcher's access starts now and lasts the requested time."""
-    _decide(app, request_id, True, sign_only, account)
+    _decide(app, request_id, True, sign_only, account, share_keys=not no_share_keys)
 
 
 @access.command("deny")

@@ -47,6 +47,11 @@ def consent() -> None:
 @click.option("--days", type=float, help="Access lasts this many days (from --start, or now).")
 @click.option("--until", "until", type=click.DateTime(), help="Access ends at this UTC time.")
 @click.option("--start", type=click.DateTime(), help="Access starts at this UTC time (default: now).")
+@click.option(
+    "--no-share-keys",
+    is_flag=True,
+    help="Hand out no record key now: the grantee asks the patient's keepers, who check the grant each time.",
+)
 @signer_patient_option
 @sign_only_option
 @account_option
@@ -60,13 +65,16 @@ def consent_grant(
     days: float | None,
     until: dt.datetime | None,
     start: dt.datetime | None,
+    no_share_keys: bool,
     patient: str | None,
     sign_only: bool,
     account: str,
 ) -> None:
     """Let GRANTEE (name or address) read the patient's records in scope, for a purpose, for a time.
 
-    When the patient acts, the keys of existing records in scope are shared with the grant.
+    When the patient acts and the window is open, the keys of existing records in scope are
+    shared with the grant; a future-dated grant, or --no-share-keys, shares none (the grantee
+    asks the keepers once its window opens).
     """
     if (days is None) == (until is None):
         raise click.UsageError("give exactly one of --days or --until")
@@ -77,9 +85,10 @@ def consent_grant(
     grantee_address = app.address(grantee)
     terms = GrantTerms(scopes(scope), Purpose.parse(purpose), valid_from, valid_until)
     if sign_only:
-        click.echo(client.sign(actor, client.grant_change(actor, patient_address, grantee_address, terms)).to_json())
+        change = client.grant_change(actor, patient_address, grantee_address, terms, share_keys=not no_share_keys)
+        click.echo(client.sign(actor, change).to_json())
         return
-    results = client.grant(actor, patient_address, grantee_address, terms)
+    results = client.grant(actor, patient_address, grantee_address, terms, share_keys=not no_share_keys)
     app.emit(
         {"valid_from": valid_from, "valid_until": valid_until, "transactions": [tx_json(r) for r in results]},
         "\n".join(tx_line(r) for r in results) + f"\nvalid {utc(valid_from)} to {utc(valid_until)}",

@@ -62,22 +62,31 @@ class Consent(Records):
         terms: GrantTerms,
         *,
         log: list[RecordPointer] | None = None,
+        share_keys: bool = True,
     ) -> ConsentChange:
         """A grant on ``terms``. When the patient acts, the keys of their records in scope (of
         ``log``, the patient's record log if the caller has read it) are wrapped for the grantee
-        and published with the grant (a delegate cannot open them)."""
+        and published with the grant (a delegate cannot open them), unless ``share_keys`` is
+        false or the window opens later: then the grantee gets each key from the keepers, who
+        check the grant at each request, and holds none before its window opens."""
         patient, grantee = to_checksum_address(patient), to_checksum_address(grantee)
-        in_scope = [p for p in (self.records(patient) if log is None else log) if p.category in terms.scopes]
+        in_scope = []
+        if share_keys and terms.valid_from <= self.now():
+            in_scope = [p for p in (self.records(patient) if log is None else log) if p.category in terms.scopes]
         return ConsentChange("Grant", {
             "patient": patient, "grantee": grantee, "scopes": scope_mask(terms.scopes), "purpose": int(terms.purpose),
             "validFrom": terms.valid_from, "validUntil": terms.valid_until,
             "keysCid": self._share_keys(actor, patient, grantee, in_scope),
         })  # fmt: skip
 
-    def grant(self, actor: Wallet, patient: str, grantee: str, terms: GrantTerms) -> list[TxResult]:
+    def grant(
+        self, actor: Wallet, patient: str, grantee: str, terms: GrantTerms, *, share_keys: bool = True
+    ) -> list[TxResult]:
         """Sends a grant, reading the record log once; sends it again if a record in scope
         landed while the first was in flight (its key would not have been shared)."""
         patient = to_checksum_address(patient)
+        if not share_keys or terms.valid_from > self.now():
+            return [self.submit(actor, self.grant_change(actor, patient, grantee, terms, share_keys=False))]
         log = self.records(patient)
         results = []
         while True:
@@ -217,6 +226,11 @@ class Consent(Records):
         fields = dict(zip(REQUEST_FIELDS, request.as_tuple(), strict=True))
         if not approve:
             return ConsentChange("DenyRequest", fields)
+        if not self.chain.participants.functions.isResearcher(request.researcher).call():
+            # The chain would accept it, but the grant opens nothing while the role is withdrawn.
+            raise ConfigurationError(
+                f"{request.researcher} is no longer an accredited researcher: approving its request would open nothing"
+            )
         in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]
         keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope) if share_keys else b""
         return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid})

@@ -46,6 +46,18 @@ def test_story_through_the_cli(medvault: Cli, tmp_path: Path, observation: dict[
     assert "no active grant" in refused["message"]
 
 
+def test_grant_without_sharing_keys_through_the_cli(medvault: Cli, tmp_path: Path, observation: dict[str, Any]) -> None:
+    record_file = tmp_path / "hba1c.json"
+    record_file.write_text(json.dumps(observation))
+    medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
+
+    medvault.run("consent", "grant", "drbob", "--days", "1", "--no-share-keys", "--account", "alice")
+
+    assert medvault.run("consent", "list", "--patient", "alice")[0]["active"] is True
+    refused = medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob", ok=False)
+    assert "no key of record 0" in refused["message"]
+
+
 def test_research_request_approved_by_signature_relayed_by_someone_else(
     medvault: Cli, tmp_path: Path, observation: dict[str, Any]
 ) -> None:
