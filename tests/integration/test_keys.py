@@ -262,18 +262,13 @@ def test_an_unregistered_or_foreign_key_is_named(mv: Medvault, stranger: Wallet)
 
 
 def test_share_keys_hands_existing_keys_to_a_grantee_later(
-    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, stranger: Wallet
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
 ) -> None:
     old = add(mv, provider, patient)
-    mv.set_delegate(patient, stranger.address)
     now = mv.now()
-    # A delegate's grant shares no keys: the doctor may read, but holds no key of the old record.
-    mv.grant(
-        stranger,
-        patient.address,
-        doctor.address,
-        GrantTerms(frozenset({Category.LABORATORY}), Purpose.TREAT, now, now + DAY),
-    )
+    # A grant that shares no keys: the doctor may read, but holds no key of the old record.
+    terms = GrantTerms(frozenset({Category.LABORATORY}), Purpose.TREAT, now, now + DAY)
+    mv.grant(patient, patient.address, doctor.address, terms, share_keys=False)
     with pytest.raises(AccessDeniedError, match="was ever wrapped for it"):
         mv.read_record(doctor, patient.address, old.index)
 

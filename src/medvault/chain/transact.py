@@ -38,6 +38,9 @@ class TxResult:
     logs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
 
+GAS_MARGIN_PERCENT = 25
+
+
 def send(
     w3: Web3,
     wallet: Wallet,
@@ -52,6 +55,10 @@ def send(
         raise decode_revert(exc, action, errors) from None
     except Web3RPCError as exc:
         raise ContractError(action, "RpcError", {"message": str(exc)}) from None
+    # The estimate is exact for the state it ran on; the block that includes the transaction
+    # may take a costlier path (a later timestamp, say), and an exact limit then runs out of
+    # gas. Unused gas is not charged, so a margin costs nothing.
+    tx["gas"] = tx["gas"] * (100 + GAS_MARGIN_PERCENT) // 100
     signed = wallet.account.sign_transaction(cast("dict[str, Any]", tx))
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
