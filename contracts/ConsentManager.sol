@@ -48,6 +48,12 @@ contract ConsentManager is IConsentManager, EIP712 {
     uint256 private constant APPOINTMENT_SHIFT = 168;
     uint256 private constant STANDING_SHIFT = 216;
     uint256 private constant STANDING_BITS = uint256(0xff) << STANDING_SHIFT;
+    /// Bits 224-255, outside the {Grant} struct: when the provider may next take emergency
+    /// access, in seconds after `_cooldownEpoch` (zero: at any time). Every change to the word
+    /// carries them over, so no grant, approval or revoke in between resets the cooldown.
+    uint256 private constant COOLDOWN_SHIFT = 224;
+    /// The bits a grant, an approval or a revoke of a non-emergency grant carries over.
+    uint256 private constant KEPT_BITS = ~uint256(0) << STANDING_SHIFT;
 
     IParticipantRegistry public immutable participants;
 
@@ -58,9 +64,12 @@ contract ConsentManager is IConsentManager, EIP712 {
     mapping(uint256 appointment => Appointment) private _appointments;
     /// The number of appointments made so far (the last appointment's number).
     uint48 private _appointmentCount;
+    /// The deployment's time: emergency cooldowns are stored as seconds after it.
+    uint256 private immutable _cooldownEpoch;
 
     constructor(IParticipantRegistry participants_) EIP712("medvault ConsentManager", "1") {
         participants = participants_;
+        _cooldownEpoch = block.timestamp;
     }
 
     // -- grants -------------------------------------------------------------------------------
@@ -149,7 +158,10 @@ contract ConsentManager is IConsentManager, EIP712 {
     /// @inheritdoc IConsentManager
     function invalidateNonceFor(address patient, address counterpart) external {
         if (counterpart == address(0)) revert ConsentManagerInvalidGrantee(counterpart);
-        _authorize(msg.sender, patient);
+        // A delegate cannot void the patient's signatures about its own grant (a signed revoke).
+        if (_authorize(msg.sender, patient).appointed && counterpart == msg.sender) {
+            revert ConsentManagerDelegateSelfGrant(msg.sender);
+        }
         _bumpNonce(patient, counterpart);
     }
 
@@ -262,7 +274,10 @@ contract ConsentManager is IConsentManager, EIP712 {
 
     /// @inheritdoc IConsentManager
     function denyRequest(AccessRequest calldata request) external {
-        _authorize(msg.sender, request.patient);
+        // A delegate's deny of its own request would void the patient's signatures about its grant.
+        if (_authorize(msg.sender, request.patient).appointed && request.researcher == msg.sender) {
+            revert ConsentManagerDelegateSelfGrant(msg.sender);
+        }
         _deny(request);
     }
 
@@ -283,7 +298,8 @@ contract ConsentManager is IConsentManager, EIP712 {
             )
         );
         _checkNonce(request.patient, request.researcher, _grants[request.patient][request.researcher].nonce, auth);
-        _authorizeSignature(request.patient, structHash, auth, true);
+        (address signer, Delegation memory d) = _authorizeSignature(request.patient, structHash, auth, true);
+        if (d.appointed && request.researcher == signer) revert ConsentManagerDelegateSelfGrant(signer);
         _deny(request);
     }
 
@@ -316,12 +332,14 @@ contract ConsentManager is IConsentManager, EIP712 {
         if (!_emergencyPermitted(policy.mode, EmergencyStanding(uint8(word >> STANDING_SHIFT)))) {
             revert ConsentManagerEmergencyNotPermitted(patient, msg.sender);
         }
-        // One window at a time, and the next one only a cooldown after the last one ended.
-        uint256 availableAt = uint256(uint40(word >> 40)) + EMERGENCY_COOLDOWN;
-        if (uint8(word >> KIND_SHIFT) == uint8(GrantKind.Emergency) && block.timestamp < availableAt) {
-            revert ConsentManagerEmergencyCooldown(patient, msg.sender, availableAt);
-        }
+        // One window at a time, and the next one only a cooldown after the last one ended, however
+        // the grant changed in between (the cooldown bits survive grants and approvals).
+        uint256 availableAt = _cooldownEpoch + (word >> COOLDOWN_SHIFT);
+        if (block.timestamp < availableAt) revert ConsentManagerEmergencyCooldown(patient, msg.sender, availableAt);
         uint40 validUntil = uint40(block.timestamp) + EMERGENCY_DURATION;
+        // 2^32 seconds (136 years) after deployment, the cooldown saturates rather than wraps.
+        uint256 nextAt = uint256(validUntil) + EMERGENCY_COOLDOWN - _cooldownEpoch;
+        if (nextAt > type(uint32).max) nextAt = type(uint32).max;
         // The nonce stays: the provider's act must not void a revoke the patient has signed.
         _store(
             g,
@@ -333,7 +351,7 @@ contract ConsentManager is IConsentManager, EIP712 {
                 GrantKind.Emergency,
                 uint64(word >> NONCE_SHIFT),
                 0
-            ) | (word & STANDING_BITS)
+            ) | (word & STANDING_BITS) | nextAt << COOLDOWN_SHIFT
         );
         emit EmergencyAccessTaken(patient, msg.sender, validUntil, policy.scopes, policy.fullHistory, reason);
     }
@@ -427,7 +445,7 @@ contract ConsentManager is IConsentManager, EIP712 {
         _store(
             g,
             _pack(validFrom, validUntil, scopes, purpose, kind, uint64(word >> NONCE_SHIFT) + 1, appointment)
-                | (word & STANDING_BITS)
+                | (word & KEPT_BITS)
         );
         emit AccessGranted(patient, grantee, scopes, purpose, validFrom, validUntil);
         if (keysCid.length != 0) emit KeysShared(patient, grantee, keysCid);
@@ -437,10 +455,10 @@ contract ConsentManager is IConsentManager, EIP712 {
         Grant storage g = _grants[patient][grantee];
         uint256 word = _word(g);
         if (uint40(word >> 40) <= block.timestamp) revert ConsentManagerNoActiveGrant(patient, grantee);
-        // A revoke of emergency access blocks the provider from taking it again.
+        // A revoke of emergency access blocks the provider from taking it again until the patient
+        // allows it (which then needs no cooldown); any other revoke keeps standing and cooldown.
         bool emergency = uint8(word >> KIND_SHIFT) == uint8(GrantKind.Emergency);
-        uint256 standing =
-            emergency ? uint256(uint8(EmergencyStanding.Blocked)) << STANDING_SHIFT : word & STANDING_BITS;
+        uint256 standing = emergency ? uint256(uint8(EmergencyStanding.Blocked)) << STANDING_SHIFT : word & KEPT_BITS;
         // Keep the nonce: a signature made before the revoke must not become valid again.
         _store(g, uint256(uint64(word >> NONCE_SHIFT) + 1) << NONCE_SHIFT | standing);
         emit AccessRevoked(patient, grantee);
@@ -537,7 +555,7 @@ contract ConsentManager is IConsentManager, EIP712 {
                 GrantKind.Research,
                 uint64(word >> NONCE_SHIFT) + 1,
                 d.appointment
-            ) | (word & STANDING_BITS)
+            ) | (word & KEPT_BITS)
         );
         emit RequestApproved(requestId, request.patient, request.researcher, validUntil);
         if (keysCid.length != 0) emit KeysShared(request.patient, request.researcher, keysCid);

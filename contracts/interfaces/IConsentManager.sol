@@ -43,9 +43,10 @@ import {IEmergencyAccess} from "./IEmergencyAccess.sol";
 /// categories it opens and whether it opens records written before it. A patient's revoke of an
 /// emergency grant blocks the provider until the patient allows it again. A provider holds at
 /// most one emergency window per patient at a time, and may take the next one only
-/// `EMERGENCY_COOLDOWN` after the last one ended. Emergency and research grants hold only while
-/// the grantee keeps its accreditation; grants a delegate made hold only while its appointment
-/// does (or the patient kept them on removing it).
+/// `EMERGENCY_COOLDOWN` after the last one ended, whatever grant it held in between (a revoke of
+/// the emergency, which blocks the provider, clears it with the block). Emergency and research
+/// grants hold only while the grantee keeps its accreditation; grants a delegate made hold only
+/// while its appointment does (or the patient kept them on removing it).
 ///   ApproveRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,bytes keysCid,uint256 nonce,uint256 deadline)
 ///   DenyRequest(address patient,address researcher,uint8 scopes,uint8 purpose,uint40 duration,uint40 requestedAt,bytes32 studyId,uint256 nonce,uint256 deadline)
 interface IConsentManager is IEmergencyAccess {
@@ -78,8 +79,10 @@ interface IConsentManager is IEmergencyAccess {
 
     /// @notice A grant and its relationship's nonce, packed in one storage word: bits 0-39
     /// validFrom | 40-79 validUntil | 80-87 scopes | 88-95 purpose | 96-103 kind |
-    /// 104-167 nonce | 168-215 appointment | 216-223 emergencyStanding
-    /// (pinned by test/ConsentManager/ConsentManager.storage.t.sol).
+    /// 104-167 nonce | 168-215 appointment | 216-223 emergencyStanding; bits 224-255, outside the
+    /// struct, hold when the grantee may next take emergency access (seconds after deployment),
+    /// which grants, approvals and other revokes carry over and only a revoke of the emergency
+    /// clears (pinned by test/ConsentManager/ConsentManager.storage.t.sol).
     /// A revoked grant keeps only its nonce and the provider's emergency standing.
     /// @param validFrom First second of access.
     /// @param validUntil First second after access; zero if none or revoked.
@@ -397,7 +400,8 @@ interface IConsentManager is IEmergencyAccess {
     /// @param mode The mode asked for.
     /// @param scopes The scope refused.
     error ConsentManagerInvalidEmergencyPolicy(EmergencyMode mode, uint8 scopes);
-    /// @notice A delegate cannot grant to itself, nor approve a request of its own.
+    /// @notice A delegate cannot grant to itself, nor approve or deny a request of its own, nor
+    /// void the patient's signatures about its own relationship (`invalidateNonceFor`).
     /// @param delegate The delegate.
     error ConsentManagerDelegateSelfGrant(address delegate);
     /// @notice The change exceeds the delegate's terms: categories outside the scopes it may
@@ -530,7 +534,8 @@ interface IConsentManager is IEmergencyAccess {
     function invalidateNonce(address counterpart) external;
 
     /// @notice `invalidateNonce` for `patient` by their delegate (or the patient): advances the
-    /// (patient, counterpart) grant nonce (a delegate cannot touch delegation nonces).
+    /// (patient, counterpart) grant nonce (a delegate cannot touch delegation nonces, nor its own
+    /// relationship's nonce, which would void a revoke of its own grant the patient signed).
     /// @param patient The patient the caller acts for.
     /// @param counterpart The grantee or researcher of the relationship; not zero.
     function invalidateNonceFor(address patient, address counterpart) external;

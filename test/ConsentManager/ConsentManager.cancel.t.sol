@@ -77,6 +77,40 @@ contract ConsentManagerCancelTest is ConsentManagerBase {
         _submit(Op.Grant, auth);
     }
 
+    function test_delegate_VoidingThePatientsSignedRevokeOfItsOwnGrant_IsRefused() public {
+        // The caregiver also reads the patient's records; the patient signs a revoke of that grant
+        // for a relayer. The delegate must not void it by bumping its own relationship's nonce.
+        _grantDirect(delegate, SCOPES, FROM, UNTIL);
+        _appointDelegate();
+        IConsentManager.Authorization memory auth =
+            _sign(patientPk, keccak256(abi.encode(cm.REVOKE_TYPEHASH(), patient, delegate, 1, DEADLINE)), 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IConsentManager.ConsentManagerDelegateSelfGrant.selector, delegate)
+        );
+        vm.prank(delegate);
+        cm.invalidateNonceFor(patient, delegate);
+
+        // Nor by denying a request of its own (a delegate that is also a researcher).
+        _accreditResearcher(participants, delegate);
+        vm.prank(delegate);
+        cm.requestAccess(patient, RESEARCH_SCOPES, HRESCH, DURATION, STUDY);
+        IConsentManager.AccessRequest memory own = _researchRequest(T0);
+        own.researcher = delegate;
+        vm.expectRevert(
+            abi.encodeWithSelector(IConsentManager.ConsentManagerDelegateSelfGrant.selector, delegate)
+        );
+        vm.prank(delegate);
+        cm.denyRequest(own);
+
+        cm.revokeBySig(patient, delegate, auth);
+        _assertNoAccess(patient, delegate);
+        // The patient may still void its own signatures about the delegate, and deny its request.
+        vm.prank(patient);
+        cm.invalidateNonceFor(patient, delegate);
+        vm.prank(patient);
+        cm.denyRequest(own);
+    }
+
     function test_RevertWhen_StrangerOrRemovedDelegateInvalidates() public {
         vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerUnauthorized.selector, stranger, patient));
         vm.prank(stranger);

@@ -125,6 +125,66 @@ contract ConsentManagerEmergencyTest is ConsentManagerBase {
         assertTrue(cm.canRead(patient, provider, LABORATORY));
     }
 
+    function test_emergency_CooldownResetByAnInterveningGrant_IsRefused() public {
+        // The provider took break-glass; the patient then gives it a narrow lab grant (or signs one
+        // that the provider relays when it suits it). Replacing the emergency word must not reset
+        // the cooldown: else every grant buys another day of every category, and the provider
+        // destroys the patient's grant by re-taking.
+        _allowProvider();
+        _take(provider);
+        uint256 availableAt = T0 + 24 hours + COOLDOWN;
+        vm.warp(T0 + 2 hours);
+        _grantDirect(provider, uint8(1) << LABORATORY, T0 + 2 hours, T0 + 30 days);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentManager.ConsentManagerEmergencyCooldown.selector, patient, provider, availableAt
+            )
+        );
+        _take(provider);
+        assertTrue(cm.canRead(patient, provider, LABORATORY));
+        assertFalse(cm.canRead(patient, provider, NOTES));
+
+        // Nor does a revoke of that grant reset it, nor its end.
+        _revokeDirect(provider);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentManager.ConsentManagerEmergencyCooldown.selector, patient, provider, availableAt
+            )
+        );
+        _take(provider);
+        vm.warp(availableAt - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentManager.ConsentManagerEmergencyCooldown.selector, patient, provider, availableAt
+            )
+        );
+        _take(provider);
+
+        vm.warp(availableAt);
+        _take(provider);
+        assertTrue(cm.canRead(patient, provider, NOTES));
+    }
+
+    function test_emergency_CooldownResetByAnApprovedRequest_IsRefused() public {
+        // The same through a research approval, for a provider that is also an accredited researcher.
+        _accreditResearcher(participants, provider);
+        _allowProvider();
+        _take(provider);
+        vm.warp(T0 + 1 hours);
+        vm.prank(provider);
+        cm.requestAccess(patient, RESEARCH_SCOPES, HRESCH, DURATION, STUDY);
+        IConsentManager.AccessRequest memory request = _researchRequest(T0 + 1 hours);
+        request.researcher = provider;
+        vm.prank(patient);
+        cm.approveRequest(request, "");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentManager.ConsentManagerEmergencyCooldown.selector, patient, provider, T0 + 24 hours + COOLDOWN
+            )
+        );
+        _take(provider);
+    }
+
     function test_emergency_RenewalInsideTheWindow_IsRefused() public {
         _allowProvider();
         _take(provider);

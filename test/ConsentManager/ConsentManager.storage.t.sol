@@ -7,7 +7,9 @@ import {ConsentSig} from "../utils/ConsentSig.sol";
 
 /// @notice Pins ConsentManager's storage: the slot of each mapping and the packed `Grant` word
 /// documented in {IConsentManager-Grant} (bits 0-39 validFrom | 40-79 validUntil | 80-87 scopes
-/// | 88-95 purpose | 96-103 kind | 104-167 nonce | 168-215 appointment | 216-223 emergencyStanding). The words are read with vm.load and
+/// | 88-95 purpose | 96-103 kind | 104-167 nonce | 168-215 appointment | 216-223 emergencyStanding),
+/// and bits 224-255 outside the struct: when the grantee may next take emergency access, in
+/// seconds after the contract's deployment (zero: any time). The words are read with vm.load and
 /// decoded from those bit positions, never through the contract's own struct, so a change to
 /// the layout (a new state variable, a reordered or resized field) fails here.
 contract ConsentManagerStorageTest is ConsentManagerBase {
@@ -36,7 +38,7 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         uint256 nonce;
         uint256 appointment;
         uint256 standing;
-        uint256 unused;
+        uint256 cooldown;
     }
 
     // ---------------------------------------------------------------- helpers
@@ -66,7 +68,7 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         w.nonce = _bits(word, 104, 64);
         w.appointment = _bits(word, 168, 48);
         w.standing = _bits(word, 216, 8);
-        w.unused = uint256(word) >> 224;
+        w.cooldown = uint256(word) >> 224;
     }
 
     function _pack(GrantWord memory w) internal pure returns (bytes32) {
@@ -87,7 +89,7 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         assertEq(w.nonce, expected.nonce, "bits 104-167 nonce");
         assertEq(w.appointment, expected.appointment, "bits 168-215 appointment");
         assertEq(w.standing, expected.standing, "bits 216-223 emergencyStanding");
-        assertEq(w.unused, 0, "bits 224-255 unused");
+        assertEq(w.cooldown, expected.cooldown, "bits 224-255 emergency cooldown");
     }
 
     /// Every slot `cm` wrote since vm.record() is `slot`, and it wrote at least one.
@@ -120,7 +122,10 @@ contract ConsentManagerStorageTest is ConsentManagerBase {
         vm.prank(provider);
         cm.takeEmergencyAccess(patient, "unconscious in ER");
         _assertWroteOnly(_grantSlot(patient, provider));
-        _assertGrantWord(patient, provider, GrantWord(T0, T0 + 24 hours, ALL, ETREAT, EMERGENCY_KIND, 1, 0, 1, 0));
+        // cm was deployed at T0: the next emergency is 24 hours + 7 days after it.
+        _assertGrantWord(
+            patient, provider, GrantWord(T0, T0 + 24 hours, ALL, ETREAT, EMERGENCY_KIND, 1, 0, 1, 24 hours + 7 days)
+        );
     }
 
     function test_revoke_LeavesOnlyTheNonce() public {

@@ -24,6 +24,9 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         uint48 appointment;
         /// The patient's emergency standing of the grantee: 0 default, 1 allowed, 2 blocked.
         uint8 standing;
+        /// When the grantee may next take emergency access: set by a take, kept by every grant,
+        /// approval and other revoke, cleared only by a revoke of the emergency (which blocks).
+        uint256 emergencyAvailableAt;
     }
 
     struct DelegationModel {
@@ -259,7 +262,7 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         address p = _patients[patientSeed % 2];
         address g = _grantees[granteeSeed % 2];
         GrantModel storage m = _grantModel[p][g];
-        bool coolingDown = m.emergency && uint256(ghost_now) < uint256(m.until) + 7 days;
+        bool coolingDown = uint256(ghost_now) < m.emergencyAvailableAt;
         bool expectOk = _permitted(_policyModel[p].mode, m.standing) && !coolingDown;
         vm.prank(g);
         (bool ok,) = address(cm).call(abi.encodeCall(IConsentManager.takeEmergencyAccess, (p, "handler")));
@@ -270,6 +273,7 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         ++ghost_emergenciesTaken;
         (m.from, m.until, m.scopes, m.revoked, m.emergency, m.appointment) =
             (ghost_now, ghost_now + 24 hours, _policyModel[p].scopes, false, true, 0);
+        m.emergencyAvailableAt = uint256(ghost_now) + 24 hours + 7 days;
     }
 
     /// Signed by the patient or (never allowed) by the delegate.
@@ -474,7 +478,7 @@ contract ConsentHandler is CommonBase, StdCheats, StdUtils {
         m.nonce += 1;
         if (isRevoke) {
             // A revoke of emergency access blocks the provider.
-            if (m.emergency) m.standing = 2;
+            if (m.emergency) (m.standing, m.emergencyAvailableAt) = (2, 0);
             (m.from, m.until, m.scopes, m.revoked, m.emergency, m.appointment) = (0, 0, 0, true, false, 0);
         } else {
             (m.from, m.until, m.scopes, m.revoked, m.emergency, m.appointment) = (from, until, s, false, false, 0);
