@@ -215,3 +215,31 @@ def test_freshness_refuses_a_view_that_fell_behind_what_was_seen() -> None:
     with pytest.raises(Refusal):
         Freshness().check(PinnedBlock(9, "bb", int(time.time()) - 600, 9), 60)  # old by the wall clock
     Freshness().check(PinnedBlock(9, "bb", int(time.time()) - 600, 9), None)  # no lag check
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://100.64.0.1:8640",  # shared address space (CGNAT): not public, not "private" to ipaddress
+        "http://[2002:7f00:1::]:8640",  # 6to4 embedding 127.0.0.1
+        "http://[2002:a00:1::]:8640",  # 6to4 embedding 10.0.0.1
+        "http://198.18.0.1:8640",  # benchmarking range
+        "http://192.0.0.1:8640",  # IETF protocol assignments
+        "http://2130706433:8640",  # 127.0.0.1 as a decimal integer
+        "http://0x7f.1:8640",  # 127.0.0.1 in hex shorthand
+        "http://127.1:8640",
+        "http://a.b.localhost:8640",
+        "HTTP://127.0.0.1:8640",
+    ],
+)
+def test_keeper_url_aimed_at_a_non_public_address_in_disguise_is_refused(url: str) -> None:
+    from medvault.keeper.urls import InvalidKeeperUrl, check_keeper_url
+
+    with pytest.raises(InvalidKeeperUrl, match="loopback, private"):
+        check_keeper_url(url, allow_private=False)
+
+
+def test_keeper_url_validation_keeps_public_ipv6_and_nat64_of_public() -> None:
+    from medvault.keeper.urls import check_keeper_url
+
+    assert check_keeper_url("https://[2606:4700::1111]:8640", allow_private=False).port == 8640
