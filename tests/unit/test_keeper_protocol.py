@@ -243,3 +243,81 @@ def test_keeper_url_validation_keeps_public_ipv6_and_nat64_of_public() -> None:
     from medvault.keeper.urls import check_keeper_url
 
     assert check_keeper_url("https://[2606:4700::1111]:8640", allow_private=False).port == 8640
+
+
+# -- a hostile keeper's answers ------------------------------------------------------------------
+
+
+def _hostile_keeper(status: int, headers: dict[str, str], body: bytes, chunked: bool = False) -> Any:
+    """A local HTTP server answering every POST with ``status``, ``headers`` and ``body``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for start in range(0, len(body), 1 << 16):
+                    piece = body[start : start + (1 << 16)]
+                    self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_keeper_answering_a_huge_body_is_refused_without_reading_it_all(chunked: bool) -> None:
+    from medvault.keeper.protocol import post_key_request
+
+    huge = b'{"keeper": "' + b"A" * (8 << 20) + b'"}'
+    server = _hostile_keeper(200, {"Content-Type": "application/json"}, huge, chunked)
+    try:
+        with pytest.raises(Refusal, match="answered more than") as refused:
+            post_key_request(f"http://127.0.0.1:{server.server_address[1]}", {"x": 1}, timeout=10)
+        assert refused.value.reason == "bad-response"
+    finally:
+        server.shutdown()
+
+
+def test_a_keeper_answering_a_gzip_bomb_is_refused() -> None:
+    import gzip
+
+    from medvault.keeper.protocol import post_key_request
+
+    bomb = gzip.compress(b"[" + b" " * (16 << 20) + b"]")
+    server = _hostile_keeper(200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, bomb)
+    try:
+        with pytest.raises(Refusal, match="answered more than"):
+            post_key_request(f"http://127.0.0.1:{server.server_address[1]}", {"x": 1}, timeout=10)
+    finally:
+        server.shutdown()
+
+
+def test_a_keeper_answering_a_redirect_to_a_private_address_is_not_followed() -> None:
+    from medvault.keeper.protocol import post_key_request
+
+    target = _hostile_keeper(200, {}, b'{"keeper": "0x0", "x": 1, "wrap": "", "releaseId": "0x"}')
+    server = _hostile_keeper(307, {"Location": f"http://127.0.0.1:{target.server_address[1]}/v1/key-shares"}, b"{}")
+    try:
+        with pytest.raises(Refusal) as refused:
+            post_key_request(f"http://127.0.0.1:{server.server_address[1]}", {"x": 1}, timeout=10)
+        assert refused.value.status == 307
+    finally:
+        server.shutdown()
+        target.shutdown()
