@@ -58,6 +58,8 @@ FindingKind = Literal["missing", "altered", "reordered", "unpinned", "malformed"
 # the keepers' re-escrow bundle in IPFS (keepersOf)
 FindingObject = Literal["record", "keys", "log", "shared", "escrow"]
 KINDS: tuple[FindingKind, ...] = ("missing", "altered", "reordered", "unpinned", "malformed", "unopenable")
+LABELS = {"record": "ciphertext", "keys": "key bundle", "shared": "shared key bundle"}
+LABELS["escrow"] = "keepers' re-escrow bundle"
 SHARED = -1  # the index of findings about KeysShared bundles (which belong to no one record)
 FETCH_TIMEOUT = "10s"  # Kubo's own deadline for a block it has to look for
 
@@ -336,9 +338,7 @@ def _check_object(
     if cid not in fetched:
         fetched[cid] = _fetch(ipfs, cid)
     result = fetched[cid]
-    label = {
-        "record": "ciphertext", "keys": "key bundle", "shared": "shared key bundle", "escrow": "keepers' re-escrow bundle"
-    }.get(what, what)
+    label = LABELS.get(what, what)
     if isinstance(result, tuple):
         kind, reason = result
         report.findings.append(Finding(kind, index, what, f"{label} {cid}: {reason}", cid))

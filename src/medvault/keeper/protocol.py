@@ -190,9 +190,7 @@ def post_key_request(url: str | httpx.URL, body: dict[str, Any], timeout: float 
             for chunk in response.iter_bytes():
                 content += chunk
                 if len(content) > MAX_ANSWER:
-                    raise Refusal(
-                        "bad-response", f"{url} answered more than {MAX_ANSWER} bytes", response.status_code
-                    )
+                    raise Refusal("bad-response", f"{url} answered more than {MAX_ANSWER} bytes", response.status_code)
                 if time.monotonic() > deadline:
                     raise Refusal("unreachable", f"{url}: its answer took longer than {timeout:.0f} s", 0)
     except httpx.TransportError as exc:
