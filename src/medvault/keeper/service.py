@@ -222,13 +222,9 @@ class KeeperService:
             self._agree(block, request, decision)
         if isinstance(decision, Refusal):
             raise decision
-        pointer, keepers = decision
+        pointer, keepers, recipient = decision
         context = client.context_of(pointer)
         x, secret = self._open_share(view, pointer, keepers, context)
-        try:
-            recipient = view.encryption_key(reader)
-        except ConfigurationError as exc:
-            raise Refusal("no-encryption-key", str(exc)) from None
         wrap = seal_share(secret, recipient, context.release_info(reader, self.address, x))
         receipt = Receipt(
             "0x" + digest.hex(), patient, pointer.index, reader, block.timestamp, request.issued_at,
@@ -244,8 +240,11 @@ class KeeperService:
         )  # fmt: skip
         return {"keeper": self.address, "x": x, "wrap": base64.b64encode(wrap).decode(), "releaseId": release_id}
 
-    def _decide(self, view: Medvault, request: KeyRequest) -> tuple[RecordPointer, KeeperSet] | Refusal:
-        """The record to release, or why not, as the chain stood at ``view``'s pinned block."""
+    def _decide(self, view: Medvault, request: KeyRequest) -> tuple[RecordPointer, KeeperSet, bytes] | Refusal:
+        """The record to release, the keeper set and the reader's published key to seal the
+        share to, or why not, as the chain stood at ``view``'s pinned block (all of it is what a
+        second endpoint must agree on: a node lying about the reader's key alone would otherwise
+        have the share sealed to a key of its choosing)."""
         now = view.now()
         if abs(request.issued_at - now) > MAX_REQUEST_SKEW:
             return Refusal(
@@ -260,10 +259,15 @@ class KeeperService:
             return Refusal("unknown-record", f"{patient} has no record {request.index} (records: {len(pointers)})")
         pointer = pointers[request.index]
         denial = view.access_denial(reader, pointer)
-        return (pointer, keepers) if denial is None else Refusal(*denial)
+        if denial is not None:
+            return Refusal(*denial)
+        try:
+            return pointer, keepers, view.encryption_key(reader)
+        except ConfigurationError as exc:
+            return Refusal("no-encryption-key", str(exc))
 
     def _agree(
-        self, block: PinnedBlock, request: KeyRequest, decision: tuple[RecordPointer, KeeperSet] | Refusal
+        self, block: PinnedBlock, request: KeyRequest, decision: tuple[RecordPointer, KeeperSet, bytes] | Refusal
     ) -> None:
         """Refuses unless the second endpoint holds ``block`` and decides the same on it."""
         assert self._second is not None
