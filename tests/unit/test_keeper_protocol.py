@@ -321,3 +321,27 @@ def test_a_keeper_answering_a_redirect_to_a_private_address_is_not_followed() ->
     finally:
         server.shutdown()
         target.shutdown()
+
+
+def test_rate_limiter_memory_stays_bounded_under_many_throwaway_reader_addresses(tmp_path: Any) -> None:
+    """Reader addresses cost nothing: a flood of fresh ones must not grow the keeper's memory
+    without bound (each is refused later anyway, but the limiter would remember it forever)."""
+    import time
+    from types import SimpleNamespace
+
+    from medvault.keeper import service as keeper_service
+    from medvault.keeper.settled import Settlement
+
+    keeper = keeper_service.KeeperService(
+        SimpleNamespace(address=Account.create().address),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        tmp_path,
+        settlement=Settlement(0, None),
+        rate_window=0.05,
+    )
+    for i in range(keeper_service.RATE_READERS):
+        keeper._limit(f"0x{i:040x}")
+    time.sleep(0.1)
+    for i in range(keeper_service.RATE_READERS, 2 * keeper_service.RATE_READERS):
+        keeper._limit(f"0x{i:040x}")
+    assert len(keeper._requests) <= keeper_service.RATE_READERS

@@ -78,6 +78,7 @@ BATCH_SIZE = 20  # receipts per recordReleases transaction; a full batch is post
 RECEIPT_BUCKET = 3600  # seconds of chain time: one receipt per reader, record and bucket
 RATE_LIMIT = 600  # requests per reader ...
 RATE_WINDOW = 3600.0  # ... per this many seconds
+RATE_READERS = 10_000  # readers tracked before those idle for a whole window are forgotten
 BUNDLE_CACHE = 256  # parsed key bundles kept
 MAX_BODY = 64 * 1024
 log = logging.getLogger("medvault.keeper")
@@ -294,6 +295,11 @@ class KeeperService:
         """Refuses (``rate-limited``) a reader past ``rate_limit`` requests in ``rate_window`` seconds."""
         now = time.monotonic()
         with self._rate_lock:
+            if reader not in self._requests and len(self._requests) >= RATE_READERS:
+                # Addresses cost nothing to make: forget the readers idle for a whole window.
+                idle = [r for r, t in self._requests.items() if not t or t[-1] <= now - self.rate_window]
+                for r in idle:
+                    del self._requests[r]
             times = self._requests.setdefault(reader, collections.deque())
             while times and times[0] <= now - self.rate_window:
                 times.popleft()
