@@ -231,3 +231,13 @@ def test_a_key_file_whose_scrypt_work_was_lowered_by_an_attacker_is_not_opened(t
     path.write_bytes(bytes(data))
     with pytest.raises(KeystoreError, match="wrong passphrase"):
         keystore.unlock("alice", "s3cret")
+
+
+def test_a_key_file_entry_never_shows_its_secret_when_printed_or_logged() -> None:
+    from medvault.formats.keyfile import KeyEntry
+
+    secret = bytes(range(32))
+    entry = KeyEntry(int(KeySuite.X25519), 3, secret)
+    assert secret.hex() not in repr(entry)
+    assert repr(secret) not in repr(entry)
+    assert "epoch=3" in repr(entry)
