@@ -345,3 +345,23 @@ def test_rate_limiter_memory_stays_bounded_under_many_throwaway_reader_addresses
     for i in range(keeper_service.RATE_READERS, 2 * keeper_service.RATE_READERS):
         keeper._limit(f"0x{i:040x}")
     assert len(keeper._requests) <= keeper_service.RATE_READERS
+
+
+def test_freshness_lag_check_survives_a_wall_clock_stepped_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node froze at a block; then the keeper's wall clock is stepped back an hour (forged
+    NTP). The frozen view is still an hour and more stale, and is refused."""
+    import time
+
+    from medvault.keeper.settled import Freshness, PinnedBlock
+
+    now, tick = time.time(), time.monotonic()
+    monkeypatch.setattr(time, "time", lambda: now)
+    monkeypatch.setattr(time, "monotonic", lambda: tick)
+    fresh = Freshness()
+    frozen = PinnedBlock(10, "aa", int(now), 10)
+    fresh.check(frozen, 60)
+    monkeypatch.setattr(time, "time", lambda: now)  # an hour later, but the wall clock was stepped back an hour
+    monkeypatch.setattr(time, "monotonic", lambda: tick + 3600)
+    with pytest.raises(Refusal, match="older than the chain's time") as refused:
+        fresh.check(frozen, 60)
+    assert refused.value.reason == "chain-stale"
