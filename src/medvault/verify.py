@@ -22,8 +22,9 @@ every problem at once, each with the record it concerns, so ``verify_patient`` c
   that is not a key bundle of this patient is *malformed*. So is the keepers' re-escrow bundle the
   chain names with the patient's keeper set (object ``escrow``, index -1).
 * with keepers set: a record whose escrow (its entry in the re-escrow bundle, else its own
-  bundle's) names fewer of the chain's keepers than its threshold is *malformed* (object
-  ``escrow``): readers ask only on-chain keepers, so none could release it.
+  bundle's) names fewer of the chain's keepers than its threshold, or has a threshold below the
+  patient's, is *malformed* (object ``escrow``): readers ask only on-chain keepers, so none could
+  release it; or fewer keepers than the patient chose could recover it.
 * with the patient's wallet (``wallet``, from the keystore): each record's key must open from a
   wrap for the patient (in its bundle or a bundle shared with the patient) and decrypt the
   ciphertext; a record the patient cannot open is *unopenable*.
@@ -227,7 +228,7 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
             data = _check_object(mv.ipfs, report, fetched, index, "keys", keys_cid)
             bundle = _parse(report, index, "keys", keys_cid, data, patient)
             if bundle is not None and keepers.keepers:
-                _check_escrow(report, index, keys_cid, bundle, reescrow, keepers.keepers)
+                _check_escrow(report, index, keys_cid, bundle, reescrow, keepers.keepers, keepers.threshold)
             if wallet is not None and bundle is not None:
                 _check_opens(mv, report, wallet, summary, [bundle, *reversed(shared)], blob, keys_cid)
     report.findings.sort(key=lambda f: (f.index, KINDS.index(f.kind), f.object))
@@ -249,7 +250,7 @@ def _parse(
 
 def _check_escrow(
     report: VerificationReport, index: int, cid: str, bundle: KeyBundle, reescrow: KeyBundle | None,
-    keepers: list[str],
+    keepers: list[str], threshold: int,
 ) -> None:  # fmt: skip
     """Finds record ``index``'s escrow (the re-escrow bundle's entry, else its own bundle's, as
     keepers and readers take it) *malformed* if it names fewer of the chain's ``keepers`` than its
@@ -263,6 +264,12 @@ def _check_escrow(
         message = (
             f"record {index}'s key is escrowed {escrow.threshold}-of-{len(escrow.shares)} with keepers of whom only "
             f"{named} are in the patient's keeper set on chain: the keepers cannot release it"
+        )
+        report.findings.append(Finding("malformed", index, "escrow", message, cid))
+    elif escrow.threshold < threshold:
+        message = (
+            f"record {index}'s key is escrowed {escrow.threshold}-of-{len(escrow.shares)}, below the patient's "
+            f"threshold of {threshold}: fewer keepers than the patient chose can recover it"
         )
         report.findings.append(Finding("malformed", index, "escrow", message, cid))
 

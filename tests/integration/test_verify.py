@@ -417,3 +417,22 @@ def test_verify_reports_a_record_escrowed_with_keepers_not_in_the_set(
     report = verify_patient(mv, patient.address)
     assert kinds(report) == {("malformed", 0, "escrow")}
     assert "cannot release it" in report.findings[0].message
+
+
+def test_verify_reports_a_record_escrowed_below_the_patients_threshold(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patient chose 2-of-2 keepers so that no one keeper can recover a key; a writer escrows
+    its record 1-of-2, so either keeper alone holds the key. verify names it."""
+    from dataclasses import replace
+
+    mv.set_keepers(patient, [doctor.address, provider.address], 2)
+    real = mv.keepers_of
+    with monkeypatch.context() as patch:
+        patch.setattr(mv, "keepers_of", lambda p, **kw: replace(real(p, **kw), threshold=1))
+        add_records(mv, provider, patient, 1)
+    add_records(mv, provider, patient, 1)
+
+    report = verify_patient(mv, patient.address)
+    assert kinds(report) == {("malformed", 0, "escrow")}
+    assert "below the patient's threshold of 2" in report.findings[0].message
