@@ -269,6 +269,8 @@ class Keystore:
             raise IntegrityError(f"backup {backup} names {header.address.hex()} but holds the key of {account.address}")
         restored = KeyRing.from_entries(entries)
         if not (self.folder / f"{name}.json").exists():
+            if self.keys_path(name).exists():  # keys no backup may hold: never replaced
+                raise KeystoreError(f"{self.keys_path(name)} exists without a keystore: move it away first")
             ring = self._sealed_ring(name, header.address, passphrase, None)
             ring.pairs = restored.pairs
             self._new_keystore(name, passphrase, account, ring)

@@ -19,7 +19,12 @@ every problem at once, each with the record it concerns, so ``verify_patient`` c
 * the key bundles: every bundle the chain references, each record's ``keysCid`` and every
   ``KeysShared`` CID of the patient (object ``shared``, index -1, which a garbage collection
   would otherwise take from grantees unnoticed), is fetched, checked to be pinned and parsed; one
-  that is not a key bundle of this patient is *malformed*.
+  that is not a key bundle of this patient is *malformed*. So is the keepers' re-escrow bundle the
+  chain names with the patient's keeper set (object ``escrow``, index -1).
+* with keepers set: a record whose escrow (its entry in the re-escrow bundle, else its own
+  bundle's) names fewer of the chain's keepers than its threshold, or has a threshold below the
+  patient's, is *malformed* (object ``escrow``): readers ask only on-chain keepers, so none could
+  release it; or fewer keepers than the patient chose could recover it.
 * with the patient's wallet (``wallet``, from the keystore): each record's key must open from a
   wrap for the patient (in its bundle or a bundle shared with the patient) and decrypt the
   ciphertext; a record the patient cannot open is *unopenable*.
@@ -50,9 +55,12 @@ if TYPE_CHECKING:
 __all__ = ["Finding", "RecordSummary", "VerificationReport", "verify_patient"]
 
 FindingKind = Literal["missing", "altered", "reordered", "unpinned", "malformed", "unopenable"]
-# ciphertext in IPFS, its key bundle in IPFS, on-chain log entry, a KeysShared bundle in IPFS
-FindingObject = Literal["record", "keys", "log", "shared"]
+# ciphertext in IPFS, its key bundle in IPFS, on-chain log entry, a KeysShared bundle in IPFS,
+# the keepers' re-escrow bundle in IPFS (keepersOf)
+FindingObject = Literal["record", "keys", "log", "shared", "escrow"]
 KINDS: tuple[FindingKind, ...] = ("missing", "altered", "reordered", "unpinned", "malformed", "unopenable")
+LABELS = {"record": "ciphertext", "keys": "key bundle", "shared": "shared key bundle"}
+LABELS["escrow"] = "keepers' re-escrow bundle"
 SHARED = -1  # the index of findings about KeysShared bundles (which belong to no one record)
 FETCH_TIMEOUT = "10s"  # Kubo's own deadline for a block it has to look for
 
@@ -175,6 +183,12 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
         bundle = _parse(report, SHARED, "shared", cid, data, patient)
         if bundle is not None and event["args"]["grantee"] == patient:
             shared.append(bundle)
+    keepers = mv.keepers_of(patient, with_urls=False)
+    reescrow = None  # the re-escrow bundle the chain names with the patient's keeper set
+    if keepers.escrow_cid:
+        report.shared.append(keepers.escrow_cid)
+        data = _check_object(mv.ipfs, report, fetched, SHARED, "escrow", keepers.escrow_cid)
+        reescrow = _parse(report, SHARED, "escrow", keepers.escrow_cid, data, patient)
     report.keys_checked = wallet is not None
     flags = mv.record_flags(patient)
     seqs: dict[str, int] = {}  # each author's next sequence number
@@ -213,6 +227,8 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
         if keys_cid is not None:
             data = _check_object(mv.ipfs, report, fetched, index, "keys", keys_cid)
             bundle = _parse(report, index, "keys", keys_cid, data, patient)
+            if bundle is not None and keepers.keepers:
+                _check_escrow(report, index, keys_cid, bundle, reescrow, keepers.keepers, keepers.threshold)
             if wallet is not None and bundle is not None:
                 _check_opens(mv, report, wallet, summary, [bundle, *reversed(shared)], blob, keys_cid)
     report.findings.sort(key=lambda f: (f.index, KINDS.index(f.kind), f.object))
@@ -230,6 +246,32 @@ def _parse(
     except MedvaultError as exc:
         report.findings.append(Finding("malformed", index, what, str(exc), cid))
         return None
+
+
+def _check_escrow(
+    report: VerificationReport, index: int, cid: str, bundle: KeyBundle, reescrow: KeyBundle | None,
+    keepers: list[str], threshold: int,
+) -> None:  # fmt: skip
+    """Finds record ``index``'s escrow (the re-escrow bundle's entry, else its own bundle's, as
+    keepers and readers take it) *malformed* if it names fewer of the chain's ``keepers`` than its
+    threshold: readers ask only those, so the keepers could never release its key."""
+    escrow = (reescrow.escrow_of(index) if reescrow is not None else None) or bundle.escrow
+    if escrow is None:
+        return  # written before the patient chose keepers, and not re-escrowed: nothing promised
+    on_chain = {to_checksum_address(k) for k in keepers}
+    named = sum(to_checksum_address(s.keeper) in on_chain for s in escrow.shares)
+    if named < escrow.threshold:
+        message = (
+            f"record {index}'s key is escrowed {escrow.threshold}-of-{len(escrow.shares)} with keepers of whom only "
+            f"{named} are in the patient's keeper set on chain: the keepers cannot release it"
+        )
+        report.findings.append(Finding("malformed", index, "escrow", message, cid))
+    elif escrow.threshold < threshold:
+        message = (
+            f"record {index}'s key is escrowed {escrow.threshold}-of-{len(escrow.shares)}, below the patient's "
+            f"threshold of {threshold}: fewer keepers than the patient chose can recover it"
+        )
+        report.findings.append(Finding("malformed", index, "escrow", message, cid))
 
 
 def _check_opens(
@@ -303,7 +345,7 @@ def _check_object(
     if cid not in fetched:
         fetched[cid] = _fetch(ipfs, cid)
     result = fetched[cid]
-    label = {"record": "ciphertext", "keys": "key bundle", "shared": "shared key bundle"}.get(what, what)
+    label = LABELS.get(what, what)
     if isinstance(result, tuple):
         kind, reason = result
         report.findings.append(Finding(kind, index, what, f"{label} {cid}: {reason}", cid))

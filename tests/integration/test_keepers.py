@@ -728,3 +728,30 @@ def test_fabricated_receipt_is_refused(
             "forge",
         )
     assert mv.releases(patient.address) == []
+
+
+def test_primary_rpc_lying_about_the_readers_key_alone_is_caught_by_the_second_rpc(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
+    patient: Wallet, doctor: Wallet, admin: Wallet, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The keeper's first node answers every consent question truthfully but serves the provider's
+    published key as the doctor's: the share would be sealed to a key the liar chose. With a
+    second endpoint, the reader's key is part of the decision both must agree on."""
+    from medvault.keeper.settled import Settlement
+
+    keeper = keeper_wallets[0]
+    mv.set_keepers(patient, [keeper.address], 1)
+    pointer = add(mv, provider, patient)
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    service = keepers.start(keeper, settlement=Settlement(confirmations=0, max_lag=None, second_rpc=local_node.rpc_url))
+    primary, attacker_key = service.client.chain.w3, mv.encryption_key(provider.address)
+    real = Medvault.encryption_key
+
+    def lying(self: Medvault, account: str) -> bytes:
+        if self.chain.w3 is primary and account == doctor.address:
+            return attacker_key
+        return real(self, account)
+
+    monkeypatch.setattr(Medvault, "encryption_key", lying)
+    assert refusal_codes(mv, doctor, pointer) == ["chain-disagrees"]
+    assert not service.pending()

@@ -335,3 +335,21 @@ def test_hybrid_suite_end_to_end(
     restored = keystore.unlock("patient", PASSPHRASE)
     assert pq.read_record(restored, patient.address, first.index).data == LAB
     assert pq.read_record(restored, patient.address, second.index).data == MEDS
+
+
+def test_share_keys_hands_no_key_ahead_of_a_future_dated_grant(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
+) -> None:
+    """`consent share-keys` must not undo "no wraps ahead of a window": a grant revoked before it
+    opens would otherwise have handed out keys for good."""
+    old = add(mv, provider, patient)
+    start = mv.now() + DAY
+    terms = GrantTerms(frozenset({Category.LABORATORY}), Purpose.TREAT, start, start + DAY)
+    mv.grant(patient, patient.address, doctor.address, terms)
+
+    for scopes in (None, frozenset({Category.LABORATORY})):
+        with pytest.raises(ConfigurationError, match="opens at"):
+            mv.share_keys(patient, doctor.address, scopes)
+    assert not mv.chain.events("ConsentManager", "KeysShared", patient=patient.address, grantee=doctor.address)
+    with pytest.raises(AccessDeniedError):
+        mv.read_record(doctor, patient.address, old.index)

@@ -380,3 +380,59 @@ def test_cli_open_keys_reports_an_unopenable_record(
     data = json.loads(opened.stdout)
     assert data["keysChecked"] is True
     assert [(f["kind"], f["index"], f["object"]) for f in data["findings"]] == [("unopenable", 1, "keys")]
+
+
+def test_verify_reports_an_unpinned_keeper_reescrow_bundle(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet
+) -> None:
+    """The keepers' re-escrow bundle (keepersOf) is a bundle the chain references: collected, the
+    keepers could release none of the records written before the set; verify must say so."""
+    add_records(mv, provider, patient, 1)
+    mv.set_keepers(patient, [doctor.address, provider.address], 1)
+    escrow_cid = mv.keepers_of(patient.address, with_urls=False).escrow_cid
+    assert escrow_cid is not None
+    assert verify_patient(mv, patient.address).ok
+
+    mv.ipfs.unpin(escrow_cid)
+    assert kinds(verify_patient(mv, patient.address)) == {("unpinned", -1, "escrow")}
+    collect_garbage(mv.ipfs)
+    report = verify_patient(mv, patient.address)
+    assert kinds(report) == {("missing", -1, "escrow")}
+    assert escrow_cid in report.shared
+
+
+def test_verify_reports_a_record_escrowed_with_keepers_not_in_the_set(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An author escrows a new record's key with a keeper of its own choosing, not the patient's:
+    the bundle parses, but readers ask only on-chain keepers, so no keeper can release it."""
+    from dataclasses import replace
+
+    mv.set_keepers(patient, [doctor.address], 1)
+    real = mv.keepers_of
+    with monkeypatch.context() as patch:
+        patch.setattr(mv, "keepers_of", lambda p, **kw: replace(real(p, **kw), keepers=[provider.address]))
+        add_records(mv, provider, patient, 1)
+
+    report = verify_patient(mv, patient.address)
+    assert kinds(report) == {("malformed", 0, "escrow")}
+    assert "cannot release it" in report.findings[0].message
+
+
+def test_verify_reports_a_record_escrowed_below_the_patients_threshold(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patient chose 2-of-2 keepers so that no one keeper can recover a key; a writer escrows
+    its record 1-of-2, so either keeper alone holds the key. verify names it."""
+    from dataclasses import replace
+
+    mv.set_keepers(patient, [doctor.address, provider.address], 2)
+    real = mv.keepers_of
+    with monkeypatch.context() as patch:
+        patch.setattr(mv, "keepers_of", lambda p, **kw: replace(real(p, **kw), threshold=1))
+        add_records(mv, provider, patient, 1)
+    add_records(mv, provider, patient, 1)
+
+    report = verify_patient(mv, patient.address)
+    assert kinds(report) == {("malformed", 0, "escrow")}
+    assert "below the patient's threshold of 2" in report.findings[0].message

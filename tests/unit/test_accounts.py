@@ -195,3 +195,49 @@ def test_a_backup_of_another_account_is_not_merged(tmp_path: Path) -> None:
 
     with pytest.raises(KeystoreError, match="the backup is of"):
         keystore.import_backup("alice", tmp_path / "bob.mvk", "s3cret")
+
+
+def test_a_backup_import_never_overwrites_a_key_file_left_without_its_keystore(tmp_path: Path) -> None:
+    """The keystore of alice is gone but her key file (with keys no backup holds) is not:
+    importing some backup under her name must not replace it."""
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    alice = keystore.unlock("alice", "s3cret")
+    alice.generate_encryption_keys(KeySuite.X25519, 1)  # newer than any backup
+    sealed = keystore.keys_path("alice").read_bytes()
+    keystore.create("old", "s3cret")
+    keystore.export(keystore.unlock("old", "s3cret"), "s3cret", tmp_path / "old.mvk")
+    (tmp_path / "keystores" / "alice.json").unlink()
+
+    with pytest.raises(KeystoreError, match="exists without a keystore"):
+        keystore.import_backup("alice", tmp_path / "old.mvk", "s3cret")
+    assert keystore.keys_path("alice").read_bytes() == sealed
+    assert not (tmp_path / "keystores" / "alice.json").exists()
+
+
+def test_a_key_file_whose_scrypt_work_was_lowered_by_an_attacker_is_not_opened(tmp_path: Path) -> None:
+    """Lowering N (byte 6) in the clear header changes the derived key: the file no longer opens,
+    so a device never re-seals the keys under the attacker's weaker parameters."""
+    keystore = Keystore(tmp_path)
+    keystore.create("alice", "s3cret")
+    path = keystore.keys_path("alice")
+    data = bytearray(path.read_bytes())
+    assert data[6] == 10
+    data[6] = 9  # below the floor: refused before any work
+    path.write_bytes(bytes(data))
+    with pytest.raises(KeystoreError, match="scrypt parameters"):
+        keystore.unlock("alice", "s3cret")
+    data[6], data[7] = 10, 1  # same N, r lowered from 8 to 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        keystore.unlock("alice", "s3cret")
+
+
+def test_a_key_file_entry_never_shows_its_secret_when_printed_or_logged() -> None:
+    from medvault.formats.keyfile import KeyEntry
+
+    secret = bytes(range(32))
+    entry = KeyEntry(int(KeySuite.X25519), 3, secret)
+    assert secret.hex() not in repr(entry)
+    assert repr(secret) not in repr(entry)
+    assert "epoch=3" in repr(entry)

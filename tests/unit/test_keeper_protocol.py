@@ -215,3 +215,153 @@ def test_freshness_refuses_a_view_that_fell_behind_what_was_seen() -> None:
     with pytest.raises(Refusal):
         Freshness().check(PinnedBlock(9, "bb", int(time.time()) - 600, 9), 60)  # old by the wall clock
     Freshness().check(PinnedBlock(9, "bb", int(time.time()) - 600, 9), None)  # no lag check
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://100.64.0.1:8640",  # shared address space (CGNAT): not public, not "private" to ipaddress
+        "http://[2002:7f00:1::]:8640",  # 6to4 embedding 127.0.0.1
+        "http://[2002:a00:1::]:8640",  # 6to4 embedding 10.0.0.1
+        "http://198.18.0.1:8640",  # benchmarking range
+        "http://192.0.0.1:8640",  # IETF protocol assignments
+        "http://2130706433:8640",  # 127.0.0.1 as a decimal integer
+        "http://0x7f.1:8640",  # 127.0.0.1 in hex shorthand
+        "http://127.1:8640",
+        "http://a.b.localhost:8640",
+        "HTTP://127.0.0.1:8640",
+    ],
+)
+def test_keeper_url_aimed_at_a_non_public_address_in_disguise_is_refused(url: str) -> None:
+    from medvault.keeper.urls import InvalidKeeperUrl, check_keeper_url
+
+    with pytest.raises(InvalidKeeperUrl, match="loopback, private"):
+        check_keeper_url(url, allow_private=False)
+
+
+def test_keeper_url_validation_keeps_public_ipv6_and_nat64_of_public() -> None:
+    from medvault.keeper.urls import check_keeper_url
+
+    assert check_keeper_url("https://[2606:4700::1111]:8640", allow_private=False).port == 8640
+
+
+# -- a hostile keeper's answers ------------------------------------------------------------------
+
+
+def _hostile_keeper(status: int, headers: dict[str, str], body: bytes, chunked: bool = False) -> Any:
+    """A local HTTP server answering every POST with ``status``, ``headers`` and ``body``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for start in range(0, len(body), 1 << 16):
+                    piece = body[start : start + (1 << 16)]
+                    self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_keeper_answering_a_huge_body_is_refused_without_reading_it_all(chunked: bool) -> None:
+    from medvault.keeper.protocol import post_key_request
+
+    huge = b'{"keeper": "' + b"A" * (8 << 20) + b'"}'
+    server = _hostile_keeper(200, {"Content-Type": "application/json"}, huge, chunked)
+    try:
+        with pytest.raises(Refusal, match="answered more than") as refused:
+            post_key_request(f"http://127.0.0.1:{server.server_address[1]}", {"x": 1}, timeout=10)
+        assert refused.value.reason == "bad-response"
+    finally:
+        server.shutdown()
+
+
+def test_a_keeper_answering_a_gzip_bomb_is_refused() -> None:
+    import gzip
+
+    from medvault.keeper.protocol import post_key_request
+
+    bomb = gzip.compress(b"[" + b" " * (16 << 20) + b"]")
+    server = _hostile_keeper(200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, bomb)
+    try:
+        with pytest.raises(Refusal, match="answered more than"):
+            post_key_request(f"http://127.0.0.1:{server.server_address[1]}", {"x": 1}, timeout=10)
+    finally:
+        server.shutdown()
+
+
+def test_a_keeper_answering_a_redirect_to_a_private_address_is_not_followed() -> None:
+    from medvault.keeper.protocol import post_key_request
+
+    target = _hostile_keeper(200, {}, b'{"keeper": "0x0", "x": 1, "wrap": "", "releaseId": "0x"}')
+    server = _hostile_keeper(307, {"Location": f"http://127.0.0.1:{target.server_address[1]}/v1/key-shares"}, b"{}")
+    try:
+        with pytest.raises(Refusal) as refused:
+            post_key_request(f"http://127.0.0.1:{server.server_address[1]}", {"x": 1}, timeout=10)
+        assert refused.value.status == 307
+    finally:
+        server.shutdown()
+        target.shutdown()
+
+
+def test_rate_limiter_memory_stays_bounded_under_many_throwaway_reader_addresses(tmp_path: Any) -> None:
+    """Reader addresses cost nothing: a flood of fresh ones must not grow the keeper's memory
+    without bound (each is refused later anyway, but the limiter would remember it forever)."""
+    import time
+    from types import SimpleNamespace
+
+    from medvault.keeper import service as keeper_service
+    from medvault.keeper.settled import Settlement
+
+    keeper = keeper_service.KeeperService(
+        SimpleNamespace(address=Account.create().address),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        tmp_path,
+        settlement=Settlement(0, None),
+        rate_window=0.05,
+    )
+    for i in range(keeper_service.RATE_READERS):
+        keeper._limit(f"0x{i:040x}")
+    time.sleep(0.1)
+    for i in range(keeper_service.RATE_READERS, 2 * keeper_service.RATE_READERS):
+        keeper._limit(f"0x{i:040x}")
+    assert len(keeper._requests) <= keeper_service.RATE_READERS
+
+
+def test_freshness_lag_check_survives_a_wall_clock_stepped_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node froze at a block; then the keeper's wall clock is stepped back an hour (forged
+    NTP). The frozen view is still an hour and more stale, and is refused."""
+    import time
+
+    from medvault.keeper.settled import Freshness, PinnedBlock
+
+    now, tick = time.time(), time.monotonic()
+    monkeypatch.setattr(time, "time", lambda: now)
+    monkeypatch.setattr(time, "monotonic", lambda: tick)
+    fresh = Freshness()
+    frozen = PinnedBlock(10, "aa", int(now), 10)
+    fresh.check(frozen, 60)
+    monkeypatch.setattr(time, "time", lambda: now)  # an hour later, but the wall clock was stepped back an hour
+    monkeypatch.setattr(time, "monotonic", lambda: tick + 3600)
+    with pytest.raises(Refusal, match="older than the chain's time") as refused:
+        fresh.check(frozen, 60)
+    assert refused.value.reason == "chain-stale"

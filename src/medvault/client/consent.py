@@ -100,10 +100,16 @@ class Consent(Records):
     def share_keys(self, patient: Wallet, grantee: str, scopes: frozenset[Category] | None = None) -> TxResult:
         """Hands ``grantee`` the keys of the patient's existing records in ``scopes`` (default:
         the scopes of its current grant), e.g. after a grant a delegate made, which shares none.
-        It grants no access by itself."""
+        It grants no access by itself, and hands out nothing while the grantee's grant has not
+        opened yet (no wraps ahead of a window: a grant revoked before it opens held no key)."""
         grantee = to_checksum_address(grantee)
+        grant = self.grant_of(patient.address, grantee)
+        if grant is not None and grant.valid_from > self.now():
+            raise ConfigurationError(
+                f"the grant of {patient.address} to {grantee} opens at {grant.valid_from} (chain time {self.now()}): "
+                "no key is handed out ahead of it; once it opens, share keys then, or the keepers release them"
+            )
         if scopes is None:
-            grant = self.grant_of(patient.address, grantee)
             if grant is None:
                 raise ConfigurationError(f"{patient.address} holds no grant to {grantee}: name the scopes to share")
             scopes = grant.scopes

@@ -19,7 +19,7 @@ account, epoch or position, and no entry can be dropped, added or reordered unno
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -61,7 +61,7 @@ class KeyEntry:
 
     kind: int
     epoch: int
-    secret: bytes
+    secret: bytes = field(repr=False)  # never in a log line or a traceback's message
     flags: int = 0
 
     def __post_init__(self) -> None:

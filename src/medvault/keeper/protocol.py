@@ -16,6 +16,8 @@ HPKE-wrapped to the reader's published key, bound to the record, the reader, the
 from __future__ import annotations
 
 import base64
+import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +47,7 @@ __all__ = [
 DOMAIN_NAME = "medvault keeper"
 DOMAIN_VERSION = "1"
 KEY_SHARES_PATH = "/v1/key-shares"
+MAX_ANSWER = 64 * 1024  # bytes of a keeper's answer a reader reads (after decompression); more is refused
 MAX_REQUEST_SKEW = 300  # seconds a request's issuedAt may be from the chain's time, either way
 _FIELDS = [
     ("patient", "address"),
@@ -177,14 +180,23 @@ def post_key_request(url: str | httpx.URL, body: dict[str, Any], timeout: float 
     """Sends a signed request to the keeper at ``url`` (checked with ``check_keeper_url`` by
     the caller), joined with ``KEY_SHARES_PATH`` by URL rules; its release, or the Refusal
     (reason ``unreachable`` if it does not answer, ``bad-response`` if the answer makes no sense).
-    Redirects are not followed."""
+    Redirects are not followed; an answer longer than ``MAX_ANSWER`` bytes (decompressed), or
+    one that takes longer than ``timeout`` in all, is refused rather than read on."""
     target = join_keeper_url(httpx.URL(str(url)), KEY_SHARES_PATH)
+    deadline = time.monotonic() + timeout
     try:
-        response = httpx.post(target, json=body, timeout=timeout, follow_redirects=False)
+        with httpx.stream("POST", target, json=body, timeout=timeout, follow_redirects=False) as response:
+            content = bytearray()
+            for chunk in response.iter_bytes():
+                content += chunk
+                if len(content) > MAX_ANSWER:
+                    raise Refusal("bad-response", f"{url} answered more than {MAX_ANSWER} bytes", response.status_code)
+                if time.monotonic() > deadline:
+                    raise Refusal("unreachable", f"{url}: its answer took longer than {timeout:.0f} s", 0)
     except httpx.TransportError as exc:
         raise Refusal("unreachable", f"{url}: {str(exc) or type(exc).__name__}", 0) from None
     try:
-        answer = response.json()
+        answer = json.loads(bytes(content))
         if response.status_code != 200:
             raise Refusal(str(answer["error"]), str(answer.get("message", "")), response.status_code)
         return ShareRelease(

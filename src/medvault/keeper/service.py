@@ -78,6 +78,7 @@ BATCH_SIZE = 20  # receipts per recordReleases transaction; a full batch is post
 RECEIPT_BUCKET = 3600  # seconds of chain time: one receipt per reader, record and bucket
 RATE_LIMIT = 600  # requests per reader ...
 RATE_WINDOW = 3600.0  # ... per this many seconds
+RATE_READERS = 10_000  # readers tracked before those idle for a whole window are forgotten
 BUNDLE_CACHE = 256  # parsed key bundles kept
 MAX_BODY = 64 * 1024
 log = logging.getLogger("medvault.keeper")
@@ -222,13 +223,9 @@ class KeeperService:
             self._agree(block, request, decision)
         if isinstance(decision, Refusal):
             raise decision
-        pointer, keepers = decision
+        pointer, keepers, recipient = decision
         context = client.context_of(pointer)
         x, secret = self._open_share(view, pointer, keepers, context)
-        try:
-            recipient = view.encryption_key(reader)
-        except ConfigurationError as exc:
-            raise Refusal("no-encryption-key", str(exc)) from None
         wrap = seal_share(secret, recipient, context.release_info(reader, self.address, x))
         receipt = Receipt(
             "0x" + digest.hex(), patient, pointer.index, reader, block.timestamp, request.issued_at,
@@ -244,8 +241,11 @@ class KeeperService:
         )  # fmt: skip
         return {"keeper": self.address, "x": x, "wrap": base64.b64encode(wrap).decode(), "releaseId": release_id}
 
-    def _decide(self, view: Medvault, request: KeyRequest) -> tuple[RecordPointer, KeeperSet] | Refusal:
-        """The record to release, or why not, as the chain stood at ``view``'s pinned block."""
+    def _decide(self, view: Medvault, request: KeyRequest) -> tuple[RecordPointer, KeeperSet, bytes] | Refusal:
+        """The record to release, the keeper set and the reader's published key to seal the
+        share to, or why not, as the chain stood at ``view``'s pinned block (all of it is what a
+        second endpoint must agree on: a node lying about the reader's key alone would otherwise
+        have the share sealed to a key of its choosing)."""
         now = view.now()
         if abs(request.issued_at - now) > MAX_REQUEST_SKEW:
             return Refusal(
@@ -260,10 +260,15 @@ class KeeperService:
             return Refusal("unknown-record", f"{patient} has no record {request.index} (records: {len(pointers)})")
         pointer = pointers[request.index]
         denial = view.access_denial(reader, pointer)
-        return (pointer, keepers) if denial is None else Refusal(*denial)
+        if denial is not None:
+            return Refusal(*denial)
+        try:
+            return pointer, keepers, view.encryption_key(reader)
+        except ConfigurationError as exc:
+            return Refusal("no-encryption-key", str(exc))
 
     def _agree(
-        self, block: PinnedBlock, request: KeyRequest, decision: tuple[RecordPointer, KeeperSet] | Refusal
+        self, block: PinnedBlock, request: KeyRequest, decision: tuple[RecordPointer, KeeperSet, bytes] | Refusal
     ) -> None:
         """Refuses unless the second endpoint holds ``block`` and decides the same on it."""
         assert self._second is not None
@@ -290,6 +295,11 @@ class KeeperService:
         """Refuses (``rate-limited``) a reader past ``rate_limit`` requests in ``rate_window`` seconds."""
         now = time.monotonic()
         with self._rate_lock:
+            if reader not in self._requests and len(self._requests) >= RATE_READERS:
+                # Addresses cost nothing to make: forget the readers idle for a whole window.
+                idle = [r for r, t in self._requests.items() if not t or t[-1] <= now - self.rate_window]
+                for r in idle:
+                    del self._requests[r]
             times = self._requests.setdefault(reader, collections.deque())
             while times and times[0] <= now - self.rate_window:
                 times.popleft()

@@ -12,7 +12,7 @@ its head is final at once and legitimately old when idle. On any other chain 2 c
 of at most 120 s: a node whose pinned block is older than that is refused (``chain-stale``).
 
 Lag is measured against what the keeper knows the chain's time to be: the later of the wall
-clock and the freshest block it has seen plus the wall time since (``Freshness``). Chain time
+clock and the freshest block it has seen plus the (monotonic) time since (``Freshness``). Chain time
 moved ahead of the wall clock (``evm_increaseTime``) therefore never counts as stale, and a node
 that falls back to an older view after showing a newer one does.
 
@@ -107,17 +107,19 @@ class Freshness:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: tuple[int, float] | None = None  # (block timestamp, wall time it was seen)
+        self._seen: tuple[int, float] | None = None  # (block timestamp, monotonic time it was seen)
 
     def check(self, block: PinnedBlock, max_lag: float | None) -> None:
         """Refuses (``chain-stale``) if ``block`` is more than ``max_lag`` seconds older than the
         chain's time as far as the keeper knows it; remembers ``block`` if it is the freshest."""
-        wall = time.time()
+        wall, tick = time.time(), time.monotonic()
         with self._lock:
             seen = self._seen
             if seen is None or block.timestamp > seen[0]:
-                self._seen = (block.timestamp, wall)
-        expected = wall if seen is None else max(wall, seen[0] + (wall - seen[1]))
+                self._seen = (block.timestamp, tick)
+        # Time since the freshest block is measured on the monotonic clock: a wall clock stepped
+        # back (by an operator or a forged NTP answer) cannot hide how long the view has not moved.
+        expected = wall if seen is None else max(wall, seen[0] + (tick - seen[1]))
         lag = expected - block.timestamp
         if max_lag is not None and lag > max_lag:
             raise Refusal(

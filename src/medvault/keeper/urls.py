@@ -4,7 +4,8 @@ Any account can announce any URL on chain, so a URL is checked before it is cont
 
 * scheme ``http`` or ``https``, a host, and no user info, query or fragment (a ``?`` or ``#``
   would let an announcer aim the request at another path, such as a Kubo API command);
-* no loopback, private, link-local, multicast, reserved or unspecified address, by IP literal,
+* no loopback, private, shared (CGNAT), link-local, multicast, reserved or unspecified address
+  (nor an IPv6 address embedding one: mapped, 6to4, Teredo), by IP literal,
   by ``localhost``, or by what the name resolves to, unless private keepers are allowed.
 
 Private keepers are allowed on the local development chain (id 31337) and wherever the
@@ -87,13 +88,13 @@ def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]
 
 
 def _is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
+    """Anything but a globally routable unicast address; an IPv6 address embedding an IPv4 one
+    (mapped, 6to4, Teredo) is judged by the IPv4 address too."""
+    embedded: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded += [v4 for v4 in (address.ipv4_mapped, address.sixtofour) if v4 is not None]
+        if address.teredo is not None:
+            embedded += list(address.teredo)
+    return any(
+        not a.is_global or a.is_loopback or a.is_multicast or a.is_reserved or a.is_unspecified for a in embedded
     )
