@@ -43,7 +43,7 @@ from eth_utils.address import to_checksum_address
 
 from medvault.crypto import decrypt_record, unwrap_key
 from medvault.errors import CidMismatchError, DecryptionError, InvalidCidError, IpfsError, MedvaultError
-from medvault.formats.keybundle import KeyBundle
+from medvault.formats.keybundle import KeyBundle, served_escrow
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.ipfs import IpfsClient, cid_from_bytes
 from medvault.model import DISPUTED, HIDDEN, Category
@@ -255,7 +255,7 @@ def _check_escrow(
     """Finds record ``index``'s escrow (the re-escrow bundle's entry, else its own bundle's, as
     keepers and readers take it) *malformed* if it names fewer of the chain's ``keepers`` than its
     threshold: readers ask only those, so the keepers could never release its key."""
-    escrow = (reescrow.escrow_of(index) if reescrow is not None else None) or bundle.escrow
+    escrow = served_escrow(index, reescrow, lambda: bundle)
     if escrow is None:
         return  # written before the patient chose keepers, and not re-escrowed: nothing promised
     on_chain = {to_checksum_address(k) for k in keepers}

@@ -31,7 +31,7 @@ from medvault.client.participants import Participants
 from medvault.crypto import decrypt_record, open_share
 from medvault.errors import AccessDeniedError, ConfigurationError, DecryptionError, KeeperRefusedError
 from medvault.escrow import combine_key
-from medvault.formats.keybundle import escrow_key
+from medvault.formats.keybundle import escrow_key, served_escrow
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.keeper.urls import InvalidKeeperUrl, allow_private_keepers, check_keeper_url
@@ -95,11 +95,8 @@ class Keepers(Participants):
     def escrow_for(self, pointer: RecordPointer, bundle: KeyBundle, keepers: KeeperSet) -> Escrow | None:
         """The escrow of ``pointer``'s key for ``keepers`` (the chain's set): its entry in the
         set's re-escrow bundle if there is one, else its own bundle's (``bundle``)."""
-        if keepers.escrow_cid:
-            escrow = self.key_bundle(keepers.escrow_cid, pointer.patient).escrow_of(pointer.index)
-            if escrow is not None:
-                return escrow
-        return bundle.escrow
+        reescrow = self.key_bundle(keepers.escrow_cid, pointer.patient) if keepers.escrow_cid else None
+        return served_escrow(pointer.index, reescrow, lambda: bundle)
 
     def keeper_urls(self, keepers: list[str]) -> dict[str, str | None]:
         """The URL each keeper announced last (None if it never announced one)."""

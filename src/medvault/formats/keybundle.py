@@ -32,11 +32,11 @@ from medvault.errors import IntegrityError
 from medvault.escrow import split_key
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from medvault.crypto import RecordContext
 
-__all__ = ["FORMAT", "Escrow", "EscrowShare", "KeyBundle", "Wrap", "escrow_key", "wrap_for"]
+__all__ = ["FORMAT", "Escrow", "EscrowShare", "KeyBundle", "Wrap", "escrow_key", "served_escrow", "wrap_for"]
 
 FORMAT = "medvault/key-bundle/v2"
 
@@ -145,6 +145,14 @@ class KeyBundle:
         return cls(
             doc["chainId"], doc["registry"], patient, doc["suite"], wraps, _parse_escrow(doc.get("escrow")), escrows
         )
+
+
+def served_escrow(index: int, reescrow: KeyBundle | None, own: Callable[[], KeyBundle]) -> Escrow | None:
+    """Record ``index``'s escrow as keepers serve it and readers ask for it: the entry of the
+    keeper set's re-escrow bundle (``reescrow``) if it has one, else the record's own bundle's
+    (``own`` is read only then)."""
+    escrow = reescrow.escrow_of(index) if reescrow is not None else None
+    return escrow if escrow is not None else own().escrow
 
 
 def wrap_for(context: RecordContext, key: bytes, reader: str, public_key: bytes) -> Wrap:

@@ -60,6 +60,7 @@ from medvault.errors import (
     IpfsError,
     IpfsUnavailableError,
 )
+from medvault.formats.keybundle import served_escrow
 from medvault.keeper.journal import Journal, Receipt
 from medvault.keeper.protocol import KEY_SHARES_PATH, MAX_REQUEST_SKEW, KeyRequest, Refusal, verify_key_request
 from medvault.keeper.settled import MAX_HEAD_GAP, Freshness, PinnedBlock, PinnedChain, Settlement, pin_block
@@ -112,7 +113,7 @@ class KeeperService:
         self.receipt_bucket, self.rate_limit, self.rate_window = receipt_bucket, rate_limit, rate_window
         self._second: Chain | None = None
         self._freshness = Freshness()
-        self._rate_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the in-memory state below (rate windows, bundle cache)
         self._requests: dict[str, collections.deque[float]] = {}
         self._bundles: dict[tuple[str, str], KeyBundle] = {}
         self._journal: Journal | None = None
@@ -294,7 +295,7 @@ class KeeperService:
     def _limit(self, reader: str) -> None:
         """Refuses (``rate-limited``) a reader past ``rate_limit`` requests in ``rate_window`` seconds."""
         now = time.monotonic()
-        with self._rate_lock:
+        with self._lock:
             if reader not in self._requests and len(self._requests) >= RATE_READERS:
                 # Addresses cost nothing to make: forget the readers idle for a whole window.
                 idle = [r for r, t in self._requests.items() if not t or t[-1] <= now - self.rate_window]
@@ -313,13 +314,11 @@ class KeeperService:
     def _open_share(
         self, view: Medvault, pointer: RecordPointer, keepers: KeeperSet, context: RecordContext
     ) -> tuple[int, bytes]:
-        """This keeper's share of ``pointer``'s key, from the escrow readers use too
-        (``Medvault.escrow_for``: the set's re-escrow of the record, else the record's own)."""
+        """This keeper's share of ``pointer``'s key, from the escrow readers ask for too
+        (``served_escrow``: the set's re-escrow of the record, else the record's own)."""
         patient = pointer.patient
-        escrow = None
-        if keepers.escrow_cid:
-            escrow = self._bundle(view, keepers.escrow_cid, patient).escrow_of(pointer.index)
-        escrow = escrow or self._bundle(view, pointer.keys_cid, patient).escrow
+        reescrow = self._bundle(view, keepers.escrow_cid, patient) if keepers.escrow_cid else None
+        escrow = served_escrow(pointer.index, reescrow, lambda: self._bundle(view, pointer.keys_cid, patient))
         share = escrow.share_of(self.address) if escrow else None
         if share is None:
             raise Refusal("no-share", f"{context.describe()} escrows no share with {self.address}")
@@ -335,11 +334,11 @@ class KeeperService:
 
     def _bundle(self, view: Medvault, cid: str, patient: str) -> KeyBundle:
         """A record's key bundle, parsed (content-addressed: a bundle once read never changes)."""
-        with self._rate_lock:
+        with self._lock:
             bundle = self._bundles.get((cid, patient))
         if bundle is None:
             bundle = view.key_bundle(cid, patient)
-            with self._rate_lock:
+            with self._lock:
                 if len(self._bundles) >= BUNDLE_CACHE:
                     self._bundles.pop(next(iter(self._bundles)))
                 self._bundles[(cid, patient)] = bundle
