@@ -158,6 +158,15 @@ class IpfsClient:
             raise
         return True
 
+    def pins(self) -> set[str]:
+        """The CIDs (base32) of every object pinned recursively: what the node keeps for good."""
+        response = self._post("pin/ls", params={"type": "recursive", "stream": "true"})
+        found = set()
+        for line in response.text.splitlines():
+            if line.strip():
+                found.add(str(CID.decode(json.loads(line)["Cid"]).set(base="base32")))
+        return found
+
     def version(self) -> str:
         return str(self._post("version").json()["Version"])
 
