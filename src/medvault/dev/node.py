@@ -195,6 +195,7 @@ class LocalNode:
                     _terminate(proc.pid, timeout)
                     stopped.append(name)
             self._info_file.unlink()
+        shutil.rmtree(self.state_dir / ".foundry", ignore_errors=True)
         return stopped
 
     # -- internals -------------------------------------------------------------------------
@@ -216,7 +217,8 @@ class LocalNode:
         if self.genesis_timestamp is not None:
             options["--timestamp"] = str(self.genesis_timestamp)
         args = [find_tool("anvil"), *(part for option in options.items() for part in option)]
-        pid = _spawn(args, log, env=os.environ.copy())
+        # Whatever anvil keeps under ~ (its history cache, ~/.foundry/anvil/tmp) stays in here.
+        pid = _spawn(args, log, env={**os.environ, "HOME": str(self.state_dir)})
         return ProcessInfo(pid, f"http://127.0.0.1:{port}", str(log))
 
     def _latest_saved_state(self) -> bool:
