@@ -102,6 +102,10 @@ def test_cli_node_keeps_its_ports_and_shows_pids(tmp_path: Path) -> None:
             f"ipfs   {first['ipfs_api']}  running, pid {info.ipfs.pid}\n"
         )
 
+        moved = CliRunner().invoke(cli, ["--home", str(tmp_path), "node", "up", "--chain-port", str(free_port())])
+        assert moved.exit_code == 1
+        assert f"the chain of this node already runs on port {chain_port}; `medvault node down` first" in moved.output
+
         assert node_cli("down") == "stopped: chain, ipfs\n"
         assert node_cli("status") == "chain  stopped\nipfs   stopped\n"
         again = json.loads(node_cli("up", "--json"))  # no ports given: the ones it was made with

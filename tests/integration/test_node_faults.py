@@ -20,6 +20,7 @@ from medvault.chain import connect
 from medvault.cli import cli
 from medvault.dev.anvil import fund, mine, warp
 from medvault.dev.node import HISTORY_BLOCKS, LocalNode, free_port
+from medvault.errors import ChainUnavailableError
 from medvault.ipfs import IpfsClient
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ def test_reported_transaction_survives_kill_9_of_anvil_and_kubo(world: tuple[Loc
     added = run("record", "add", OBSERVATION, "--patient", "alice", "--account", "clinic")["record"]
     # At once: anvil's own autosave (every 10 s) has most likely not run since the report.
     kill_9(node, "chain", "ipfs")
+    with pytest.raises(ChainUnavailableError, match="the local chain stopped; what it confirmed last may be lost"):
+        node.save()  # what the CLI does before a report: a chain that died under it is an error
 
     after = LocalNode(node.state_dir).up()  # no ports given: the ones the node was made with
     assert (after.rpc_url, after.ipfs_api) == (before.rpc_url, before.ipfs_api)

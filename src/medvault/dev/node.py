@@ -104,8 +104,9 @@ class LocalNode:
         genesis_timestamp: int | None = None,
     ) -> None:
         """Ports left out are the ones this state was made with (else 8545 and 5001); 0 is any
-        free port. Ports given are remembered by the next ``up``."""
+        free port. The ports ``up`` starts on are remembered for the next one."""
         self.state_dir = Path(state_dir)
+        self._asked = {"the chain": chain_port, "IPFS": ipfs_port}
         self._ports_file = self.state_dir / "ports.json"
         remembered = json.loads(self._ports_file.read_text()) if self._ports_file.exists() else {}
         self.chain_port = remembered.get("chain", DEFAULT_CHAIN_PORT) if chain_port is None else chain_port
@@ -126,10 +127,16 @@ class LocalNode:
         current = self.status()
         chain_running = bool(current and _alive(current.chain.pid, "anvil"))
         ipfs_running = bool(current and _alive(current.ipfs.pid, "ipfs"))
-        for name, running, port in (
-            ("the chain", chain_running, self.chain_port),
-            ("IPFS", ipfs_running, self.ipfs_port),
+        for name, running, port, proc in (
+            ("the chain", chain_running, self.chain_port, current and current.chain),
+            ("IPFS", ipfs_running, self.ipfs_port, current and current.ipfs),
         ):
+            asked = self._asked[name]
+            if running and proc and asked and asked != _port_of(proc.url):
+                raise ConfigurationError(
+                    f"{name} of this node already runs on port {_port_of(proc.url)}; "
+                    f"`medvault node down` first to move it to {asked}"
+                )
             if not running and port and not _port_free(port):
                 raise ConfigurationError(
                     f"port {port} for {name} is taken by another program; stop it or choose another port"
@@ -223,7 +230,10 @@ class LocalNode:
 
     def _latest_saved_state(self) -> bool:
         """Puts the saved state with the later block (a whole one) in the state file; whether
-        there is one. On a tie the state file wins: ``save`` wrote it after the autosave's snapshot."""
+        there is one. On a tie the state file wins: it is whole by construction, and what the CLI
+        reported rests on it."""
+        for stale in self.state_dir.glob("anvil-state.*.tmp"):  # left by a saver killed mid-write
+            stale.unlink()
         candidates = []
         for rank, path in enumerate((self._state_file, self._autosave_file)):
             with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
