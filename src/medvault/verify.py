@@ -29,7 +29,8 @@ every problem at once, each with the record it concerns, so ``verify_patient`` c
   release it; or fewer keepers than the patient chose could recover it.
 * with the patient's wallet (``wallet``, from the keystore): each record's key must open from a
   wrap for the patient (in its bundle or a bundle shared with the patient) and decrypt the
-  ciphertext; a record the patient cannot open is *unopenable*.
+  ciphertext; a record the patient cannot open is *unopenable*, and one whose ciphertext is not
+  medvault's or holds no medvault envelope is *malformed*.
 
 A node that does not answer is an error (``NodeUnavailableError``), not a finding.
 """
@@ -44,7 +45,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from eth_utils.address import to_checksum_address
 
 from medvault.crypto import decrypt_record, unwrap_key
-from medvault.errors import CidMismatchError, DecryptionError, InvalidCidError, IpfsError, MedvaultError
+from medvault.errors import (
+    CidMismatchError,
+    DecryptionError,
+    IntegrityError,
+    InvalidCidError,
+    IpfsError,
+    MedvaultError,
+)
+from medvault.formats import envelope
 from medvault.formats.keybundle import KeyBundle, served_escrow
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.model import DISPUTED, HIDDEN, Category, pointer_cid
@@ -291,9 +300,11 @@ def _check_opens(
             try:
                 key = unwrap_key(wrapped, wallet.encryption_keys(mv.suite, epoch), context, report.patient)
                 if blob is not None:
-                    decrypt_record(blob, key, context)
+                    envelope.unpack(decrypt_record(blob, key, context))
             except DecryptionError:
                 continue
+            except IntegrityError as exc:  # not a medvault ciphertext, or no envelope inside: this record alone
+                report.findings.append(Finding("malformed", index, "record", f"record {index}: {exc}", summary.cid))
             return
     why = "no key bundle holds a wrap of its key for the patient" if not wraps else (
         f"none of the patient's {len(wraps)} wraps of its key opens with the patient's keys"

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
-    from medvault.crypto import EncryptionKeyPair, KeySuite
+    from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext
 
 __all__ = ["STALE_SEQ_RETRIES", "UNOPENABLE", "Records"]
 
@@ -284,9 +284,9 @@ class Records(Keepers, Access):
             # registered a new key): the keepers release the key, and their answer is checked by
             # decrypting, so the plaintext of that check is the one returned.
             key, released = self.released_key(reader, pointer, bundle, blob)
-            plaintext = released if released is not None else decrypt_record(blob, key, context)
+            plaintext = released if released is not None else _decrypt(pointer, blob, key, context)
         else:
-            plaintext = decrypt_record(blob, key, context)
+            plaintext = _decrypt(pointer, blob, key, context)
         try:
             opened = envelope.unpack(plaintext)
         except IntegrityError as exc:
@@ -423,6 +423,17 @@ class Records(Keepers, Access):
             )
         wallet.keys.add_legacy(legacy)
         return self.rotate_key(wallet)
+
+
+def _decrypt(pointer: RecordPointer, blob: bytes, key: bytes, context: RecordContext) -> bytes:
+    """The plaintext of ``blob``; bytes that are not a medvault ciphertext make the record bad
+    (a DecryptionError, a wrong key or a tampered ciphertext, stays what it is)."""
+    try:
+        return decrypt_record(blob, key, context)
+    except DecryptionError:
+        raise
+    except IntegrityError as exc:
+        raise BadRecordError(pointer.patient, pointer.index, str(exc)) from None
 
 
 def _pointer(event: Any, record_hash: bytes) -> RecordPointer:
