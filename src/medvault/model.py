@@ -266,7 +266,7 @@ def pointer_cid(raw: bytes) -> str:
     try:
         cid = CID.decode(bytes(raw))
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidCidError(shown, str(exc) or type(exc).__name__) from None
+        raise InvalidCidError(shown, f"it does not decode as a CID: {exc or type(exc).__name__}") from None
     if cid.version != 1:
         raise InvalidCidError(shown, f"a CIDv{cid.version}; pointers are CIDv1")
     if cid.hashfun.name != "sha2-256":

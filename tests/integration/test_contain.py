@@ -130,6 +130,10 @@ def test_key_rotation_carries_on_past_bad_records(
     assert all(f"record {i} of {patient.address}" in rotation.skipped[i] for i in unopened)
     assert set(rotation.rewrapped) == set(good) | (set(written.values()) - unopened)
     check_reads(mv, patient, patient, good, written)
+    mv.set_keepers(patient, [provider.address], 1)  # re-escrows every key the patient opens, past the bad ones
+    escrow_cid = mv.keepers_of(patient.address).escrow_cid
+    assert escrow_cid is not None
+    assert {i for i, _ in mv.key_bundle(escrow_cid, patient.address).escrows} == set(rotation.rewrapped)
 
 
 @pytest.mark.parametrize("bad", [WELL, RAW_POINTERS], ids=["well-formed", "RAW"])
