@@ -16,21 +16,33 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from data import LABS
+from helpers import add, grant, new_wallet
 from multiformats import CID, multihash
 
+from medvault.accounts import Keystore
+from medvault.chain import Chain, deploy, load_artifacts
+from medvault.client import Medvault
 from medvault.crypto import encrypt_record, new_record_key
 from medvault.formats import envelope
 from medvault.formats.keybundle import escrow_key, wrap_for
-from medvault.ipfs import cid_to_bytes, compute_cid
-from medvault.model import Category
+from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
+from medvault.model import Category, Role
 
 if TYPE_CHECKING:
-    from medvault.accounts import Wallet
-    from medvault.client import Medvault
+    from collections.abc import Iterator
+    from pathlib import Path
 
-__all__ = ["RAW", "WELL_FORMED", "never_added", "write_pointer"]
+    from web3 import Web3
+
+    from medvault.accounts import Wallet
+    from medvault.dev.node import NodeInfo
+
+__all__ = ["KINDS", "RAW", "WELL_FORMED", "World", "bad_world", "never_added", "write_pointer"]
 
 
 def never_added() -> bytes:
@@ -55,6 +67,48 @@ RAW: dict[str, tuple[bytes, str]] = {
     "cidv0": (bytes(CID("base58btc", 0, "dag-pb", _DIGEST)), "a CIDv0; pointers are CIDv1"),
     "truncated": (cid_to_bytes(compute_cid(b"x"))[:-3], "not a usable CID"),
 }
+
+
+# Every kind, RAW ones named so: name -> (write_pointer's arguments, words the refusal holds)
+KINDS: dict[str, tuple[dict[str, Any], str]] = dict(WELL_FORMED)
+KINDS |= {f"RAW-{name}-cid": ({"cid": raw}, words) for name, (raw, words) in RAW.items()}
+KINDS |= {f"RAW-{name}-keys": ({"keys_cid": raw}, words) for name, (raw, words) in RAW.items()}
+
+
+@dataclass
+class World:
+    """One deployment holding a patient's log with bad records among good ones."""
+
+    mv: Medvault
+    w3: Web3
+    home: Path
+    patient: Wallet
+    doctor: Wallet
+    bad: dict[str, int]  # each kind's record index
+    good: list[int]
+
+
+@contextmanager
+def bad_world(node: NodeInfo, w3: Web3, home: Path, kinds: dict[str, tuple[dict[str, Any], str]]) -> Iterator[World]:
+    """A deployment in ``home`` (keystore accounts admin, patient, provider, doctor): the
+    patient's log holds a good record, then one bad record of each of ``kinds`` each followed by
+    a good one; the doctor holds a grant of laboratory records with the keys shared."""
+    keystore = Keystore(home)
+    wallets = {name: new_wallet(keystore, w3, name) for name in ("admin", "patient", "provider", "doctor")}
+    deployment, _ = deploy(w3, wallets["admin"], home)
+    with IpfsClient(node.ipfs_api) as ipfs:
+        mv = Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
+        patient, provider, doctor = wallets["patient"], wallets["provider"], wallets["doctor"]
+        for wallet in (patient, provider, doctor):
+            mv.register(wallet)
+        mv.accredit(wallets["admin"], provider.address, Role.PROVIDER)
+        mv.set_writer(patient, provider.address, frozenset(Category))
+        good, bad = [add(mv, provider, patient).index], {}
+        for name, (kwargs, _) in kinds.items():
+            bad[name] = write_pointer(mv, provider, patient, **kwargs)
+            good.append(add(mv, provider, patient).index)
+        grant(mv, patient, doctor, LABS)
+        yield World(mv, w3, home, patient, doctor, bad, good)
 
 
 def write_pointer(

@@ -2,8 +2,9 @@
 patient, the index and what is wrong, leaving chain, pins and home exactly as they were; and
 the good records around them read all the same.
 
-One deployment for the module: a patient's log with a good record, then one bad record of each
-kind (badrecords.py) each followed by a good one, and a doctor granted with the keys shared.
+One deployment for the module (``badrecords.bad_world``): a patient's log with a good record,
+then one bad record of each kind each followed by a good one, and a doctor granted with the
+keys shared.
 Rows whose id starts with RAW read pointers whose bytes are not a usable CID, which only
 contracts that do not check pointers accept (tests/unit/test_pointers.py feeds the same bytes
 through fake events); the other rows hold on every deployment.
@@ -11,71 +12,33 @@ through fake events); the other rows hold on every deployment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from badrecords import RAW, WELL_FORMED, write_pointer
-from data import LAB, LABS
-from helpers import add, grant, new_wallet
+from badrecords import KINDS, World, bad_world
+from data import LAB
 from unchanged import unchanged
 
-from medvault.accounts import Keystore
-from medvault.chain import Chain, deploy, load_artifacts
-from medvault.client import Medvault
 from medvault.errors import BadRecordError
-from medvault.ipfs import IpfsClient
-from medvault.model import Category, Role
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from web3 import Web3
 
-    from medvault.accounts import Wallet
     from medvault.dev.node import NodeInfo
 
 pytestmark = pytest.mark.integration
 
 # name: (write_pointer's arguments, words the refusal holds)
-KINDS: dict[str, tuple[dict[str, Any], str]] = dict(WELL_FORMED)
-KINDS |= {f"RAW-{name}-cid": ({"cid": raw}, words) for name, (raw, words) in RAW.items()}
-KINDS |= {f"RAW-{name}-keys": ({"keys_cid": raw}, words) for name, (raw, words) in RAW.items()}
 # The kinds whose record key cannot be opened at all (the key bundle cannot be read).
 UNOPENABLE = {name for name in KINDS if name.endswith("-keys") or "key-bundle" in name}
 
 
-@dataclass
-class World:
-    mv: Medvault
-    w3: Web3
-    home: Path
-    patient: Wallet
-    doctor: Wallet
-    bad: dict[str, int]  # each kind's record index
-    good: list[int]
-
-
 @pytest.fixture(scope="module")
 def world(local_node: NodeInfo, w3: Web3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    home = tmp_path_factory.mktemp("contain") / "home"
-    keystore = Keystore(home)
-    wallets = {name: new_wallet(keystore, w3, name) for name in ("admin", "patient", "provider", "doctor")}
-    deployment, _ = deploy(w3, wallets["admin"], home)
-    with IpfsClient(local_node.ipfs_api) as ipfs:
-        mv = Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
-        patient, provider, doctor = wallets["patient"], wallets["provider"], wallets["doctor"]
-        for wallet in (patient, provider, doctor):
-            mv.register(wallet)
-        mv.accredit(wallets["admin"], provider.address, Role.PROVIDER)
-        mv.set_writer(patient, provider.address, frozenset(Category))
-        good, bad = [add(mv, provider, patient).index], {}
-        for name, (kwargs, _) in KINDS.items():
-            bad[name] = write_pointer(mv, provider, patient, **kwargs)
-            good.append(add(mv, provider, patient).index)
-        grant(mv, patient, doctor, LABS)
-        yield World(mv, w3, home, patient, doctor, bad, good)
+    with bad_world(local_node, w3, tmp_path_factory.mktemp("contain") / "home", KINDS) as built:
+        yield built
 
 
 def read_by_patient(w: World, name: str) -> object:

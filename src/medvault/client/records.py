@@ -73,13 +73,13 @@ if TYPE_CHECKING:
     from medvault.chain import TxResult
     from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext
 
-__all__ = ["STALE_SEQ_RETRIES", "UNOPENABLE", "Records"]
+__all__ = ["STALE_SEQ_RETRIES", "Records"]
 
 # A stale seq means the same author wrote meanwhile (another process of the same account).
 STALE_SEQ_RETRIES = 3
 # What ``open_key`` raises for a record the reader cannot open: no wrap for it, none its keys
 # open, or a bad record. Whoever goes over many records skips these and carries on.
-UNOPENABLE = (AccessDeniedError, DecryptionError, BadRecordError)
+_UNOPENABLE = (AccessDeniedError, DecryptionError, BadRecordError)
 
 log = logging.getLogger(__name__)
 
@@ -333,13 +333,13 @@ class Records(Keepers, Access):
 
     def open_keys(self, reader: Wallet, pointers: list[RecordPointer]) -> tuple[dict[int, bytes], dict[int, str]]:
         """The record keys of ``pointers`` that ``reader``'s keys open, by index, and why each
-        other one does not open (``UNOPENABLE``): one record that cannot be opened stops no other."""
+        other one does not open (``_UNOPENABLE``): one record that cannot be opened stops no other."""
         keys: dict[int, bytes] = {}
         skipped: dict[int, str] = {}
         for pointer in pointers:
             try:
                 keys[pointer.index] = self.open_key(reader, pointer)
-            except UNOPENABLE as exc:
+            except _UNOPENABLE as exc:
                 skipped[pointer.index] = str(exc)
         return keys, skipped
 
