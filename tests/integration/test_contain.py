@@ -229,3 +229,25 @@ def test_a_keeper_answers_for_the_good_records_and_refuses_the_bad_one(
         assert mv.read_record(doctor, patient.address, good[-1]).data == LAB  # through the keeper
     finally:
         keeper.stop()
+
+
+def test_a_log_that_does_not_decode_is_passed_over_by_the_index(
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(mv, provider, patient)
+    grant(mv, patient, doctor, LABS)  # AccessGranted and KeysShared
+    add(mv, provider, patient)
+    with EventIndex.open(home, mv.chain) as index:
+        real = index.chain.w3.eth.get_logs
+        shared = mv.chain.consent.events.KeysShared().topic
+
+        def lying(filters: Any) -> list[Any]:  # a node serving a KeysShared log whose data is cut short
+            return [{**log, "data": b"\0"} if log["topics"][0].to_0x_hex() == shared else log for log in real(filters)]
+
+        monkeypatch.setattr(index.chain.w3.eth, "get_logs", lying)
+        index.sync()
+        assert [p.index for p in index.records_of(patient.address, sync=False)] == [0, 1]
+        assert [g.grantee for g in index.readers_of(patient.address, sync=False)] == [doctor.address]
+        events = {row[0] for row in index.db.execute("SELECT event FROM events")}
+        assert "KeysShared" not in events
+        assert {"RecordAdded", "AccessGranted"} <= events
