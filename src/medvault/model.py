@@ -396,7 +396,7 @@ class KeyRotation:
     keys_cid: str | None
     rewrapped: list[int]
     transactions: list[TxResult]
-    skipped: dict[int, str] = field(default_factory=dict)  # records the old keys do not open, and why
+    skipped: dict[int, str] = field(default_factory=dict)  # records its keys do not open: why
 
 
 @dataclass(frozen=True)

@@ -320,10 +320,10 @@ class Consent(Records):
         if actor.address != patient or not pointers:
             return b""
         recipient = self.encryption_key(grantee)
-        keys, skipped = self.open_keys(actor, pointers)
+        opened, skipped = self.open_keys(actor, pointers)
         for index, reason in skipped.items():  # one record it cannot open keeps no other from the grantee
             log.warning("the key of record %d of %s is not shared with %s: %s", index, patient, grantee, reason)
-        wraps = [wrap_for(self.context_of(p), keys[p.index], grantee, recipient) for p in pointers if p.index in keys]
+        wraps = [wrap_for(self.context_of(p), key, grantee, recipient) for p, key in opened]
         if not wraps:
             return b""
         return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes()))

@@ -48,6 +48,8 @@ from medvault.errors import (
     IntegrityError,
     InvalidCidError,
     IpfsError,
+    MedvaultError,
+    NodeUnavailableError,
 )
 from medvault.formats import envelope
 from medvault.formats.keybundle import KeyBundle, escrow_key, wrap_for
@@ -77,9 +79,6 @@ __all__ = ["STALE_SEQ_RETRIES", "Records"]
 
 # A stale seq means the same author wrote meanwhile (another process of the same account).
 STALE_SEQ_RETRIES = 3
-# What ``open_key`` raises for a record the reader cannot open: no wrap for it, none its keys
-# open, or a bad record. Whoever goes over many records skips these and carries on.
-_UNOPENABLE = (AccessDeniedError, DecryptionError, BadRecordError)
 
 log = logging.getLogger(__name__)
 
@@ -331,17 +330,23 @@ class Records(Keepers, Access):
             f"{self.suite.name} keys its key file holds)"
         )
 
-    def open_keys(self, reader: Wallet, pointers: list[RecordPointer]) -> tuple[dict[int, bytes], dict[int, str]]:
-        """The record keys of ``pointers`` that ``reader``'s keys open, by index, and why each
-        other one does not open (``_UNOPENABLE``): one record that cannot be opened stops no other."""
-        keys: dict[int, bytes] = {}
+    def open_keys(
+        self, holder: Wallet, pointers: list[RecordPointer]
+    ) -> tuple[list[tuple[RecordPointer, bytes]], dict[int, str]]:
+        """The key of each of ``pointers`` that ``holder``'s keys open, and why each other one did
+        not, by index: a record it cannot open (no wrap, a garbage wrap, a bundle that is missing
+        or no bundle) is one finding, and the others are still opened. A node that does not
+        answer is not a finding about a record: that stops."""
+        opened: list[tuple[RecordPointer, bytes]] = []
         skipped: dict[int, str] = {}
         for pointer in pointers:
             try:
-                keys[pointer.index] = self.open_key(reader, pointer)
-            except _UNOPENABLE as exc:
+                opened.append((pointer, self.open_key(holder, pointer)))
+            except NodeUnavailableError:
+                raise
+            except MedvaultError as exc:
                 skipped[pointer.index] = str(exc)
-        return keys, skipped
+        return opened, skipped
 
     def _wraps(self, reader: str, pointer: RecordPointer, bundle: KeyBundle | None) -> Iterator[bytes]:
         """The reader's wraps of the record key, fetched lazily: from the record's bundle, then
@@ -379,11 +384,8 @@ class Records(Keepers, Access):
         public = wallet.generate_encryption_keys(self.suite, new).public_bytes
         fn = self.chain.participants.functions.register(public)
         transactions = [self.chain.transact(wallet, fn, f"rotate key of {wallet.address} to epoch {new}")]
-        pointers = self.records(wallet.address)
-        keys, skipped = self.open_keys(wallet, pointers)
-        wraps = [
-            wrap_for(self.context_of(p), keys[p.index], wallet.address, public) for p in pointers if p.index in keys
-        ]
+        opened, skipped = self.open_keys(wallet, self.records(wallet.address))
+        wraps = [wrap_for(self.context_of(p), key, wallet.address, public) for p, key in opened]
         keys_cid = None
         if wraps:
             keys_cid = self.ipfs.add(self.new_key_bundle(wallet.address, wraps).to_bytes())
@@ -393,7 +395,7 @@ class Records(Keepers, Access):
             except BaseException:
                 self._unpin_quietly(keys_cid)
                 raise
-        rewrapped = sorted(keys)
+        rewrapped = [p.index for p, _ in opened]
         return KeyRotation(wallet.address, old, new, public, keys_cid, rewrapped, transactions, skipped)
 
     def migrate_keys(self, wallet: Wallet) -> KeyRotation:
