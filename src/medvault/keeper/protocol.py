@@ -66,6 +66,7 @@ REASONS: dict[str, int] = {
     "wrong-keeper": 421,  # addressed to another keeper, or this keeper is not the patient's
     "unknown-record": 404,  # the patient's log has no such record
     "no-share": 404,  # the record's key bundle escrows no share with this keeper
+    "bad-record": 422,  # the record's pointer is not a usable CID, or its key bundle is missing or malformed
     "no-grant": 403,  # the patient never granted the reader access
     "revoked": 403,  # the patient revoked the reader's grant
     "expired": 403,  # the grant's window has closed

@@ -14,9 +14,11 @@ checks, in order: the signature (``bad-signature``), that it is addressed to thi
 request's age against that block's time (``stale``), that this keeper is in the patient's
 current set (``wrong-keeper``), that the record exists in the patient's verified log
 (``unknown-record``), then consent (``no-grant``, ``revoked``, ``expired``, ``not-yet-valid``,
-``out-of-scope``). Only then does it open its share, from the set's re-escrow of the record if
-there is one, else from the record's key bundle, wrap it to the reader's published key, journal
-the release and answer.
+``out-of-scope``), then that the record's pointer is usable (``bad-record``). Only then does it
+open its share, from the set's re-escrow of the record if there is one, else from the record's
+key bundle (a missing or malformed one is ``bad-record`` too), wrap it to the reader's published
+key, journal the release and answer. A bad record refuses that record alone: the patient's
+other records are served as before.
 
 The journal is SQLite in the keeper's state folder, one row per release keyed by its release id
 (the EIP-712 digest of the request; a retried request is served again and journaled once), and
@@ -52,6 +54,7 @@ from web3.exceptions import TimeExhausted, Web3RPCError
 from medvault.chain import Chain, connect, load_artifacts
 from medvault.crypto import open_share, seal_share
 from medvault.errors import (
+    BadRecordError,
     ChainUnavailableError,
     ConfigurationError,
     ContractError,
@@ -67,6 +70,8 @@ from medvault.keeper.settled import MAX_HEAD_GAP, Freshness, PinnedBlock, Pinned
 from medvault.keeper.urls import check_keeper_url
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from medvault.accounts import Wallet
     from medvault.client import Medvault
     from medvault.crypto import RecordContext
@@ -202,6 +207,8 @@ class KeeperService:
             return _refuse("chain-unavailable", f"the Ethereum node answered an error: {exc}")
         except (IpfsUnavailableError, IpfsError) as exc:
             return _refuse("ipfs-unavailable", str(exc))
+        except BadRecordError as exc:
+            return _refuse("bad-record", str(exc))
         except IntegrityError as exc:
             return _refuse("integrity", str(exc))
         except Exception as exc:
@@ -263,6 +270,8 @@ class KeeperService:
         denial = view.access_denial(reader, pointer)
         if denial is not None:
             return Refusal(*denial)
+        if pointer.problem:
+            return Refusal("bad-record", pointer.problem)
         try:
             return pointer, keepers, view.encryption_key(reader)
         except ConfigurationError as exc:
@@ -316,9 +325,15 @@ class KeeperService:
     ) -> tuple[int, bytes]:
         """This keeper's share of ``pointer``'s key, from the escrow readers ask for too
         (``served_escrow``: the set's re-escrow of the record, else the record's own)."""
-        patient = pointer.patient
-        reescrow = self._bundle(view, keepers.escrow_cid, patient) if keepers.escrow_cid else None
-        escrow = served_escrow(pointer.index, reescrow, lambda: self._bundle(view, pointer.keys_cid, patient))
+        patient, escrow_cid = pointer.patient, keepers.escrow_cid
+        reescrow = (
+            self._bundle(escrow_cid, patient, lambda: view.key_bundle(escrow_cid, patient)) if escrow_cid else None
+        )
+
+        def own() -> KeyBundle:  # the record's own bundle: a bad one refuses this record alone (bad-record)
+            return self._bundle(pointer.keys_cid, patient, lambda: view.record_bundle(pointer))
+
+        escrow = served_escrow(pointer.index, reescrow, own)
         share = escrow.share_of(self.address) if escrow else None
         if share is None:
             raise Refusal("no-share", f"{context.describe()} escrows no share with {self.address}")
@@ -332,12 +347,13 @@ class KeeperService:
             "(a keeper registered before keys were random runs `medvault keys migrate` first)"
         )
 
-    def _bundle(self, view: Medvault, cid: str, patient: str) -> KeyBundle:
-        """A record's key bundle, parsed (content-addressed: a bundle once read never changes)."""
+    def _bundle(self, cid: str, patient: str, load: Callable[[], KeyBundle]) -> KeyBundle:
+        """The key bundle ``cid``, parsed by ``load`` once (content-addressed: a bundle once read
+        never changes)."""
         with self._lock:
             bundle = self._bundles.get((cid, patient))
         if bundle is None:
-            bundle = view.key_bundle(cid, patient)
+            bundle = load()
             with self._lock:
                 if len(self._bundles) >= BUNDLE_CACHE:
                     self._bundles.pop(next(iter(self._bundles)))
