@@ -8,7 +8,7 @@ import click
 
 from medvault.chain import connect, deploy
 from medvault.cli.app import App, pass_app, tx_json, tx_line
-from medvault.cli.options import account_option, json_anywhere, key_suite_option
+from medvault.cli.options import ACCOUNT, account_option, json_anywhere, key_suite_option
 from medvault.model import Role
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def register(app: App, account: str, new_key: bool) -> None:
 
 
 @click.command()
-@click.argument("participant")
+@click.argument("participant", type=ACCOUNT)
 @click.option("--role", type=click.Choice(["provider", "researcher"]), required=True)
 @click.option("--withdraw", is_flag=True, help="Withdraw the accreditation instead.")
 @account_option
