@@ -140,7 +140,7 @@ class SignedConsent:
         """A signed document (``{"typedData": ..., "signature": ...}``), or bare typed data
         (what ``--unsigned`` prints) with the ``signature`` a wallet returned for it."""
         try:
-            raw = json.loads(text)
+            raw = json.loads(text.decode() if isinstance(text, bytes) else text)
         except (UnicodeDecodeError, ValueError) as exc:
             kind = "not text" if isinstance(exc, UnicodeDecodeError) else f"not JSON ({exc})"
             raise ConfigurationError(f"not a signed medvault consent document: it is {kind}") from None
