@@ -283,7 +283,11 @@ class Consent(Records):
     def relay(self, relayer: Wallet, signed: SignedConsent) -> TxResult:
         """Sends someone's signed consent change from ``relayer``'s account (who pays the gas),
         once it is checked to be one the contract takes (see ``check_relayable``)."""
-        check_relayable(self.chain, signed, self.now())
+        try:
+            check_relayable(self.chain, signed, self.now())
+        except ConfigurationError:
+            self._unpin_unreferenced(signed.change)
+            raise
         return self._send(relayer, signed.change, consent_call(self.chain, signed.change, signed.authorization()))
 
     def request_access(
@@ -348,10 +352,14 @@ class Consent(Records):
         try:
             return self.chain.transact(sender, fn, f"{change.action} for {change.patient}")
         except BaseException:
-            keys_cid = bytes(change.message.get("keysCid") or b"")
-            if keys_cid and not self._shared_on_chain(change.patient, keys_cid):
-                self._unpin_quietly(cid_from_bytes(keys_cid))  # nothing on chain points at it
+            self._unpin_unreferenced(change)
             raise
+
+    def _unpin_unreferenced(self, change: ConsentChange) -> None:
+        """After ``change`` failed: unpins its key bundle if nothing on chain points at it."""
+        keys_cid = bytes(change.message.get("keysCid") or b"")
+        if keys_cid and not self._shared_on_chain(change.patient, keys_cid):
+            self._unpin_quietly(cid_from_bytes(keys_cid))
 
     def _shared_on_chain(self, patient: str, keys_cid: bytes) -> bool:
         """Whether a transaction on chain shared the bundle ``keys_cid`` (the same signed change
