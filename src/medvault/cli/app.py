@@ -78,8 +78,11 @@ class App:
         return self._client
 
     def unlock(self, name: str) -> Wallet:
-        """The keystore account ``name`` (``--account`` gives an address no account holds as is)."""
+        """The keystore account ``name``, or the one holding the address ``name``."""
         if looks_like_address(name):
+            held = self.keystore.name_of(name)
+            if held is not None:
+                return self.keystore.unlock(held, prompt_passphrase)
             raise ConfigurationError(
                 f"no account of this home holds {name}: `medvault account new NAME --import-key` brings its key in, "
                 "or, where a command offers --unsigned, its own wallet signs"

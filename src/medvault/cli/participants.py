@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
+from pydantic import ValidationError
 
 from medvault.chain import Deployment, connect, deploy
 from medvault.chain.deploy import check_replaceable, replaced_deployments
@@ -57,7 +58,12 @@ def deployments_cmd(app: App) -> None:
     rows = [(p, "current") for p in current] + [(p, "replaced") for p in replaced_deployments(app.home)]
     listed = []
     for path, state in rows:
-        d = Deployment.model_validate_json(path.read_bytes())
+        try:
+            d = Deployment.model_validate_json(path.read_bytes())
+        except ValidationError:
+            listed.append({"state": state, "file": str(path), "chain_id": "?", "consent_manager": "unreadable",
+                           "block_number": "?", "deployer": "?"})  # fmt: skip
+            continue
         listed.append({"state": state, "file": str(path), **d.model_dump(mode="json")})
     app.emit(listed, "\n".join(
         f"{e['state']:<8} chain {e['chain_id']}  ConsentManager {e['consent_manager']}  block {e['block_number']}  "

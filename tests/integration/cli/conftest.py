@@ -63,9 +63,9 @@ class Cli:
         return result.output
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_cli(local_node: NodeInfo) -> Callable[[Path], Cli]:
-    """A runner over ``home``, with nothing in it yet."""
+    """A runner over ``home``, with nothing in it yet (for a test, or a module's shared home)."""
     return lambda home: Cli(home, local_node)
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import PASSPHRASE, Cli
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from unchanged import unchanged
@@ -21,11 +20,12 @@ from medvault.accounts import TEST_SCRYPT_N, Keystore
 from medvault.dev.anvil import fund
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
+    from conftest import Cli
     from web3 import Web3
 
-    from medvault.dev.node import NodeInfo
     from medvault.ipfs import IpfsClient
 
 pytestmark = pytest.mark.integration
@@ -53,9 +53,9 @@ def signed_file(folder: Path, name: str, document: dict[str, Any], signature: by
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, local_node: NodeInfo) -> World:
+def world(tmp_path_factory: pytest.TempPathFactory, make_cli: Callable[[Path], Cli]) -> World:
     home, files = tmp_path_factory.mktemp("wallet-home"), tmp_path_factory.mktemp("wallet-files")
-    cli = Cli(home, local_node)
+    cli = make_cli(home)
     for name in ("admin", "alice", "bob"):
         cli.run("account", "new", name)
         cli.run("account", "fund", name)
@@ -63,7 +63,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, local_node: NodeInfo) -> Wor
     for name in ("alice", "bob"):
         cli.run("register", "--account", name)
     bob = cli.run("account", "list")["bob"]
-    alice_key = bytes(Keystore(home, scrypt_n=TEST_SCRYPT_N).unlock("alice", PASSPHRASE).account.key)
+    alice_key = bytes(Keystore(home, scrypt_n=TEST_SCRYPT_N).unlock("alice", cli.passphrase).account.key)
 
     # A grant signed and relayed once: sending that file again is a replay.
     used = cli.invoke("consent", "grant", "bob", "--days", "1", "--sign-only", "--account", "alice")
@@ -248,7 +248,7 @@ def test_a_chain_id_as_a_hex_string_and_lower_case_addresses_are_taken(world: Wo
     assert [g["grantee"] for g in _grants(world, wallet.address.lower())] == [world.names["bob"]]
 
 
-def test_replace_deploys_anew_and_keeps_the_earlier_record(world: World, make_cli: Any, tmp_path: Path) -> None:
+def test_replace_deploys_anew_and_keeps_the_earlier_record(make_cli: Callable[[Path], Cli], tmp_path: Path) -> None:
     runner = make_cli(tmp_path)
     runner.run("account", "new", "admin")
     runner.run("account", "fund", "admin")
@@ -262,3 +262,32 @@ def test_replace_deploys_anew_and_keeps_the_earlier_record(world: World, make_cl
         ("replaced", first["consent_manager"]),
     ]
     assert listed[1]["file"] in second["replaced"]
+
+
+SIGNING_COMMANDS = [
+    ["consent", "grant"], ["consent", "revoke"], ["delegate", "appoint"], ["delegate", "remove"],
+    ["access", "approve"], ["access", "deny"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", SIGNING_COMMANDS, ids=" ".join)
+def test_every_command_that_signs_offers_unsigned(world: World, command: list[str]) -> None:
+    help_text = world.cli.invoke(*command, "--help").output
+    assert "--sign-only" in help_text
+    assert "--unsigned" in help_text
+
+
+def test_a_browser_wallet_appoints_a_delegate(world: World, w3: Web3) -> None:
+    wallet = Account.create()
+    fund(w3, wallet.address)
+    printed = world.cli.invoke("delegate", "appoint", "bob", "--max-days", "7", "--unsigned", "-a", wallet.address)
+    assert printed.exit_code == 0, printed.output
+    document = json.loads(printed.stdout)
+    assert document["primaryType"] == "AppointDelegate"
+    path = world.files / "appoint.json"
+    path.write_text(json.dumps({"typedData": document, "signature": "0x" + sign(wallet.key, document).hex()}))
+
+    world.cli.run("relay", str(path), "--account", "bob")
+
+    events = [e["event"] for e in world.cli.run("audit", "--patient", wallet.address.lower())]
+    assert "DelegateAppointed" in events
