@@ -1,11 +1,13 @@
 """Deploys the medvault contracts with an Ape account and records the deployment.
 
-    ape run deploy --network ethereum:local:foundry --account <alias> [--home DIR] [--key-suite SUITE]
+    ape run deploy --network ethereum:local:foundry --account <alias> [--home DIR] [--key-suite SUITE] [--replace]
 
 Deploys ParticipantRegistry(admin = the deploying account), ConsentManager(ParticipantRegistry),
 RecordRegistry(ParticipantRegistry, ConsentManager) and KeeperDirectory(), prints each address and the gas its
 deployment used, and writes the deployment record ``<home>/deployments/<chain id>.json`` that
 the ``medvault`` CLI and Python package read (:class:`medvault.chain.artifacts.Deployment`).
+Like ``medvault deploy``, it refuses a chain whose recorded deployment is live unless
+``--replace``, and keeps a replaced record in ``<home>/deployments/replaced/``.
 
 Non-interactive use (CI): pass ``--yes`` so the transactions are signed without a confirmation
 each, and give a keystore account's passphrase in ``APE_ACCOUNTS_<alias>_PASSPHRASE``; without
@@ -22,9 +24,12 @@ from ape import chain, project
 from ape.cli import ConnectedProviderCommand, account_option
 from ape_accounts import KeyfileAccount
 
+from medvault.chain import connect
 from medvault.chain.artifacts import Deployment
+from medvault.chain.deploy import check_replaceable, record_deployment
 from medvault.cli.options import key_suite_option
 from medvault.config import DEFAULT_HOME_HELP, default_home
+from medvault.errors import MedvaultError
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
@@ -60,6 +65,11 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
 )
 @key_suite_option("--key-suite", "HPKE suite every participant of this deployment uses.")
 @click.option(
+    "--replace",
+    is_flag=True,
+    help="Deploy even though <home> records a deployment on this chain; its record moves to deployments/replaced/.",
+)
+@click.option(
     "--yes",
     "-y",
     "autosign",
@@ -67,9 +77,16 @@ def _refuse_throwaway_chain(provider: ProviderAPI) -> None:
     help="Sign the four deployment transactions without asking for each "
     "(a keystore account is unlocked once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt).",
 )
-def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: KeySuite, autosign: bool) -> None:
+def cli(
+    provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: KeySuite, replace: bool, autosign: bool
+) -> None:
     """Deploy ParticipantRegistry, ConsentManager, RecordRegistry and KeeperDirectory; record the deployment."""
     _refuse_throwaway_chain(provider)
+    home = home.expanduser()
+    try:
+        check_replaceable(connect(str(getattr(provider, "http_uri", ""))), home, replace=replace)
+    except MedvaultError as exc:
+        raise click.ClickException(str(exc)) from None
     if isinstance(account, KeyfileAccount):
         # Unlock once, from APE_ACCOUNTS_<alias>_PASSPHRASE or a prompt, instead of a passphrase
         # prompt per transaction; --yes also skips each transaction's "Sign:" confirmation.
@@ -104,6 +121,6 @@ def cli(provider: ProviderAPI, account: AccountAPI, home: Path, key_suite: KeySu
         consent_manager=str(consent.address),
         keeper_directory=str(keepers.address),
     )
-    path = deployment.save(home.expanduser())
+    path = record_deployment(deployment, home)
     click.echo(f"total gas used {sum(r.gas_used for r in receipts):,}")
     click.echo(f"recorded in {path}")

@@ -28,6 +28,7 @@ from eth_account.messages import encode_typed_data
 
 from medvault.crypto import EncryptionKeyPair, KeySuite, legacy_encryption_key_typed_data
 from medvault.errors import IntegrityError, KeystoreError, UnknownAccountError, WrongPassphraseError
+from medvault.formats.address import looks_like_address
 from medvault.formats.keyfile import ACCOUNT_KEY, FLAG_LEGACY, KeyEntry, Sealer, open_key_file, read_header
 
 if TYPE_CHECKING:
@@ -36,20 +37,24 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from eth_typing import ChecksumAddress
 
-__all__ = ["KeyRing", "Keystore", "Wallet", "backup_address", "passphrase_from_env", "scrypt_log2_n"]
+__all__ = [
+    "DEFAULT_SCRYPT_N",
+    "TEST_SCRYPT_N",
+    "KeyRing",
+    "Keystore",
+    "Wallet",
+    "backup_address",
+    "passphrase_from_env",
+]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEFAULT_SCRYPT_N = 2**18  # eth-account's default work factor; the key file uses the same
+TEST_SCRYPT_N = 2**10  # the least a key file accepts: throwaway keystores of the test suite only
 
 
 def passphrase_from_env(name: str) -> str | None:
     env_name = "MEDVAULT_PASSPHRASE_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
     return os.environ.get(env_name) or os.environ.get("MEDVAULT_PASSPHRASE")
-
-
-def scrypt_log2_n() -> int:
-    """log2 of the scrypt work factor for new files (tests lower it through the environment)."""
-    return int(os.environ.get("MEDVAULT_KEYSTORE_SCRYPT_N", DEFAULT_SCRYPT_N)).bit_length() - 1
 
 
 KeyId = tuple[KeySuite, int, bool]  # suite, epoch, legacy
@@ -173,8 +178,14 @@ class Wallet:
 class Keystore:
     """The keystore folder of one medvault home."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> None:
+        """``scrypt_n`` is the work factor of the files it writes: a power of two, at least
+        DEFAULT_SCRYPT_N; TEST_SCRYPT_N is let through for the test suite's throwaway keystores.
+        Nothing reads it from the environment, so the command line always writes the default."""
+        if scrypt_n != TEST_SCRYPT_N and (scrypt_n < DEFAULT_SCRYPT_N or scrypt_n & (scrypt_n - 1)):
+            raise KeystoreError(f"scrypt work factor {scrypt_n} refused: a power of two of at least {DEFAULT_SCRYPT_N}")
         self.folder = Path(home) / "keystores"
+        self.scrypt_log2_n = scrypt_n.bit_length() - 1
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.folder.glob("*.json"))
@@ -185,6 +196,10 @@ class Keystore:
     def addresses(self) -> dict[str, str]:
         return {name: self.address(name) for name in self.names()}
 
+    def name_of(self, address: str) -> str | None:
+        """The account holding ``address`` (any case), if this keystore has one."""
+        return next((n for n, a in self.addresses().items() if a.lower() == address.lower()), None)
+
     def keys_path(self, name: str) -> Path:
         """Where ``name``'s sealed encryption keys live: beside its keystore."""
         return self.folder / f"{name}.keys"
@@ -192,8 +207,10 @@ class Keystore:
     def create(self, name: str, passphrase: str, private_key: bytes | None = None) -> str:
         """Writes a new keystore (a fresh key unless one is given) and its key file, with random
         encryption keys of epoch 0, both under ``passphrase``; returns the address."""
-        if not NAME_PATTERN.match(name):
-            raise KeystoreError(f"invalid account name {name!r}: use letters, digits, '-' and '_'")
+        if not NAME_PATTERN.match(name) or looks_like_address(name):
+            raise KeystoreError(
+                f"invalid account name {name!r}: use letters, digits, '-' and '_' (not starting with 0x)"
+            )
         if not passphrase:
             raise KeystoreError("an empty passphrase would leave the key unprotected")
         path = self.folder / f"{name}.json"
@@ -211,8 +228,7 @@ class Keystore:
         """Writes ``name``'s key file, then its keystore (an account never exists without its keys)."""
         if ring.save is not None:
             ring.save(ring)
-        # The test suite lowers the work factor for its throwaway keystores; nothing else should.
-        encrypted = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=2 ** scrypt_log2_n())
+        encrypted = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=2**self.scrypt_log2_n)
         _write_private(self.folder / f"{name}.json", json.dumps(encrypted).encode())
 
     def unlock(self, name: str, passphrase: str | Callable[[str], str] | None = None) -> Wallet:
@@ -252,7 +268,7 @@ class Keystore:
         """Writes an encrypted backup of ``wallet`` (account key and every encryption key) to
         ``out``, sealed under ``passphrase`` with a fresh salt; never overwrites a file."""
         entries = [KeyEntry(ACCOUNT_KEY, 0, bytes(wallet.account.key)), *wallet.keys.entries()]
-        sealer = Sealer.from_passphrase(passphrase, log2_n=scrypt_log2_n())
+        sealer = Sealer.from_passphrase(passphrase, log2_n=self.scrypt_log2_n)
         _write_private(Path(out), sealer.seal(bytes.fromhex(wallet.address[2:]), entries))
 
     def import_backup(self, name: str, backup: Path, passphrase: str) -> tuple[str, int]:
@@ -297,7 +313,7 @@ class Keystore:
         held: list[Sealer | None] = [sealer]
 
         def save(ring: KeyRing) -> None:
-            sealer = held[0] or Sealer.from_passphrase(passphrase, log2_n=scrypt_log2_n())
+            sealer = held[0] or Sealer.from_passphrase(passphrase, log2_n=self.scrypt_log2_n)
             held[0] = sealer
             _write_private(path, sealer.seal(address, ring.entries()), replace=True)
 

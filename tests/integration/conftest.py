@@ -7,13 +7,12 @@ gets its own fresh deployment and its own funded keystore accounts, so tests do 
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import pytest
 from helpers import ChainClock, new_wallet
 
-from medvault.accounts import Keystore, Wallet
+from medvault.accounts import TEST_SCRYPT_N, Keystore, Wallet
 from medvault.chain import Chain, connect, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
@@ -28,9 +27,6 @@ if TYPE_CHECKING:
     from web3 import Web3
 
 CAST = ("admin", "patient", "provider", "doctor", "stranger")
-
-# Throwaway keystores: a low scrypt work factor keeps the suite fast.
-os.environ["MEDVAULT_KEYSTORE_SCRYPT_N"] = "1024"
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +49,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def keystore(home: Path) -> Keystore:
-    return Keystore(home)
+    return Keystore(home, scrypt_n=TEST_SCRYPT_N)
 
 
 @pytest.fixture

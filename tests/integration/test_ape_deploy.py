@@ -1,25 +1,25 @@
 """`ape run deploy` end to end: a real anvil, a real Ape keystore account, no standard input.
 
-The test starts its own anvil on a free loopback port (and stops it), points ape-foundry at it
-with APE_FOUNDRY_HOST, and gives Ape a temporary data folder (APE_DATA_FOLDER) holding a keystore
-for a freshly generated key, so the user's ~/.ape is never read or written. The keystore's
-passphrase reaches Ape through APE_ACCOUNTS_<alias>_PASSPHRASE and `--yes` turns on autosign, so
-nothing prompts; stdin is /dev/null, so a prompt would fail the run instead of hanging it.
+It runs in a shell that sourced .venv/bin/activate and nothing more (no SOLCX_BINARY_PATH): Ape
+compiles the contracts offline with the checkout's solc. The test starts its own anvil on a
+free loopback port (and stops it), points ape-foundry at it with APE_FOUNDRY_HOST, and gives Ape
+a temporary data folder (APE_DATA_FOLDER) holding a keystore for a freshly generated key, so
+the user's ~/.ape is never read or written. The keystore's passphrase reaches Ape through
+APE_ACCOUNTS_<alias>_PASSPHRASE and `--yes` turns on autosign, so nothing prompts; stdin is
+/dev/null, so a prompt would fail the run instead of hanging it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from activated import run_activated
 from eth_account import Account
 from web3 import Web3
 
@@ -30,10 +30,10 @@ from medvault.dev.node import find_tool, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
-PROJECT = Path(__file__).resolve().parents[2]
 ALIAS = "medvault_test_deployer"
 ANVIL_CHAIN_ID = 31337
 # Minimal ABIs for the two wiring checks; the full ABIs are not needed here.
@@ -104,32 +104,13 @@ def test_ape_run_deploy_writes_a_deployment_the_package_can_load(anvil: str, tmp
     fund(w3, key.address)
 
     home = tmp_path / "home"
-    venv_bin = Path(sys.executable).parent
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("APE_", "MEDVAULT_"))}
-    env.update(
-        {
-            "APE_DATA_FOLDER": str(data_folder),
-            "APE_FOUNDRY_HOST": anvil,
-            f"APE_ACCOUNTS_{ALIAS}_PASSPHRASE": passphrase,
-            "SOLCX_BINARY_PATH": os.environ.get("SOLCX_BINARY_PATH", str(PROJECT / ".solcx")),
-            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
-        }
-    )
-    command = [
-        str(venv_bin / "ape"),
-        "run",
-        "deploy",
-        "--network",
-        "ethereum:local:foundry",
-        "--account",
-        ALIAS,
-        "--home",
-        str(home),
-        "--yes",
-    ]
-    run = subprocess.run(
-        command, cwd=PROJECT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600
-    )
+    env = {
+        "APE_DATA_FOLDER": str(data_folder),
+        "APE_FOUNDRY_HOST": anvil,
+        f"APE_ACCOUNTS_{ALIAS}_PASSPHRASE": passphrase,
+    }
+    command = ["ape", "run", "deploy", "--network", "ethereum:local:foundry", "--account", ALIAS, "--home", str(home)]
+    run = run_activated([*command, "--yes"], env)
     output = f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     assert run.returncode == 0, output
 
@@ -160,3 +141,14 @@ def test_ape_run_deploy_writes_a_deployment_the_package_can_load(anvil: str, tmp
     records = w3.eth.contract(address=Web3.to_checksum_address(deployment.record_registry), abi=PARTICIPANTS_ABI)
     assert records.functions.participants().call() == deployment.participant_registry
     assert records.functions.consent().call() == deployment.consent_manager
+
+    # A second run on the same chain is refused in words, and --replace keeps the first record.
+    again = run_activated([*command, "--yes"], env)
+    assert again.returncode != 0
+    assert "has a medvault deployment already" in again.stderr + again.stdout
+    assert Deployment.load(home, ANVIL_CHAIN_ID) == deployment
+    replaced = run_activated([*command, "--yes", "--replace"], env)
+    assert replaced.returncode == 0, replaced.stderr
+    assert Deployment.load(home, ANVIL_CHAIN_ID).consent_manager != deployment.consent_manager
+    (kept,) = (home / "deployments" / "replaced").glob(f"{ANVIL_CHAIN_ID}-*.json")
+    assert Deployment.model_validate_json(kept.read_text()) == deployment

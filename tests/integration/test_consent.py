@@ -130,9 +130,8 @@ def test_replayed_signature_is_refused(mv: Medvault, patient: Wallet, doctor: Wa
     mv.relay(stranger, signed)
     grant(mv, patient, doctor, LABS)
 
-    with pytest.raises(ContractError) as refused:
+    with pytest.raises(ConfigurationError, match="it was relayed already"):
         mv.relay(stranger, signed)
-    assert refused.value.name == "ConsentManagerInvalidNonce"
     assert mv.grant_of(patient.address, doctor.address) is not None
 
 
@@ -142,7 +141,7 @@ def test_a_later_change_voids_an_unrelayed_signature(
     signed = _signed_revoke(mv, patient, doctor)
     grant(mv, patient, doctor)
 
-    with pytest.raises(ContractError, match="ConsentManagerInvalidNonce"):
+    with pytest.raises(ConfigurationError, match="voided by a later change"):
         mv.relay(stranger, signed)
 
 
@@ -153,7 +152,7 @@ def test_expired_signature_is_refused(
     signed = mv.sign(patient, mv.revoke_change(patient.address, doctor.address), lifetime=60)
     clock.advance(61)
 
-    with pytest.raises(ContractError, match="ConsentManagerExpiredSignature"):
+    with pytest.raises(ConfigurationError, match="expired at .* UTC: ask its signer for a new one"):
         mv.relay(stranger, signed)
 
 
@@ -162,9 +161,9 @@ def test_signature_for_another_chain_or_contract_is_refused_by_name(
 ) -> None:
     signed = _signed_revoke(mv, patient, doctor)
 
-    with pytest.raises(ContractError, match="ConsentManagerWrongChain"):
+    with pytest.raises(ConfigurationError, match="is for chain 1, this is chain"):
         mv.relay(stranger, _tampered(signed, chainId=1))
-    with pytest.raises(ContractError, match="ConsentManagerWrongContract"):
+    with pytest.raises(ConfigurationError, match="is for the ConsentManager at .*, this deployment's is at"):
         mv.relay(stranger, _tampered(signed, verifyingContract=mv.chain.records.address))
     assert mv.grant_of(patient.address, doctor.address) is not None
 
@@ -173,10 +172,8 @@ def test_signature_by_someone_else_is_refused(mv: Medvault, patient: Wallet, doc
     grant(mv, patient, doctor, LABS)
     forged = mv.sign(stranger, mv.revoke_change(patient.address, doctor.address))
 
-    with pytest.raises(ContractError) as refused:
+    with pytest.raises(ConfigurationError, match=f"signed by {stranger.address}, who is not the patient nor"):
         mv.relay(stranger, forged)
-    assert refused.value.name == "ConsentManagerInvalidSigner"
-    assert refused.value.arguments["signer"].lower() == stranger.address.lower()
 
 
 def test_delegate_manages_consent_but_cannot_appoint(
@@ -194,10 +191,10 @@ def test_delegate_manages_consent_but_cannot_appoint(
         mv.read_record(doctor, patient.address, index)
     assert "ActedAsDelegate" in [e.event for e in mv.audit(patient.address)]
 
-    with pytest.raises(ContractError, match="ConsentManagerInvalidSigner"):
+    with pytest.raises(ConfigurationError, match=f"signed by {guardian.address}, who is not the patient \\("):
         mv.relay(guardian, mv.sign(guardian, mv.delegate_change(patient.address, stranger.address)))
     mv.set_delegate(patient, guardian.address, appoint=False)
-    with pytest.raises(ContractError, match="ConsentManagerInvalidSigner"):
+    with pytest.raises(ConfigurationError, match="who is not the patient nor one of their delegates"):
         mv.revoke(guardian, patient.address, doctor.address)
 
 

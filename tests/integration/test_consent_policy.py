@@ -11,7 +11,7 @@ from data import ALL, DAY, LAB, LABS
 from helpers import add
 from test_keepers import keeper_wallets, keepers, refusal_codes, three  # noqa: F401 - the keepers fixtures
 
-from medvault.errors import AccessDeniedError, ContractError
+from medvault.errors import AccessDeniedError, ConfigurationError, ContractError
 from medvault.model import (
     Category,
     DelegateTerms,
@@ -165,12 +165,11 @@ def test_reappointment_reviving_old_delegate_signatures_is_refused(
     now = mv.now()
     signed = mv.sign(guardian, mv.grant_change(guardian, patient.address, doctor.address,
                                                GrantTerms(LABS, Purpose.TREAT, now, now + DAY)))  # fmt: skip
-    assert signed.typed_data["message"]["nonce"] >> 64 == 1  # bound to appointment 1
+    assert int(signed.typed_data["message"]["nonce"]) >> 64 == 1  # bound to appointment 1 (a string: beyond 2^53)
     mv.set_delegate(patient, guardian.address, appoint=False)
     mv.set_delegate(patient, guardian.address)
-    with pytest.raises(ContractError) as refused:
+    with pytest.raises(ConfigurationError, match="signed under an earlier appointment"):
         mv.relay(doctor, signed)
-    assert refused.value.name == "ConsentManagerWrongAppointment"
     assert mv.grant_of(patient.address, doctor.address) is None
 
 
@@ -179,7 +178,7 @@ def test_signature_cancelled_without_granting(mv: Medvault, patient: Wallet, doc
     signed = mv.sign(patient, mv.grant_change(patient, patient.address, doctor.address,
                                               GrantTerms(LABS, Purpose.TREAT, now, now + DAY)))  # fmt: skip
     mv.invalidate_nonce(patient, patient.address, doctor.address)
-    with pytest.raises(ContractError, match="ConsentManagerInvalidNonce"):
+    with pytest.raises(ConfigurationError, match="voided by a later change"):
         mv.relay(doctor, signed)
     assert mv.grant_of(patient.address, doctor.address) is None
     assert "NonceInvalidated" in [e.event for e in mv.audit(patient.address)]

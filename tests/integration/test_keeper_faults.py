@@ -27,7 +27,7 @@ import pytest
 from data import DAY, LAB, PASSPHRASE
 from helpers import new_wallet, wait_for
 
-from medvault.accounts import Keystore, Wallet
+from medvault.accounts import TEST_SCRYPT_N, Keystore, Wallet
 from medvault.chain import Chain, connect, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
@@ -71,7 +71,7 @@ def build_world(home: Path, node: NodeInfo, ipfs: IpfsClient, *, keepers: int, t
     records, then lets a delegate grant the doctor access (so the doctor has no wrap of its own
     and reads only through the keepers)."""
     w3 = connect(node.rpc_url)
-    keystore = Keystore(home)
+    keystore = Keystore(home, scrypt_n=TEST_SCRYPT_N)
     names = ["admin", "patient", "provider", "doctor"] + [f"keeper{i + 1}" for i in range(keepers)]
     wallets = {}
     for name in names:

@@ -18,7 +18,7 @@ from counting import counted_client
 from data import DAY, LAB, LABS, MEDS, PASSPHRASE
 from helpers import add, new_wallet, wait_for
 
-from medvault.accounts import Keystore
+from medvault.accounts import TEST_SCRYPT_N, Keystore
 from medvault.chain import Chain, connect
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
@@ -382,7 +382,7 @@ def test_a_patient_who_lost_its_key_file_reads_its_escrowed_records_through_the_
         keepers.start(wallet)
     escrowed = add(mv, provider, patient, MEDS)
     # The device is lost with its key file and no backup; the account key survives elsewhere.
-    device = Keystore(tmp_path / "new-device")
+    device = Keystore(tmp_path / "new-device", scrypt_n=TEST_SCRYPT_N)
     device.create("patient", PASSPHRASE, bytes(patient.account.key))
     restored = device.unlock("patient", PASSPHRASE)
     with pytest.raises(ConfigurationError, match="keys import"):

@@ -15,7 +15,7 @@ from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 from helpers import add, grant, new_wallet
 
-from medvault.accounts import Keystore
+from medvault.accounts import TEST_SCRYPT_N, Keystore
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
@@ -106,7 +106,7 @@ def test_phishing_page_signatures_cannot_derive_decryption_key(
     assert registered not in {pair.public_bytes for pair in phished}
     assert not any(opens_any(mv, pair, patient, pointer) for pair in phished if pair.suite is mv.suite)
     # Not a function of the account key: the same key imported on another device gets other keys.
-    twin = Keystore(home / "twin")
+    twin = Keystore(home / "twin", scrypt_n=TEST_SCRYPT_N)
     twin.create("patient", PASSPHRASE, bytes(patient.account.key))
     assert twin.unlock("patient", PASSPHRASE).encryption_keys(mv.suite, 0).public_bytes != registered
     assert mv.read_record(patient, patient.address, pointer.index).data == LAB
@@ -121,7 +121,7 @@ def test_rotation_key_is_unpredictable_from_before(
     known = {pair.public_bytes for pair in phished_keys(patient)}
     known |= {pair.public_bytes for pair in patient.keys.pairs.values()}
     shutil.copytree(home / "keystores", home / "stolen" / "keystores")
-    stolen = Keystore(home / "stolen").unlock("patient", PASSPHRASE)
+    stolen = Keystore(home / "stolen", scrypt_n=TEST_SCRYPT_N).unlock("patient", PASSPHRASE)
 
     rotation = mv.rotate_key(patient)
 

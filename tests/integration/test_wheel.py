@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from medvault.accounts import Keystore
+from medvault.accounts import TEST_SCRYPT_N, Keystore
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -105,7 +105,7 @@ def test_the_installed_cli_writes_and_reads_a_record(
     venv: Path, outside: Path, home: Path, w3: Web3, local_node: NodeInfo
 ) -> None:
     for name in ("admin", "patient", "provider"):
-        address = Keystore(home).create(name, PASSPHRASE)
+        address = Keystore(home, scrypt_n=TEST_SCRYPT_N).create(name, PASSPHRASE)
         w3.provider.make_request("anvil_setBalance", [address, hex(10**20)])  # type: ignore[arg-type]
     env = {**clean_env(venv), "MEDVAULT_PASSPHRASE": PASSPHRASE}
     base = ("--home", home, "--rpc-url", local_node.rpc_url, "--ipfs-api", local_node.ipfs_api, "--json")

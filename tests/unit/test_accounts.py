@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from medvault.accounts import Keystore, backup_address
+from medvault.accounts import TEST_SCRYPT_N, Keystore, backup_address
 from medvault.crypto import KeySuite
 from medvault.errors import IntegrityError, KeystoreError, UnknownAccountError, WrongPassphraseError
 
@@ -17,13 +17,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.fixture(autouse=True)
-def _fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEDVAULT_KEYSTORE_SCRYPT_N", "1024")
-
-
 def test_keystore_holds_no_plaintext_key_and_is_owner_only(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     address = keystore.create("alice", "s3cret")
     wallet = keystore.unlock("alice", "s3cret")
     path = tmp_path / "keystores" / "alice.json"
@@ -35,7 +30,7 @@ def test_keystore_holds_no_plaintext_key_and_is_owner_only(tmp_path: Path) -> No
 
 
 def test_wrong_passphrase_is_named(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
 
     with pytest.raises(WrongPassphraseError, match="wrong passphrase for keystore 'alice'"):
@@ -43,7 +38,7 @@ def test_wrong_passphrase_is_named(tmp_path: Path) -> None:
 
 
 def test_unknown_account_lists_the_known_ones(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
 
     with pytest.raises(UnknownAccountError, match="unknown account 'bob' \\(known: alice\\)"):
@@ -51,7 +46,7 @@ def test_unknown_account_lists_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_passphrase_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("dr-who", "tardis")
     monkeypatch.setenv("MEDVAULT_PASSPHRASE", "wrong")
     monkeypatch.setenv("MEDVAULT_PASSPHRASE_DR_WHO", "tardis")
@@ -61,7 +56,7 @@ def test_passphrase_comes_from_the_environment(tmp_path: Path, monkeypatch: pyte
 
 def test_missing_passphrase_without_prompt_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEDVAULT_PASSPHRASE", raising=False)
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
 
     with pytest.raises(KeystoreError, match="no passphrase for 'alice'"):
@@ -71,12 +66,12 @@ def test_missing_passphrase_without_prompt_is_an_error(tmp_path: Path, monkeypat
 @pytest.mark.parametrize(("name", "passphrase"), [("../escape", "x"), ("ok", "")])
 def test_bad_names_and_empty_passphrases_are_refused(tmp_path: Path, name: str, passphrase: str) -> None:
     with pytest.raises(KeystoreError):
-        Keystore(tmp_path).create(name, passphrase)
+        Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N).create(name, passphrase)
     assert not (tmp_path / "keystores").exists() or not list((tmp_path / "keystores").iterdir())
 
 
 def test_existing_account_is_never_overwritten(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     address = keystore.create("alice", "one")
 
     with pytest.raises(KeystoreError, match="already exists"):
@@ -85,7 +80,7 @@ def test_existing_account_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_a_new_account_has_random_keys_sealed_beside_its_keystore(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     wallet = keystore.unlock("alice", "s3cret")
     sealed = tmp_path / "keystores" / "alice.keys"
@@ -98,7 +93,7 @@ def test_a_new_account_has_random_keys_sealed_beside_its_keystore(tmp_path: Path
 
 
 def test_a_key_file_under_another_passphrase_is_named(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     keystore.create("bob", "other")
     (tmp_path / "keystores" / "alice.keys").write_bytes((tmp_path / "keystores" / "bob.keys").read_bytes())
@@ -108,7 +103,7 @@ def test_a_key_file_under_another_passphrase_is_named(tmp_path: Path) -> None:
 
 
 def test_an_altered_key_file_is_refused(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     path = tmp_path / "keystores" / "alice.keys"
     data = bytearray(path.read_bytes())
@@ -120,14 +115,14 @@ def test_an_altered_key_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_backup_round_trip_restores_the_account_and_every_key(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path / "old-device")
+    keystore = Keystore(tmp_path / "old-device", scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     wallet = keystore.unlock("alice", "s3cret")
     wallet.generate_encryption_keys(KeySuite.X25519, 1)
     backup = tmp_path / "alice.mvk"
 
     keystore.export(wallet, "s3cret", backup)
-    restored_keystore = Keystore(tmp_path / "new-device")
+    restored_keystore = Keystore(tmp_path / "new-device", scrypt_n=TEST_SCRYPT_N)
     address, added = restored_keystore.import_backup("alice", backup, "s3cret")
     restored = restored_keystore.unlock("alice", "s3cret")
 
@@ -144,18 +139,18 @@ def test_backup_round_trip_restores_the_account_and_every_key(tmp_path: Path) ->
 
 
 def test_backup_with_a_wrong_passphrase_is_refused_in_words(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     keystore.export(keystore.unlock("alice", "s3cret"), "s3cret", tmp_path / "alice.mvk")
 
     with pytest.raises(KeystoreError, match="wrong passphrase for backup"):
-        Keystore(tmp_path / "new").import_backup("alice", tmp_path / "alice.mvk", "guess")
+        Keystore(tmp_path / "new", scrypt_n=TEST_SCRYPT_N).import_backup("alice", tmp_path / "alice.mvk", "guess")
     assert not (tmp_path / "new" / "keystores" / "alice.json").exists()
 
 
 @pytest.mark.parametrize("offset", [30, 70, -1])  # the address in the header, an entry's meta, a tag
 def test_tampered_backup_is_refused(tmp_path: Path, offset: int) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     backup = tmp_path / "alice.mvk"
     keystore.export(keystore.unlock("alice", "s3cret"), "s3cret", backup)
@@ -164,31 +159,33 @@ def test_tampered_backup_is_refused(tmp_path: Path, offset: int) -> None:
     backup.write_bytes(bytes(data))
 
     with pytest.raises(IntegrityError, match="damaged or was altered"):
-        Keystore(tmp_path / "new").import_backup("alice", backup, "s3cret")
+        Keystore(tmp_path / "new", scrypt_n=TEST_SCRYPT_N).import_backup("alice", backup, "s3cret")
     assert not (tmp_path / "new" / "keystores").exists()
 
 
 def test_a_truncated_backup_is_refused(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     backup = tmp_path / "alice.mvk"
     keystore.export(keystore.unlock("alice", "s3cret"), "s3cret", backup)
     backup.write_bytes(backup.read_bytes()[:-10])
 
     with pytest.raises(IntegrityError, match="damaged or was altered"):
-        Keystore(tmp_path / "new").import_backup("alice", backup, "s3cret")
+        Keystore(tmp_path / "new", scrypt_n=TEST_SCRYPT_N).import_backup("alice", backup, "s3cret")
 
 
 def test_a_key_file_is_not_a_backup(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
 
     with pytest.raises(IntegrityError, match="not a backup"):
-        Keystore(tmp_path / "new").import_backup("alice", tmp_path / "keystores" / "alice.keys", "s3cret")
+        Keystore(tmp_path / "new", scrypt_n=TEST_SCRYPT_N).import_backup(
+            "alice", tmp_path / "keystores" / "alice.keys", "s3cret"
+        )
 
 
 def test_a_backup_of_another_account_is_not_merged(tmp_path: Path) -> None:
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     keystore.create("bob", "s3cret")
     keystore.export(keystore.unlock("bob", "s3cret"), "s3cret", tmp_path / "bob.mvk")
@@ -200,7 +197,7 @@ def test_a_backup_of_another_account_is_not_merged(tmp_path: Path) -> None:
 def test_a_backup_import_never_overwrites_a_key_file_left_without_its_keystore(tmp_path: Path) -> None:
     """The keystore of alice is gone but her key file (with keys no backup holds) is not:
     importing some backup under her name must not replace it."""
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     alice = keystore.unlock("alice", "s3cret")
     alice.generate_encryption_keys(KeySuite.X25519, 1)  # newer than any backup
@@ -218,7 +215,7 @@ def test_a_backup_import_never_overwrites_a_key_file_left_without_its_keystore(t
 def test_a_key_file_whose_scrypt_work_was_lowered_by_an_attacker_is_not_opened(tmp_path: Path) -> None:
     """Lowering N (byte 6) in the clear header changes the derived key: the file no longer opens,
     so a device never re-seals the keys under the attacker's weaker parameters."""
-    keystore = Keystore(tmp_path)
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     path = keystore.keys_path("alice")
     data = bytearray(path.read_bytes())

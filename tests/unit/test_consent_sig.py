@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 PATIENT_KEY = keccak(text="consent sig test patient")
 PATIENT = Account.from_key(PATIENT_KEY).address
-OTHER = "0x" + "ab" * 20
+OTHER = to_checksum_address("0x" + "ab" * 20)
 CONSENT = to_checksum_address("0x" + "cd" * 20)
 KEYS_CID = bytes.fromhex("01551220") + bytes(range(32))
 
@@ -142,10 +142,20 @@ def test_authorization_normalises_a_high_s() -> None:
     assert int.from_bytes(high) == s | 1 << 255  # low s, the other parity: the same signature
 
 
-def test_authorization_refuses_a_signature_of_the_wrong_length() -> None:
+@pytest.mark.parametrize("length", [63, 66])
+def test_authorization_refuses_a_signature_of_the_wrong_length(length: int) -> None:
     document = typed_data(fake_chain(), ConsentChange("Revoke", MESSAGES["Revoke"]), 0, 1)
-    with pytest.raises(ConfigurationError, match="65 bytes"):
-        SignedConsent(document, "0x" + "00" * 64).authorization()
+    with pytest.raises(ConfigurationError, match=f"65 bytes, this one {length}.*64 in EIP-2098"):
+        SignedConsent(document, "0x" + "00" * length).authorization()
+
+
+@pytest.mark.parametrize("parity", [0, 1])
+def test_a_compact_eip2098_signature_is_the_same_authorization(parity: int) -> None:
+    document = typed_data(fake_chain(), ConsentChange("Revoke", MESSAGES["Revoke"]), 5, 1234)
+    r, s = 0x11 << 240, 0x7F << 240
+    compact = "0x" + (r.to_bytes(32) + (s | parity << 255).to_bytes(32)).hex()
+    full = SignedConsent(document, signature(r, s, 27 + parity)).authorization()
+    assert SignedConsent(document, compact).authorization() == full
 
 
 @pytest.mark.parametrize("action", list(TYPES))

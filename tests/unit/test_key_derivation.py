@@ -10,7 +10,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from medvault.accounts import Keystore, Wallet
+from medvault.accounts import TEST_SCRYPT_N, Keystore, Wallet
 from medvault.crypto import (
     LEGACY_ENCRYPTION_KEY_PURPOSE,
     EncryptionKeyPair,
@@ -111,9 +111,8 @@ def test_private_bytes_rebuild_the_pair(suite: KeySuite) -> None:
     assert pair.private_bytes().hex() not in repr(pair)
 
 
-def test_keystore_unlocked_again_holds_the_same_random_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEDVAULT_KEYSTORE_SCRYPT_N", "1024")
-    keystore = Keystore(tmp_path)
+def test_keystore_unlocked_again_holds_the_same_random_keys(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N)
     keystore.create("alice", "s3cret")
     first = keystore.unlock("alice", "s3cret")
     for suite in KeySuite:

@@ -27,7 +27,7 @@ from eth_account.messages import encode_typed_data
 from eth_keys import keys
 from eth_utils.crypto import keccak
 
-from medvault.accounts import Keystore
+from medvault.accounts import TEST_SCRYPT_N, Keystore
 from medvault.client.consent_sig import SignedConsent
 from medvault.crypto import (
     EncryptionKeyPair,
@@ -406,6 +406,8 @@ def struct_hash(document: dict[str, Any], primary: str) -> bytes:
             words.append(keccak(text=value))
         elif f["type"] == "bytes32":
             words.append(b(value))
+        elif f["type"].startswith("uint") and isinstance(value, str):  # beyond JavaScript's exact integers
+            words.append(word(int(value)))
         else:
             words.append(word(value))
     return keccak(b"".join(words))
@@ -514,5 +516,5 @@ def test_keystore_vector_unlocks(tmp_path: Path) -> None:
     assert bytes(Account.decrypt(doc["keystore"], doc["passphrase"])) == b(doc["privateKey"])
     (tmp_path / "keystores").mkdir()
     (tmp_path / "keystores" / "vector.json").write_text(json.dumps(doc["keystore"]))
-    wallet = Keystore(tmp_path).unlock("vector", doc["passphrase"])
+    wallet = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N).unlock("vector", doc["passphrase"])
     assert wallet.address == doc["address"]

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from medvault.cli import access, accounts, audit, consent, dev, keepers, keys, node, participants, query, records
-from medvault.cli.app import App
+from medvault.cli.app import App, Settings
 from medvault.cli.options import json_option
 from medvault.config import DEFAULT_HOME_HELP, default_home
 from medvault.errors import MedvaultError
@@ -56,7 +56,8 @@ class MedvaultGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: Path, rpc_url: str | None, ipfs_api: str | None, as_json: bool) -> None:
     """Patient-owned medical records: consent on Ethereum, encrypted records in IPFS."""
-    ctx.obj = App(home.expanduser(), rpc_url, ipfs_api, as_json)
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+    ctx.obj = App(home.expanduser(), rpc_url, ipfs_api, as_json, scrypt_n=settings.scrypt_n)
 
 
 for _module in (accounts, node, participants, keys, records, consent, access, keepers, audit, query, dev):

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 import click
 
 from medvault.cli.app import App, pass_app, tx_json, tx_line
-from medvault.cli.options import account_option, json_anywhere, purpose_option, scope_option, scopes, sign_only_option
+from medvault.cli.options import (
+    ACCOUNT,
+    account_option,
+    json_anywhere,
+    purpose_option,
+    scope_option,
+    scopes,
+    sign_only_option,
+    unsigned_option,
+)
 from medvault.errors import ConfigurationError
 from medvault.model import AccessRequest, Purpose, RequestStatus
 
@@ -23,7 +32,7 @@ def access() -> None:
 
 
 @access.command("request")
-@click.argument("patient")
+@click.argument("patient", type=ACCOUNT)
 @scope_option
 @purpose_option("HRESCH", "HL7 PurposeOfUse code.")
 @click.option("--days", type=float, required=True, help="How long access lasts once approved.")
@@ -41,14 +50,17 @@ def access_request(app: App, patient: str, scope: str, purpose: str, days: float
     )
 
 
-def _decide(app: App, request_id: str, approve: bool, sign_only: bool, account: str, share_keys: bool = True) -> None:
-    actor = app.unlock(account)
+def _decide(
+    app: App, request_id: str, approve: bool, sign_only: bool, unsigned: bool, account: str, share_keys: bool = True
+) -> None:
+    signer = app.signer(account, unsigned, sign_only)
+    share_keys = share_keys and signer.wallet is not None  # a wallet elsewhere cannot open record keys
     try:
         number = int(request_id, 16 if request_id.startswith("0x") else 10)
     except ValueError:
         raise ConfigurationError(f"request id {request_id!r} is not a number") from None
-    change = app.client.decision_change(actor, app.client.request(number), approve=approve, share_keys=share_keys)
-    app.send_or_sign(actor, change, sign_only)
+    request = app.client.request(number)
+    app.send_or_sign(signer, app.client.decision_change(signer.wallet, request, approve=approve, share_keys=share_keys))
 
 
 @access.command("approve")
@@ -59,28 +71,32 @@ def _decide(app: App, request_id: str, approve: bool, sign_only: bool, account: 
     help="Hand out no record key now: the researcher asks the patient's keepers, who check the grant each time.",
 )
 @sign_only_option
+@unsigned_option
 @account_option
 @json_anywhere
 @pass_app
-def access_approve(app: App, request_id: str, no_share_keys: bool, sign_only: bool, account: str) -> None:
+def access_approve(
+    app: App, request_id: str, no_share_keys: bool, sign_only: bool, unsigned: bool, account: str
+) -> None:
     """Approve REQUEST_ID: the researcher's access starts now and lasts the requested time."""
-    _decide(app, request_id, True, sign_only, account, share_keys=not no_share_keys)
+    _decide(app, request_id, True, sign_only, unsigned, account, share_keys=not no_share_keys)
 
 
 @access.command("deny")
 @click.argument("request_id")
 @sign_only_option
+@unsigned_option
 @account_option
 @json_anywhere
 @pass_app
-def access_deny(app: App, request_id: str, sign_only: bool, account: str) -> None:
+def access_deny(app: App, request_id: str, sign_only: bool, unsigned: bool, account: str) -> None:
     """Deny REQUEST_ID."""
-    _decide(app, request_id, False, sign_only, account)
+    _decide(app, request_id, False, sign_only, unsigned, account)
 
 
 @access.command("list")
-@click.option("--patient", "-p", help="Requests to this patient.")
-@click.option("--researcher", "-r", help="Requests by this researcher.")
+@click.option("--patient", "-p", type=ACCOUNT, help="Requests to this patient.")
+@click.option("--researcher", "-r", type=ACCOUNT, help="Requests by this researcher.")
 @json_anywhere
 @pass_app
 def access_list(app: App, patient: str | None, researcher: str | None) -> None:
@@ -103,7 +119,7 @@ def access_list(app: App, patient: str | None, researcher: str | None) -> None:
 
 
 @click.command()
-@click.argument("patient")
+@click.argument("patient", type=ACCOUNT)
 @click.option("--reason", required=True, help="Why emergency access is needed (recorded on chain).")
 @account_option
 @json_anywhere

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from medvault.accounts import Keystore
+from medvault.accounts import DEFAULT_SCRYPT_N, Keystore
 from medvault.chain import Chain
 from medvault.cli.options import prompt_passphrase, resolve_address
 from medvault.client import Medvault
 from medvault.config import DEFAULT_CHAIN_PORT, DEFAULT_IPFS_PORT
 from medvault.dev.node import LocalNode
+from medvault.errors import ConfigurationError
+from medvault.formats.address import looks_like_address
 from medvault.ipfs import IpfsClient
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from medvault.client.consent_sig import ConsentChange
     from medvault.dev.node import NodeInfo
 
-__all__ = ["DEFAULT_IPFS_API", "DEFAULT_RPC_URL", "App", "pass_app", "tx_json", "tx_line", "utc"]
+__all__ = ["DEFAULT_IPFS_API", "DEFAULT_RPC_URL", "App", "Settings", "Signer", "pass_app", "tx_json", "tx_line", "utc"]
 
 DEFAULT_RPC_URL = f"http://127.0.0.1:{DEFAULT_CHAIN_PORT}"
 DEFAULT_IPFS_API = f"http://127.0.0.1:{DEFAULT_IPFS_PORT}"
@@ -42,6 +44,8 @@ class App:
     rpc_url_option: str | None
     ipfs_api_option: str | None
     as_json: bool
+    # Only a Python caller lowers it (``cli.main(obj=Settings(...))``): no option, no variable.
+    scrypt_n: int = DEFAULT_SCRYPT_N
     _client: Medvault | None = field(default=None, repr=False)
 
     @property
@@ -65,7 +69,7 @@ class App:
 
     @property
     def keystore(self) -> Keystore:
-        return Keystore(self.home)
+        return Keystore(self.home, scrypt_n=self.scrypt_n)
 
     @property
     def client(self) -> Medvault:
@@ -74,7 +78,26 @@ class App:
         return self._client
 
     def unlock(self, name: str) -> Wallet:
+        """The keystore account ``name``, or the one holding the address ``name``."""
+        if looks_like_address(name):
+            held = self.keystore.name_of(name)
+            if held is not None:
+                return self.keystore.unlock(held, prompt_passphrase)
+            raise ConfigurationError(
+                f"no account of this home holds {name}: `medvault account new NAME --import-key` brings its key in, "
+                "or, where a command offers --unsigned, its own wallet signs"
+            )
         return self.keystore.unlock(name, prompt_passphrase)
+
+    def signer(self, account: str, unsigned: bool, sign_only: bool = False) -> Signer:
+        """Who acts for ``--account``: unlocked from the keystore, or, with --unsigned, just an
+        address whose own wallet signs what the command prints."""
+        if unsigned and sign_only:
+            raise click.UsageError("give --sign-only (sign with the keystore) or --unsigned (sign elsewhere), not both")
+        if unsigned:
+            return Signer(self.address(account), None, "unsigned")
+        wallet = self.unlock(account)
+        return Signer(wallet.address, wallet, "sign-only" if sign_only else "send")
 
     def address(self, name_or_address: str) -> str:
         """An account name from the keystore, or a 0x address."""
@@ -98,15 +121,34 @@ class App:
     def emit_tx(self, result: TxResult) -> None:
         self.emit(tx_json(result), tx_line(result))
 
-    def send_or_sign(self, actor: Wallet, change: ConsentChange, sign_only: bool) -> None:
-        """Submits ``change`` from ``actor``, or prints it signed for a relayer."""
-        if sign_only:
-            click.echo(self.client.sign(actor, change).to_json())
-            return
-        self.emit_tx(self.client.submit(actor, change))
+    def send_or_sign(self, signer: Signer, change: ConsentChange) -> None:
+        """Submits ``change``, or prints it signed for a relayer, or unsigned for a wallet."""
+        if signer.wallet is None:
+            click.echo(json.dumps(self.client.unsigned(signer.address, change), indent=2))
+        elif signer.mode == "sign-only":
+            click.echo(self.client.sign(signer.wallet, change).to_json())
+        else:
+            self.emit_tx(self.client.submit(signer.wallet, change))
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The party a consent command acts as: ``wallet`` None for an address signing elsewhere."""
+
+    address: str
+    wallet: Wallet | None
+    mode: str  # send, sign-only or unsigned
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a Python caller of the CLI may set and the command line cannot (given as
+    ``obj``): the test suite's low scrypt work factor for its throwaway keystores."""
+
+    scrypt_n: int = DEFAULT_SCRYPT_N
 
 
 def tx_json(result: TxResult) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import click
 
 from medvault.cli.app import App, pass_app, tx_json, tx_line, utc
 from medvault.cli.options import (
+    ACCOUNT,
     account_option,
     json_anywhere,
     patient_option,
@@ -24,6 +25,7 @@ from medvault.cli.options import (
     scopes,
     sign_only_option,
     signer_patient_option,
+    unsigned_option,
 )
 from medvault.client.consent_sig import SignedConsent
 from medvault.errors import ConfigurationError
@@ -41,7 +43,7 @@ def consent() -> None:
 
 
 @consent.command("grant")
-@click.argument("grantee")
+@click.argument("grantee", type=ACCOUNT)
 @scope_option
 @purpose_option("TREAT", "HL7 PurposeOfUse: TREAT, HRESCH, PATRQT, ...")
 @click.option("--days", type=float, help="Access lasts this many days (from --start, or now).")
@@ -54,6 +56,7 @@ def consent() -> None:
 )
 @signer_patient_option
 @sign_only_option
+@unsigned_option
 @account_option
 @json_anywhere
 @pass_app
@@ -68,6 +71,7 @@ def consent_grant(
     no_share_keys: bool,
     patient: str | None,
     sign_only: bool,
+    unsigned: bool,
     account: str,
 ) -> None:
     """Let GRANTEE (name or address) read the patient's records in scope, for a purpose, for a time.
@@ -78,17 +82,17 @@ def consent_grant(
     """
     if (days is None) == (until is None):
         raise click.UsageError("give exactly one of --days or --until")
-    client, actor = app.client, app.unlock(account)
+    client, signer = app.client, app.signer(account, unsigned, sign_only)
     valid_from = _timestamp(start) if start else client.now()
     valid_until = valid_from + int(days * 86400) if days is not None else _timestamp(until)  # type: ignore[arg-type]
-    patient_address = app.address(patient) if patient else actor.address
-    grantee_address = app.address(grantee)
+    patient_address = patient or signer.address
     terms = GrantTerms(scopes(scope), Purpose.parse(purpose), valid_from, valid_until)
-    if sign_only:
-        change = client.grant_change(actor, patient_address, grantee_address, terms, share_keys=not no_share_keys)
-        click.echo(client.sign(actor, change).to_json())
+    share = not no_share_keys and signer.wallet is not None  # a wallet elsewhere cannot open record keys
+    if signer.mode != "send":
+        app.send_or_sign(signer, client.grant_change(signer.wallet, patient_address, grantee, terms, share_keys=share))
         return
-    results = client.grant(actor, patient_address, grantee_address, terms, share_keys=not no_share_keys)
+    assert signer.wallet is not None
+    results = client.grant(signer.wallet, patient_address, grantee, terms, share_keys=share)
     app.emit(
         {"valid_from": valid_from, "valid_until": valid_until, "transactions": [tx_json(r) for r in results]},
         "\n".join(tx_line(r) for r in results) + f"\nvalid {utc(valid_from)} to {utc(valid_until)}",
@@ -96,17 +100,17 @@ def consent_grant(
 
 
 @consent.command("revoke")
-@click.argument("grantee")
+@click.argument("grantee", type=ACCOUNT)
 @signer_patient_option
 @sign_only_option
+@unsigned_option
 @account_option
 @json_anywhere
 @pass_app
-def consent_revoke(app: App, grantee: str, patient: str | None, sign_only: bool, account: str) -> None:
+def consent_revoke(app: App, grantee: str, patient: str | None, sign_only: bool, unsigned: bool, account: str) -> None:
     """End GRANTEE's access at once (what it already decrypted cannot be recalled)."""
-    actor = app.unlock(account)
-    change = app.client.revoke_change(app.address(patient) if patient else actor.address, app.address(grantee))
-    app.send_or_sign(actor, change, sign_only)
+    signer = app.signer(account, unsigned, sign_only)
+    app.send_or_sign(signer, app.client.revoke_change(patient or signer.address, grantee))
 
 
 @consent.command("list")
@@ -149,9 +153,13 @@ _KIND_LABELS = {
 )
 @click.option("--scope", "-s", help="Categories break-glass opens (default: all), e.g. laboratory,medications.")
 @click.option("--full-history/--no-full-history", default=False, help="Whether it opens records written before it.")
-@click.option("--allow", "allow", multiple=True, metavar="PROVIDER", help="Allow this provider (repeatable).")
-@click.option("--block", "block", multiple=True, metavar="PROVIDER", help="Block this provider; ends its access now.")
-@click.option("--reset", "reset", multiple=True, metavar="PROVIDER", help="Neither allowed nor blocked (repeatable).")
+@click.option("--allow", multiple=True, type=ACCOUNT, metavar="PROVIDER", help="Allow this provider (repeatable).")
+@click.option(
+    "--block", multiple=True, type=ACCOUNT, metavar="PROVIDER", help="Block this provider; ends its access now."
+)
+@click.option(
+    "--reset", multiple=True, type=ACCOUNT, metavar="PROVIDER", help="Neither allowed nor blocked (repeatable)."
+)
 @account_option
 @json_anywhere
 @pass_app
@@ -198,7 +206,7 @@ def consent_emergency_policy(
 
 
 @consent.command("invalidate-nonce")
-@click.argument("counterpart")
+@click.argument("counterpart", type=ACCOUNT)
 @signer_patient_option
 @account_option
 @json_anywhere
@@ -215,7 +223,7 @@ def consent_invalidate_nonce(app: App, counterpart: str, patient: str | None, ac
 
 
 @consent.command("export")
-@click.argument("grantee")
+@click.argument("grantee", type=ACCOUNT)
 @patient_option
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the resource here.")
 @json_anywhere
@@ -255,16 +263,24 @@ def delegate() -> None:
 
 
 @delegate.command("appoint")
-@click.argument("delegate_name", metavar="DELEGATE")
+@click.argument("delegate_name", metavar="DELEGATE", type=ACCOUNT)
 @click.option("--scope", "-s", help="Categories the delegate may grant (default: all).")
 @click.option("--max-days", type=float, default=90.0, show_default=True, help="Longest window it may grant.")
 @click.option("--open-history", is_flag=True, help="Its grants may open records written before them.")
 @sign_only_option
+@unsigned_option
 @account_option
 @json_anywhere
 @pass_app
 def delegate_appoint(
-    app: App, delegate_name: str, scope: str | None, max_days: float, open_history: bool, sign_only: bool, account: str
+    app: App,
+    delegate_name: str,
+    scope: str | None,
+    max_days: float,
+    open_history: bool,
+    sign_only: bool,
+    unsigned: bool,
+    account: str,
 ) -> None:
     """Let DELEGATE grant, revoke and decide requests for you, within these terms.
 
@@ -273,35 +289,44 @@ def delegate_appoint(
     from medvault.model import Category
 
     terms = DelegateTerms(scopes(scope) if scope else frozenset(Category), int(max_days * 86400), open_history)
-    patient = app.unlock(account)
-    change = app.client.delegate_change(patient.address, app.address(delegate_name), terms=terms)
-    app.send_or_sign(patient, change, sign_only)
+    signer = app.signer(account, unsigned, sign_only)
+    app.send_or_sign(signer, app.client.delegate_change(signer.address, delegate_name, terms=terms))
 
 
 @delegate.command("remove")
-@click.argument("delegate_name", metavar="DELEGATE")
+@click.argument("delegate_name", metavar="DELEGATE", type=ACCOUNT)
 @click.option("--keep-grants", is_flag=True, help="Keep the grants it made (default: they end with it).")
 @sign_only_option
+@unsigned_option
 @account_option
 @json_anywhere
 @pass_app
-def delegate_remove(app: App, delegate_name: str, keep_grants: bool, sign_only: bool, account: str) -> None:
+def delegate_remove(
+    app: App, delegate_name: str, keep_grants: bool, sign_only: bool, unsigned: bool, account: str
+) -> None:
     """Withdraw DELEGATE's power over your consent; the grants it made end unless --keep-grants."""
-    patient = app.unlock(account)
-    change = app.client.delegate_change(
-        patient.address, app.address(delegate_name), appoint=False, keep_grants=keep_grants
-    )
-    app.send_or_sign(patient, change, sign_only)
+    signer = app.signer(account, unsigned, sign_only)
+    change = app.client.delegate_change(signer.address, delegate_name, appoint=False, keep_grants=keep_grants)
+    app.send_or_sign(signer, change)
 
 
 @click.command()
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--signature",
+    metavar="HEX",
+    help="The wallet's signature of FILE, when FILE is the typed data alone (as --unsigned prints it).",
+)
 @account_option
 @json_anywhere
 @pass_app
-def relay(app: App, file: Any, account: str) -> None:
-    """Send a signed consent change from FILE ('-' for stdin); the account pays the gas."""
-    app.emit_tx(app.client.relay(app.unlock(account), SignedConsent.from_json(file.read())))
+def relay(app: App, file: Any, signature: str | None, account: str) -> None:
+    """Send a signed consent change from FILE ('-' for stdin); the account pays the gas.
+
+    FILE holds {"typedData", "signature"} (what --sign-only prints), or the typed data alone
+    with --signature: 65 bytes (v 27/28 or 0/1) or 64 (EIP-2098), from any wallet."""
+    signed = SignedConsent.from_json(file.read(), signature)
+    app.emit_tx(app.client.relay(app.unlock(account), signed))
 
 
 def _timestamp(value: dt.datetime) -> int:

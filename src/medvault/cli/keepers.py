@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from medvault.cli.app import App, pass_app
-from medvault.cli.options import account_option, json_anywhere, patient_option
+from medvault.cli.options import ACCOUNT, account_option, json_anywhere, patient_option
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,7 +25,7 @@ def keeper() -> None:
 
 
 @keeper.command("set")
-@click.argument("keepers", nargs=-1)
+@click.argument("keepers", nargs=-1, type=ACCOUNT)
 @click.option(
     "--threshold", "-t", type=click.IntRange(0, 16), required=True, help="How many keepers release a key together."
 )

@@ -6,11 +6,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-from eth_utils.address import is_address, to_checksum_address
 
 from medvault.accounts import passphrase_from_env
 from medvault.crypto import KeySuite
 from medvault.errors import ConfigurationError
+from medvault.formats.address import looks_like_address, parse_address
 from medvault.model import Category
 
 if TYPE_CHECKING:
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from medvault.accounts import Keystore
 
 __all__ = [
+    "ACCOUNT",
+    "SIGNER",
+    "AccountType",
     "account_option",
     "json_anywhere",
     "json_option",
@@ -32,15 +35,61 @@ __all__ = [
     "scopes",
     "sign_only_option",
     "signer_patient_option",
+    "unsigned_option",
 ]
 
-account_option = click.option("--account", "-a", required=True, help="Keystore account that signs.")
-patient_option = click.option("--patient", "-p", required=True, help="Patient name or address.")
-signer_patient_option = click.option("--patient", "-p", help="Patient name or address (default: the signing account).")
+
+class AccountType(click.ParamType):
+    """An account name of this home's keystore, or an address in any case (EIP-55 checked when
+    mixed): the one way every option and argument naming a party is read.
+
+    As ``ACCOUNT`` it gives the party's checksum address. As ``SIGNER`` (``--account``) it gives
+    the keystore name to unlock: an address is looked up among the keystore's accounts, and one
+    that none holds is kept as the address, which only ``--unsigned`` can use."""
+
+    name = "account"
+
+    def __init__(self, *, signer: bool = False) -> None:
+        self.signer = signer
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from medvault.cli.app import App
+
+        app = ctx.find_object(App) if ctx else None
+        if looks_like_address(str(value)):
+            try:
+                address = parse_address(value)
+            except ConfigurationError as exc:
+                self.fail(str(exc), param, ctx)
+            if self.signer and app is not None:
+                return app.keystore.name_of(address) or address
+            return address
+        if app is None:
+            self.fail(f"{value!r} is not an address (no medvault home here to look account names up)", param, ctx)
+        return value if self.signer else resolve_address(app.keystore, value)
+
+
+ACCOUNT = AccountType()
+SIGNER = AccountType(signer=True)
+
+account_option = click.option(
+    "--account", "-a", type=SIGNER, required=True, help="Keystore account that signs (a name, or its address)."
+)
+patient_option = click.option("--patient", "-p", type=ACCOUNT, required=True, help="Patient name or address.")
+signer_patient_option = click.option(
+    "--patient", "-p", type=ACCOUNT, help="Patient name or address (default: the signing account)."
+)
 sign_only_option = click.option(
     "--sign-only",
     is_flag=True,
     help="Do not send: print the EIP-712 typed data and signature, for anyone to `medvault relay`.",
+)
+unsigned_option = click.option(
+    "--unsigned",
+    is_flag=True,
+    help="Do not sign: print the EIP-712 typed data (eth_signTypedData_v4) for the --account address "
+    "to sign in its own wallet (no keystore needed; no record keys shared), then "
+    "`medvault relay FILE --signature SIG`.",
 )
 scope_option = click.option(
     "--scope",
@@ -88,10 +137,10 @@ def scopes(value: str) -> frozenset[Category]:
 
 
 def resolve_address(keystore: Keystore, name_or_address: str) -> str:
-    """An account name from the keystore, or a 0x address, as a checksum address."""
-    if is_address(name_or_address):
-        return to_checksum_address(name_or_address)
-    return to_checksum_address(keystore.address(name_or_address))
+    """An account name from the keystore, or an address in any case, as a checksum address."""
+    if looks_like_address(name_or_address):
+        return parse_address(name_or_address)
+    return parse_address(keystore.address(name_or_address))
 
 
 def prompt_passphrase(name: str, *, new: bool = False) -> str:

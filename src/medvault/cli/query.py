@@ -11,12 +11,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import click
-from eth_utils.address import is_address, to_checksum_address
 
 from medvault.chain import Chain
 from medvault.cli.app import App
-from medvault.cli.options import json_option, patient_option
+from medvault.cli.options import ACCOUNT, json_option, patient_option
 from medvault.errors import ConfigurationError, MedvaultError
+from medvault.formats.address import parse_address
 from medvault.index import EventIndex
 from medvault.model import RequestStatus
 
@@ -49,9 +49,7 @@ def query_group(
     def address(ctx: click.Context, value: str) -> str:
         if resolve is not None:
             return resolve(ctx, value)
-        if not is_address(value):
-            raise ConfigurationError(f"{value!r} is not an address")
-        return to_checksum_address(value)
+        return parse_address(value)
 
     def wants_json(ctx: click.Context, as_json: bool) -> bool:
         return as_json or (json_default(ctx) if json_default else False)
@@ -89,7 +87,7 @@ def query_group(
         run(ctx, as_json, query)
 
     @command("readable", "The records GRANTEE may read now (active grants covering their category).")
-    @click.option("--grantee", "-g", required=True, help="Grantee name or address.")
+    @click.option("--grantee", "-g", type=ACCOUNT, required=True, help="Grantee name or address.")
     @click.option("--at", "at", type=int, help="Chain time (unix seconds) instead of the latest block's.")
     def readable(ctx: click.Context, grantee: str, at: int | None, as_json: bool) -> None:
         def query(index: EventIndex) -> tuple[Any, list[str]]:
@@ -115,8 +113,8 @@ def query_group(
 
     @command("requests", "Research requests, by status, patient and researcher.")
     @click.option("--status", type=click.Choice(list(_STATUSES)), help="Only requests with this status.")
-    @click.option("--patient", "-p", help="Requests to this patient.")
-    @click.option("--researcher", "-r", help="Requests by this researcher.")
+    @click.option("--patient", "-p", type=ACCOUNT, help="Requests to this patient.")
+    @click.option("--researcher", "-r", type=ACCOUNT, help="Requests by this researcher.")
     def requests(
         ctx: click.Context, status: str | None, patient: str | None, researcher: str | None, as_json: bool
     ) -> None:

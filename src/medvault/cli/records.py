@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from medvault.cli.app import App, pass_app, tx_json, tx_line
-from medvault.cli.options import account_option, json_anywhere, patient_option, scope_option, scopes
+from medvault.cli.options import ACCOUNT, account_option, json_anywhere, patient_option, scope_option, scopes
 from medvault.errors import ConfigurationError
 from medvault.model import Category, RecordPointer
 
@@ -151,7 +151,7 @@ def writers() -> None:
 
 
 @writers.command("add")
-@click.argument("writer")
+@click.argument("writer", type=ACCOUNT)
 @scope_option
 @account_option
 @json_anywhere
@@ -172,7 +172,7 @@ def writers_add(app: App, writer: str, scope: str, account: str) -> None:
 
 
 @writers.command("remove")
-@click.argument("writer")
+@click.argument("writer", type=ACCOUNT)
 @account_option
 @json_anywhere
 @pass_app

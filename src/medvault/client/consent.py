@@ -15,11 +15,20 @@ from then on, or released by the keepers.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
 
-from medvault.client.consent_sig import REQUEST_FIELDS, ConsentChange, SignedConsent, consent_call, sign_consent
+from medvault.client.consent_sig import (
+    REQUEST_FIELDS,
+    ConsentChange,
+    SignedConsent,
+    check_relayable,
+    consent_call,
+    relationship_nonce,
+    sign_consent,
+    typed_data,
+)
 from medvault.client.records import Records
 from medvault.errors import ConfigurationError
 from medvault.formats.keybundle import wrap_for
@@ -46,9 +55,10 @@ if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
 
-__all__ = ["DEFAULT_DELEGATE_TERMS", "REQUEST_TTL", "SIGNATURE_LIFETIME", "Consent", "study_id"]
+__all__ = ["DEFAULT_DELEGATE_TERMS", "GRANT_ATTEMPTS", "REQUEST_TTL", "SIGNATURE_LIFETIME", "Consent", "study_id"]
 
 SIGNATURE_LIFETIME = 7 * 86400  # a signed consent change must be relayed within a week
+GRANT_ATTEMPTS = 3  # sends of one grant racing record writes before grant gives up
 REQUEST_TTL = 30 * 86400  # ConsentManager.REQUEST_TTL: a request is approvable this long
 log = logging.getLogger(__name__)
 # A delegate appointed with no terms named: every category, windows up to 90 days, no history.
@@ -58,7 +68,7 @@ DEFAULT_DELEGATE_TERMS = DelegateTerms(frozenset(Category), 90 * 86400, open_his
 class Consent(Records):
     def grant_change(
         self,
-        actor: Wallet,
+        actor: Wallet | None,
         patient: str,
         grantee: str,
         terms: GrantTerms,
@@ -70,7 +80,8 @@ class Consent(Records):
         ``log``, the patient's record log if the caller has read it) are wrapped for the grantee
         and published with the grant (a delegate cannot open them), unless ``share_keys`` is
         false or the window opens later: then the grantee gets each key from the keepers, who
-        check the grant at each request, and holds none before its window opens."""
+        check the grant at each request, and holds none before its window opens. ``actor`` is
+        None when a wallet outside this home signs: it shares no keys."""
         patient, grantee = to_checksum_address(patient), to_checksum_address(grantee)
         in_scope = []
         if share_keys and terms.valid_from <= self.now():
@@ -91,13 +102,19 @@ class Consent(Records):
             return [self.submit(actor, self.grant_change(actor, patient, grantee, terms, share_keys=False))]
         log = self.records(patient)
         results = []
-        while True:
+        for _ in range(GRANT_ATTEMPTS):
             results.append(self.submit(actor, self.grant_change(actor, patient, grantee, terms, log=log)))
             if self.record_count(patient) == len(log):
                 return results
             landed, log = log, self.records(patient)
             if sum(p.category in terms.scopes for p in log) == sum(p.category in terms.scopes for p in landed):
                 return results
+        sent = ", ".join(r.tx_hash for r in results)
+        raise ConfigurationError(
+            f"the grant to {grantee} holds (tx {sent}), but records in scope kept landing while it was sent, "
+            f"{GRANT_ATTEMPTS} times: the newest are not shared with it; the keepers release them, "
+            "or grant again once writing stops"
+        )
 
     def share_keys(self, patient: Wallet, grantee: str, scopes: frozenset[Category] | None = None) -> TxResult:
         """Hands ``grantee`` the keys of the patient's existing records in ``scopes`` (default:
@@ -228,7 +245,7 @@ class Consent(Records):
         return EmergencyStanding(self.chain.call(fn, "grantOf")[7])
 
     def decision_change(
-        self, actor: Wallet, request: AccessRequest, *, approve: bool, share_keys: bool = True
+        self, actor: Wallet | None, request: AccessRequest, *, approve: bool, share_keys: bool = True
     ) -> ConsentChange:
         """Approves or denies a request. An approval by the patient shares the in-scope record
         keys, unless ``share_keys`` is false: then the researcher gets each key from the
@@ -261,8 +278,20 @@ class Consent(Records):
         """Signs ``change`` as EIP-712 typed data, valid for ``lifetime`` seconds of chain time."""
         return sign_consent(self.chain, signer, change, deadline=self.now() + lifetime)
 
+    def unsigned(self, signer: str, change: ConsentChange, lifetime: int = SIGNATURE_LIFETIME) -> dict[str, Any]:
+        """``change`` as the eth_signTypedData_v4 document ``signer`` (a wallet outside this
+        home) signs, valid for ``lifetime`` seconds of chain time; relay it with the signature."""
+        nonce = relationship_nonce(self.chain, change, signer)
+        return typed_data(self.chain, change, nonce, self.now() + lifetime)
+
     def relay(self, relayer: Wallet, signed: SignedConsent) -> TxResult:
-        """Sends someone's signed consent change from ``relayer``'s account (who pays the gas)."""
+        """Sends someone's signed consent change from ``relayer``'s account (who pays the gas),
+        once it is checked to be one the contract takes (see ``check_relayable``)."""
+        try:
+            check_relayable(self.chain, signed, self.now())
+        except ConfigurationError:
+            self._unpin_unreferenced(signed.change)
+            raise
         return self._send(relayer, signed.change, consent_call(self.chain, signed.change, signed.authorization()))
 
     def request_access(
@@ -311,13 +340,13 @@ class Consent(Records):
         fn = self.chain.consent.functions.takeEmergencyAccess(to_checksum_address(patient), reason)
         return self.chain.transact(provider, fn, f"emergency access to {patient}")
 
-    def _share_keys(self, actor: Wallet, patient: str, grantee: str, pointers: list[RecordPointer]) -> bytes:
+    def _share_keys(self, actor: Wallet | None, patient: str, grantee: str, pointers: list[RecordPointer]) -> bytes:
         """Wraps the keys of ``pointers`` for ``grantee`` in a bundle in IPFS; its binary CID.
 
         Only the patient holds these keys: when a delegate acts, or there is nothing to share,
         no bundle is made and the grantee can read only records written from then on.
         """
-        if actor.address != patient or not pointers:
+        if actor is None or actor.address != patient or not pointers:
             return b""
         recipient = self.encryption_key(grantee)
         opened, skipped = self.open_keys(actor, pointers)
@@ -332,10 +361,14 @@ class Consent(Records):
         try:
             return self.chain.transact(sender, fn, f"{change.action} for {change.patient}")
         except BaseException:
-            keys_cid = bytes(change.message.get("keysCid") or b"")
-            if keys_cid and not self._shared_on_chain(change.patient, keys_cid):
-                self._unpin_quietly(cid_from_bytes(keys_cid))  # nothing on chain points at it
+            self._unpin_unreferenced(change)
             raise
+
+    def _unpin_unreferenced(self, change: ConsentChange) -> None:
+        """After ``change`` failed: unpins its key bundle if nothing on chain points at it."""
+        keys_cid = bytes(change.message.get("keysCid") or b"")
+        if keys_cid and not self._shared_on_chain(change.patient, keys_cid):
+            self._unpin_quietly(cid_from_bytes(keys_cid))
 
     def _shared_on_chain(self, patient: str, keys_cid: bytes) -> bool:
         """Whether a transaction on chain shared the bundle ``keys_cid`` (the same signed change

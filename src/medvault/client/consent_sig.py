@@ -11,15 +11,18 @@ bits, so a signature made under an appointment that ended is void even after a r
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
 
 from medvault.crypto import normalised_signature
 from medvault.errors import ConfigurationError
+from medvault.formats.address import parse_address
 
 if TYPE_CHECKING:
     from web3.contract.contract import ContractFunction
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.chain import Chain
 
-__all__ = ["ConsentChange", "SignedConsent", "consent_call", "sign_consent"]
+__all__ = ["ConsentChange", "SignedConsent", "check_relayable", "consent_call", "sign_consent", "typed_data"]
 
 DOMAIN_NAME = "medvault ConsentManager"
 DOMAIN_VERSION = "1"
@@ -91,7 +94,11 @@ class ConsentChange:
 
 @dataclass(frozen=True)
 class SignedConsent:
-    """Typed data and its signature: what a wallet signs and what a relayer sends."""
+    """Typed data and its signature: what a wallet signs and what a relayer sends.
+
+    ``from_json`` takes what any wallet writes and spells it one way: addresses in any case
+    (checksums checked when mixed), numbers as JSON numbers or decimal or hex strings, and the
+    signature as 65 bytes (v 27/28 or 0/1, high s) or EIP-2098's 64."""
 
     typed_data: dict[str, Any]
     signature: str
@@ -114,27 +121,126 @@ class SignedConsent:
         """The contract's ``Authorization``: nonce, deadline, the signed domain, and the
         signature in its compact EIP-2098 form (r, yParity|s)."""
         message, domain = self.typed_data["message"], self.typed_data["domain"]
-        try:
-            r, s, v = normalised_signature(bytes.fromhex(self.signature.removeprefix("0x")))
-        except ValueError as exc:
-            raise ConfigurationError(f"the signature of this {self.action}: {exc}") from None
+        r, s, v = _signature(self.signature, self.action)
         vs = (s | (v - 27) << 255).to_bytes(32)
         return (int(message["nonce"]), int(message["deadline"]), int(domain["chainId"]),
                 to_checksum_address(domain["verifyingContract"]), r, vs)  # fmt: skip
+
+    def signer(self) -> str:
+        """The address whose key made the signature (over the document as spelled here)."""
+        r, s, v = _signature(self.signature, self.action)
+        signable = encode_typed_data(full_message=self.typed_data)
+        return str(Account.recover_message(signable, vrs=(v, int.from_bytes(r), s)))
 
     def to_json(self) -> str:
         return json.dumps({"typedData": self.typed_data, "signature": self.signature}, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> SignedConsent:
+    def from_json(cls, text: str | bytes, signature: str | None = None) -> SignedConsent:
+        """A signed document (``{"typedData": ..., "signature": ...}``), or bare typed data
+        (what ``--unsigned`` prints) with the ``signature`` a wallet returned for it."""
         try:
-            raw = json.loads(text)
-            signed = cls(raw["typedData"], str(raw["signature"]))
-            signed.change  # noqa: B018 - validates the action and its fields
-            signed.authorization()
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigurationError(f"not a signed medvault consent document ({type(exc).__name__}: {exc})") from None
+            raw = json.loads(text.decode() if isinstance(text, bytes) else text)
+        except (UnicodeDecodeError, ValueError) as exc:
+            kind = "not text" if isinstance(exc, UnicodeDecodeError) else f"not JSON ({exc})"
+            raise ConfigurationError(f"not a signed medvault consent document: it is {kind}") from None
+        if not isinstance(raw, dict):
+            raise ConfigurationError("not a signed medvault consent document: it is not a JSON object")
+        document = raw.get("typedData", raw)
+        if "signature" in raw and signature is not None:
+            raise ConfigurationError(
+                "the document carries a signature already: give --signature only for bare typed data"
+            )
+        signature = raw.get("signature", signature)
+        if signature is None:
+            raise ConfigurationError(
+                "no signature: give the wallet's eth_signTypedData_v4 answer with --signature, "
+                "or a document holding typedData and signature"
+            )
+        signed = cls(_normalised_document(document), str(signature))
+        _signature(signed.signature, signed.action)
         return signed
+
+
+def _signature(text: str, action: str) -> tuple[bytes, int, int]:
+    """(r, s, v) of a 0x-hex signature of 65 bytes (any v, any s, see normalised_signature) or
+    of 64 (EIP-2098 compact: r, then s with the y-parity in its top bit)."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise ConfigurationError(f"the signature of this {action} is not hex: {text[:80]!r}") from None
+    if len(raw) == 64:
+        vs = int.from_bytes(raw[32:])
+        raw = raw[:32] + (vs & (1 << 255) - 1).to_bytes(32) + bytes([27 + (vs >> 255)])
+    try:
+        return normalised_signature(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"the signature of this {action}: {exc} (or 64 in EIP-2098 compact form)") from None
+
+
+def _normalised_document(document: object) -> dict[str, Any]:
+    """``document`` checked against medvault's types and spelled as ``typed_data`` writes it."""
+    if not isinstance(document, dict):
+        raise ConfigurationError("not a signed medvault consent document: typedData is not a JSON object")
+    action = document.get("primaryType")
+    if action not in TYPES:
+        raise ConfigurationError(
+            f"not a signed medvault consent document: primaryType {action!r} is none of {', '.join(TYPES)}"
+        )
+    types, domain, message = document.get("types"), document.get("domain"), document.get("message")
+    if not isinstance(types, dict) or not isinstance(domain, dict) or not isinstance(message, dict):
+        raise ConfigurationError(f"this {action} lacks its types, domain or message")
+    for name, fields in (("EIP712Domain", _DOMAIN_FIELDS), (action, TYPES[action])):
+        if types.get(name) != [{"name": n, "type": t} for n, t in fields]:
+            raise ConfigurationError(f"the {name} type of this document is not medvault's: it was not made by medvault")
+    if (domain.get("name"), domain.get("version")) != (DOMAIN_NAME, DOMAIN_VERSION):
+        raise ConfigurationError(
+            f"signed for {domain.get('name')!r} version {domain.get('version')!r}, "
+            f"not {DOMAIN_NAME!r} version {DOMAIN_VERSION!r}: it was not made for medvault"
+        )
+    for part, fields, values in (("domain", _DOMAIN_FIELDS, domain), (action, TYPES[action], message)):
+        if set(values) != {n for n, _ in fields}:
+            raise ConfigurationError(f"the {part} of this {action} needs exactly {', '.join(n for n, _ in fields)}")
+    return {
+        "types": {name: [{"name": n, "type": t} for n, t in fields]
+                  for name, fields in (("EIP712Domain", _DOMAIN_FIELDS), (action, TYPES[action]))},
+        "primaryType": action,
+        "domain": {n: _json_value(_value(t, domain[n], n)) for n, t in _DOMAIN_FIELDS},
+        "message": {n: _json_value(_value(t, message[n], n)) for n, t in TYPES[action]},
+    }  # fmt: skip
+
+
+def _value(kind: str, value: object, name: str) -> Any:
+    """One field as its Solidity ``kind`` wants it; ConfigurationError in words otherwise."""
+    if kind == "address":
+        return parse_address(value, name)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be true or false, not {value!r}")
+        return value
+    if kind == "string":
+        return str(value)
+    if kind.startswith("bytes"):
+        if not isinstance(value, str) or not value.startswith("0x"):
+            raise ConfigurationError(f"{name} must be 0x and hex digits, not {value!r}")
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            raise ConfigurationError(f"{name} must be 0x and hex digits, not {value!r}") from None
+    bits = int(kind.removeprefix("uint"))
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
+        except ValueError:
+            number = None
+    if number is None or not 0 <= number < 1 << bits:
+        raise ConfigurationError(
+            f"{name} must be a whole number from 0 to 2^{bits}-1 (a number, or a decimal or 0x string), not {value!r}"
+        )
+    return number
 
 
 def consent_call(chain: Chain, change: ConsentChange, auth: tuple[Any, ...] | None = None) -> ContractFunction:
@@ -180,7 +286,9 @@ def typed_data(chain: Chain, change: ConsentChange, nonce: int, deadline: int) -
             "chainId": chain.chain_id,
             "verifyingContract": chain.consent.address,
         },
-        "message": {name: _json_value(message[name]) for name, _ in fields},
+        "message": {
+            n: to_checksum_address(message[n]) if t == "address" else _json_value(message[n]) for n, t in fields
+        },
     }
 
 
@@ -201,6 +309,43 @@ def relationship_nonce(chain: Chain, change: ConsentChange, signer: str | None =
     return nonce
 
 
+def check_relayable(chain: Chain, signed: SignedConsent, now: int) -> None:
+    """Refuses, in words and before anything is sent, a signature the contract would refuse:
+    another chain or deployment, past its deadline, by someone who is neither the patient nor
+    their delegate, or whose nonce is spent (relayed already, or voided since)."""
+    domain, message, change = signed.typed_data["domain"], signed.typed_data["message"], signed.change
+    what = f"this signed {signed.action}"
+    if int(domain["chainId"]) != chain.chain_id:
+        raise ConfigurationError(
+            f"{what} is for chain {domain['chainId']}, this is chain {chain.chain_id}: sign it again on this chain"
+        )
+    if domain["verifyingContract"] != chain.consent.address:
+        raise ConfigurationError(
+            f"{what} is for the ConsentManager at {domain['verifyingContract']}, this deployment's is at "
+            f"{chain.consent.address}: sign it again for this deployment"
+        )
+    if now > int(message["deadline"]):
+        ended = dt.datetime.fromtimestamp(int(message["deadline"]), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise ConfigurationError(f"{what} expired at {ended}: ask its signer for a new one")
+    signer = signed.signer()
+    delegate_allowed = signed.action not in ("AppointDelegate", "RemoveDelegate")
+    if signer != change.patient and not (
+        delegate_allowed and chain.consent.functions.delegationOf(change.patient, signer).call()[0]
+    ):
+        who = "the patient" if not delegate_allowed else "the patient nor one of their delegates"
+        raise ConfigurationError(
+            f"{what} was signed by {signer}, who is not {who} ({change.patient}): "
+            "signed with another key, or the document was changed after signing"
+        )
+    expected, given = relationship_nonce(chain, change, signer), int(message["nonce"])
+    if given != expected:
+        if given >> APPOINTMENT_SHIFT != expected >> APPOINTMENT_SHIFT:
+            raise ConfigurationError(f"{what} was signed under an earlier appointment of {signer}: sign it again")
+        low = (1 << APPOINTMENT_SHIFT) - 1
+        why = "it was relayed already or voided by a later change" if given & low < expected & low else "it was altered"
+        raise ConfigurationError(f"{what} has nonce {given & low}, the relationship is at {expected & low}: {why}")
+
+
 def sign_consent(chain: Chain, signer: Wallet, change: ConsentChange, deadline: int) -> SignedConsent:
     """Signs ``change`` with its relationship's current nonce (bound to the signer's appointment
     when a delegate signs); valid until ``deadline`` (chain time)."""
@@ -210,5 +355,12 @@ def sign_consent(chain: Chain, signer: Wallet, change: ConsentChange, deadline: 
     return SignedConsent(document, "0x" + bytes(signed.signature).hex())
 
 
+_JS_SAFE = 2**53 - 1  # JavaScript numbers are exact up to here; larger ones travel as strings
+
+
 def _json_value(value: Any) -> Any:
-    return "0x" + value.hex() if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, int) and not isinstance(value, bool) and value > _JS_SAFE:
+        return str(value)
+    return value

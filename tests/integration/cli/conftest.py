@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from click.testing import CliRunner
 
+from medvault.accounts import TEST_SCRYPT_N
 from medvault.cli import cli
+from medvault.cli.app import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,7 +50,7 @@ class Cli:
         self.json_last = json_last
 
     def invoke(self, *args: str) -> Result:
-        return self.runner.invoke(cli, [*self.base, *args], env=self.env)
+        return self.runner.invoke(cli, [*self.base, *args], env=self.env, obj=Settings(scrypt_n=TEST_SCRYPT_N))
 
     def run(self, *args: str, ok: bool = True) -> Any:
         result = self.invoke(*args, "--json") if self.json_last else self.invoke("--json", *args)
@@ -61,9 +63,9 @@ class Cli:
         return result.output
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_cli(local_node: NodeInfo) -> Callable[[Path], Cli]:
-    """A runner over ``home``, with nothing in it yet."""
+    """A runner over ``home``, with nothing in it yet (for a test, or a module's shared home)."""
     return lambda home: Cli(home, local_node)
 
 

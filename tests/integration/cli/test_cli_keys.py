@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from medvault.accounts import Keystore
+from medvault.accounts import TEST_SCRYPT_N, Keystore
 from medvault.chain import Chain
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def test_keys_export_and_import_restore_the_account_on_a_new_device(
 
     exported = medvault.run("keys", "export", "--out", str(backup), "--account", "alice")
 
-    wallet = Keystore(tmp_path).unlock("alice", medvault.passphrase)
+    wallet = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N).unlock("alice", medvault.passphrase)
     assert exported["encryption_keys"] == len(wallet.keys.pairs) == 4  # epochs 0 and 1, both suites
     assert bytes(wallet.account.key) not in backup.read_bytes()
     assert all(p.private_bytes() not in backup.read_bytes() for p in wallet.keys.pairs.values())
@@ -99,7 +99,7 @@ def test_keys_migrate_moves_an_old_scheme_account_to_a_random_key(medvault: Cli,
     medvault.run("account", "new", "legacy")
     medvault.run("account", "fund", "legacy")
     (tmp_path / "keystores" / "legacy.keys").unlink()  # an account as the old medvault left it
-    wallet = Keystore(tmp_path).unlock("legacy", medvault.passphrase)
+    wallet = Keystore(tmp_path, scrypt_n=TEST_SCRYPT_N).unlock("legacy", medvault.passphrase)
     chain = Chain.open(medvault.base[medvault.base.index("--rpc-url") + 1], tmp_path)
     public = wallet.legacy_encryption_keys(chain.deployment.key_suite, 0).public_bytes
     chain.transact(wallet, chain.participants.functions.register(public), "old-scheme register")
