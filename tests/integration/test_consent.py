@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from data import DAY, LAB, LABS, MEDS
-from helpers import add, grant
+from helpers import add, grant, refused
 
 from medvault.client.consent_sig import SignedConsent
 from medvault.errors import AccessDeniedError, ConfigurationError, ContractError
@@ -142,7 +142,7 @@ def test_a_later_change_voids_an_unrelayed_signature(
     signed = _signed_revoke(mv, patient, doctor)
     grant(mv, patient, doctor)
 
-    with pytest.raises(ContractError, match="ConsentManagerInvalidNonce"):
+    with refused("ConsentManagerInvalidNonce"):
         mv.relay(stranger, signed)
 
 
@@ -153,7 +153,7 @@ def test_expired_signature_is_refused(
     signed = mv.sign(patient, mv.revoke_change(patient.address, doctor.address), lifetime=60)
     clock.advance(61)
 
-    with pytest.raises(ContractError, match="ConsentManagerExpiredSignature"):
+    with refused("ConsentManagerExpiredSignature"):
         mv.relay(stranger, signed)
 
 
@@ -162,9 +162,9 @@ def test_signature_for_another_chain_or_contract_is_refused_by_name(
 ) -> None:
     signed = _signed_revoke(mv, patient, doctor)
 
-    with pytest.raises(ContractError, match="ConsentManagerWrongChain"):
+    with refused("ConsentManagerWrongChain"):
         mv.relay(stranger, _tampered(signed, chainId=1))
-    with pytest.raises(ContractError, match="ConsentManagerWrongContract"):
+    with refused("ConsentManagerWrongContract"):
         mv.relay(stranger, _tampered(signed, verifyingContract=mv.chain.records.address))
     assert mv.grant_of(patient.address, doctor.address) is not None
 
@@ -194,10 +194,10 @@ def test_delegate_manages_consent_but_cannot_appoint(
         mv.read_record(doctor, patient.address, index)
     assert "ActedAsDelegate" in [e.event for e in mv.audit(patient.address)]
 
-    with pytest.raises(ContractError, match="ConsentManagerInvalidSigner"):
+    with refused("ConsentManagerInvalidSigner"):
         mv.relay(guardian, mv.sign(guardian, mv.delegate_change(patient.address, stranger.address)))
     mv.set_delegate(patient, guardian.address, appoint=False)
-    with pytest.raises(ContractError, match="ConsentManagerInvalidSigner"):
+    with refused("ConsentManagerInvalidSigner"):
         mv.revoke(guardian, patient.address, doctor.address)
 
 
@@ -224,7 +224,7 @@ def test_research_request_approved_by_relayed_signature_then_lapses(
     assert approved is not None
     assert approved.valid_until - approved.valid_from == 7 * DAY
     assert mv.read_record(researcher, patient.address, lab).data == LAB
-    with pytest.raises(ContractError, match="ConsentManagerRequestNotPending"):
+    with refused("ConsentManagerRequestNotPending"):
         mv.decide_request(patient, request, approve=False)
     clock.advance(7 * DAY)
     with pytest.raises(AccessDeniedError, match="expired"):
@@ -246,7 +246,7 @@ def test_client_refuses_to_approve_a_researcher_who_lost_accreditation(
 def test_unaccredited_researcher_cannot_request_and_denial_is_recorded(
     mv: Medvault, patient: Wallet, doctor: Wallet, admin: Wallet
 ) -> None:
-    with pytest.raises(ContractError, match="ConsentManagerNotResearcher"):
+    with refused("ConsentManagerNotResearcher"):
         mv.request_access(doctor, patient.address, LABS, Purpose.HRESCH, DAY, "STUDY-2")
     mv.accredit(admin, doctor.address, Role.RESEARCHER)
     request, _ = mv.request_access(doctor, patient.address, LABS, Purpose.HRESCH, DAY, "STUDY-2")
@@ -261,10 +261,10 @@ def test_emergency_access_is_flagged_visible_and_revocable(
     mv: Medvault, provider: Wallet, patient: Wallet, stranger: Wallet
 ) -> None:
     index = add(mv, patient, patient).index
-    with pytest.raises(ContractError, match="ConsentManagerNotProvider"):
+    with refused("ConsentManagerNotProvider"):
         mv.take_emergency_access(stranger, patient.address, "unconscious in ER")
     # Break-glass is opt-in: the patient names the provider first.
-    with pytest.raises(ContractError, match="ConsentManagerEmergencyNotPermitted"):
+    with refused("ConsentManagerEmergencyNotPermitted"):
         mv.take_emergency_access(provider, patient.address, "unconscious in ER")
     mv.set_emergency_policy(patient, EmergencyMode.NAMED)
     mv.set_emergency_standing(patient, provider.address, EmergencyStanding.ALLOWED)

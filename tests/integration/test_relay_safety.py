@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from data import DAY, LAB, LABS
-from helpers import add
+from helpers import add, refused
 
-from medvault.errors import ContractError
 from medvault.ipfs import cid_from_bytes
 from medvault.model import GrantTerms, Purpose
 
@@ -29,7 +28,7 @@ def test_a_replayed_relay_leaves_the_live_grants_key_bundle_pinned(
     signed = mv.sign(patient, change)
     mv.relay(stranger, signed)
 
-    with pytest.raises(ContractError, match="ConsentManagerInvalidNonce"):
+    with refused("ConsentManagerInvalidNonce"):
         mv.relay(stranger, signed)  # the same signature again: refused on chain
 
     assert mv.ipfs.is_pinned(cid_from_bytes(change.message["keysCid"]))
@@ -45,7 +44,7 @@ def test_a_failed_relay_that_nothing_references_is_undone(
     signed = mv.sign(patient, mv.grant_change(patient, patient.address, doctor.address, terms))
     mv.grant(patient, patient.address, doctor.address, terms)  # moves the relationship's nonce: the signature is void
 
-    with pytest.raises(ContractError, match="ConsentManagerInvalidNonce"):
+    with refused("ConsentManagerInvalidNonce"):
         mv.relay(stranger, signed)
 
     assert not mv.ipfs.is_pinned(cid_from_bytes(signed.change.message["keysCid"]))

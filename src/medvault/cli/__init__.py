@@ -21,7 +21,7 @@ from medvault.cli import access, accounts, audit, consent, dev, keepers, keys, n
 from medvault.cli.app import App
 from medvault.cli.options import json_option
 from medvault.config import DEFAULT_HOME_HELP, default_home
-from medvault.errors import MedvaultError
+from medvault.errors import ContractError, MedvaultError
 
 __all__ = ["App", "cli", "main"]
 
@@ -34,10 +34,13 @@ class MedvaultGroup(click.Group):
             return super().invoke(ctx)
         except MedvaultError as exc:
             app = ctx.find_object(App)
+            message = app.explain(exc) if app else str(exc)
             if app and app.as_json:
-                click.echo(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+                # A contract's refusal also carries its error's name, for programs to match on.
+                refusal = {"refusal": exc.name} if isinstance(exc, ContractError) else {}
+                click.echo(json.dumps({"error": type(exc).__name__, "message": message, **refusal}))
             else:
-                click.echo(f"error: {exc}", err=True)
+                click.echo(f"error: {message}", err=True)
             ctx.exit(1)
 
 

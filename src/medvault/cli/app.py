@@ -5,7 +5,6 @@ Every command prints through :meth:`App.emit`: one JSON document under ``--json`
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 from dataclasses import dataclass, field
@@ -15,11 +14,14 @@ import click
 
 from medvault.accounts import Keystore
 from medvault.chain import Chain
+from medvault.chain.refusals import describe
 from medvault.cli.options import prompt_passphrase, resolve_address
 from medvault.client import Medvault
 from medvault.config import DEFAULT_CHAIN_PORT, DEFAULT_IPFS_PORT
 from medvault.dev.node import LocalNode
+from medvault.errors import ContractError, MedvaultError
 from medvault.ipfs import IpfsClient
+from medvault.words import Names, name_book, utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -73,6 +75,20 @@ class App:
             self._client = Medvault(Chain.open(self.rpc_url, self.home), IpfsClient(self.ipfs_api))
         return self._client
 
+    @functools.cached_property
+    def names(self) -> Names:
+        """The names of the home's accounts, by address (none if the keystore cannot be read)."""
+        try:
+            return name_book(self.keystore.addresses())
+        except (MedvaultError, OSError, ValueError):
+            return name_book({})
+
+    def explain(self, exc: MedvaultError) -> str:
+        """``exc`` in words, naming the home's accounts in a contract's refusal."""
+        if isinstance(exc, ContractError):
+            return describe(exc.name, exc.arguments, self.names) or str(exc)
+        return str(exc)
+
     def unlock(self, name: str) -> Wallet:
         return self.keystore.unlock(name, prompt_passphrase)
 
@@ -95,6 +111,7 @@ class App:
     def send_or_sign(self, actor: Wallet, change: ConsentChange, sign_only: bool) -> None:
         """Submits ``change`` from ``actor``, or prints it signed for a relayer."""
         if sign_only:
+            self.client.check(actor, change)  # a signature the chain would refuse is never handed out
             click.echo(self.client.sign(actor, change).to_json())
             return
         self.emit_tx(self.client.submit(actor, change))
@@ -109,7 +126,3 @@ def tx_json(result: TxResult) -> dict[str, Any]:
 
 def tx_line(result: TxResult) -> str:
     return f"{result.action}: tx {result.tx_hash} (block {result.block_number}, gas {result.gas_used:,})"
-
-
-def utc(timestamp: int) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -16,6 +16,7 @@ import click
 
 from medvault.cli.app import App, pass_app, tx_json, tx_line, utc
 from medvault.cli.options import (
+    DAYS,
     account_option,
     json_anywhere,
     patient_option,
@@ -44,7 +45,7 @@ def consent() -> None:
 @click.argument("grantee")
 @scope_option
 @purpose_option("TREAT", "HL7 PurposeOfUse: TREAT, HRESCH, PATRQT, ...")
-@click.option("--days", type=float, help="Access lasts this many days (from --start, or now).")
+@click.option("--days", type=DAYS, help="Access lasts this many days (from --start, or now).")
 @click.option("--until", "until", type=click.DateTime(), help="Access ends at this UTC time.")
 @click.option("--start", type=click.DateTime(), help="Access starts at this UTC time (default: now).")
 @click.option(
@@ -86,7 +87,7 @@ def consent_grant(
     terms = GrantTerms(scopes(scope), Purpose.parse(purpose), valid_from, valid_until)
     if sign_only:
         change = client.grant_change(actor, patient_address, grantee_address, terms, share_keys=not no_share_keys)
-        click.echo(client.sign(actor, change).to_json())
+        app.send_or_sign(actor, change, sign_only=True)
         return
     results = client.grant(actor, patient_address, grantee_address, terms, share_keys=not no_share_keys)
     app.emit(
@@ -257,7 +258,7 @@ def delegate() -> None:
 @delegate.command("appoint")
 @click.argument("delegate_name", metavar="DELEGATE")
 @click.option("--scope", "-s", help="Categories the delegate may grant (default: all).")
-@click.option("--max-days", type=float, default=90.0, show_default=True, help="Longest window it may grant.")
+@click.option("--max-days", type=DAYS, default=90.0, show_default=True, help="Longest window it may grant.")
 @click.option("--open-history", is_flag=True, help="Its grants may open records written before them.")
 @sign_only_option
 @account_option
@@ -295,17 +296,26 @@ def delegate_remove(app: App, delegate_name: str, keep_grants: bool, sign_only: 
 
 
 @click.command()
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @account_option
 @json_anywhere
 @pass_app
 def relay(app: App, file: Any, account: str) -> None:
     """Send a signed consent change from FILE ('-' for stdin); the account pays the gas."""
-    app.emit_tx(app.client.relay(app.unlock(account), SignedConsent.from_json(file.read())))
+    try:
+        text = file.read().decode()
+    except UnicodeDecodeError:
+        raise ConfigurationError(
+            f"{file.name} is not text: a signed consent document is the JSON `--sign-only` prints"
+        ) from None
+    app.emit_tx(app.client.relay(app.unlock(account), SignedConsent.from_json(text)))
 
 
 def _timestamp(value: dt.datetime) -> int:
-    return int(value.replace(tzinfo=dt.UTC).timestamp())
+    timestamp = int(value.replace(tzinfo=dt.UTC).timestamp())
+    if timestamp < 0:
+        raise click.BadParameter(f"{value:%Y-%m-%d} is before 1970, the start of chain time")
+    return timestamp
 
 
 COMMANDS: Sequence[click.Command] = [consent, delegate, relay]
