@@ -18,7 +18,6 @@ from medvault.chain import Chain
 from medvault.cli.app import App
 from medvault.cli.audit import entry_json, entry_line
 from medvault.cli.options import json_option, patient_option
-from medvault.client.audit import with_signers
 from medvault.errors import ConfigurationError, MedvaultError
 from medvault.index import EventIndex
 from medvault.model import RequestStatus, scope_mask
@@ -142,8 +141,7 @@ def query_group(
     @patient_option
     def history(ctx: click.Context, patient: str, as_json: bool) -> None:
         def query(index: EventIndex) -> tuple[Any, list[str]]:
-            who = address(ctx, patient)
-            found = with_signers(who, index.history(who, sync=False))
+            found = index.history(address(ctx, patient), sync=False)
             lines = [entry_line(e, _names(ctx)) for e in found]
             return [entry_json(e) for e in found], lines or ["no events"]
 

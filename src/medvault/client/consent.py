@@ -71,8 +71,8 @@ class Consent(Records):
         false or the window opens later: then the grantee gets each key from the keepers, who
         check the grant at each request, and holds none before its window opens."""
         patient, grantee = to_checksum_address(patient), to_checksum_address(grantee)
-        in_scope = []
-        if share_keys and terms.valid_from <= self.now():
+        in_scope = []  # only the patient holds the keys to share
+        if share_keys and actor.address == patient and terms.valid_from <= self.now():
             in_scope = [p for p in (self.records(patient) if log is None else log) if p.category in terms.scopes]
         change = ConsentChange("Grant", {
             "patient": patient, "grantee": grantee, "scopes": scope_mask(terms.scopes), "purpose": int(terms.purpose),
@@ -245,7 +245,9 @@ class Consent(Records):
                 f"{request.researcher} is no longer an accredited researcher: approving its request would open nothing"
             )
         change = ConsentChange("ApproveRequest", {**fields, "keysCid": b""})
-        in_scope = [p for p in self.records(request.patient) if p.category in request.scopes] if share_keys else []
+        in_scope = []  # only the patient holds the keys to share
+        if share_keys and actor.address == request.patient:
+            in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]
         if not in_scope:
             return change
         self.check(actor, change)  # an approval the chain refuses publishes no key bundle
