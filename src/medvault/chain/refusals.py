@@ -4,7 +4,7 @@ values in words, and what to do where there is something to do.
 ``WORDS`` maps each error's name to a template over its ABI arguments; a field's format spec
 says how to show it (``{validFrom:time}``): ``who`` an account (by name where the home knows
 it), ``time`` a UTC time, ``scopes`` categories, ``category``, ``purpose``, ``duration``,
-``request`` a request id, ``status``, ``mode``, ``role``. A new contract error needs one entry
+``request`` a request id, ``status``, ``mode``, ``role``, ``nonce``. A new contract error needs one entry
 here (tests/unit/test_refusals.py walks the ABIs); a template may also be a function of the
 arguments that picks one.
 """
@@ -66,7 +66,7 @@ WORDS: dict[str, Template] = {
     "ConsentManagerNoActiveGrant": "{patient:who} holds no current or future grant to {grantee:who}: "
     "there is nothing to revoke",
     "ConsentManagerInvalidNonce": "the signed change between {patient:who} and {counterpart:who} is spent: "
-    "it was relayed already or a later change voided it (it carries nonce {given}, the relationship is at "
+    "it was relayed already or a later change voided it (it carries nonce {given:nonce}, the relationship is at "
     f"{{expected}}); {_SIGN_AGAIN}",
     "ConsentManagerExpiredSignature": f"the signature expired at {{deadline:time}}: {_SIGN_AGAIN}",
     "ConsentManagerWrongChain": "the signature was made for chain {signedFor}, but this is chain {expected}: "
@@ -180,6 +180,8 @@ class _Formatter(string.Formatter):
                 return _MODES.get(EmergencyMode(int(value)), str(value))
             case "role":
                 return _ROLES.get(str(value).lower(), str(value))
+            case "nonce":  # a delegate's signed nonce carries its appointment in bits 64 and up
+                return str(int(value) & (1 << 64) - 1)
         return words.printable(super().format_field(value, format_spec))
 
 

@@ -9,6 +9,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -19,7 +20,7 @@ from medvault.cli.options import prompt_passphrase, resolve_address
 from medvault.client import Medvault
 from medvault.config import DEFAULT_CHAIN_PORT, DEFAULT_IPFS_PORT
 from medvault.dev.node import LocalNode
-from medvault.errors import ContractError, MedvaultError
+from medvault.errors import ConfigurationError, ContractError, MedvaultError
 from medvault.ipfs import IpfsClient
 from medvault.words import Names, name_book, utc
 
@@ -63,7 +64,12 @@ class App:
     @property
     def ipfs_api(self) -> str:
         info = self._node_info
-        return self.ipfs_api_option or (info.ipfs_api if info else DEFAULT_IPFS_API)
+        url = self.ipfs_api_option or (info.ipfs_api if info else DEFAULT_IPFS_API)
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise ConfigurationError(
+                f"the IPFS API URL {url!r} is not an http(s) URL: give one like {DEFAULT_IPFS_API}"
+            )
+        return url
 
     @property
     def keystore(self) -> Keystore:

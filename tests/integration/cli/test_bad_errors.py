@@ -293,6 +293,12 @@ ROWS = {  # id: (command line, words, exit status, more words)
         "",
     ),
     "rpc-url-of-another-scheme": ("--rpc-url ftp://127.0.0.1 consent list -p alice", "is not an http(s) URL", 1, ""),
+    "ipfs-api-not-a-url": (
+        "--ipfs-api notaurl consent grant eve --days 1 --account alice",
+        "the IPFS API URL 'notaurl' is not an http(s) URL",
+        1,
+        "",
+    ),
     "rpc-url-dead": ("--rpc-url http://127.0.0.1:1 consent list -p alice", "is not reachable", 1, ""),
     "days-not-a-number": ("consent grant eve --days nan --account alice", "is not a number of days above 0", 2, ""),
     "days-beyond-a-century": (
