@@ -27,14 +27,18 @@ __all__ = ["App", "cli", "main"]
 
 
 class MedvaultGroup(click.Group):
-    """Turns MedvaultError into a one-line message and exit status 1."""
+    """Turns MedvaultError (and a file the system refuses) into a one-line message and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except MedvaultError as exc:
+        except (MedvaultError, OSError) as exc:
             app = ctx.find_object(App)
-            message = app.explain(exc) if app else str(exc)
+            if isinstance(exc, MedvaultError):
+                message = app.explain(exc) if app else str(exc)
+            else:  # a path that cannot be written or read, a connection lost mid-command
+                where = f": {exc.filename}" if exc.filename else ""
+                message = f"{exc.strerror or exc}{where}"
             if app and app.as_json:
                 # A contract's refusal also carries its error's name, for programs to match on.
                 refusal = {"refusal": exc.name} if isinstance(exc, ContractError) else {}

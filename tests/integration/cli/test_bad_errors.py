@@ -97,7 +97,8 @@ def _args(world: World, row: str) -> list[str]:
         **{f"file:{k}": str(v) for k, v in world.files.items()},
         **{f"request:{k}": v for k, v in world.requests.items()},
     }
-    fill.update({f"file:{name}": str(world.home / name) for name in ("binary.dat", "text.txt", "other.json")})
+    names = ("binary.dat", "text.txt", "other.json", "missing/consent.json")
+    fill.update({f"file:{name}": str(world.home / name) for name in names})
     return [fill.get(arg, arg) for arg in shlex.split(row)]
 
 
@@ -300,6 +301,12 @@ ROWS = {  # id: (command line, words, exit status, more words)
         "",
     ),
     "rpc-url-dead": ("--rpc-url http://127.0.0.1:1 consent list -p alice", "is not reachable", 1, ""),
+    "export-into-a-missing-folder": (
+        "consent export drbob --patient alice -o file:missing/consent.json",
+        "No such file or directory: ",
+        1,
+        "missing/consent.json",
+    ),
     "days-not-a-number": ("consent grant eve --days nan --account alice", "is not a number of days above 0", 2, ""),
     "days-beyond-a-century": (
         "consent grant eve --days 1e12 --account alice",
