@@ -17,6 +17,7 @@ import click
 from medvault import words
 from medvault.cli.app import App, pass_app
 from medvault.cli.options import json_anywhere, patient_option
+from medvault.client.audit import ACTOR_ARGUMENTS
 from medvault.model import Category, EmergencyMode, EmergencyStanding, Purpose, categories_of
 from medvault.words import printable, utc
 
@@ -71,10 +72,14 @@ def _field(key: str, value: Any, names: Names) -> str:
     return printable(render(value) if render else value)
 
 
-def entry_line(e: AuditEntry, names: Names) -> str:
-    """One audit line: when, what, who authorised it (and who relayed it), and its fields."""
+def entry_line(e: AuditEntry, names: Names, patient: str = "") -> str:
+    """One audit line: when, what, who authorised it (and who relayed it), and its fields; a
+    change on ``patient``'s side that someone else authorised was their delegate's."""
     signer = e.signer or e.sender
-    relayed = f", relayed by {words.who(e.sender, names)}" if e.sender != signer else ""
+    delegate = patient and e.event not in ACTOR_ARGUMENTS and signer.lower() != patient.lower()
+    relayed = (" as delegate" if delegate else "") + (
+        f", relayed by {words.who(e.sender, names)}" if e.sender != signer else ""
+    )
     fields = ", ".join(f"{printable(k)}={_field(k, v, names)}" for k, v in e.details.items())
     line = (
         f"{utc(e.timestamp)}  {printable(e.event):<21} by {words.who(signer, names)}{relayed}  "
@@ -109,7 +114,8 @@ def entry_json(e: AuditEntry) -> dict[str, Any]:
 def audit(app: App, patient: str) -> None:
     """A patient's whole history: grants, changes, revocations, requests, approvals, emergencies,
     each with who authorised it (and "relayed by" the account that sent it, if another)."""
-    entries = app.client.audit(app.address(patient))
+    address = app.address(patient)
+    entries = app.client.audit(address)
 
     def show() -> None:
         emergencies = [e for e in entries if e.event == "EmergencyAccessTaken"]
@@ -118,7 +124,7 @@ def audit(app: App, patient: str) -> None:
                 f"!! {len(emergencies)} EMERGENCY break-glass access(es) to these records; see the lines marked !!"
             )
         for e in entries:
-            click.echo(entry_line(e, app.names))
+            click.echo(entry_line(e, app.names, address))
 
     app.emit([entry_json(e) for e in entries], show)
 

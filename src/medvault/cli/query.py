@@ -141,8 +141,9 @@ def query_group(
     @patient_option
     def history(ctx: click.Context, patient: str, as_json: bool) -> None:
         def query(index: EventIndex) -> tuple[Any, list[str]]:
-            found = index.history(address(ctx, patient), sync=False)
-            lines = [entry_line(e, _names(ctx)) for e in found]
+            who = address(ctx, patient)
+            found = index.history(who, sync=False)
+            lines = [entry_line(e, _names(ctx), who) for e in found]
             return [entry_json(e) for e in found], lines or ["no events"]
 
         run(ctx, as_json, query)

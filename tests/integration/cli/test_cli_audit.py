@@ -76,6 +76,7 @@ def test_a_relayed_grant_shows_its_signer_and_who_relayed_it(history: History) -
     granted = _line(audit, "AccessGranted", "grantee=drbob")
     assert "by alice (0x" in granted
     assert "relayed by eve (0x" in granted
+    assert "as delegate" not in granted
     assert "scopes=laboratory" in granted
     assert "purpose=treatment (TREAT)" in granted
     assert re.search(r"validUntil=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", granted)
@@ -92,6 +93,7 @@ def test_a_relayed_grant_shows_its_signer_and_who_relayed_it(history: History) -
 def test_a_delegates_change_shows_the_delegate(history: History) -> None:
     granted = _line(history.text("audit", "--patient", "alice"), "AccessGranted", "grantee=eve")
     assert "by carol (0x" in granted
+    assert "as delegate" in granted
     assert "relayed by" not in granted  # the delegate sent its own signature
 
 
