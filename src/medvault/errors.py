@@ -173,12 +173,15 @@ class KeeperRefusedError(AccessDeniedError):
 
 
 class ContractError(MedvaultError):
-    """A contract call reverted; ``name`` and ``arguments`` hold the decoded custom error."""
+    """A contract refused (or would refuse) ``action``; ``name`` and ``arguments`` hold the
+    decoded custom error, ``words`` its sentence for people (see ``medvault.chain.refusals``)."""
 
-    def __init__(self, action: str, name: str, arguments: dict[str, object] | None = None) -> None:
-        self.action, self.name, self.arguments = action, name, dict(arguments or {})
+    def __init__(
+        self, action: str, name: str, arguments: dict[str, object] | None = None, *, words: str | None = None
+    ) -> None:
+        self.action, self.name, self.arguments, self.words = action, name, dict(arguments or {}), words
         detail = ", ".join(f"{k}={v}" for k, v in self.arguments.items())
-        super().__init__(f"{action} reverted: {name}({detail})")
+        super().__init__(words or f"{action} reverted: {name}({detail})")
 
 
 class SeedError(MedvaultError):

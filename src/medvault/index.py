@@ -54,7 +54,7 @@ from eth_utils.address import to_checksum_address
 from web3._utils.events import get_event_data
 
 from medvault.client.access import GRANT_EVENTS
-from medvault.client.audit import AUDITED_EVENTS, event_value
+from medvault.client.audit import AUDITED_EVENTS, event_value, with_signers
 from medvault.errors import IntegrityError
 from medvault.formats.recordhash import record_hash_of_event
 from medvault.model import (
@@ -625,7 +625,7 @@ class EventIndex:
         for timestamp, event, sender, args, tx in rows:
             details = {k: v for k, v in json.loads(args).items() if k not in ("patient", "account")}
             entries.append(AuditEntry(timestamp, event, sender, details, tx))
-        return entries
+        return with_signers(patient, entries)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (events, records, grants, requests, delegations, blocks)."""

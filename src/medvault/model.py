@@ -434,10 +434,13 @@ class KeyRelease:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One event in a patient's history: when, what, who sent the transaction, and its fields."""
+    """One event in a patient's history: when, what, who sent the transaction, its fields, and
+    who authorised it (``signer``: the patient or delegate whose signature or call made the
+    change, or the provider, researcher or keeper acting; the sender relayed it if it differs)."""
 
     timestamp: int
     event: str
     sender: str
     details: dict[str, Any]
     tx_hash: str
+    signer: str = ""

@@ -4,15 +4,18 @@ and the chain's clock (which tests move forward instead of sleeping)."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from data import ALL, DAY, LAB, PASSPHRASE
 
 from medvault.dev.anvil import fund, warp
+from medvault.errors import ContractError
 from medvault.model import Category, GrantTerms, Purpose
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from web3 import Web3
 
@@ -20,7 +23,15 @@ if TYPE_CHECKING:
     from medvault.client import Medvault
     from medvault.model import RecordPointer
 
-__all__ = ["ChainClock", "add", "grant", "new_wallet", "wait_for"]
+__all__ = ["ChainClock", "add", "grant", "new_wallet", "refused", "wait_for"]
+
+
+@contextmanager
+def refused(name: str) -> Iterator[None]:
+    """Expects the block to raise the contract error ``name`` (matched by name: its message is words)."""
+    with pytest.raises(ContractError) as caught:
+        yield
+    assert caught.value.name == name, f"{caught.value.name}: {caught.value}"
 
 
 def new_wallet(keystore: Keystore, w3: Web3, name: str, passphrase: str = PASSPHRASE) -> Wallet:

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 from data import DAY, LAB, LABS, MEDS
-from helpers import add, grant
+from helpers import add, grant, refused
 
 from medvault.client.consent_sig import SignedConsent
-from medvault.errors import AccessDeniedError, ConfigurationError, ContractError
+from medvault.errors import AccessDeniedError, ConfigurationError
 from medvault.fhir import validate_resource
 from medvault.fhir.consent import grant_to_fhir_consent
 from medvault.model import Category, EmergencyMode, EmergencyStanding, GrantTerms, Purpose, RequestStatus, Role
@@ -221,7 +221,7 @@ def test_research_request_approved_by_relayed_signature_then_lapses(
     assert approved is not None
     assert approved.valid_until - approved.valid_from == 7 * DAY
     assert mv.read_record(researcher, patient.address, lab).data == LAB
-    with pytest.raises(ContractError, match="ConsentManagerRequestNotPending"):
+    with refused("ConsentManagerRequestNotPending"):
         mv.decide_request(patient, request, approve=False)
     clock.advance(7 * DAY)
     with pytest.raises(AccessDeniedError, match="expired"):
@@ -243,7 +243,7 @@ def test_client_refuses_to_approve_a_researcher_who_lost_accreditation(
 def test_unaccredited_researcher_cannot_request_and_denial_is_recorded(
     mv: Medvault, patient: Wallet, doctor: Wallet, admin: Wallet
 ) -> None:
-    with pytest.raises(ContractError, match="ConsentManagerNotResearcher"):
+    with refused("ConsentManagerNotResearcher"):
         mv.request_access(doctor, patient.address, LABS, Purpose.HRESCH, DAY, "STUDY-2")
     mv.accredit(admin, doctor.address, Role.RESEARCHER)
     request, _ = mv.request_access(doctor, patient.address, LABS, Purpose.HRESCH, DAY, "STUDY-2")
@@ -258,10 +258,10 @@ def test_emergency_access_is_flagged_visible_and_revocable(
     mv: Medvault, provider: Wallet, patient: Wallet, stranger: Wallet
 ) -> None:
     index = add(mv, patient, patient).index
-    with pytest.raises(ContractError, match="ConsentManagerNotProvider"):
+    with refused("ConsentManagerNotProvider"):
         mv.take_emergency_access(stranger, patient.address, "unconscious in ER")
     # Break-glass is opt-in: the patient names the provider first.
-    with pytest.raises(ContractError, match="ConsentManagerEmergencyNotPermitted"):
+    with refused("ConsentManagerEmergencyNotPermitted"):
         mv.take_emergency_access(provider, patient.address, "unconscious in ER")
     mv.set_emergency_policy(patient, EmergencyMode.NAMED)
     mv.set_emergency_standing(patient, provider.address, EmergencyStanding.ALLOWED)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 from eth_utils.address import to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
 
 from medvault.chain.artifacts import CONTRACT_NAMES, Artifact, Deployment, load_artifacts
 from medvault.chain.transact import TxResult, decode_revert, error_table, send
@@ -24,17 +25,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Chain", "connect"]
 
+EXAMPLE_URL = "http://127.0.0.1:8545"
+
 
 def connect(rpc_url: str) -> Web3:
+    if urlsplit(rpc_url).scheme not in ("http", "https") or not urlsplit(rpc_url).netloc:
+        raise ConfigurationError(f"the Ethereum RPC URL {rpc_url!r} is not an http(s) URL: give one like {EXAMPLE_URL}")
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     try:
         w3.eth.chain_id  # noqa: B018 - the cheapest call that proves the node answers
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except requests.RequestException as exc:
         raise ChainUnavailableError(rpc_url, type(exc).__name__) from None
-    except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL):
-        raise ConfigurationError(
-            f"{rpc_url!r} is not an Ethereum JSON-RPC URL; give one like http://127.0.0.1:8545"
-        ) from None
+    except (ValueError, Web3Exception) as exc:  # something answered, but not JSON-RPC
+        raise ChainUnavailableError(rpc_url, f"not an Ethereum JSON-RPC endpoint: {exc}") from None
     # Transactions are signed here with the chain id the deployment was made on, and no ENS
     # names are used: these two default middlewares would cost an RPC round trip (eth_chainId)
     # or a lookup on every call, which dominates a keeper's per-request work.
@@ -92,6 +95,14 @@ class Chain:
     def call(self, fn: ContractFunction, action: str) -> Any:
         try:
             return fn.call()
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise decode_revert(exc, action, self._errors) from None
+
+    def dry_run(self, sender: str, fn: ContractFunction, action: str) -> None:
+        """Runs the transaction ``fn`` from ``sender`` without sending it: raises the contract's
+        refusal, worded, if the chain would refuse it now."""
+        try:
+            fn.call({"from": sender})
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(exc, action, self._errors) from None
 

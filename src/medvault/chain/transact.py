@@ -1,5 +1,6 @@
 """Sending transactions and reading their failures: a revert becomes the contract's named custom
-error with its decoded arguments (``ContractError``), never raw revert data."""
+error with its decoded arguments and its sentence for people (``ContractError``, worded by
+:mod:`medvault.chain.refusals`), never raw revert data."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.abi import function_signature_to_4byte_selector
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from medvault.chain.refusals import refusal
 from medvault.errors import ContractError
 
 if TYPE_CHECKING:
@@ -54,7 +56,10 @@ def send(
     except (ContractCustomError, ContractLogicError) as exc:
         raise decode_revert(exc, action, errors) from None
     except Web3RPCError as exc:
-        raise ContractError(action, "RpcError", {"message": str(exc)}) from None
+        message = exc.message or str(exc)
+        raise ContractError(
+            action, "RpcError", {"message": message}, words=f"the Ethereum node refused {action}: {message}"
+        ) from None
     # The estimate is exact for the state it ran on; the block that includes the transaction
     # may take a costlier path (a later timestamp, say), and an exact limit then runs out of
     # gas. Unused gas is not charged, so a margin costs nothing.
@@ -63,7 +68,8 @@ def send(
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
     if receipt["status"] != 1:
-        raise ContractError(action, "Reverted", {"tx": tx_hash.to_0x_hex()})
+        words = f"{action} was mined but failed (tx {tx_hash.to_0x_hex()}): nothing changed; try again"
+        raise ContractError(action, "Reverted", {"tx": tx_hash.to_0x_hex()}, words=words)
     created = receipt.get("contractAddress")
     return TxResult(
         action,
@@ -100,8 +106,9 @@ def decode_revert(exc: ContractLogicError, action: str, errors: ErrorTable) -> C
         if raw[:4] in errors:
             name, inputs = errors[raw[:4]]
             values = abi_decode([_abi_type(i) for i in inputs], raw[4:])
-            return ContractError(action, name, {i["name"]: _show(v) for i, v in zip(inputs, values, strict=True)})
-    return ContractError(action, "Revert", {"message": exc.message or str(exc)})
+            return refusal(action, name, {i["name"]: _show(v) for i, v in zip(inputs, values, strict=True)})
+    message = exc.message or str(exc)
+    return ContractError(action, "Revert", {"message": message}, words=f"the chain refused {action}: {message}")
 
 
 def _show(value: Any) -> Any:

@@ -21,23 +21,30 @@ from medvault.cli import access, accounts, audit, consent, dev, keepers, keys, n
 from medvault.cli.app import App, Settings
 from medvault.cli.options import json_option
 from medvault.config import DEFAULT_HOME_HELP, default_home
-from medvault.errors import MedvaultError
+from medvault.errors import ContractError, MedvaultError
 
 __all__ = ["App", "cli", "main"]
 
 
 class MedvaultGroup(click.Group):
-    """Turns MedvaultError into a one-line message and exit status 1."""
+    """Turns MedvaultError (and a file the system refuses) into a one-line message and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except MedvaultError as exc:
+        except (MedvaultError, OSError) as exc:
             app = ctx.find_object(App)
+            if isinstance(exc, MedvaultError):
+                message = app.explain(exc) if app else str(exc)
+            else:  # a path that cannot be written or read, a connection lost mid-command
+                where = f": {exc.filename}" if exc.filename else ""
+                message = f"{exc.strerror or exc}{where}"
             if app and app.as_json:
-                click.echo(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+                # A contract's refusal also carries its error's name, for programs to match on.
+                refusal = {"refusal": exc.name} if isinstance(exc, ContractError) else {}
+                click.echo(json.dumps({"error": type(exc).__name__, "message": message, **refusal}))
             else:
-                click.echo(f"error: {exc}", err=True)
+                click.echo(f"error: {message}", err=True)
             ctx.exit(1)
 
 

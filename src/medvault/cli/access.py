@@ -9,6 +9,7 @@ import click
 from medvault.cli.app import App, pass_app, tx_json, tx_line
 from medvault.cli.options import (
     ACCOUNT,
+    DAYS,
     account_option,
     json_anywhere,
     purpose_option,
@@ -17,6 +18,7 @@ from medvault.cli.options import (
     sign_only_option,
     unsigned_option,
 )
+from medvault.cli.query import request_line
 from medvault.errors import ConfigurationError
 from medvault.model import AccessRequest, Purpose, RequestStatus
 
@@ -35,7 +37,7 @@ def access() -> None:
 @click.argument("patient", type=ACCOUNT)
 @scope_option
 @purpose_option("HRESCH", "HL7 PurposeOfUse code.")
-@click.option("--days", type=float, required=True, help="How long access lasts once approved.")
+@click.option("--days", type=DAYS, required=True, help="How long access lasts once approved.")
 @click.option("--study", required=True, help="Study id: a label of up to 32 bytes, or 0x + 64 hex digits.")
 @account_option
 @json_anywhere
@@ -110,12 +112,8 @@ def access_list(app: App, patient: str | None, researcher: str | None) -> None:
         expired = r.status is RequestStatus.PENDING and app.client.request_expired(r, now)
         return "expired" if expired else r.status.name.lower()
 
-    lines = [
-        f"{r.request_id:#x}  {status(r):<8} {r.researcher} -> {r.patient}  {r.purpose.name} "
-        f"{r.duration / 86400:g}d  study {r.to_json()['study_id']}"
-        for r in requests
-    ]
-    app.emit([r.to_json() for r in requests], "\n".join(lines) or "no requests")
+    lines = [request_line(r, status(r), app.names) for r in requests]
+    app.emit([{**r.to_json(), "status": status(r)} for r in requests], "\n".join(lines) or "no requests")
 
 
 @click.command()

@@ -5,23 +5,25 @@ Every command prints through :meth:`App.emit`: one JSON document under ``--json`
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
 from medvault.accounts import DEFAULT_SCRYPT_N, Keystore
 from medvault.chain import Chain
+from medvault.chain.refusals import describe
 from medvault.cli.options import prompt_passphrase, resolve_address
 from medvault.client import Medvault
 from medvault.config import DEFAULT_CHAIN_PORT, DEFAULT_IPFS_PORT
 from medvault.dev.node import LocalNode
-from medvault.errors import ConfigurationError
+from medvault.errors import ConfigurationError, ContractError, MedvaultError
 from medvault.formats.address import looks_like_address
 from medvault.ipfs import IpfsClient
+from medvault.words import Names, name_book, utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,7 +67,12 @@ class App:
     @property
     def ipfs_api(self) -> str:
         info = self._node_info
-        return self.ipfs_api_option or (info.ipfs_api if info else DEFAULT_IPFS_API)
+        url = self.ipfs_api_option or (info.ipfs_api if info else DEFAULT_IPFS_API)
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise ConfigurationError(
+                f"the IPFS API URL {url!r} is not an http(s) URL: give one like {DEFAULT_IPFS_API}"
+            )
+        return url
 
     @property
     def keystore(self) -> Keystore:
@@ -76,6 +83,20 @@ class App:
         if self._client is None:
             self._client = Medvault(Chain.open(self.rpc_url, self.home), IpfsClient(self.ipfs_api))
         return self._client
+
+    @functools.cached_property
+    def names(self) -> Names:
+        """The names of the home's accounts, by address (none if the keystore cannot be read)."""
+        try:
+            return name_book(self.keystore.addresses())
+        except (MedvaultError, OSError, ValueError):
+            return name_book({})
+
+    def explain(self, exc: MedvaultError) -> str:
+        """``exc`` in words, naming the home's accounts in a contract's refusal."""
+        if isinstance(exc, ContractError):
+            return describe(exc.name, exc.arguments, self.names) or str(exc)
+        return str(exc)
 
     def unlock(self, name: str) -> Wallet:
         """The keystore account ``name``, or the one holding the address ``name``."""
@@ -126,6 +147,7 @@ class App:
         if signer.wallet is None:
             click.echo(json.dumps(self.client.unsigned(signer.address, change), indent=2))
         elif signer.mode == "sign-only":
+            self.client.check(signer.wallet, change)  # a signature the chain would refuse is never handed out
             click.echo(self.client.sign(signer.wallet, change).to_json())
         else:
             self.emit_tx(self.client.submit(signer.wallet, change))
@@ -157,7 +179,3 @@ def tx_json(result: TxResult) -> dict[str, Any]:
 
 def tx_line(result: TxResult) -> str:
     return f"{result.action}: tx {result.tx_hash} (block {result.block_number}, gas {result.gas_used:,})"
-
-
-def utc(timestamp: int) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

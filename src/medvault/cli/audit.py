@@ -1,25 +1,110 @@
-"""A patient's history and integrity: ``medvault audit`` and ``medvault verify``."""
+"""A patient's history and integrity: ``medvault audit`` and ``medvault verify``.
+
+An audit line names who authorised each change (the patient, or the delegate who signed) and,
+when another account sent the transaction, who relayed it; every value is in words (UTC times,
+categories, purposes, account names the home knows) and every field is escaped, so what an
+event's author wrote cannot forge lines. ``--json`` keeps machine values: unix seconds (with an
+ISO time beside), names of scopes and purposes, request ids in hex.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from medvault.cli.app import App, pass_app, utc
+from medvault import words
+from medvault.cli.app import App, pass_app
 from medvault.cli.options import json_anywhere, patient_option
+from medvault.client.audit import ACTOR_ARGUMENTS
+from medvault.model import Category, EmergencyMode, EmergencyStanding, Purpose, categories_of
+from medvault.words import printable, utc
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-__all__ = ["COMMANDS", "audit", "printable", "verify"]
+    from medvault.model import AuditEntry
+    from medvault.words import Names
+
+__all__ = ["COMMANDS", "audit", "entry_json", "entry_line", "printable", "verify"]
+
+ADDRESSES = ("grantee", "researcher", "provider", "delegate", "counterpart", "keeper", "author", "writer")
+TIMES = ("validFrom", "validUntil", "requestedAt", "releasedAt", "issuedAt", "timestamp")
 
 
-def printable(value: object) -> str:
-    """``value`` as one line of plain text: control characters (newlines, ANSI escapes) that an
-    event's author wrote are shown escaped, so they cannot forge audit lines or rewrite a terminal."""
-    text = str(value)
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+def _names(mask: Any) -> list[str]:
+    return sorted(c.name.lower() for c in categories_of(int(mask)))
+
+
+# Event arguments shown in words, and as JSON values (the rest as they are).
+_WORDS: dict[str, Callable[[Any], str]] = {
+    "scopes": words.categories,
+    "categories": words.categories,
+    "category": lambda c: words.categories(1 << int(c)),
+    "purpose": words.purpose,
+    "duration": words.duration,
+    "maxDuration": words.duration,
+    "requestId": words.request_id,
+    "studyId": words.study,
+    "mode": lambda m: EmergencyMode(int(m)).name.lower(),
+    "standing": lambda s: EmergencyStanding(int(s)).name.lower(),
+}
+_JSON: dict[str, Callable[[Any], Any]] = {
+    "scopes": _names,
+    "categories": _names,
+    "category": lambda c: Category(int(c)).name.lower(),
+    "purpose": lambda p: Purpose(int(p)).name,
+    "requestId": words.request_id,
+    "mode": lambda m: EmergencyMode(int(m)).name.lower(),
+    "standing": lambda s: EmergencyStanding(int(s)).name.lower(),
+}
+
+
+def _field(key: str, value: Any, names: Names) -> str:
+    if key in ADDRESSES:
+        return words.who(value, names)
+    if key == "keepers":
+        return "[" + ", ".join(words.who(k, names) for k in value) + "]"
+    if key in TIMES:
+        return utc(int(value))
+    render = _WORDS.get(key)
+    return printable(render(value) if render else value)
+
+
+def entry_line(e: AuditEntry, names: Names, patient: str = "") -> str:
+    """One audit line: when, what, who authorised it (and who relayed it), and its fields; a
+    change on ``patient``'s side that someone else authorised was their delegate's."""
+    signer = e.signer or e.sender
+    delegate = patient and e.event not in ACTOR_ARGUMENTS and signer.lower() != patient.lower()
+    relayed = (" as delegate" if delegate else "") + (
+        f", relayed by {words.who(e.sender, names)}" if e.sender != signer else ""
+    )
+    fields = ", ".join(f"{printable(k)}={_field(k, v, names)}" for k, v in e.details.items())
+    line = (
+        f"{utc(e.timestamp)}  {printable(e.event):<21} by {words.who(signer, names)}{relayed}  "
+        f"tx {e.tx_hash[:18]}..  {fields}"
+    )
+    if e.event == "EmergencyAccessTaken":
+        reason = printable(e.details.get("reason", ""))
+        who = words.who(signer, names)
+        line = f"!! EMERGENCY  {utc(e.timestamp)}  provider {who} broke the glass: {reason}\n   {line}"
+    return line
+
+
+def entry_json(e: AuditEntry) -> dict[str, Any]:
+    """An audit entry as JSON, its values as the other commands' JSON gives them."""
+    signer = e.signer or e.sender
+    return {
+        "timestamp": e.timestamp,
+        "time": dt.datetime.fromtimestamp(e.timestamp, dt.UTC).isoformat(),
+        "event": e.event,
+        "signer": signer,
+        "sender": e.sender,
+        "relayed": e.sender != signer,
+        "details": {k: _JSON[k](v) if k in _JSON else v for k, v in e.details.items()},
+        "tx_hash": e.tx_hash,
+    }
 
 
 @click.command()
@@ -27,8 +112,10 @@ def printable(value: object) -> str:
 @json_anywhere
 @pass_app
 def audit(app: App, patient: str) -> None:
-    """A patient's whole history: grants, changes, revocations, requests, approvals, emergencies."""
-    entries = app.client.audit(app.address(patient))
+    """A patient's whole history: grants, changes, revocations, requests, approvals, emergencies,
+    each with who authorised it (and "relayed by" the account that sent it, if another)."""
+    address = app.address(patient)
+    entries = app.client.audit(address)
 
     def show() -> None:
         emergencies = [e for e in entries if e.event == "EmergencyAccessTaken"]
@@ -37,14 +124,9 @@ def audit(app: App, patient: str) -> None:
                 f"!! {len(emergencies)} EMERGENCY break-glass access(es) to these records; see the lines marked !!"
             )
         for e in entries:
-            fields = ", ".join(f"{k}={printable(v)}" for k, v in e.details.items())
-            line = f"{utc(e.timestamp)}  {e.event:<21} by {e.sender}  tx {e.tx_hash[:18]}..  {fields}"
-            if e.event == "EmergencyAccessTaken":
-                reason = printable(e.details.get("reason", ""))
-                line = f"!! EMERGENCY  {utc(e.timestamp)}  provider {e.sender} broke the glass: {reason}\n   {line}"
-            click.echo(line)
+            click.echo(entry_line(e, app.names, address))
 
-    app.emit([e.__dict__ for e in entries], show)
+    app.emit([entry_json(e) for e in entries], show)
 
 
 @click.command()

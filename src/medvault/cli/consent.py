@@ -17,6 +17,7 @@ import click
 from medvault.cli.app import App, pass_app, tx_json, tx_line, utc
 from medvault.cli.options import (
     ACCOUNT,
+    DAYS,
     account_option,
     json_anywhere,
     patient_option,
@@ -46,7 +47,7 @@ def consent() -> None:
 @click.argument("grantee", type=ACCOUNT)
 @scope_option
 @purpose_option("TREAT", "HL7 PurposeOfUse: TREAT, HRESCH, PATRQT, ...")
-@click.option("--days", type=float, help="Access lasts this many days (from --start, or now).")
+@click.option("--days", type=DAYS, help="Access lasts this many days (from --start, or now).")
 @click.option("--until", "until", type=click.DateTime(), help="Access ends at this UTC time.")
 @click.option("--start", type=click.DateTime(), help="Access starts at this UTC time (default: now).")
 @click.option(
@@ -265,7 +266,7 @@ def delegate() -> None:
 @delegate.command("appoint")
 @click.argument("delegate_name", metavar="DELEGATE", type=ACCOUNT)
 @click.option("--scope", "-s", help="Categories the delegate may grant (default: all).")
-@click.option("--max-days", type=float, default=90.0, show_default=True, help="Longest window it may grant.")
+@click.option("--max-days", type=DAYS, default=90.0, show_default=True, help="Longest window it may grant.")
 @click.option("--open-history", is_flag=True, help="Its grants may open records written before them.")
 @sign_only_option
 @unsigned_option
@@ -330,7 +331,10 @@ def relay(app: App, file: Any, signature: str | None, account: str) -> None:
 
 
 def _timestamp(value: dt.datetime) -> int:
-    return int(value.replace(tzinfo=dt.UTC).timestamp())
+    timestamp = int(value.replace(tzinfo=dt.UTC).timestamp())
+    if timestamp < 0:
+        raise click.BadParameter(f"{value:%Y-%m-%d} is before 1970, the start of chain time")
+    return timestamp
 
 
 COMMANDS: Sequence[click.Command] = [consent, delegate, relay]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "ACCOUNT",
     "SIGNER",
     "AccountType",
+    "DAYS",
     "account_option",
     "json_anywhere",
     "json_option",
@@ -99,6 +101,25 @@ scope_option = click.option(
     help="Comma-separated categories (laboratory, imaging, medications, conditions, immunizations, notes) or all.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+class Days(click.ParamType):
+    """A number of days above zero and at most a century (fractions allowed): no NaN, no infinity."""
+
+    name = "days"
+    MAX = 36525
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            days = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of days", param, ctx)
+        if not (math.isfinite(days) and 0 < days <= self.MAX):
+            self.fail(f"{value!r} is not a number of days above 0 and at most {self.MAX}", param, ctx)
+        return days
+
+
+DAYS = Days()
 
 
 def purpose_option(default: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

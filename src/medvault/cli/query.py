@@ -12,20 +12,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from medvault import words
 from medvault.chain import Chain
 from medvault.cli.app import App
+from medvault.cli.audit import entry_json, entry_line
 from medvault.cli.options import ACCOUNT, json_option, patient_option
 from medvault.errors import ConfigurationError, MedvaultError
 from medvault.formats.address import parse_address
 from medvault.index import EventIndex
-from medvault.model import RequestStatus
+from medvault.model import RequestStatus, scope_mask
+from medvault.words import name_book, utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from medvault.model import RecordPointer
+    from medvault.model import AccessRequest, RecordPointer
+    from medvault.words import Names
 
-__all__ = ["COMMANDS", "query", "query_group"]
+__all__ = ["COMMANDS", "query", "query_group", "request_line"]
 
 _STATUSES = {"pending": RequestStatus.PENDING, "approved": RequestStatus.APPROVED, "denied": RequestStatus.DENIED}
 
@@ -82,7 +86,7 @@ def query_group(
     def records(ctx: click.Context, patient: str, as_json: bool) -> None:
         def query(index: EventIndex) -> tuple[Any, list[str]]:
             found = index.records_of(address(ctx, patient), sync=False)
-            return [p.to_json() for p in found], [_record_line(p) for p in found] or ["no records"]
+            return [p.to_json() for p in found], [_record_line(p, _names(ctx)) for p in found] or ["no records"]
 
         run(ctx, as_json, query)
 
@@ -92,7 +96,7 @@ def query_group(
     def readable(ctx: click.Context, grantee: str, at: int | None, as_json: bool) -> None:
         def query(index: EventIndex) -> tuple[Any, list[str]]:
             found = index.readable_by(address(ctx, grantee), at, sync=False)
-            return [p.to_json() for p in found], [_record_line(p) for p in found] or ["nothing readable"]
+            return [p.to_json() for p in found], [_record_line(p, _names(ctx)) for p in found] or ["nothing readable"]
 
         run(ctx, as_json, query)
 
@@ -102,9 +106,10 @@ def query_group(
     def readers(ctx: click.Context, patient: str, at: int | None, as_json: bool) -> None:
         def query(index: EventIndex) -> tuple[Any, list[str]]:
             found = index.readers_of(address(ctx, patient), at, sync=False)
+            names = _names(ctx)
             lines = [
-                f"{g.grantee}  {','.join(sorted(c.name.lower() for c in g.scopes))}  {g.purpose.name}  "
-                f"until {g.valid_until}" + ("  EMERGENCY" if g.emergency else "")
+                f"{words.who(g.grantee, names)}  {words.categories(scope_mask(g.scopes))}  "
+                f"{words.purpose(g.purpose)}  until {utc(g.valid_until)}" + ("  EMERGENCY" if g.emergency else "")
                 for g in found
             ]
             return [g.to_json() for g in found], lines or ["no active grants"]
@@ -125,10 +130,7 @@ def query_group(
                 address(ctx, researcher) if researcher else None,
                 sync=False,
             )
-            lines = [
-                f"{r.request_id:#x}  {r.status.name.lower():<8} {r.researcher} -> {r.patient}  {r.purpose.name}"
-                for r in found
-            ]
+            lines = [request_line(r, r.status.name.lower(), _names(ctx)) for r in found]
             return [r.to_json() for r in found], lines or ["no requests"]
 
         run(ctx, as_json, query)
@@ -137,13 +139,10 @@ def query_group(
     @patient_option
     def history(ctx: click.Context, patient: str, as_json: bool) -> None:
         def query(index: EventIndex) -> tuple[Any, list[str]]:
-            found = index.history(address(ctx, patient), sync=False)
-            lines = [
-                f"{e.timestamp}  {e.event:<21} by {e.sender}  tx {e.tx_hash[:18]}..  "
-                + ", ".join(f"{k}={v}" for k, v in e.details.items())
-                for e in found
-            ]
-            return [e.__dict__ for e in found], lines or ["no events"]
+            who = address(ctx, patient)
+            found = index.history(who, sync=False)
+            lines = [entry_line(e, _names(ctx), who) for e in found]
+            return [entry_json(e) for e in found], lines or ["no events"]
 
         run(ctx, as_json, query)
 
@@ -177,9 +176,27 @@ def query_group(
     return group
 
 
-def _record_line(p: RecordPointer) -> str:
+def _record_line(p: RecordPointer, names: Names) -> str:
     cid = p.to_json()["cid"]  # its hex when the pointer is unusable
-    return f"{p.patient}  #{p.index:<5} {p.category.name.lower():<13} by {p.author}  {cid}  block {p.block_number}"
+    return (
+        f"{words.who(p.patient, names)}  #{p.index:<5} {p.category.name.lower():<13} by {words.who(p.author, names)}  "
+        f"{cid}  block {p.block_number}"
+    )
+
+
+def request_line(r: AccessRequest, status: str, names: Names) -> str:
+    """A research request as people read it: id, status, who asks whom, and what for."""
+    return (
+        f"{r.request_id:#x}  {status:<8} {words.who(r.researcher, names)} asks {words.who(r.patient, names)}: "
+        f"{words.categories(scope_mask(r.scopes))} for {words.purpose(r.purpose)}, {words.duration(r.duration)} "
+        f"from approval, study {words.study(r.study_id)}, asked {utc(r.requested_at)}"
+    )
+
+
+def _names(ctx: click.Context) -> Names:
+    """The account names of the App's home (none under ``ape run query``)."""
+    app = ctx.find_object(App)
+    return app.names if app else name_book({})
 
 
 # -- `medvault query`: the index of the App's home and chain -----------------------------------

@@ -14,6 +14,7 @@ from eth_utils.address import to_checksum_address
 from medvault.client.core import Core
 from medvault.errors import AccessDeniedError
 from medvault.model import Category, Grant, GrantKind, Purpose, RecordPointer, categories_of
+from medvault.words import utc
 
 __all__ = ["GRANT_EVENTS", "Access"]
 
@@ -78,9 +79,9 @@ class Access(Core):
                 "the patient revoked it" if revoked else "the patient never granted one"
             )
         if now >= grant.valid_until:
-            return "expired", f"its grant expired at {grant.valid_until} (chain time {now})"
+            return "expired", f"its grant expired at {utc(grant.valid_until)} (chain time {utc(now)})"
         if now < grant.valid_from:
-            return "not-yet-valid", f"its grant starts at {grant.valid_from} (chain time {now})"
+            return "not-yet-valid", f"its grant starts at {utc(grant.valid_from)} (chain time {utc(now)})"
         if pointer.category not in grant.scopes:
             return "out-of-scope", (
                 f"record {pointer.index} is {pointer.category.name.lower()}, outside the grant's scope"
@@ -92,7 +93,8 @@ class Access(Core):
                 GrantKind.DELEGATE: "the delegate's terms do not open earlier records",
             }
             return "before-grant", (
-                f"record {pointer.index} was written at {written_at}, before the grant opened at {grant.valid_from}: "
+                f"record {pointer.index} was written at {utc(written_at)}, before the grant opened at "
+                f"{utc(grant.valid_from)}: "
                 + what.get(grant.kind, "the grant does not open earlier records")
             )  # fmt: skip
         return self._standing_denial(pointer.patient, reader, grant)

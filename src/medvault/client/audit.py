@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -13,7 +14,7 @@ from medvault.errors import MedvaultError
 from medvault.ipfs import cid_from_bytes
 from medvault.model import AuditEntry
 
-__all__ = ["AUDITED_EVENTS", "Audit", "event_value", "subject_argument"]
+__all__ = ["ACTOR_ARGUMENTS", "AUDITED_EVENTS", "Audit", "event_value", "subject_argument", "with_signers"]
 
 # What `audit` reads: every event of each contract that names the patient.
 AUDITED_EVENTS = {
@@ -25,6 +26,14 @@ AUDITED_EVENTS = {
         "EmergencyStandingSet", "NonceInvalidated",
     ),
     "KeeperDirectory": ("KeepersChosen", "KeyReleased"),
+}  # fmt: skip
+
+# Events of a party acting in its own right, and the argument naming it; every other audited
+# event is a change by the patient's side: the patient's, or a delegate's when an
+# ActedAsDelegate of the same transaction names one.
+ACTOR_ARGUMENTS = {
+    "RecordAdded": "author", "AccessRequested": "researcher", "EmergencyAccessTaken": "provider",
+    "KeyReleased": "keeper", "ActedAsDelegate": "delegate",
 }  # fmt: skip
 
 
@@ -51,7 +60,7 @@ class Audit(Core):
                 blocks[event["blockNumber"]] = self.chain.block_time(event["blockNumber"])
             details = {k: event_value(v) for k, v in event["args"].items() if k not in ("patient", "account")}
             entries.append(AuditEntry(blocks[event["blockNumber"]], event["event"], senders[tx], details, tx))
-        return entries
+        return with_signers(patient, entries)
 
     def grant_event(self, patient: str, grantee: str) -> AuditEntry | None:
         """The event that created the patient's current grant to ``grantee``, if any."""
@@ -61,6 +70,19 @@ class Audit(Core):
             if key and entry.details.get(key) == grantee:
                 return entry
         return None
+
+
+def with_signers(patient: str, entries: list[AuditEntry]) -> list[AuditEntry]:
+    """``entries`` (one patient's history) with the party who authorised each: read from the
+    events themselves, so a relayed change shows its signer, not the account that sent it."""
+    delegates = {e.tx_hash: e.details["delegate"] for e in entries if e.event == "ActedAsDelegate"}
+    patient = to_checksum_address(patient)
+
+    def signer(e: AuditEntry) -> str:
+        actor = e.details.get(ACTOR_ARGUMENTS.get(e.event, ""))
+        return str(actor or delegates.get(e.tx_hash, patient))
+
+    return [replace(e, signer=signer(e)) for e in entries]
 
 
 def subject_argument(event: str) -> str:

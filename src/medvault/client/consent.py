@@ -48,6 +48,7 @@ from medvault.model import (
     categories_of,
     scope_mask,
 )
+from medvault.words import utc
 
 if TYPE_CHECKING:
     from web3.contract.contract import ContractFunction
@@ -83,14 +84,19 @@ class Consent(Records):
         check the grant at each request, and holds none before its window opens. ``actor`` is
         None when a wallet outside this home signs: it shares no keys."""
         patient, grantee = to_checksum_address(patient), to_checksum_address(grantee)
-        in_scope = []
-        if share_keys and terms.valid_from <= self.now():
+        in_scope = []  # only the patient holds the keys to share
+        if share_keys and actor is not None and actor.address == patient and terms.valid_from <= self.now():
             in_scope = [p for p in (self.records(patient) if log is None else log) if p.category in terms.scopes]
-        return ConsentChange("Grant", {
+        change = ConsentChange("Grant", {
             "patient": patient, "grantee": grantee, "scopes": scope_mask(terms.scopes), "purpose": int(terms.purpose),
-            "validFrom": terms.valid_from, "validUntil": terms.valid_until,
-            "keysCid": self._share_keys(actor, patient, grantee, in_scope),
+            "validFrom": terms.valid_from, "validUntil": terms.valid_until, "keysCid": b"",
         })  # fmt: skip
+        if actor is None or not in_scope:
+            return change
+        self.check(actor, change)  # a grant the chain refuses publishes no key bundle
+        return ConsentChange(
+            "Grant", {**change.message, "keysCid": self._share_keys(actor, patient, grantee, in_scope)}
+        )
 
     def grant(
         self, actor: Wallet, patient: str, grantee: str, terms: GrantTerms, *, share_keys: bool = True
@@ -125,7 +131,8 @@ class Consent(Records):
         grant = self.grant_of(patient.address, grantee)
         if grant is not None and grant.valid_from > self.now():
             raise ConfigurationError(
-                f"the grant of {patient.address} to {grantee} opens at {grant.valid_from} (chain time {self.now()}): "
+                f"the grant of {patient.address} to {grantee} opens at {utc(grant.valid_from)} "
+                f"(chain time {utc(self.now())}): "
                 "no key is handed out ahead of it; once it opens, share keys then, or the keepers release them"
             )
         if scopes is None:
@@ -258,8 +265,14 @@ class Consent(Records):
             raise ConfigurationError(
                 f"{request.researcher} is no longer an accredited researcher: approving its request would open nothing"
             )
-        in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]
-        keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope) if share_keys else b""
+        change = ConsentChange("ApproveRequest", {**fields, "keysCid": b""})
+        in_scope = []  # only the patient holds the keys to share
+        if share_keys and actor is not None and actor.address == request.patient:
+            in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]
+        if actor is None or not in_scope:
+            return change
+        self.check(actor, change)  # an approval the chain refuses publishes no key bundle
+        keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope)
         return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid})
 
     def decide_request(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> TxResult:
@@ -269,10 +282,24 @@ class Consent(Records):
         """Sends ``change`` from ``actor``: the patient by plain transaction; a delegate by
         signing it and relaying the signature itself (the contract takes a delegate's word
         for a patient only in signed form)."""
-        direct = actor.address == change.patient or change.action in ("ApproveRequest", "DenyRequest")
-        if direct:
+        if self._direct(actor, change):
             return self._send(actor, change, consent_call(self.chain, change))
         return self.relay(actor, self.sign(actor, change))
+
+    @staticmethod
+    def _direct(actor: Wallet, change: ConsentChange) -> bool:
+        return actor.address == change.patient or change.action in ("ApproveRequest", "DenyRequest")
+
+    def check(self, actor: Wallet, change: ConsentChange) -> None:
+        """Refuses ``change`` as the chain would if ``actor`` submitted it now, sending and
+        publishing nothing: a dry run of the call ``submit`` makes (signed in memory where
+        that call needs a signature). Run it before handing out a signature (``sign``)."""
+        action = f"{change.action} for {change.patient}"
+        if self._direct(actor, change):
+            self.chain.dry_run(actor.address, consent_call(self.chain, change), action)
+        else:
+            auth = self.sign(actor, change).authorization()
+            self.chain.dry_run(actor.address, consent_call(self.chain, change, auth), action)
 
     def sign(self, signer: Wallet, change: ConsentChange, lifetime: int = SIGNATURE_LIFETIME) -> SignedConsent:
         """Signs ``change`` as EIP-712 typed data, valid for ``lifetime`` seconds of chain time."""

@@ -104,11 +104,11 @@ def test_delegate_and_emergency_through_the_cli(medvault: Cli) -> None:
     # Beyond its terms, the delegate is refused by name.
     refused = medvault.run("consent", "grant", "eve", "--days", "30", "--scope", "laboratory", "--patient", "alice",
                            "--account", "drbob", ok=False)  # fmt: skip
-    assert "ConsentManagerOutsideDelegateTerms" in refused["message"]
+    assert refused["refusal"] == "ConsentManagerOutsideDelegateTerms"
 
     # Break-glass is opt-in.
     refused = medvault.run("emergency", "alice", "--reason", "unconscious in ER", "--account", "clinic", ok=False)
-    assert "ConsentManagerEmergencyNotPermitted" in refused["message"]
+    assert refused["refusal"] == "ConsentManagerEmergencyNotPermitted"
     policy = medvault.run("consent", "emergency-policy", "--mode", "named", "--allow", "clinic", "--account", "alice")
     assert (policy["mode"], policy["full_history"], len(policy["transactions"])) == ("named", False, 2)
     medvault.run("emergency", "alice", "--reason", "unconscious in ER\nAccessRevoked forged", "--account", "clinic")
@@ -124,7 +124,7 @@ def test_delegate_and_emergency_through_the_cli(medvault: Cli) -> None:
 
     medvault.run("consent", "emergency-policy", "--block", "clinic", "--account", "alice")
     refused = medvault.run("emergency", "alice", "--reason", "again", "--account", "clinic", ok=False)
-    assert "ConsentManagerEmergencyNotPermitted" in refused["message"]
+    assert refused["refusal"] == "ConsentManagerEmergencyNotPermitted"
 
     # A removed delegate's grants end; a signature can be voided without granting.
     medvault.run("delegate", "remove", "drbob", "--account", "alice")
@@ -153,7 +153,7 @@ def test_errors_name_what_is_wrong(medvault: Cli) -> None:
 
     medvault.env["MEDVAULT_PASSPHRASE"] = medvault.passphrase
     stranger = medvault.run("accredit", "eve", "--role", "researcher", "--account", "eve", ok=False)
-    assert "AccessControlUnauthorizedAccount" in stranger["message"]
+    assert stranger["refusal"] == "AccessControlUnauthorizedAccount"
 
 
 def test_care_team_and_flags_through_the_cli(medvault: Cli, tmp_path: Path, observation: dict[str, Any]) -> None:
@@ -167,10 +167,10 @@ def test_care_team_and_flags_through_the_cli(medvault: Cli, tmp_path: Path, obse
     # imaging, cannot add a laboratory result.
     refused = medvault.run("record", "writers", "add", "drbob", "--account", "alice", ok=False)
     assert refused["error"] == "ContractError"
-    assert "RecordRegistryNotAProvider" in refused["message"]
+    assert refused["refusal"] == "RecordRegistryNotAProvider"
     medvault.run("record", "writers", "add", "clinic", "--scope", "imaging", "--account", "alice")
     outside = medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic", ok=False)
-    assert "RecordRegistryCategoryNotAllowed" in outside["message"]
+    assert outside["refusal"] == "RecordRegistryCategoryNotAllowed"
     medvault.run("record", "writers", "add", "clinic", "--scope", "laboratory", "--account", "alice")
     added = medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
     assert added["record"]["seq"] == 0
@@ -184,7 +184,7 @@ def test_care_team_and_flags_through_the_cli(medvault: Cli, tmp_path: Path, obse
     medvault.run("record", "writers", "remove", "clinic", "--account", "alice")
     assert medvault.run("record", "writers", "list", "--patient", "alice") == {}
     removed = medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic", ok=False)
-    assert "RecordRegistryUnauthorizedAuthor" in removed["message"]
+    assert removed["refusal"] == "RecordRegistryUnauthorizedAuthor"
 
 
 def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, make_cli: Callable[[Path], Cli]) -> None:
