@@ -39,6 +39,7 @@ from medvault.errors import (
     NodeUnavailableError,
     SeedError,
     UnknownAccountError,
+    UnusableKeyError,
     WrongPassphraseError,
 )
 from medvault.formats.keybundle import KeyBundle
@@ -50,6 +51,7 @@ from medvault.model import (
     AuditEntry,
     Category,
     Grant,
+    GrantReceipt,
     GrantTerms,
     KeeperSet,
     KeyInfo,
@@ -81,6 +83,7 @@ __all__ = [
     "EventIndex",
     "FhirValidationError",
     "Grant",
+    "GrantReceipt",
     "GrantTerms",
     "IntegrityError",
     "InvalidCidError",
@@ -111,6 +114,7 @@ __all__ = [
     "SignedConsent",
     "TxResult",
     "UnknownAccountError",
+    "UnusableKeyError",
     "VerificationReport",
     "Wallet",
     "WrongPassphraseError",

@@ -28,6 +28,7 @@ __all__ = [
     "EmergencyStanding",
     "Grant",
     "GrantKind",
+    "GrantReceipt",
     "GrantTerms",
     "KeeperSet",
     "KeyInfo",
@@ -288,7 +289,8 @@ class Record:
 class RecordReceipt:
     pointer: RecordPointer
     tx: TxResult
-    readers: list[str]
+    readers: list[str]  # whose wraps the record's key bundle holds
+    skipped: dict[str, str] = field(default_factory=dict)  # readers whose keys cannot be used: why
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,16 @@ class KeyRotation:
     keys_cid: str | None
     rewrapped: list[int]
     transactions: list[TxResult]
+    skipped: dict[int, str] = field(default_factory=dict)  # records its keys do not open: why
+
+
+@dataclass(frozen=True)
+class GrantReceipt:
+    """What ``grant`` sent (more than one transaction if records landed meanwhile), and the
+    records in scope whose keys it could not share, by index, with why (keepers serve those)."""
+
+    transactions: list[TxResult]
+    skipped: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

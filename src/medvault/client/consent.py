@@ -20,7 +20,7 @@ from eth_utils.address import to_checksum_address
 
 from medvault.client.consent_sig import REQUEST_FIELDS, ConsentChange, SignedConsent, consent_call, sign_consent
 from medvault.client.records import Records
-from medvault.errors import ConfigurationError
+from medvault.errors import ConfigurationError, UnusableKeyError
 from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
 from medvault.model import (
@@ -31,6 +31,7 @@ from medvault.model import (
     EmergencyMode,
     EmergencyPolicy,
     EmergencyStanding,
+    GrantReceipt,
     GrantTerms,
     Purpose,
     RecordPointer,
@@ -73,29 +74,34 @@ class Consent(Records):
         in_scope = []
         if share_keys and terms.valid_from <= self.now():
             in_scope = [p for p in (self.records(patient) if log is None else log) if p.category in terms.scopes]
+        keys_cid, skipped = self._share_keys(actor, patient, grantee, in_scope)
         return ConsentChange("Grant", {
             "patient": patient, "grantee": grantee, "scopes": scope_mask(terms.scopes), "purpose": int(terms.purpose),
-            "validFrom": terms.valid_from, "validUntil": terms.valid_until,
-            "keysCid": self._share_keys(actor, patient, grantee, in_scope),
-        })  # fmt: skip
+            "validFrom": terms.valid_from, "validUntil": terms.valid_until, "keysCid": keys_cid,
+        }, skipped)  # fmt: skip
 
     def grant(
         self, actor: Wallet, patient: str, grantee: str, terms: GrantTerms, *, share_keys: bool = True
-    ) -> list[TxResult]:
+    ) -> GrantReceipt:
         """Sends a grant, reading the record log once; sends it again if a record in scope
-        landed while the first was in flight (its key would not have been shared)."""
+        landed while the first was in flight (its key would not have been shared). The receipt
+        names the records in scope whose keys could not be shared (each change shares the
+        whole log it read, so the last change's are all of them)."""
         patient = to_checksum_address(patient)
         if not share_keys or terms.valid_from > self.now():
-            return [self.submit(actor, self.grant_change(actor, patient, grantee, terms, share_keys=False))]
+            return GrantReceipt(
+                [self.submit(actor, self.grant_change(actor, patient, grantee, terms, share_keys=False))]
+            )
         log = self.records(patient)
         results = []
         while True:
-            results.append(self.submit(actor, self.grant_change(actor, patient, grantee, terms, log=log)))
+            change = self.grant_change(actor, patient, grantee, terms, log=log)
+            results.append(self.submit(actor, change))
             if self.record_count(patient) == len(log):
-                return results
+                return GrantReceipt(results, change.skipped)
             landed, log = log, self.records(patient)
             if sum(p.category in terms.scopes for p in log) == sum(p.category in terms.scopes for p in landed):
-                return results
+                return GrantReceipt(results, change.skipped)
 
     def share_keys(self, patient: Wallet, grantee: str, scopes: frozenset[Category] | None = None) -> TxResult:
         """Hands ``grantee`` the keys of the patient's existing records in ``scopes`` (default:
@@ -116,7 +122,12 @@ class Consent(Records):
         pointers = [p for p in self.records(patient.address) if p.category in scopes]
         if not pointers:
             raise ConfigurationError(f"{patient.address} has no records in scope to share with {grantee}")
-        keys_cid = self._share_keys(patient, patient.address, grantee, pointers)
+        keys_cid, skipped = self._share_keys(patient, patient.address, grantee, pointers)
+        if not keys_cid:
+            raise ConfigurationError(
+                f"none of the {len(pointers)} records in scope opens with the keys of {patient.address}: "
+                f"nothing to share with {grantee} ({'; '.join(f'record {i}: {why}' for i, why in skipped.items())})"
+            )
         fn = self.chain.consent.functions.shareKeys(grantee, keys_cid)
         try:
             return self.chain.transact(patient, fn, f"share keys of {patient.address} with {grantee}")
@@ -237,9 +248,9 @@ class Consent(Records):
             raise ConfigurationError(
                 f"{request.researcher} is no longer an accredited researcher: approving its request would open nothing"
             )
-        in_scope = [p for p in self.records(request.patient) if p.category in request.scopes]
-        keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope) if share_keys else b""
-        return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid})
+        in_scope = [p for p in self.records(request.patient) if p.category in request.scopes] if share_keys else []
+        keys_cid, skipped = self._share_keys(actor, request.patient, request.researcher, in_scope)
+        return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid}, skipped)
 
     def decide_request(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> TxResult:
         return self.submit(actor, self.decision_change(actor, request, approve=approve))
@@ -307,17 +318,30 @@ class Consent(Records):
         fn = self.chain.consent.functions.takeEmergencyAccess(to_checksum_address(patient), reason)
         return self.chain.transact(provider, fn, f"emergency access to {patient}")
 
-    def _share_keys(self, actor: Wallet, patient: str, grantee: str, pointers: list[RecordPointer]) -> bytes:
-        """Wraps the keys of ``pointers`` for ``grantee`` in a bundle in IPFS; its binary CID.
+    def _share_keys(
+        self, actor: Wallet, patient: str, grantee: str, pointers: list[RecordPointer]
+    ) -> tuple[bytes, dict[int, str]]:
+        """Wraps the keys of ``pointers`` for ``grantee`` in a bundle in IPFS: its binary CID
+        (empty if none), and the records whose keys the patient's keys do not open, by index,
+        with why (shared without them: the keepers release those, as for ``--no-share``).
 
         Only the patient holds these keys: when a delegate acts, or there is nothing to share,
         no bundle is made and the grantee can read only records written from then on.
         """
         if actor.address != patient or not pointers:
-            return b""
-        recipient = self.encryption_key(grantee)
-        wraps = [wrap_for(self.context_of(p), self.open_key(actor, p), grantee, recipient) for p in pointers]
-        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes()))
+            return b"", {}
+        try:
+            recipient = self.usable_key(grantee)
+        except UnusableKeyError as exc:
+            raise UnusableKeyError(
+                f"no record key can be shared with {grantee}: the encryption key it published cannot be used "
+                f"({exc}); it must publish a new one (`medvault register --new-key`), or grant with --no-share"
+            ) from None
+        opened, skipped = self.open_keys(actor, pointers)
+        if not opened:
+            return b"", skipped
+        wraps = [wrap_for(self.context_of(p), key, grantee, recipient) for p, key in opened]
+        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes())), skipped
 
     def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:
         try:

@@ -12,7 +12,7 @@ bits, so a signature made under an appointment that ended is void even after a r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_account.messages import encode_typed_data
@@ -76,6 +76,8 @@ class ConsentChange:
 
     action: str
     message: dict[str, Any]
+    # Records in scope whose keys the change could not share, by index: why (see Consent.grant_change).
+    skipped: dict[int, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.action not in TYPES:

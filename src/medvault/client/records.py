@@ -41,6 +41,9 @@ from medvault.errors import (
     ContractError,
     DecryptionError,
     IntegrityError,
+    MedvaultError,
+    NodeUnavailableError,
+    UnusableKeyError,
 )
 from medvault.formats import envelope
 from medvault.formats.keybundle import escrow_key, wrap_for
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
 
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
-    from medvault.crypto import EncryptionKeyPair, KeySuite
+    from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext
     from medvault.formats.keybundle import KeyBundle, Wrap
 
 __all__ = ["STALE_SEQ_RETRIES", "Records"]
@@ -86,16 +89,16 @@ class Records(Keepers, Access):
         """Encrypts ``data`` for ``patient`` and appends its pointer; see the module docstring."""
         patient = to_checksum_address(patient)
         readers = self._readers_of_new_record(patient, author.address, category)
-        keepers = self.keepers_of(patient, with_urls=False)
-        keeper_keys = {keeper: self.encryption_key(keeper) for keeper in keepers.keepers}
+        threshold, keeper_keys, unusable = self._escrow_keys(patient)
         plaintext = envelope.pack(data, content_type, name)
         for _attempt in range(STALE_SEQ_RETRIES):
             seq = self.next_seq(patient, author.address)
             context = self.record_context(patient, author.address, seq)
             record_key = new_record_key()
             blob = encrypt_record(plaintext, record_key, context)
-            escrow = escrow_key(context, record_key, keepers.threshold, keeper_keys) if keeper_keys else None
-            wraps = [wrap_for(context, record_key, reader, key) for reader, key in readers.items()]
+            escrow = escrow_key(context, record_key, threshold, keeper_keys) if keeper_keys else None
+            wraps, skipped = self._wrap_for_readers(context, record_key, readers)
+            skipped |= unusable
             bundle = self.new_key_bundle(patient, wraps, escrow).to_bytes()
             cid = self.ipfs.add(blob)
             try:
@@ -118,7 +121,7 @@ class Records(Keepers, Access):
                 self._unpin_quietly(cid, keys_cid)
                 raise
             pointer = self._pointer_added_by(tx, patient, author.address, seq)
-            return RecordReceipt(pointer, tx, list(readers))
+            return RecordReceipt(pointer, tx, [w.reader for w in wraps], skipped)
         raise ContractError(f"add record for {patient}", "RecordRegistryStaleSeq", {"retries": STALE_SEQ_RETRIES})
 
     def next_seq(self, patient: str, author: str) -> int:
@@ -127,20 +130,65 @@ class Records(Keepers, Access):
         _, seq = self.chain.call(fn, "writerOf")
         return int(seq)
 
-    def _readers_of_new_record(self, patient: str, author: str, category: Category) -> dict[str, bytes]:
+    def _readers_of_new_record(self, patient: str, author: str, category: Category) -> list[str]:
         """The patient, the author (if registered) and every grantee whose grant covers
         ``category`` and is open now (chain time in [validFrom, validUntil)). A future-dated
         grantee gets no wrap: once its window opens it reads through the keepers, who check the
         window on chain, so a grant revoked before it opens never held a key."""
-        readers = {patient: self.encryption_key(patient)}
+        readers = [patient]
         if author != patient and self.is_registered(author):
-            readers[author] = self.encryption_key(author)
+            readers.append(author)
         now = self.now()
         for grant in self.grants(patient):
             open_now = grant.valid_from <= now < grant.valid_until
             if category in grant.scopes and open_now and self.is_registered(grant.grantee):
-                readers[grant.grantee] = self.encryption_key(grant.grantee)
-        return readers
+                readers.append(grant.grantee)
+        return list(dict.fromkeys(readers))
+
+    def _wrap_for_readers(
+        self, context: RecordContext, record_key: bytes, readers: list[str]
+    ) -> tuple[list[Wrap], dict[str, str]]:
+        """The wraps of ``record_key`` for each reader, each made on its own: a grantee whose
+        published key cannot be used is left out, with why, and the others still get theirs.
+        The patient's and the author's wraps are essential (the record would be written for a
+        patient who cannot open it, or by an author who cannot read what it wrote, and each can
+        fix its own key): for them the write is refused, saying so."""
+        wraps: list[Wrap] = []
+        skipped: dict[str, str] = {}
+        for reader in readers:
+            try:
+                wraps.append(wrap_for(context, record_key, reader, self.usable_key(reader)))
+            except UnusableKeyError as exc:
+                if reader == context.patient or reader == context.author:
+                    whose = "the patient" if reader == context.patient else "the author"
+                    raise UnusableKeyError(
+                        f"no record can be written for {context.patient}: the encryption key {whose} {reader} "
+                        f"published cannot be used ({exc}); {whose} must publish a new one "
+                        "(`medvault register --new-key`)"
+                    ) from None
+                skipped[reader] = str(exc)
+        return wraps, skipped
+
+    def _escrow_keys(self, patient: str) -> tuple[int, dict[str, bytes], dict[str, str]]:
+        """The patient's threshold, the keys of its keepers a share can be sealed to, and why each
+        other keeper was left out: its share is left out of the split, which any ``threshold``
+        of the others still recover; fewer than that, and the write is refused."""
+        keepers = self.keepers_of(patient, with_urls=False)
+        keys: dict[str, bytes] = {}
+        unusable: dict[str, str] = {}
+        for keeper in keepers.keepers:
+            try:
+                keys[keeper] = self.usable_key(keeper)
+            except UnusableKeyError as exc:
+                unusable[keeper] = f"keeper left out of the key escrow: {exc}"
+        if unusable and len(keys) < keepers.threshold:
+            raise UnusableKeyError(
+                f"no record can be written for {patient}: only {len(keys)} of its {len(keepers.keepers)} keepers "
+                f"publish a usable encryption key, fewer than its threshold of {keepers.threshold} "
+                f"({'; '.join(f'{k}: {why}' for k, why in unusable.items())}); the patient must choose other "
+                "keepers (`medvault keeper set`)"
+            )
+        return keepers.threshold, keys, unusable
 
     def _pointer_added_by(self, tx: TxResult, patient: str, author: str, seq: int) -> RecordPointer:
         """The pointer the registry's ``RecordAdded`` event in ``tx`` describes for record ``seq``
@@ -299,6 +347,24 @@ class Records(Keepers, Access):
             f"{self.suite.name} keys its key file holds)"
         )
 
+    def open_keys(
+        self, holder: Wallet, pointers: list[RecordPointer]
+    ) -> tuple[list[tuple[RecordPointer, bytes]], dict[int, str]]:
+        """The key of each of ``pointers`` that ``holder``'s keys open, and why each other one did
+        not, by index: a record it cannot open (no wrap, a garbage wrap, a bundle that is missing
+        or no bundle) is one finding, and the others are still opened. A node that does not
+        answer is not a finding about a record: that stops."""
+        opened: list[tuple[RecordPointer, bytes]] = []
+        skipped: dict[int, str] = {}
+        for pointer in pointers:
+            try:
+                opened.append((pointer, self.open_key(holder, pointer)))
+            except NodeUnavailableError:
+                raise
+            except MedvaultError as exc:
+                skipped[pointer.index] = str(exc)
+        return opened, skipped
+
     def _wraps(self, reader: str, pointer: RecordPointer, bundle: KeyBundle | None) -> Iterator[bytes]:
         """The reader's wraps of the record key, fetched lazily: from the record's bundle, then
         from the bundles shared with it (grants, ``shareKeys``, the patient's key rotations),
@@ -329,15 +395,8 @@ class Records(Keepers, Access):
         public = wallet.generate_encryption_keys(self.suite, new).public_bytes
         fn = self.chain.participants.functions.register(public)
         transactions = [self.chain.transact(wallet, fn, f"rotate key of {wallet.address} to epoch {new}")]
-        wraps: list[Wrap] = []
-        rewrapped_pointers: list[RecordPointer] = []
-        for pointer in self.records(wallet.address):
-            try:
-                key = self.open_key(wallet, pointer)
-            except (AccessDeniedError, DecryptionError):
-                continue  # nothing the patient holds opens it: nothing to re-wrap
-            wraps.append(wrap_for(self.context_of(pointer), key, wallet.address, public))
-            rewrapped_pointers.append(pointer)
+        opened, skipped = self.open_keys(wallet, self.records(wallet.address))
+        wraps = [wrap_for(self.context_of(p), key, wallet.address, public) for p, key in opened]
         keys_cid = None
         if wraps:
             keys_cid = self.ipfs.add(self.new_key_bundle(wallet.address, wraps).to_bytes())
@@ -347,8 +406,8 @@ class Records(Keepers, Access):
             except BaseException:
                 self._unpin_quietly(keys_cid)
                 raise
-        rewrapped = [p.index for p in rewrapped_pointers]
-        return KeyRotation(wallet.address, old, new, public, keys_cid, rewrapped, transactions)
+        rewrapped = [p.index for p, _ in opened]
+        return KeyRotation(wallet.address, old, new, public, keys_cid, rewrapped, transactions, skipped)
 
     def migrate_keys(self, wallet: Wallet) -> KeyRotation:
         """Moves an account of the old scheme (its published key derived from a wallet signature)
