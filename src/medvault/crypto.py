@@ -195,8 +195,8 @@ class PublicKey:
         raw = data[1:]
         if len(raw) != PUBLIC_KEY_LENGTHS[suite]:
             raise UnusableKeyError(
-                f"a {suite.name} encryption public key has {PUBLIC_KEY_LENGTHS[suite]} bytes after its suite tag, "
-                f"this one {len(raw)}"
+                f"the {suite.name} encryption public key has {len(raw)} bytes after its suite tag, "
+                f"not {PUBLIC_KEY_LENGTHS[suite]}"
             )
         if is_low_order(raw[-32:]):
             what = (
