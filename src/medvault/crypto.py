@@ -203,7 +203,7 @@ class PublicKey:
                 "X25519 encryption public key" if suite is KeySuite.X25519 else f"X25519 part of the {suite.name} key"
             )
             raise UnusableKeyError(
-                f"the {what} is a low-order point (RFC 7748): every shared secret with it is zero, "
+                f"the {what} is one of the low-order points of RFC 7748: every shared secret with it is zero, "
                 "so a key wrapped for it would be no secret"
             )
         x_key = x25519.X25519PublicKey.from_public_bytes(raw[-32:])

@@ -330,6 +330,11 @@ class Consent(Records):
         """
         if actor.address != patient or not pointers:
             return b"", {}
+        if not self.is_registered(grantee):
+            raise ConfigurationError(
+                f"no record key can be shared with {grantee}: it has not registered an encryption key; it must "
+                "register first (`medvault register`), or grant with --no-share"
+            )
         try:
             recipient = self.usable_key(grantee)
         except UnusableKeyError as exc:
