@@ -6,8 +6,10 @@ The readers of the new record (the patient, the author, every grantee whose gran
 category and is open now) and the patient's keepers are read first; the payload is enveloped
 and sealed under a fresh key bound to (patient, author, the author's next sequence number),
 which the author knows before it writes, the key wrapped for each reader and escrowed with the
-keepers in one key bundle, ciphertext and bundle added to IPFS, and the pointer appended on
-chain, which assigns its position: another writer's record landing first changes nothing. A
+keepers in one key bundle (a grantee or keeper whose published key cannot be used is left
+out and named in the receipt; the patient's and the author's own keys must be usable),
+ciphertext and bundle added to IPFS, and the pointer appended on chain, which assigns its
+position: another writer's record landing first changes nothing. A
 grantee whose window has not opened gets no wrap; it reads through the keepers once it opens.
 If the chain refuses, the IPFS objects are unpinned again, so a failed add leaves nothing behind.
 
