@@ -40,6 +40,7 @@ from medvault.errors import (
     NodeUnavailableError,
     SeedError,
     UnknownAccountError,
+    UnusableKeyError,
     WrongPassphraseError,
 )
 from medvault.formats.keybundle import KeyBundle
@@ -51,6 +52,7 @@ from medvault.model import (
     AuditEntry,
     Category,
     Grant,
+    GrantReceipt,
     GrantTerms,
     KeeperSet,
     KeyInfo,
@@ -83,6 +85,7 @@ __all__ = [
     "EventIndex",
     "FhirValidationError",
     "Grant",
+    "GrantReceipt",
     "GrantTerms",
     "IntegrityError",
     "InvalidCidError",
@@ -113,6 +116,7 @@ __all__ = [
     "SignedConsent",
     "TxResult",
     "UnknownAccountError",
+    "UnusableKeyError",
     "VerificationReport",
     "Wallet",
     "WrongPassphraseError",

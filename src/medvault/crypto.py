@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-from medvault.errors import ConfigurationError, DecryptionError, IntegrityError
+from medvault.errors import ConfigurationError, DecryptionError, IntegrityError, UnusableKeyError
 
 __all__ = [
     "LEGACY_ENCRYPTION_KEY_PURPOSE",
@@ -47,6 +47,7 @@ __all__ = [
     "RecordContext",
     "decrypt_record",
     "encrypt_record",
+    "is_low_order",
     "legacy_encryption_key_typed_data",
     "new_record_key",
     "normalised_signature",
@@ -73,6 +74,18 @@ _ENCRYPTION_KEY_TYPES = {
         {"name": "epoch", "type": "uint256"},
     ],
 }
+
+MLKEM_EK_LENGTH = 1184
+MLKEM_Q = 3329  # FIPS 203: every 12-bit coefficient of an encapsulation key is below q
+CURVE25519_P = 2**255 - 19
+# RFC 7748: the u-coordinates of the points of order 1, 2, 4 and 8 (with their twins mod p and
+# the ignored top bit, 14 encodings). Any private key's shared secret with one is all-zero, so
+# a wrap "for" it is readable by anyone who knows the wrap's context.
+LOW_ORDER_U = frozenset({
+    0, 1, CURVE25519_P - 1,
+    325606250916557431795983626356110631294008115727848805560023387167927233504,
+    39382357235489614581723060781553021112529911719440698176882885853963445705823,
+})  # fmt: skip
 
 PrivateKey = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
 PublicKeyObject = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
@@ -157,6 +170,10 @@ def _associated_data(chain_id: int, registry: str, patient: str, author: str, se
     )
 
 
+# A published key is its suite's tag, then exactly this many bytes (X-Wing: ML-KEM-768 ek || X25519).
+PUBLIC_KEY_LENGTHS = {KeySuite.X25519: 32, KeySuite.MLKEM768_X25519: MLKEM_EK_LENGTH + 32}
+
+
 @dataclass(frozen=True)
 class PublicKey:
     """A participant's published HPKE public key: ``suite tag || raw key bytes``."""
@@ -166,24 +183,55 @@ class PublicKey:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PublicKey:
+        """The key ``data`` publishes; UnusableKeyError, saying why, when nothing can be wrapped
+        for it: an unknown suite, a wrong length, a low-order X25519 point, an ML-KEM key whose
+        coefficients are not reduced (FIPS 203's check)."""
         if not data:
-            raise IntegrityError("empty encryption public key")
+            raise UnusableKeyError("the encryption public key is empty")
         try:
             suite = KeySuite(data[0])
         except ValueError:
-            raise IntegrityError(f"unknown key suite tag {data[0]} in encryption public key") from None
+            raise UnusableKeyError(f"the encryption public key has an unknown suite tag {data[0]}") from None
         raw = data[1:]
-        try:
-            if suite is KeySuite.X25519:
-                return cls(suite, x25519.X25519PublicKey.from_public_bytes(raw))
-            mlkem_raw, x_raw = raw[:-32], raw[-32:]
-            key = hpke.MLKEM768X25519PublicKey(
-                mlkem.MLKEM768PublicKey.from_public_bytes(mlkem_raw),
-                x25519.X25519PublicKey.from_public_bytes(x_raw),
+        if len(raw) != PUBLIC_KEY_LENGTHS[suite]:
+            raise UnusableKeyError(
+                f"the {suite.name} encryption public key has {len(raw)} bytes after its suite tag, "
+                f"not {PUBLIC_KEY_LENGTHS[suite]}"
             )
-        except ValueError as exc:
-            raise IntegrityError(f"malformed {suite.name} public key ({len(raw)} bytes): {exc}") from None
-        return cls(suite, key)
+        if is_low_order(raw[-32:]):
+            what = (
+                "X25519 encryption public key" if suite is KeySuite.X25519 else f"X25519 part of the {suite.name} key"
+            )
+            raise UnusableKeyError(
+                f"the {what} is one of the low-order points of RFC 7748: every shared secret with it is zero, "
+                "so a key wrapped for it would be no secret"
+            )
+        x_key = x25519.X25519PublicKey.from_public_bytes(raw[-32:])
+        if suite is KeySuite.X25519:
+            return cls(suite, x_key)
+        if not _mlkem_reduced(raw[:MLKEM_EK_LENGTH]):
+            raise UnusableKeyError(
+                f"the ML-KEM-768 part of the {suite.name} encryption public key is malformed "
+                f"(a coefficient is not below q = {MLKEM_Q}, FIPS 203 section 7.2)"
+            )
+        return cls(suite, hpke.MLKEM768X25519PublicKey(mlkem.MLKEM768PublicKey.from_public_bytes(raw[:-32]), x_key))
+
+
+def is_low_order(x25519_public: bytes) -> bool:
+    """Whether a 32-byte X25519 public key is a point of small order (RFC 7748, section 6.1):
+    any encoding of one, canonical or not, with or without the top bit X25519 ignores."""
+    u = int.from_bytes(x25519_public, "little") & ((1 << 255) - 1)
+    return u % CURVE25519_P in LOW_ORDER_U
+
+
+def _mlkem_reduced(ek: bytes) -> bool:
+    """FIPS 203's modulus check of an ML-KEM-768 encapsulation key: its 768 coefficients, two
+    12-bit numbers in every 3 bytes of the first 1152, are all below q (the last 32 bytes are rho)."""
+    t = ek[: 3 * 384]
+    return all(
+        t[i] | (t[i + 1] & 0x0F) << 8 < MLKEM_Q and (t[i + 1] >> 4 | t[i + 2] << 4) < MLKEM_Q
+        for i in range(0, len(t), 3)
+    )
 
 
 def legacy_encryption_key_typed_data(suite: KeySuite, epoch: int = 0) -> dict[str, Any]:
@@ -303,16 +351,21 @@ def decrypt_record(blob: bytes, key: bytes, context: RecordContext) -> bytes:
 
 
 def wrap_key(record_key: bytes, recipient: bytes, context: RecordContext, reader: str) -> bytes:
-    """Wraps ``record_key`` to the published public key ``recipient`` of ``reader``."""
-    public = PublicKey.from_bytes(recipient)
-    return public.suite.hpke.encrypt(record_key, public.key, info=context.wrap_info(reader))
+    """Wraps ``record_key`` to the published public key ``recipient`` of ``reader``;
+    UnusableKeyError if that key cannot be used."""
+    return seal_share(record_key, recipient, context.wrap_info(reader))
 
 
 def seal_share(share: bytes, recipient: bytes, info: bytes) -> bytes:
-    """HPKE-encrypts a 32-byte key share to the published public key ``recipient`` under ``info``
-    (``RecordContext.escrow_info`` or ``release_info``)."""
+    """HPKE-encrypts a 32-byte key (share) to the published public key ``recipient`` under ``info``
+    (``RecordContext.escrow_info`` or ``release_info``); UnusableKeyError if that key cannot be used."""
     public = PublicKey.from_bytes(recipient)
-    return public.suite.hpke.encrypt(share, public.key, info=info)
+    try:
+        return public.suite.hpke.encrypt(share, public.key, info=info)
+    except ValueError:  # OpenSSL's own refusal of an all-zero X25519 shared secret
+        raise UnusableKeyError(
+            f"the {public.suite.name} encryption public key gives an all-zero shared secret (a low-order point)"
+        ) from None
 
 
 def open_share(sealed: bytes, pair: EncryptionKeyPair, info: bytes, what: str) -> bytes:

@@ -20,7 +20,8 @@ Every error names what is wrong and, where one exists, what to do about it. Catc
     │   ├── CidMismatchError          IPFS returned bytes that do not hash to the CID
     │   ├── ContentHashMismatchError  ciphertext differs from the on-chain content hash
     │   ├── BadRecordError            one record of a log cannot be used; the rest can
-    │   └── DecryptionError           authentication failed: tampered or wrong key
+    │   ├── DecryptionError           authentication failed: tampered or wrong key
+    │   └── UnusableKeyError          a published key nothing can be wrapped for (malformed, low-order)
     ├── AccessDeniedError (PermissionError)   the chain does not let this account read
     │   └── KeeperRefusedError        too few key-release keepers released their shares
     └── ContractError                 a transaction or call reverted
@@ -54,6 +55,7 @@ __all__ = [
     "NodeUnavailableError",
     "SeedError",
     "UnknownAccountError",
+    "UnusableKeyError",
     "WrongPassphraseError",
 ]
 
@@ -143,6 +145,10 @@ class BadRecordError(IntegrityError):
 class DecryptionError(IntegrityError):
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} failed authentication: it was tampered with, or the key or context is wrong")
+
+
+class UnusableKeyError(IntegrityError):
+    """A published encryption key no record key can be wrapped for: malformed, low-order, another suite."""
 
 
 class AccessDeniedError(MedvaultError, PermissionError):

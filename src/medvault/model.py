@@ -29,6 +29,7 @@ __all__ = [
     "EmergencyStanding",
     "Grant",
     "GrantKind",
+    "GrantReceipt",
     "GrantTerms",
     "KeeperSet",
     "KeyInfo",
@@ -353,7 +354,8 @@ class Record:
 class RecordReceipt:
     pointer: RecordPointer
     tx: TxResult
-    readers: list[str]
+    readers: list[str]  # whose wraps the record's key bundle holds
+    skipped: dict[str, str] = field(default_factory=dict)  # readers whose keys cannot be used: why
 
 
 @dataclass(frozen=True)
@@ -397,6 +399,15 @@ class KeyRotation:
     rewrapped: list[int]
     transactions: list[TxResult]
     skipped: dict[int, str] = field(default_factory=dict)  # records its keys do not open: why
+
+
+@dataclass(frozen=True)
+class GrantReceipt:
+    """What ``grant`` sent (more than one transaction if records landed meanwhile), and the
+    records in scope whose keys it could not share, by index, with why (keepers serve those)."""
+
+    transactions: list[TxResult]
+    skipped: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

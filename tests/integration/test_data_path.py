@@ -71,7 +71,7 @@ def test_a_grant_is_sent_again_when_a_record_in_scope_lands_meanwhile(
     results = mv.grant(patient, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, now, now + DAY))
     monkeypatch.undo()
 
-    assert len(results) == 2
+    assert len(results.transactions) == 2
     assert mv.read_record(doctor, patient.address, landed[0].index).data == LAB  # its key was shared
 
 
@@ -88,7 +88,7 @@ def test_a_grant_is_not_sent_again_for_a_record_out_of_scope(
     monkeypatch.setattr(mv, "submit", submit_after_a_write)
     now = mv.now()
     results = mv.grant(patient, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, now, now + DAY))
-    assert len(results) == 1
+    assert len(results.transactions) == 1
 
 
 def test_a_write_that_lost_its_place_is_sealed_again_for_the_next(

@@ -110,7 +110,7 @@ def test_derivation_is_deterministic_and_separated_by_suite_and_epoch() -> None:
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"", "empty"), (b"\x09" + b"\x00" * 32, "unknown key suite"), (b"\x01" + b"\x00" * 5, "malformed X25519")],
+    [(b"", "empty"), (b"\x09" + b"\x00" * 32, "unknown suite tag 9"), (b"\x01" + b"\x00" * 5, "has 5 bytes")],
 )
 def test_malformed_public_keys_are_rejected(data: bytes, message: str) -> None:
     with pytest.raises(IntegrityError, match=message):

@@ -12,12 +12,13 @@ from medvault import errors
 EXPECTED = {
     "AccessDeniedError", "AccessRequest", "AuditEntry", "BadRecordError", "Category", "Chain", "ChainUnavailableError",
     "CidMismatchError", "ConfigurationError", "ConsentChange", "ContentHashMismatchError", "ContractError",
-    "DecryptionError", "Deployment", "EventIndex", "FhirValidationError", "Grant", "GrantTerms", "IntegrityError",
+    "DecryptionError", "Deployment", "EventIndex", "FhirValidationError", "Grant", "GrantReceipt", "GrantTerms",
+    "IntegrityError",
     "InvalidCidError", "IpfsClient", "IpfsError", "IpfsUnavailableError", "KeeperRefusedError", "KeeperService",
     "KeeperSet", "KeyBundle", "KeyInfo", "KeyRelease", "KeyRotation", "KeySuite", "Keystore", "KeystoreError",
     "Medvault", "MedvaultError", "NodeStartError", "NodeUnavailableError", "Purpose", "Record", "RecordPointer",
     "RecordReceipt", "RequestStatus", "Role", "SeedError", "SignedConsent", "TxResult", "UnknownAccountError",
-    "VerificationReport", "Wallet", "WrongPassphraseError", "connect", "deploy", "verify_patient",
+    "UnusableKeyError", "VerificationReport", "Wallet", "WrongPassphraseError", "connect", "deploy", "verify_patient",
 }  # fmt: skip
 
 

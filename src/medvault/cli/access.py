@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from medvault.cli.app import App, pass_app, tx_json, tx_line
+from medvault.cli.consent import unshared_json, unshared_text
 from medvault.cli.options import (
     ACCOUNT,
     DAYS,
@@ -61,14 +62,26 @@ def _decide(
         number = int(request_id, 16 if request_id.startswith("0x") else 10)
     except ValueError:
         raise ConfigurationError(f"request id {request_id!r} is not a number") from None
-    request = app.client.request(number)
-    app.send_or_sign(signer, app.client.decision_change(signer.wallet, request, approve=approve, share_keys=share_keys))
+    change = app.client.decision_change(
+        signer.wallet, app.client.request(number), approve=approve, share_keys=share_keys
+    )
+    if not approve or signer.mode != "send":
+        app.send_or_sign(signer, change)
+        if change.skipped:  # stdout is the signed change alone
+            click.echo(unshared_text(change.skipped), err=True)
+        return
+    assert signer.wallet is not None
+    tx = app.client.submit(signer.wallet, change)
+    app.emit(
+        {**tx_json(tx), "skipped": unshared_json(change.skipped)},
+        tx_line(tx) + (f"\n{unshared_text(change.skipped)}" if change.skipped else ""),
+    )
 
 
 @access.command("approve")
 @click.argument("request_id")
 @click.option(
-    "--no-share-keys",
+    "--no-share",
     is_flag=True,
     help="Hand out no record key now: the researcher asks the patient's keepers, who check the grant each time.",
 )
@@ -77,11 +90,10 @@ def _decide(
 @account_option
 @json_anywhere
 @pass_app
-def access_approve(
-    app: App, request_id: str, no_share_keys: bool, sign_only: bool, unsigned: bool, account: str
-) -> None:
-    """Approve REQUEST_ID: the researcher's access starts now and lasts the requested time."""
-    _decide(app, request_id, True, sign_only, unsigned, account, share_keys=not no_share_keys)
+def access_approve(app: App, request_id: str, no_share: bool, sign_only: bool, unsigned: bool, account: str) -> None:
+    """Approve REQUEST_ID: the researcher's access starts now and lasts the requested time.
+    The keys of records in scope are shared, but for any the patient's keys do not open (named)."""
+    _decide(app, request_id, True, sign_only, unsigned, account, share_keys=not no_share)
 
 
 @access.command("deny")

@@ -35,7 +35,7 @@ from medvault.model import DelegateTerms, EmergencyMode, EmergencyStanding, Gran
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "consent", "delegate", "relay"]
+__all__ = ["COMMANDS", "consent", "delegate", "relay", "unshared_json", "unshared_text"]
 
 
 @click.group()
@@ -51,7 +51,7 @@ def consent() -> None:
 @click.option("--until", "until", type=click.DateTime(), help="Access ends at this UTC time.")
 @click.option("--start", type=click.DateTime(), help="Access starts at this UTC time (default: now).")
 @click.option(
-    "--no-share-keys",
+    "--no-share",
     is_flag=True,
     help="Hand out no record key now: the grantee asks the patient's keepers, who check the grant each time.",
 )
@@ -69,7 +69,7 @@ def consent_grant(
     days: float | None,
     until: dt.datetime | None,
     start: dt.datetime | None,
-    no_share_keys: bool,
+    no_share: bool,
     patient: str | None,
     sign_only: bool,
     unsigned: bool,
@@ -78,8 +78,9 @@ def consent_grant(
     """Let GRANTEE (name or address) read the patient's records in scope, for a purpose, for a time.
 
     When the patient acts and the window is open, the keys of existing records in scope are
-    shared with the grant; a future-dated grant, or --no-share-keys, shares none (the grantee
-    asks the keepers once its window opens).
+    shared with the grant, but for any the patient's keys do not open (named, with why); a
+    future-dated grant, or --no-share, shares none (the grantee asks the keepers once its
+    window opens).
     """
     if (days is None) == (until is None):
         raise click.UsageError("give exactly one of --days or --until")
@@ -88,16 +89,36 @@ def consent_grant(
     valid_until = valid_from + int(days * 86400) if days is not None else _timestamp(until)  # type: ignore[arg-type]
     patient_address = patient or signer.address
     terms = GrantTerms(scopes(scope), Purpose.parse(purpose), valid_from, valid_until)
-    share = not no_share_keys and signer.wallet is not None  # a wallet elsewhere cannot open record keys
+    share = not no_share and signer.wallet is not None  # a wallet elsewhere cannot open record keys
     if signer.mode != "send":
-        app.send_or_sign(signer, client.grant_change(signer.wallet, patient_address, grantee, terms, share_keys=share))
+        change = client.grant_change(signer.wallet, patient_address, grantee, terms, share_keys=share)
+        app.send_or_sign(signer, change)
+        if change.skipped:  # stdout is the signed change alone
+            click.echo(unshared_text(change.skipped), err=True)
         return
     assert signer.wallet is not None
-    results = client.grant(signer.wallet, patient_address, grantee, terms, share_keys=share)
+    receipt = client.grant(signer.wallet, patient_address, grantee, terms, share_keys=share)
     app.emit(
-        {"valid_from": valid_from, "valid_until": valid_until, "transactions": [tx_json(r) for r in results]},
-        "\n".join(tx_line(r) for r in results) + f"\nvalid {utc(valid_from)} to {utc(valid_until)}",
+        {
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+            "transactions": [tx_json(r) for r in receipt.transactions],
+            "skipped": unshared_json(receipt.skipped),
+        },
+        "\n".join(tx_line(r) for r in receipt.transactions)
+        + f"\nvalid {utc(valid_from)} to {utc(valid_until)}"
+        + (f"\n{unshared_text(receipt.skipped)}" if receipt.skipped else ""),
     )
+
+
+def unshared_json(skipped: dict[int, str]) -> list[dict[str, Any]]:
+    """Records whose keys a grant did not share, as ``--json`` gives them."""
+    return [{"index": index, "reason": why} for index, why in skipped.items()]
+
+
+def unshared_text(skipped: dict[int, str]) -> str:
+    lines = [f"  record {index}: {why}" for index, why in skipped.items()]
+    return "\n".join([f"{len(skipped)} record key(s) not shared (the patient's keys do not open them):", *lines])
 
 
 @consent.command("revoke")

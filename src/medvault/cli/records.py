@@ -65,10 +65,16 @@ def record_add(
     )
     p = receipt.pointer
     app.emit(
-        {"record": p.to_json(), "transaction": tx_json(receipt.tx), "readers": receipt.readers},
+        {
+            "record": p.to_json(),
+            "transaction": tx_json(receipt.tx),
+            "readers": receipt.readers,
+            "skipped": [{"reader": reader, "reason": why} for reader, why in receipt.skipped.items()],
+        },
         f"record {p.index} of {p.patient} ({p.category.name.lower()}), #{p.seq} by {p.author}\n"
         f"  cid   {p.cid}\n  keys  {p.keys_cid}\n  {tx_line(receipt.tx)}\n"
-        f"  key wrapped for {', '.join(receipt.readers)}",
+        f"  key wrapped for {', '.join(receipt.readers)}"
+        + "".join(f"\n  skipped {reader}: {why}" for reader, why in receipt.skipped.items()),
     )
 
 

@@ -14,7 +14,6 @@ from then on, or released by the keepers.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
@@ -30,7 +29,7 @@ from medvault.client.consent_sig import (
     typed_data,
 )
 from medvault.client.records import Records
-from medvault.errors import ConfigurationError
+from medvault.errors import ConfigurationError, UnusableKeyError
 from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
 from medvault.model import (
@@ -41,6 +40,7 @@ from medvault.model import (
     EmergencyMode,
     EmergencyPolicy,
     EmergencyStanding,
+    GrantReceipt,
     GrantTerms,
     Purpose,
     RecordPointer,
@@ -61,7 +61,6 @@ __all__ = ["DEFAULT_DELEGATE_TERMS", "GRANT_ATTEMPTS", "REQUEST_TTL", "SIGNATURE
 SIGNATURE_LIFETIME = 7 * 86400  # a signed consent change must be relayed within a week
 GRANT_ATTEMPTS = 3  # sends of one grant racing record writes before grant gives up
 REQUEST_TTL = 30 * 86400  # ConsentManager.REQUEST_TTL: a request is approvable this long
-log = logging.getLogger(__name__)
 # A delegate appointed with no terms named: every category, windows up to 90 days, no history.
 DEFAULT_DELEGATE_TERMS = DelegateTerms(frozenset(Category), 90 * 86400, open_history=False)
 
@@ -94,27 +93,31 @@ class Consent(Records):
         if actor is None or not in_scope:
             return change
         self.check(actor, change)  # a grant the chain refuses publishes no key bundle
-        return ConsentChange(
-            "Grant", {**change.message, "keysCid": self._share_keys(actor, patient, grantee, in_scope)}
-        )
+        keys_cid, skipped = self._share_keys(actor, patient, grantee, in_scope)
+        return ConsentChange("Grant", {**change.message, "keysCid": keys_cid}, skipped)
 
     def grant(
         self, actor: Wallet, patient: str, grantee: str, terms: GrantTerms, *, share_keys: bool = True
-    ) -> list[TxResult]:
+    ) -> GrantReceipt:
         """Sends a grant, reading the record log once; sends it again if a record in scope
-        landed while the first was in flight (its key would not have been shared)."""
+        landed while the first was in flight (its key would not have been shared). The receipt
+        names the records in scope whose keys could not be shared (each change shares the
+        whole log it read, so the last change's are all of them)."""
         patient = to_checksum_address(patient)
         if not share_keys or terms.valid_from > self.now():
-            return [self.submit(actor, self.grant_change(actor, patient, grantee, terms, share_keys=False))]
+            return GrantReceipt(
+                [self.submit(actor, self.grant_change(actor, patient, grantee, terms, share_keys=False))]
+            )
         log = self.records(patient)
         results = []
         for _ in range(GRANT_ATTEMPTS):
-            results.append(self.submit(actor, self.grant_change(actor, patient, grantee, terms, log=log)))
+            change = self.grant_change(actor, patient, grantee, terms, log=log)
+            results.append(self.submit(actor, change))
             if self.record_count(patient) == len(log):
-                return results
+                return GrantReceipt(results, change.skipped)
             landed, log = log, self.records(patient)
             if sum(p.category in terms.scopes for p in log) == sum(p.category in terms.scopes for p in landed):
-                return results
+                return GrantReceipt(results, change.skipped)
         sent = ", ".join(r.tx_hash for r in results)
         raise ConfigurationError(
             f"the grant to {grantee} holds (tx {sent}), but records in scope kept landing while it was sent, "
@@ -142,9 +145,12 @@ class Consent(Records):
         pointers = [p for p in self.records(patient.address) if p.category in scopes]
         if not pointers:
             raise ConfigurationError(f"{patient.address} has no records in scope to share with {grantee}")
-        keys_cid = self._share_keys(patient, patient.address, grantee, pointers)
+        keys_cid, skipped = self._share_keys(patient, patient.address, grantee, pointers)
         if not keys_cid:
-            raise ConfigurationError(f"{patient.address} can open none of its records in scope to share with {grantee}")
+            raise ConfigurationError(
+                f"none of the {len(pointers)} records in scope opens with the keys of {patient.address}: "
+                f"nothing to share with {grantee} ({'; '.join(f'record {i}: {why}' for i, why in skipped.items())})"
+            )
         fn = self.chain.consent.functions.shareKeys(grantee, keys_cid)
         try:
             return self.chain.transact(patient, fn, f"share keys of {patient.address} with {grantee}")
@@ -272,8 +278,8 @@ class Consent(Records):
         if actor is None or not in_scope:
             return change
         self.check(actor, change)  # an approval the chain refuses publishes no key bundle
-        keys_cid = self._share_keys(actor, request.patient, request.researcher, in_scope)
-        return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid})
+        keys_cid, skipped = self._share_keys(actor, request.patient, request.researcher, in_scope)
+        return ConsentChange("ApproveRequest", {**fields, "keysCid": keys_cid}, skipped)
 
     def decide_request(self, actor: Wallet, request: AccessRequest, *, approve: bool) -> TxResult:
         return self.submit(actor, self.decision_change(actor, request, approve=approve))
@@ -367,22 +373,35 @@ class Consent(Records):
         fn = self.chain.consent.functions.takeEmergencyAccess(to_checksum_address(patient), reason)
         return self.chain.transact(provider, fn, f"emergency access to {patient}")
 
-    def _share_keys(self, actor: Wallet | None, patient: str, grantee: str, pointers: list[RecordPointer]) -> bytes:
-        """Wraps the keys of ``pointers`` for ``grantee`` in a bundle in IPFS; its binary CID.
+    def _share_keys(
+        self, actor: Wallet, patient: str, grantee: str, pointers: list[RecordPointer]
+    ) -> tuple[bytes, dict[int, str]]:
+        """Wraps the keys of ``pointers`` for ``grantee`` in a bundle in IPFS: its binary CID
+        (empty if none), and the records whose keys the patient's keys do not open, by index,
+        with why (shared without them: the keepers release those, as for ``--no-share``).
 
         Only the patient holds these keys: when a delegate acts, or there is nothing to share,
         no bundle is made and the grantee can read only records written from then on.
         """
-        if actor is None or actor.address != patient or not pointers:
-            return b""
-        recipient = self.encryption_key(grantee)
+        if actor.address != patient or not pointers:
+            return b"", {}
+        if not self.is_registered(grantee):
+            raise ConfigurationError(
+                f"no record key can be shared with {grantee}: it has not registered an encryption key; it must "
+                "register first (`medvault register`), or grant with --no-share"
+            )
+        try:
+            recipient = self.usable_key(grantee)
+        except UnusableKeyError as exc:
+            raise UnusableKeyError(
+                f"no record key can be shared with {grantee}: the encryption key it published cannot be used "
+                f"({exc}); it must publish a new one (`medvault register --new-key`), or grant with --no-share"
+            ) from None
         opened, skipped = self.open_keys(actor, pointers)
-        for index, reason in skipped.items():  # one record it cannot open keeps no other from the grantee
-            log.warning("the key of record %d of %s is not shared with %s: %s", index, patient, grantee, reason)
+        if not opened:
+            return b"", skipped
         wraps = [wrap_for(self.context_of(p), key, grantee, recipient) for p, key in opened]
-        if not wraps:
-            return b""
-        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes()))
+        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes())), skipped
 
     def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
@@ -79,6 +79,8 @@ class ConsentChange:
 
     action: str
     message: dict[str, Any]
+    # Records in scope whose keys the change could not share, by index: why (see Consent.grant_change).
+    skipped: dict[int, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.action not in TYPES:

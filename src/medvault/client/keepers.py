@@ -29,7 +29,14 @@ from eth_utils.address import to_checksum_address
 
 from medvault.client.participants import Participants
 from medvault.crypto import decrypt_record, open_share
-from medvault.errors import AccessDeniedError, BadRecordError, ConfigurationError, DecryptionError, KeeperRefusedError
+from medvault.errors import (
+    AccessDeniedError,
+    BadRecordError,
+    ConfigurationError,
+    DecryptionError,
+    KeeperRefusedError,
+    UnusableKeyError,
+)
 from medvault.escrow import combine_key
 from medvault.formats.keybundle import escrow_key, served_escrow
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
@@ -57,6 +64,13 @@ class Keepers(Participants):
                 raise ConfigurationError(
                     f"keeper {keeper} has no encryption key to escrow shares to (`medvault register`)"
                 )
+            try:
+                self.usable_key(keeper)
+            except UnusableKeyError as exc:
+                raise UnusableKeyError(
+                    f"keeper {keeper} cannot be chosen: no share can be escrowed to the encryption key it published "
+                    f"({exc}); it must publish a new one (`medvault register --new-key`)"
+                ) from None
         escrow_cid = self._reescrow(patient, keepers, threshold) if keepers and 1 <= threshold <= len(keepers) else None
         raw = cid_to_bytes(escrow_cid) if escrow_cid else b""
         fn = self.chain.keepers.functions.setKeepers(keepers, threshold, raw)

@@ -8,7 +8,8 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from medvault.client.core import Core
-from medvault.errors import ConfigurationError, IntegrityError
+from medvault.crypto import PublicKey
+from medvault.errors import ConfigurationError, IntegrityError, UnusableKeyError
 from medvault.model import KeyInfo
 
 if TYPE_CHECKING:
@@ -95,6 +96,20 @@ class Participants(Core):
             if keccak(key) == expected:
                 return key
         raise IntegrityError(f"no ParticipantRegistered event of {account} matches its stored key hash")
+
+    def usable_key(self, account: str) -> bytes:
+        """``account``'s published key, if a record key can be wrapped for it in this deployment's
+        suite; UnusableKeyError saying why not (malformed, low-order, another suite)."""
+        try:
+            key = self.encryption_key(account)
+        except IntegrityError as exc:
+            raise UnusableKeyError(str(exc)) from None
+        suite = PublicKey.from_bytes(key).suite
+        if suite is not self.suite:
+            raise UnusableKeyError(
+                f"the encryption key is a {suite.name} key, and this deployment wraps for {self.suite.name} keys"
+            )
+        return key
 
     def is_registered(self, account: str) -> bool:
         return bool(self.chain.participants.functions.isRegistered(to_checksum_address(account)).call())

@@ -6,8 +6,10 @@ The readers of the new record (the patient, the author, every grantee whose gran
 category and is open now) and the patient's keepers are read first; the payload is enveloped
 and sealed under a fresh key bound to (patient, author, the author's next sequence number),
 which the author knows before it writes, the key wrapped for each reader and escrowed with the
-keepers in one key bundle, ciphertext and bundle added to IPFS, and the pointer appended on
-chain, which assigns its position: another writer's record landing first changes nothing. A
+keepers in one key bundle (a grantee or keeper whose published key cannot be used is left
+out and named in the receipt; the patient's and the author's own keys must be usable),
+ciphertext and bundle added to IPFS, and the pointer appended on chain, which assigns its
+position: another writer's record landing first changes nothing. A
 grantee whose window has not opened gets no wrap; it reads through the keepers once it opens.
 If the chain refuses, the IPFS objects are unpinned again, so a failed add leaves nothing behind.
 
@@ -35,6 +37,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from medvault.client.access import Access
+from medvault.client.careteam import CareTeam
 from medvault.client.keepers import Keepers
 from medvault.client.participants import MAX_KEY_EPOCHS
 from medvault.crypto import decrypt_record, encrypt_record, new_record_key, unwrap_key
@@ -50,6 +53,7 @@ from medvault.errors import (
     IpfsError,
     MedvaultError,
     NodeUnavailableError,
+    UnusableKeyError,
 )
 from medvault.formats import envelope
 from medvault.formats.keybundle import KeyBundle, escrow_key, wrap_for
@@ -63,9 +67,7 @@ from medvault.model import (
     Record,
     RecordPointer,
     RecordReceipt,
-    categories_of,
     pointer_cid,
-    scope_mask,
 )
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
     from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext
+    from medvault.formats.keybundle import Wrap
 
 __all__ = ["STALE_SEQ_RETRIES", "Records"]
 
@@ -83,7 +86,7 @@ STALE_SEQ_RETRIES = 3
 log = logging.getLogger(__name__)
 
 
-class Records(Keepers, Access):
+class Records(CareTeam, Keepers, Access):
     def add_record(
         self,
         author: Wallet,
@@ -97,16 +100,16 @@ class Records(Keepers, Access):
         """Encrypts ``data`` for ``patient`` and appends its pointer; see the module docstring."""
         patient = to_checksum_address(patient)
         readers = self._readers_of_new_record(patient, author.address, category)
-        keepers = self.keepers_of(patient, with_urls=False)
-        keeper_keys = {keeper: self.encryption_key(keeper) for keeper in keepers.keepers}
+        threshold, keeper_keys, unusable = self._escrow_keys(patient)
         plaintext = envelope.pack(data, content_type, name)
         for _attempt in range(STALE_SEQ_RETRIES):
             seq = self.next_seq(patient, author.address)
             context = self.record_context(patient, author.address, seq)
             record_key = new_record_key()
             blob = encrypt_record(plaintext, record_key, context)
-            escrow = escrow_key(context, record_key, keepers.threshold, keeper_keys) if keeper_keys else None
-            wraps = [wrap_for(context, record_key, reader, key) for reader, key in readers.items()]
+            escrow = escrow_key(context, record_key, threshold, keeper_keys) if keeper_keys else None
+            wraps, skipped = self._wrap_for_readers(context, record_key, readers)
+            skipped |= unusable
             bundle = self.new_key_bundle(patient, wraps, escrow).to_bytes()
             cid = self.ipfs.add(blob)
             try:
@@ -129,7 +132,7 @@ class Records(Keepers, Access):
                 self._unpin_quietly(cid, keys_cid)
                 raise
             pointer = self._pointer_added_by(tx, patient, author.address, seq)
-            return RecordReceipt(pointer, tx, list(readers))
+            return RecordReceipt(pointer, tx, [w.reader for w in wraps], skipped)
         raise ContractError(f"add record for {patient}", "RecordRegistryStaleSeq", {"retries": STALE_SEQ_RETRIES})
 
     def next_seq(self, patient: str, author: str) -> int:
@@ -138,20 +141,65 @@ class Records(Keepers, Access):
         _, seq = self.chain.call(fn, "writerOf")
         return int(seq)
 
-    def _readers_of_new_record(self, patient: str, author: str, category: Category) -> dict[str, bytes]:
+    def _readers_of_new_record(self, patient: str, author: str, category: Category) -> list[str]:
         """The patient, the author (if registered) and every grantee whose grant covers
         ``category`` and is open now (chain time in [validFrom, validUntil)). A future-dated
         grantee gets no wrap: once its window opens it reads through the keepers, who check the
         window on chain, so a grant revoked before it opens never held a key."""
-        readers = {patient: self.encryption_key(patient)}
+        readers = [patient]
         if author != patient and self.is_registered(author):
-            readers[author] = self.encryption_key(author)
+            readers.append(author)
         now = self.now()
         for grant in self.grants(patient):
             open_now = grant.valid_from <= now < grant.valid_until
             if category in grant.scopes and open_now and self.is_registered(grant.grantee):
-                readers[grant.grantee] = self.encryption_key(grant.grantee)
-        return readers
+                readers.append(grant.grantee)
+        return list(dict.fromkeys(readers))
+
+    def _wrap_for_readers(
+        self, context: RecordContext, record_key: bytes, readers: list[str]
+    ) -> tuple[list[Wrap], dict[str, str]]:
+        """The wraps of ``record_key`` for each reader, each made on its own: a grantee whose
+        published key cannot be used is left out, with why, and the others still get theirs.
+        The patient's and the author's wraps are essential (the record would be written for a
+        patient who cannot open it, or by an author who cannot read what it wrote, and each can
+        fix its own key): for them the write is refused, saying so."""
+        wraps: list[Wrap] = []
+        skipped: dict[str, str] = {}
+        for reader in readers:
+            try:
+                wraps.append(wrap_for(context, record_key, reader, self.usable_key(reader)))
+            except UnusableKeyError as exc:
+                if reader == context.patient or reader == context.author:
+                    whose = "the patient" if reader == context.patient else "the author"
+                    raise UnusableKeyError(
+                        f"no record can be written for {context.patient}: the encryption key {whose} {reader} "
+                        f"published cannot be used ({exc}); {whose} must publish a new one "
+                        "(`medvault register --new-key`)"
+                    ) from None
+                skipped[reader] = str(exc)
+        return wraps, skipped
+
+    def _escrow_keys(self, patient: str) -> tuple[int, dict[str, bytes], dict[str, str]]:
+        """The patient's threshold, the keys of its keepers a share can be sealed to, and why each
+        other keeper was left out: its share is left out of the split, which any ``threshold``
+        of the others still recover; fewer than that, and the write is refused."""
+        keepers = self.keepers_of(patient, with_urls=False)
+        keys: dict[str, bytes] = {}
+        unusable: dict[str, str] = {}
+        for keeper in keepers.keepers:
+            try:
+                keys[keeper] = self.usable_key(keeper)
+            except UnusableKeyError as exc:
+                unusable[keeper] = f"keeper left out of the key escrow: {exc}"
+        if unusable and len(keys) < keepers.threshold:
+            raise UnusableKeyError(
+                f"no record can be written for {patient}: only {len(keys)} of its {len(keepers.keepers)} keepers "
+                f"publish a usable encryption key, fewer than its threshold of {keepers.threshold} "
+                f"({'; '.join(f'{k}: {why}' for k, why in unusable.items())}); the patient must choose other "
+                "keepers (`medvault keeper set`)"
+            )
+        return keepers.threshold, keys, unusable
 
     def _pointer_added_by(self, tx: TxResult, patient: str, author: str, seq: int) -> RecordPointer:
         """The pointer the registry's ``RecordAdded`` event in ``tx`` describes for record ``seq``
@@ -232,28 +280,6 @@ class Records(Keepers, Access):
         flags = (DISPUTED if disputed else 0) | (HIDDEN if hidden else 0)
         fn = self.chain.records.functions.flagRecord(index, flags)
         return self.chain.transact(patient, fn, f"flag record {index} of {patient.address}")
-
-    def set_writer(self, patient: Wallet, writer: str, categories: frozenset[Category]) -> TxResult:
-        """The patient lets ``writer`` (an accredited provider) add records of ``categories``."""
-        fn = self.chain.records.functions.setWriter(to_checksum_address(writer), scope_mask(categories))
-        return self.chain.transact(patient, fn, f"allow {writer} to write records of {patient.address}")
-
-    def remove_writer(self, patient: Wallet, writer: str) -> TxResult:
-        fn = self.chain.records.functions.removeWriter(to_checksum_address(writer))
-        return self.chain.transact(patient, fn, f"stop {writer} writing records of {patient.address}")
-
-    def writers(self, patient: str) -> dict[str, frozenset[Category]]:
-        """The patient's care team as the chain holds it now: each writer and its categories."""
-        patient = to_checksum_address(patient)
-        named = dict.fromkeys(
-            e["args"]["writer"] for e in self.chain.events("RecordRegistry", "WriterSet", patient=patient)
-        )
-        team: dict[str, frozenset[Category]] = {}
-        for writer in named:
-            scopes, _ = self.chain.call(self.chain.records.functions.writerOf(patient, writer), "writerOf")
-            if scopes:
-                team[writer] = categories_of(scopes)
-        return team
 
     def record_count(self, patient: str) -> int:
         """How many records the patient's log holds (one call; ``records`` reads them all)."""

@@ -186,7 +186,7 @@ def _with_keepers(
     now = mv.now()
     everything = frozenset(Category)
     terms = GrantTerms(everything, Purpose.TREAT, now, now + GRANT_DAYS * 86400)
-    for tx in mv.grant(patient, patient.address, doctor.address, terms):
+    for tx in mv.grant(patient, patient.address, doctor.address, terms).transactions:
         story.say("patient", f"grants the doctor all records for treatment (TREAT), {GRANT_DAYS} days", tx=tx)
     for index in range(len(mv.records(patient.address))):
         record = mv.read_record(doctor, patient.address, index)
@@ -256,7 +256,7 @@ def _guardian(story: Story, mv: Medvault, wallets: dict[str, Wallet], add: Any) 
     now = mv.now()
     for tx in mv.grant(
         guardian, patient.address, doctor.address, GrantTerms(terms.scopes, Purpose.TREAT, now, now + 7 * 86400)
-    ):
+    ).transactions:
         story.say("guardian", "grants the doctor laboratory records for 7 days (signed, relayed by itself)", tx=tx)
     index = add()
     story.say("doctor", f"reads record {index}, written after the guardian's grant",

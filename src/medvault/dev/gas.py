@@ -97,7 +97,7 @@ def _measure(home: Path, rpc_url: str, ipfs_api: str) -> dict[str, int]:
     measure("", lambda: mv.accredit(admin, researcher.address, Role.RESEARCHER))
 
     terms = GrantTerms(frozenset(Category), Purpose.TREAT, GENESIS, GENESIS + 7 * DAY)
-    measure("grant", lambda: mv.grant(patient, patient.address, doctor.address, terms)[0])
+    measure("grant", lambda: mv.grant(patient, patient.address, doctor.address, terms).transactions[0])
     measure("revoke", lambda: mv.revoke(patient, patient.address, doctor.address))
 
     # The patient signs once before, so the measured case is "a patient who has signed before".

@@ -51,7 +51,7 @@ def test_grant_without_sharing_keys_through_the_cli(medvault: Cli, tmp_path: Pat
     record_file.write_text(json.dumps(observation))
     medvault.run("record", "add", str(record_file), "--patient", "alice", "--account", "clinic")
 
-    medvault.run("consent", "grant", "drbob", "--days", "1", "--no-share-keys", "--account", "alice")
+    medvault.run("consent", "grant", "drbob", "--days", "1", "--no-share", "--account", "alice")
 
     assert medvault.run("consent", "list", "--patient", "alice")[0]["active"] is True
     refused = medvault.run("record", "get", "0", "--patient", "alice", "--account", "drbob", ok=False)
