@@ -52,8 +52,8 @@ def record_add(
         implied = category_for(resource)
         if category is not None and Category.parse(category).name.lower() != implied:
             raise ConfigurationError(
-                f"--category {category} contradicts {file.name}: a {resource['resourceType']} is a {implied} "
-                "record, and the category decides who may read it; leave out --category"
+                f"--category {category} contradicts {file.name}: {resource['resourceType']} records are {implied}, "
+                "and the category decides who may read them; leave out --category"
             )
         category, content_type = implied, "application/fhir+json"
     if category is None:
@@ -129,7 +129,8 @@ def record_get(app: App, index: int, patient: str, output: Path | None, account:
             data["content"] = json.loads(rec.data)
 
     def show() -> None:
-        if not output and sys.stdout.isatty() and not _plain_text(rec.data):
+        text = _plain_text(rec.data)
+        if not output and sys.stdout.isatty() and not text:
             raise ConfigurationError(
                 f"record {index} is {len(rec.data)} bytes of {rec.content_type}, not text, and stdout is a "
                 "terminal: write it to a file with -o FILE (or pipe it on)"
@@ -140,7 +141,9 @@ def record_get(app: App, index: int, patient: str, output: Path | None, account:
         if output:
             click.echo(f"record {index}: {len(rec.data)} bytes of {rec.content_type} written to {output}")
         else:
-            sys.stdout.buffer.write(rec.data + (b"\n" if not rec.data.endswith(b"\n") else b""))
+            # A line end after text, for the shell prompt; binary goes out exactly as stored.
+            end = b"\n" if text and not rec.data.endswith(b"\n") else b""
+            sys.stdout.buffer.write(rec.data + end)
 
     app.emit(data, show)
 
