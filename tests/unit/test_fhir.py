@@ -496,6 +496,20 @@ def test_synthetic_vital_signs_carry_their_profile_code_category_and_ucum_units(
     assert {"2708-6", "8867-4", "9279-1", "8310-5", "29463-7", "8302-2", "39156-5", "85354-9"} <= seen
 
 
+def test_wrong_shapes_are_named_in_fhir_terms() -> None:
+    observation = valid_observation()
+    observation |= {"effectiveDateTime": "yesterday", "subject": "Patient/p", "category": {"text": "lab"}}
+    observation["valueQuantity"]["value"] = "6,1"
+    with pytest.raises(FhirValidationError) as caught:
+        validate_resource(observation)
+    assert set(caught.value.problem.split("; ")) == {
+        "category: expected a JSON array",
+        "effectiveDateTime: not a valid FHIR dateTime",
+        "subject: expected a JSON object",
+        "valueQuantity.value: not a valid FHIR decimal",
+    }
+
+
 def test_unknown_element_is_rejected() -> None:
     observation = valid_observation()
     observation["colour"] = "blue"

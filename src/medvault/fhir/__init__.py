@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -135,15 +136,26 @@ def _model_problems(model: Any, resource: dict[str, Any]) -> list[str]:
                 continue  # the resource's own required and choice elements: _top_level_gaps reports them
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
             # Name the element, never echo its value: records are health data.
-            found.append(f"{where or '(resource)'}: {_MESSAGES.get(error['type'], ' '.join(error['msg'].split()))}")
+            found.append(f"{where or '(resource)'}: {_message(error['type'], ' '.join(error['msg'].split()))}")
         return found
     return []
+
+
+def _message(kind: str, message: str) -> str:
+    """The models' message in medvault's words where they read as Python ("Value error, ...")."""
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    if pattern := re.fullmatch(r"Value error, (\w)(\w*) value string does not match spec regex\.", message):
+        return f"not a valid FHIR {pattern[1].lower()}{pattern[2]}"  # "DateTime" -> "dateTime"
+    return message.removeprefix("Value error, ")
 
 
 _MESSAGES = {
     "missing": "required, but missing",
     "model_field_validation.missing": "required, but missing",
     "extra_forbidden": "not an element of this resource type in FHIR R4",
+    "json_invalid": "expected a JSON object",
+    "list_type": "expected a JSON array",
 }
 
 

@@ -109,6 +109,13 @@ ROWS: list[tuple[str, str, bytes, tuple[str, ...], list[str]]] = [
     ("misspelt resourceType", "o.json", obs(resourceType="Observaton"), (), ["unknown resourceType 'Observaton'"]),
     ("no resourceType", "o.json", obs(resourceType=None), (), ['resourceType is missing (e.g. "resourceType"']),
     ("unknown element", "o.json", obs(colour="blue"), (), ["colour: not an element of this resource type"]),
+    (
+        "wrong shapes",
+        "o.json",
+        obs(effectiveDateTime="30/11/2026", subject="Patient/example"),
+        (),
+        ["effectiveDateTime: not a valid FHIR dateTime", "subject: expected a JSON object"],
+    ),
     ("not JSON", "o.json", b"status: final\n", (), ["o.json is not valid JSON: Expecting value at line 1 column 1"]),
     ("binary file named .json", "scan.json", PNG, (), ["scan.json is not text (not UTF-8)"]),
     ("JSON array", "o.json", b"[" + obs() + b"]", (), ["a FHIR resource is a JSON object, not a JSON array"]),
