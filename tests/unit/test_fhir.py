@@ -402,6 +402,25 @@ def test_condition_statuses_need_a_coding_from_their_code_system(element: str, s
         validate_resource(condition)
 
 
+def test_clinical_and_verification_statuses_agree() -> None:
+    _, records = chart(4, 30)
+    condition = copy.deepcopy(next(r for r in records if r["resourceType"] == "Condition"))
+    allergy = copy.deepcopy(next(r for r in records if r["resourceType"] == "AllergyIntolerance"))
+    active = copy.deepcopy(condition["clinicalStatus"])
+    active["coding"][0]["code"] = "active"
+    with pytest.raises(FhirValidationError, match="a condition with an abatement must be inactive, resolved or remis"):
+        validate_resource(condition | {"clinicalStatus": active, "abatementDateTime": "2025-01-01"})
+    for resource, system in ((condition, "condition-ver-status"), (allergy, "allergyintolerance-verification")):
+        error = {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}", "code": "entered-in-error"}]}
+        with pytest.raises(FhirValidationError, match="clinicalStatus: must be absent when verificationStatus is ent"):
+            validate_resource(resource | {"verificationStatus": error})
+        retracted = {k: v for k, v in resource.items() if k != "clinicalStatus"} | {"verificationStatus": error}
+        assert validate_resource(retracted) is retracted
+    del allergy["clinicalStatus"]
+    with pytest.raises(FhirValidationError, match="clinicalStatus: required unless verificationStatus is entered-in"):
+        validate_resource(allergy)
+
+
 def test_a_consent_state_is_checked_like_the_others() -> None:
     consent = {"resourceType": "Consent", "status": "granted", "scope": {"text": "x"}, "category": [{"text": "x"}]}
     with pytest.raises(FhirValidationError, match="status: not a code of consent-state-codes"):

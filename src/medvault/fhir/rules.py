@@ -148,7 +148,29 @@ def problems(resource: Mapping[str, Any]) -> list[str]:
     ]
     if resource.get("resourceType") == "Observation":
         found += _vital_signs(resource)
+    if resource.get("resourceType") in ("Condition", "AllergyIntolerance"):
+        found += _status_invariants(resource)
     return found
+
+
+def _status_invariants(resource: Mapping[str, Any]) -> list[str]:
+    """R4's invariants between the clinical and verification statuses (con-4, con-5, ait-1, ait-2)."""
+    condition = resource["resourceType"] == "Condition"
+    system = TERMINOLOGY + ("condition-" if condition else "allergyintolerance-")
+    clinical = resource.get("clinicalStatus")
+    refuted = "entered-in-error" in _codes(
+        resource.get("verificationStatus"), system + ("ver-status" if condition else "verification")
+    )
+    if refuted:  # a record entered in error has no clinical status, abated or not
+        return (
+            [] if clinical is None else ["clinicalStatus: must be absent when verificationStatus is entered-in-error"]
+        )
+    if not condition and clinical is None:
+        return ["clinicalStatus: required unless verificationStatus is entered-in-error"]
+    abated = any(key.startswith("abatement") for key in resource)
+    if condition and abated and not _codes(clinical, system + "clinical") & {"inactive", "resolved", "remission"}:
+        return ["clinicalStatus: a condition with an abatement must be inactive, resolved or remission"]
+    return []
 
 
 def _at(value: Any, path: list[str], where: str) -> Iterator[tuple[str, Any]]:

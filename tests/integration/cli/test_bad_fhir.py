@@ -158,6 +158,13 @@ ROWS: list[tuple[str, str, bytes, tuple[str, ...], list[str]]] = [
         ["clinicalStatus.coding[0].code: not a code of condition-clinical"],
     ),
     (
+        "condition abated but active",
+        "c.json",
+        changed("condition", abatementDateTime="2025-01-10"),
+        (),
+        ["clinicalStatus: a condition with an abatement must be inactive, resolved or remission"],
+    ),
+    (
         "allergy criticality severe",
         "a.json",
         changed("allergy-intolerance", criticality="severe"),
