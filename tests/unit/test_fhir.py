@@ -192,7 +192,7 @@ def test_values_are_plausible_and_flags_match_reference_ranges(
                 assert 0.5 * low <= value <= 3 * high
                 flag = r["interpretation"][0]["coding"][0]["code"]
                 assert flag == ("L" if value < low else "H" if value > high else "N")
-            if r["code"]["coding"][0]["code"] == "59408-5":  # oxygen saturation
+            if ("http://loinc.org", "2708-6") in codes(r["code"]):  # oxygen saturation
                 assert 90 <= value <= 100
 
 
@@ -318,14 +318,215 @@ def test_wrong_type_names_the_nested_element_but_not_its_value() -> None:
     assert "sixty-two" not in str(caught.value)
 
 
-def test_list_positions_and_further_problems_are_reported() -> None:
+def test_list_positions_are_named_and_every_problem_is_reported_at_once() -> None:
     observation = valid_observation()
     observation["category"][0]["coding"][0]["code"] = 7
     with pytest.raises(FhirValidationError, match=r": category\[0\]\.coding\[0\]\.code: .*string$"):
         validate_resource(observation)
     observation["status"] = 1
-    with pytest.raises(FhirValidationError, match=r"\(and 1 more\)$"):
+    del observation["code"]
+    with pytest.raises(FhirValidationError) as caught:
         validate_resource(observation)
+    assert set(caught.value.problem.split("; ")) == {
+        "category[0].coding[0].code: Input should be a valid string",
+        "status: Input should be a valid string",
+        "code: required, but missing",
+    }
+
+
+def test_missing_required_primitives_and_choices_come_with_the_other_problems() -> None:
+    # fhir.resources checks a resource's own required codes only once its elements are valid.
+    request = {"resourceType": "MedicationRequest", "subject": {"display": 7}, "colour": "blue"}
+    with pytest.raises(FhirValidationError) as caught:
+        validate_resource(request)
+    assert caught.value.problem.split("; ") == [
+        "subject.display: Input should be a valid string",
+        "colour: not an element of this resource type in FHIR R4",
+        "intent: required, but missing",
+        "status: required, but missing",
+        "medication[x]: required, but missing (one of medicationCodeableConcept, medicationReference)",
+    ]
+    request = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "medicationCodeableConcept": {"text": "aspirin"},
+        "medicationReference": {"reference": "Medication/m"},
+    }
+    with pytest.raises(FhirValidationError, match=r"medication\[x\]: only one of"):
+        validate_resource(request)
+
+
+STATUS_CASES = [
+    ("Observation", "status", "done", "observation-status"),
+    ("DiagnosticReport", "status", "done", "diagnostic-report-status"),
+    ("MedicationRequest", "status", "prescribed", "medicationrequest-status"),
+    ("MedicationRequest", "intent", "prescription", "medicationrequest-intent"),
+    ("Immunization", "status", "given", "immunization-status"),
+    ("AllergyIntolerance", "criticality", "severe", "allergy-intolerance-criticality"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "element", "code", "value_set"), STATUS_CASES, ids=[f"{k}.{e}" for k, e, *_ in STATUS_CASES]
+)
+def test_codes_outside_their_required_value_set_are_refused(kind: str, element: str, code: str, value_set: str) -> None:
+    _, records = chart(4, 30)
+    resource = copy.deepcopy(next(r for r in records if r["resourceType"] == kind))
+    resource[element] = code
+    with pytest.raises(
+        FhirValidationError, match=rf"^{kind} is not valid FHIR R4: {element}: not a code of {value_set} \("
+    ) as caught:
+        validate_resource(resource)
+    assert code not in str(caught.value)  # named, not echoed
+
+
+@pytest.mark.parametrize(
+    ("element", "system"),
+    [
+        ("clinicalStatus", "condition-clinical"),
+        ("verificationStatus", "condition-ver-status"),
+    ],
+)
+def test_condition_statuses_need_a_coding_from_their_code_system(element: str, system: str) -> None:
+    _, records = chart(4, 30)
+    condition = copy.deepcopy(next(r for r in records if r["resourceType"] == "Condition"))
+    condition[element]["coding"][0]["code"] = "gone"
+    with pytest.raises(FhirValidationError, match=rf"{element}\.coding\[0\]\.code: not a code of {system} "):
+        validate_resource(condition)
+    condition[element] = {"text": "active"}
+    with pytest.raises(
+        FhirValidationError, match=rf"{element}: needs a coding from http://terminology.hl7.org/CodeSystem/{system} "
+    ):
+        validate_resource(condition)
+
+
+def test_clinical_and_verification_statuses_agree() -> None:
+    _, records = chart(4, 30)
+    condition = copy.deepcopy(next(r for r in records if r["resourceType"] == "Condition"))
+    allergy = copy.deepcopy(next(r for r in records if r["resourceType"] == "AllergyIntolerance"))
+    active = copy.deepcopy(condition["clinicalStatus"])
+    active["coding"][0]["code"] = "active"
+    with pytest.raises(FhirValidationError, match="a condition with an abatement must be inactive, resolved or remis"):
+        validate_resource(condition | {"clinicalStatus": active, "abatementDateTime": "2025-01-01"})
+    for resource, system in ((condition, "condition-ver-status"), (allergy, "allergyintolerance-verification")):
+        error = {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}", "code": "entered-in-error"}]}
+        with pytest.raises(FhirValidationError, match="clinicalStatus: must be absent when verificationStatus is ent"):
+            validate_resource(resource | {"verificationStatus": error})
+        retracted = {k: v for k, v in resource.items() if k != "clinicalStatus"} | {"verificationStatus": error}
+        assert validate_resource(retracted) is retracted
+    del allergy["clinicalStatus"]
+    with pytest.raises(FhirValidationError, match="clinicalStatus: required unless verificationStatus is entered-in"):
+        validate_resource(allergy)
+
+
+def test_a_consent_state_is_checked_like_the_others() -> None:
+    consent = {"resourceType": "Consent", "status": "granted", "scope": {"text": "x"}, "category": [{"text": "x"}]}
+    with pytest.raises(FhirValidationError, match="status: not a code of consent-state-codes"):
+        validate_resource(consent)
+
+
+LOINC = "http://loinc.org"
+OBS_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+VITAL = [{"coding": [{"system": OBS_SYSTEM, "code": "vital-signs"}]}]
+
+
+def vital(codes: list[str], quantity: dict[str, Any] | None) -> dict[str, Any]:
+    observation: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": copy.deepcopy(VITAL),
+        "code": {"coding": [{"system": LOINC, "code": c} for c in codes]},
+        "subject": {"reference": "Patient/p"},
+        "effectiveDateTime": "2025-06-01T09:30:00+00:00",
+    }
+    if quantity is not None:
+        observation["valueQuantity"] = quantity
+    return observation
+
+
+def ucum(value: float, code: str) -> dict[str, Any]:
+    return {"value": value, "unit": code, "system": "http://unitsofmeasure.org", "code": code}
+
+
+def test_a_vital_sign_meets_its_r4_profile() -> None:
+    assert validate_resource(vital(["2708-6", "59408-5"], ucum(97, "%")))
+    assert validate_resource(vital(["8310-5"], ucum(98.6, "[degF]")))
+    with pytest.raises(
+        FhirValidationError, match="code: a vital sign of the oxygensat profile needs the LOINC code 2708-6"
+    ):
+        validate_resource(vital(["59408-5"], ucum(97, "%")))
+    with pytest.raises(
+        FhirValidationError, match=r"valueQuantity: the heartrate profile needs system .* and code /min$"
+    ):
+        validate_resource(vital(["8867-4"], ucum(72, "beats/min")))
+    with pytest.raises(FhirValidationError, match="needs a value .* or a dataAbsentReason"):
+        validate_resource(vital(["29463-7"], None))
+    lab_coded = vital(["8302-2"], ucum(170, "cm"))
+    lab_coded["category"] = coded(OBS, "laboratory")
+    del lab_coded["subject"]
+    with pytest.raises(FhirValidationError) as caught:
+        validate_resource(lab_coded)
+    assert caught.value.problem.split("; ") == [
+        f"category: a vital sign needs the category {OBS_SYSTEM} vital-signs",
+        "subject: a vital sign needs the patient it was measured on",
+    ]
+
+
+def test_a_blood_pressure_needs_both_components_in_mm_hg() -> None:
+    bp = vital(["85354-9"], None)
+    bp["component"] = [
+        {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, "valueQuantity": ucum(120, "mm[Hg]")}
+    ]
+    with pytest.raises(
+        FhirValidationError,
+        match=r"^Observation is not valid FHIR R4: component: a blood pressure needs a diastolic component \(LOINC",
+    ):
+        validate_resource(bp)
+    bp["component"].append(
+        {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, "valueQuantity": ucum(80, "cm[Hg]")}
+    )
+    with pytest.raises(
+        FhirValidationError, match=r"component\[1\]\.valueQuantity: the bp diastolic profile needs .* mm\[Hg\]"
+    ):
+        validate_resource(bp)
+    bp["component"][1]["valueQuantity"] = ucum(80, "mm[Hg]")
+    assert validate_resource(bp) is bp
+
+
+def test_synthetic_vital_signs_carry_their_profile_code_category_and_ucum_units(
+    charts: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> None:
+    from medvault.fhir.rules import SPECIFIC_CODES, VITAL_SIGNS
+
+    seen = set()
+    for _, records in charts:
+        for r in records:
+            if r["resourceType"] != "Observation" or r["category"][0]["coding"][0]["code"] != "vital-signs":
+                continue
+            loinc = {code for system, code in codes(r["code"]) if system == LOINC}
+            profile = (loinc & VITAL_SIGNS.keys()) | {SPECIFIC_CODES[c] for c in loinc if c in SPECIFIC_CODES}
+            assert len(profile) == 1, loinc
+            seen |= profile
+            for quantity in [r.get("valueQuantity")] + [c["valueQuantity"] for c in r.get("component", [])]:
+                if quantity is not None:
+                    assert quantity["system"] == "http://unitsofmeasure.org"
+    assert {"2708-6", "8867-4", "9279-1", "8310-5", "29463-7", "8302-2", "39156-5", "85354-9"} <= seen
+
+
+def test_wrong_shapes_are_named_in_fhir_terms() -> None:
+    observation = valid_observation()
+    observation |= {"effectiveDateTime": "yesterday", "subject": "Patient/p", "category": {"text": "lab"}}
+    observation["valueQuantity"]["value"] = "6,1"
+    with pytest.raises(FhirValidationError) as caught:
+        validate_resource(observation)
+    assert set(caught.value.problem.split("; ")) == {
+        "category: expected a JSON array",
+        "effectiveDateTime: not a valid FHIR dateTime",
+        "subject: expected a JSON object",
+        "valueQuantity.value: not a valid FHIR decimal",
+    }
 
 
 def test_unknown_element_is_rejected() -> None:
@@ -335,18 +536,28 @@ def test_unknown_element_is_rejected() -> None:
         validate_resource(observation)
 
 
-@pytest.mark.parametrize("kind", ["Foo", "Coding", "Quantity", "Resource", "", None, 7])
+@pytest.mark.parametrize("kind", ["Foo", "Coding", "Quantity", "Resource", "", 7])
 def test_unknown_resource_type_is_rejected(kind: object) -> None:
     with pytest.raises(FhirValidationError, match=r"unknown resourceType") as caught:
         validate_resource({"resourceType": kind, "id": "x"})
     assert repr(kind) in str(caught.value)
 
 
-def test_missing_resource_type_and_non_objects_are_rejected() -> None:
-    with pytest.raises(FhirValidationError, match="unknown resourceType None"):
-        validate_resource({"status": "final"})
-    with pytest.raises(FhirValidationError, match="expected a JSON object, got list"):
-        validate_resource([{"resourceType": "Observation"}])  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ({"status": "final"}, 'resourceType is missing (e.g. "resourceType": "Observation")'),
+        ([{"resourceType": "Observation"}], "a FHIR resource is a JSON object, not a JSON array"),
+        ("Observation", "a FHIR resource is a JSON object, not a JSON string"),
+        (None, "a FHIR resource is a JSON object, not null"),
+        (3, "a FHIR resource is a JSON object, not a number"),
+    ],
+    ids=["no resourceType", "array", "string", "null", "number"],
+)
+def test_missing_resource_type_and_non_objects_are_rejected(value: Any, words: str) -> None:
+    with pytest.raises(FhirValidationError) as caught:
+        validate_resource(value)
+    assert str(caught.value) == f"resource is not valid FHIR R4: {words}"
 
 
 # --- canonical JSON ------------------------------------------------------------------------------

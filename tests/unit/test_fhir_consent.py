@@ -224,6 +224,30 @@ def test_research_purpose_adds_the_research_category() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("study", "value"),
+    [(b"S-1".ljust(32, b"\0"), "S-1"), (bytes(range(32)), "0x" + bytes(range(32)).hex())],
+    ids=["label", "bytes32"],
+)
+def test_research_grant_names_its_study(study: bytes, value: str) -> None:
+    consent = export(make_grant(purpose=Purpose.HRESCH), study=study)
+
+    Consent.model_validate(consent)
+    assert consent["provision"]["extension"] == [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/consent-ResearchStudyContext",
+            "valueReference": {
+                "type": "ResearchStudy",
+                "identifier": {"system": "urn:medvault:study", "value": value},
+                "display": f"Research study {value}",
+            },
+        }
+    ]
+    assert "extension" not in export(make_grant(purpose=Purpose.HRESCH))["provision"]
+    with pytest.raises(FhirValidationError, match=r"only a research grant \(purpose HRESCH\) names a study"):
+        export(make_grant(), study=study)
+
+
 def test_grant_that_never_expires_has_an_open_period() -> None:
     consent = export(make_grant(valid_until=2**40 - 1))  # uint40 max: past the year 9999
 

@@ -30,7 +30,15 @@ from medvault.cli.options import (
 )
 from medvault.client.consent_sig import SignedConsent
 from medvault.errors import ConfigurationError
-from medvault.model import DelegateTerms, EmergencyMode, EmergencyStanding, GrantKind, GrantTerms, Purpose
+from medvault.model import (
+    DelegateTerms,
+    EmergencyMode,
+    EmergencyStanding,
+    GrantKind,
+    GrantTerms,
+    Purpose,
+    RequestStatus,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -263,6 +271,12 @@ def consent_export(app: App, grantee: str, patient: str, output: Path | None) ->
     granted = client.grant_event(patient_address, grantee_address)
     now = client.now()
     status = "active" if grant.active_at(now) else ("proposed" if now < grant.valid_from else "inactive")
+    # A research grant answers the grantee's latest approved request: the Consent names its study.
+    approved = [
+        r.study_id
+        for r in client.requests(patient=patient_address, researcher=grantee_address)
+        if r.status is RequestStatus.APPROVED and grant.purpose is Purpose.HRESCH
+    ]
     resource = grant_to_fhir_consent(
         grant,
         status=status,
@@ -270,6 +284,7 @@ def consent_export(app: App, grantee: str, patient: str, output: Path | None) ->
         chain_id=client.chain.chain_id,
         consent_manager=client.chain.consent.address,
         tx_hash=granted.tx_hash if granted else None,
+        study=approved[-1] if approved else None,
     )
     data = to_json_bytes(resource)
     if output:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -40,19 +41,21 @@ def record_add(
 ) -> None:
     """Encrypt FILE, store it in IPFS and append its pointer to the patient's log.
 
-    A FHIR R4 JSON resource is validated first, and its category follows from its type.
+    A FHIR R4 JSON resource is validated first, and its category follows from its type (a
+    --category that says otherwise is refused: the category decides who may read the record).
     """
     data = file.read_bytes()
     if file.suffix == ".json" and content_type in (None, "application/fhir+json"):
         from medvault.fhir import category_for, validate_resource
 
-        try:
-            resource = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"{file} is not valid JSON: {exc}") from None
-        validate_resource(resource)
-        category = category or category_for(resource)
-        content_type = "application/fhir+json"
+        resource = validate_resource(_json_resource(file, data))
+        implied = category_for(resource)
+        if category is not None and Category.parse(category).name.lower() != implied:
+            raise ConfigurationError(
+                f"--category {category} contradicts {file.name}: {resource['resourceType']} records are {implied}, "
+                "and the category decides who may read them; leave out --category"
+            )
+        category, content_type = implied, "application/fhir+json"
     if category is None:
         raise ConfigurationError("--category is needed for a file that is not a FHIR JSON resource")
     receipt = app.client.add_record(
@@ -76,6 +79,20 @@ def record_add(
         f"  key wrapped for {', '.join(receipt.readers)}"
         + "".join(f"\n  skipped {reader}: {why}" for reader, why in receipt.skipped.items()),
     )
+
+
+def _json_resource(file: Path, data: bytes) -> Any:
+    """The JSON value of a .json file, or a refusal that says why it is not JSON."""
+    if not data.strip():
+        raise ConfigurationError(f"{file} is empty: a FHIR resource is a JSON object")
+    try:
+        return json.loads(data.decode())
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{file} is not text (not UTF-8): a FHIR JSON resource is UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"{file} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
 
 
 @record.command("list")
@@ -105,24 +122,46 @@ def record_list(app: App, patient: str) -> None:
 @json_anywhere
 @pass_app
 def record_get(app: App, index: int, patient: str, output: Path | None, account: str) -> None:
-    """Fetch, verify and decrypt record INDEX of a patient."""
+    """Fetch, verify and decrypt record INDEX of a patient.
+
+    The payload goes to stdout, or to --output. A payload that is not plain text (an image, a PDF) is
+    written to a terminal only with --output, since its bytes would garble the terminal.
+    """
     rec = app.client.read_record(app.unlock(account), app.address(patient), index)
     if output:
         output.write_bytes(rec.data)
     data: dict[str, Any] = {"record": rec.pointer.to_json(), "content_type": rec.content_type, "name": rec.name}
     if rec.content_type.endswith("json") and not output:
-        data["content"] = json.loads(rec.data)
+        with contextlib.suppress(ValueError):  # stored as JSON but is not: then only --output gives it
+            data["content"] = json.loads(rec.data)
 
     def show() -> None:
+        text = _plain_text(rec.data)
+        if not output and sys.stdout.isatty() and not text:
+            raise ConfigurationError(
+                f"record {index} is {len(rec.data)} bytes of {rec.content_type}, not text, and stdout is a "
+                "terminal: write it to a file with -o FILE (or pipe it on)"
+            )
         if note := flag_note(rec.pointer):
             # On stderr, so that the payload on stdout stays exactly the record's bytes.
             click.echo(f"record {index}:{note}", err=True)
         if output:
             click.echo(f"record {index}: {len(rec.data)} bytes of {rec.content_type} written to {output}")
         else:
-            sys.stdout.buffer.write(rec.data + (b"\n" if not rec.data.endswith(b"\n") else b""))
+            # A line end after text, for the shell prompt; binary goes out exactly as stored.
+            end = b"\n" if text and not rec.data.endswith(b"\n") else b""
+            sys.stdout.buffer.write(rec.data + end)
 
     app.emit(data, show)
+
+
+def _plain_text(data: bytes) -> bool:
+    """UTF-8 without control characters (tab and line ends aside): what a terminal shows as it is."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\t\n\r" for c in text)
 
 
 def flag_note(p: RecordPointer) -> str:

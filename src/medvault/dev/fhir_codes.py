@@ -116,6 +116,9 @@ VITALS: dict[str, Analyte] = {
     )
 }
 BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
+# The code an R4 vital-signs profile fixes, for a vital sign recorded with a more specific code: the
+# oxygensat profile asks for 2708-6 beside pulse oximetry's 59408-5.
+PROFILE_CODES = {"59408-5": ("2708-6", "Oxygen saturation in Arterial blood")}
 WEIGHT, HEIGHT, BMI = "29463-7", "8302-2", "39156-5"
 # Blood pressure is the vital sign taken most often, so it gets more weight than the others.
 VITAL_WEIGHTS = {"85354-9": 4, "8867-4": 2, "9279-1": 1, "8310-5": 1, "59408-5": 1, WEIGHT: 2, HEIGHT: 1, BMI: 1}

@@ -6,7 +6,8 @@ bytes (and therefore the same CIDs and content hashes). Names and identifiers ar
 codes are real (LOINC, SNOMED CT, RxNorm, CVX, UCUM) and the values are plausible for an adult
 outpatient. Lab values are drawn around their reference ranges, so some are flagged high or
 low, and a patient's chronic conditions shape the rest of the chart: a diabetic gets metformin
-and a high HbA1c. Every resource made here passes ``medvault.fhir.validate_resource``.
+and a high HbA1c. Every resource made here passes ``medvault.fhir.validate_resource``, so vital
+signs meet the R4 vital-signs profiles (category, the profile's LOINC code, UCUM units).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from medvault.dev.fhir_codes import (
     MRN_SYSTEM,
     OBSERVATION_CATEGORIES,
     PANELS,
+    PROFILE_CODES,
     RXNORM,
     SNOMED,
     STANDALONE_LABS,
@@ -300,7 +302,11 @@ class _Chart:
             value = weight / (self.height_cm / 100) ** 2
         else:
             value = self._draw(analyte, 0)
-        observation = self._observation(when, "vital-signs", _concept(LOINC, analyte.loinc, analyte.display))
+        code_concept = _concept(LOINC, analyte.loinc, analyte.display)
+        if code in PROFILE_CODES:
+            generic, display = PROFILE_CODES[code]
+            code_concept["coding"].insert(0, {"system": LOINC, "code": generic, "display": display})
+        observation = self._observation(when, "vital-signs", code_concept)
         return when, [{**observation, "valueQuantity": _quantity(_number(value, analyte.decimals), analyte.unit)}]
 
     def _condition(self) -> tuple[datetime, list[Resource]]:

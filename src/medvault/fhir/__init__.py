@@ -6,14 +6,16 @@ serialises it to canonical bytes (``to_json_bytes``); ``consent`` writes a grant
 
 Resources are plain dicts in the R4 JSON shape. They are validated with the R4B (4.3.0) models of
 ``fhir.resources``, because that package ships no plain R4 models. R4B validates every R4 shape
-medvault makes. The models check structure, types and required elements. They do not check code
-values against their value sets (``status: "bogus"`` passes).
+medvault makes. The models check structure, types and required elements, but not code values;
+``medvault.fhir.rules`` adds the required value-set bindings of status and intent codes and the
+vital-signs profile a vital sign's LOINC code implies. Every problem is reported at once.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -21,6 +23,7 @@ from fhir.resources.R4B.resource import Resource as _ResourceModel
 from pydantic import ValidationError
 
 from medvault.errors import FhirValidationError
+from medvault.fhir import rules
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -101,24 +104,77 @@ def _model(kind: str) -> Any:
     return model
 
 
+_JSON_TYPES = {list: "a JSON array", str: "a JSON string", int: "a number", float: "a number", bool: "true or false"}
+
+
 def validate_resource(resource: dict[str, Any]) -> dict[str, Any]:
-    """Return ``resource`` unchanged if it is valid FHIR for its resourceType, else raise FhirValidationError."""
+    """Return ``resource`` unchanged if it is valid FHIR for its resourceType, else raise
+    FhirValidationError naming every problem found (``"element: what is wrong"``, joined by "; ")."""
     if not isinstance(resource, dict):
-        raise FhirValidationError(None, f"expected a JSON object, got {type(resource).__name__}")
+        what = "null" if resource is None else _JSON_TYPES.get(type(resource), type(resource).__name__)
+        raise FhirValidationError(None, f"a FHIR resource is a JSON object, not {what}")
     kind = resource.get("resourceType")
+    if kind is None:
+        raise FhirValidationError(None, 'resourceType is missing (e.g. "resourceType": "Observation")')
     model = _model(kind) if isinstance(kind, str) else None
     if model is None:
         raise FhirValidationError(None, f"unknown resourceType {kind!r}")
+    found = [*_model_problems(model, resource), *_top_level_gaps(model, resource), *rules.problems(resource)]
+    if found:
+        raise FhirValidationError(kind, "; ".join(dict.fromkeys(found)))
+    return resource
+
+
+def _model_problems(model: Any, resource: dict[str, Any]) -> list[str]:
     try:
         model.model_validate(resource)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        # Name the element, never echo its value: records are health data.
-        raise FhirValidationError(kind, f"{where or '(resource)'}: {' '.join(first['msg'].split())}{more}") from None
-    return resource
+        found = []
+        for error in exc.errors():
+            loc = error["loc"]
+            if loc == () or (len(loc) == 1 and error["type"] == "model_field_validation.missing"):
+                continue  # the resource's own required and choice elements: _top_level_gaps reports them
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+            # Name the element, never echo its value: records are health data.
+            found.append(f"{where or '(resource)'}: {_message(error['type'], ' '.join(error['msg'].split()))}")
+        return found
+    return []
+
+
+def _message(kind: str, message: str) -> str:
+    """The models' message in medvault's words where they read as Python ("Value error, ...")."""
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    if pattern := re.fullmatch(r"Value error, (\w)(\w*) value string does not match spec regex\.", message):
+        return f"not a valid FHIR {pattern[1].lower()}{pattern[2]}"  # "DateTime" -> "dateTime"
+    return message.removeprefix("Value error, ")
+
+
+_MESSAGES = {
+    "missing": "required, but missing",
+    "model_field_validation.missing": "required, but missing",
+    "extra_forbidden": "not an element of this resource type in FHIR R4",
+    "json_invalid": "expected a JSON object",
+    "list_type": "expected a JSON array",
+}
+
+
+def _top_level_gaps(model: Any, resource: dict[str, Any]) -> list[str]:
+    """The resource's missing required primitives and choice elements. The models check these only
+    once every element is valid, so they would otherwise come one refusal later."""
+    probe = model.model_construct()
+    found = []
+    for name, _ in probe.get_required_fields():
+        extension = resource.get(f"_{name}")
+        if resource.get(name) is None and not (isinstance(extension, dict) and extension.get("extension")):
+            found.append(f"{name}: required, but missing")
+    for prefix, fields in probe.get_one_of_many_fields().items():
+        given = [f for f in fields if resource.get(f) is not None]
+        if len(given) > 1:
+            found.append(f"{prefix}[x]: only one of {', '.join(given)} may be given")
+        elif not given and model.model_fields[fields[0]].json_schema_extra["one_of_many_required"]:
+            found.append(f"{prefix}[x]: required, but missing (one of {', '.join(fields)})")
+    return found
 
 
 def to_json_bytes(resource: Mapping[str, Any]) -> bytes:

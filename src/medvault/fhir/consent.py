@@ -28,6 +28,10 @@ How the grant maps onto the Consent:
   role IRCP (information recipient); ``action`` is consentaction "access"; ``purpose`` is the grant's
   v3-ActReason code; ``class`` holds the FHIR resource types of the granted categories, from
   ``medvault.fhir.CATEGORY_OF``.
+- A research grant (purpose HRESCH) names its study when ``study`` is given: ``provision`` carries
+  the extension ``consent-ResearchStudyContext`` (HL7's, for Consent.provision since R4), a reference
+  to the ResearchStudy by identifier, system ``urn:medvault:study``, value the study id as the
+  access request held it (its label, or 0x and 64 hex digits).
 - An emergency grant carries ``meta.tag`` code ``emergency-access`` of the system
   ``urn:medvault:consent-flag`` (and its purpose is ETREAT, which the contract sets).
 
@@ -50,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from eth_utils.address import is_address, to_checksum_address
 
 from medvault.fhir import CATEGORY_OF, FhirValidationError, validate_resource
+from medvault.fhir.rules import BINDINGS
 from medvault.model import Category, Purpose
 
 if TYPE_CHECKING:
@@ -62,14 +67,15 @@ __all__ = [
     "grant_to_fhir_consent",
 ]
 
-# http://hl7.org/fhir/R4/valueset-consent-state-codes.html
-CONSENT_STATES = frozenset({"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"})
+CONSENT_STATES = frozenset(next(b.codes for b in BINDINGS["Consent"] if b.path == "status"))
 
 _TERMINOLOGY = "http://terminology.hl7.org/CodeSystem/"
 LOINC = "http://loinc.org"
 RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
 CONSENT_POLICY_SYSTEM = "urn:medvault:consent-policy"
 CONSENT_FLAG_SYSTEM = "urn:medvault:consent-flag"
+STUDY_SYSTEM = "urn:medvault:study"
+STUDY_EXTENSION = "http://hl7.org/fhir/StructureDefinition/consent-ResearchStudyContext"
 
 EMERGENCY_TAG: dict[str, str] = {
     "system": CONSENT_FLAG_SYSTEM,
@@ -95,16 +101,19 @@ def grant_to_fhir_consent(
     consent_manager: str,
     tx_hash: str | None = None,
     patient_reference: str | None = None,
+    study: bytes | None = None,
 ) -> dict[str, Any]:
     """``grant`` as a FHIR R4 Consent resource (a JSON-shaped dict), validated.
 
     ``status`` is the Consent's state ("active", "inactive", "proposed"...), ``recorded_at`` when the
     grant was recorded (unix seconds), ``chain_id`` and ``consent_manager`` the chain and contract that
     enforce it, ``tx_hash`` the transaction that recorded it, and ``patient_reference`` a reference to
-    the patient's Patient resource (e.g. ``"Patient/123"``). The same arguments give the same dict.
+    the patient's Patient resource (e.g. ``"Patient/123"``), and ``study`` the study id (bytes32) of
+    the access request a research grant answers. The same arguments give the same dict.
 
     Raises FhirValidationError if ``status`` is not a consent-state code, an address or the
-    transaction hash is malformed, the validity window is empty, or the result is not a valid Consent.
+    transaction hash is malformed, the validity window is empty, a study is given for a grant that is
+    not for research, or the result is not a valid Consent.
     """
     if status not in CONSENT_STATES:
         raise FhirValidationError("Consent", f"status: {status!r} is not one of {', '.join(sorted(CONSENT_STATES))}")
@@ -113,6 +122,8 @@ def grant_to_fhir_consent(
     for element, seconds in (("dateTime", recorded_at), ("provision.period", grant.valid_from)):
         if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
             raise FhirValidationError("Consent", f"{element}: expected unix seconds, got {seconds!r}")
+    if study is not None and grant.purpose is not Purpose.HRESCH:
+        raise FhirValidationError("Consent", "provision: only a research grant (purpose HRESCH) names a study")
     if grant.valid_from >= grant.valid_until:
         raise FhirValidationError("Consent", "provision.period: the grant's validity window is empty")
     recorded, start = _datetime(recorded_at), _datetime(grant.valid_from)
@@ -167,6 +178,7 @@ def grant_to_fhir_consent(
             "display": f"Ethereum transaction {transaction['value']} on chain {chain_id}",
         }
     consent["provision"] = {
+        **({"extension": [_study(study)]} if study is not None else {}),
         "type": "permit",
         "period": period,
         "actor": [
@@ -186,6 +198,20 @@ def grant_to_fhir_consent(
         ],
     }
     return validate_resource(consent)
+
+
+def _study(study: bytes) -> dict[str, Any]:
+    """The extension naming a research grant's study: its label, or its 32 bytes in hex."""
+    label = study.rstrip(b"\0").decode(errors="replace")
+    value = label if label.isprintable() and label and "\ufffd" not in label else "0x" + study.hex()
+    return {
+        "url": STUDY_EXTENSION,
+        "valueReference": {
+            "type": "ResearchStudy",
+            "identifier": {"system": STUDY_SYSTEM, "value": value},
+            "display": f"Research study {value}",
+        },
+    }
 
 
 def _concept(system: str, code: str, display: str) -> dict[str, Any]:

@@ -90,6 +90,7 @@ def test_research_request_approved_by_signature_relayed_by_someone_else(
     consent = medvault.run("consent", "export", "eve", "--patient", "alice")
     assert consent["resourceType"] == "Consent"
     assert consent["provision"]["purpose"][0]["code"] == "HRESCH"
+    assert consent["provision"]["extension"][0]["valueReference"]["identifier"]["value"] == "S-1"  # its study
 
 
 def test_delegate_and_emergency_through_the_cli(medvault: Cli) -> None:
