@@ -12,6 +12,8 @@ its one output path in :mod:`medvault.cli.app`.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,4 +75,14 @@ for _module in (accounts, node, participants, keys, records, consent, access, ke
 
 
 def main() -> None:
-    cli(prog_name="medvault")
+    try:
+        cli(prog_name="medvault")
+    except Exception as exc:  # a fault of medvault's, not of the input: one line, and how to report it
+        if os.environ.get("MEDVAULT_DEBUG"):
+            raise
+        click.echo(
+            f"error: medvault failed unexpectedly ({type(exc).__name__}: {exc}); "
+            "run again with MEDVAULT_DEBUG=1 for the traceback to report",
+            err=True,
+        )
+        sys.exit(1)
