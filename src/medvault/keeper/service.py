@@ -59,6 +59,7 @@ from medvault.errors import (
     IntegrityError,
     IpfsError,
     IpfsUnavailableError,
+    ObjectTooLargeError,
 )
 from medvault.formats.keybundle import served_escrow
 from medvault.keeper.journal import Journal, Receipt
@@ -82,6 +83,10 @@ RATE_WINDOW = 3600.0  # ... per this many seconds
 RATE_READERS = 10_000  # readers tracked before those idle for a whole window are forgotten
 BUNDLE_CACHE = 256  # parsed key bundles kept
 MAX_BODY = 64 * 1024
+# What one request may read from IPFS: the key bundles of one release (the set's re-escrow and
+# the record's own), each within the bundle limit, in at most this many seconds.
+REQUEST_BUNDLES = 2
+REQUEST_SECONDS = 10.0
 log = logging.getLogger("medvault.keeper")
 
 
@@ -200,6 +205,8 @@ class KeeperService:
             return _refuse("chain-unavailable", f"the Ethereum node does not answer ({type(exc).__name__})")
         except Web3RPCError as exc:
             return _refuse("chain-unavailable", f"the Ethereum node answered an error: {exc}")
+        except ObjectTooLargeError as exc:
+            return _refuse("too-large", str(exc))
         except (IpfsUnavailableError, IpfsError) as exc:
             return _refuse("ipfs-unavailable", str(exc))
         except IntegrityError as exc:
@@ -218,7 +225,8 @@ class KeeperService:
         self._limit(reader)
         block = pin_block(client.chain, self.settlement.confirmations)
         self._freshness.check(block, self.settlement.max_lag)
-        view = type(client)(PinnedChain(client.chain, block), client.ipfs)
+        ipfs = client.ipfs.budgeted(REQUEST_BUNDLES * client.ipfs.limits.bundle, REQUEST_SECONDS)
+        view = type(client)(PinnedChain(client.chain, block), ipfs)
         decision = self._decide(view, request)
         if self._second is not None:
             self._agree(block, request, decision)
