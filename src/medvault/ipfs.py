@@ -13,11 +13,12 @@ repeat one leaf, kilobytes that expand to gigabytes) is cut off at the limit all
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from aleph_cid import CidHasher
@@ -38,6 +39,9 @@ from medvault.errors import (
     IpfsUnavailableError,
     ObjectTooLargeError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
 
 __all__ = [
     "Budget",
@@ -241,33 +245,18 @@ class IpfsClient:
         if stated > limit:
             raise ObjectTooLargeError(parsed, f"states {stated:,} bytes", limit, what, setting)
         hasher, chunks, total = _hasher(parsed), [], 0
-        try:
-            # Kubo stops at ``length``, but only where the root states the truth: count as well.
-            with self._http.stream(
-                "POST",
-                "/cat",
-                params={"arg": parsed, "length": str(limit + 1), **params},
-                timeout=seconds or httpx.USE_CLIENT_DEFAULT,
-            ) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise _failure("cat", response)
-                for chunk in response.iter_bytes():
-                    total += len(chunk)
-                    if total > limit:
-                        raise ObjectTooLargeError(
-                            parsed,
-                            f"streams more than {limit:,} bytes (its root states {stated:,})",
-                            limit,
-                            what,
-                            setting,
-                        )
-                    if self.budget is not None:
-                        self.budget.remaining(parsed)
-                    hasher.update(chunk)
-                    chunks.append(chunk)
-        except httpx.TransportError as exc:
-            raise IpfsUnavailableError(self.api_url, str(exc) or type(exc).__name__) from None
+        # Kubo stops at ``length``, but only where the root states the truth: count as well.
+        stream = self._stream("cat", {"arg": parsed, "length": str(limit + 1), **params}, seconds)
+        with contextlib.closing(stream):
+            for chunk in stream:
+                total += len(chunk)
+                if total > limit:
+                    stating = f"streams more than {limit:,} bytes (its root states {stated:,})"
+                    raise ObjectTooLargeError(parsed, stating, limit, what, setting)
+                if self.budget is not None:
+                    self.budget.remaining(parsed)
+                hasher.update(chunk)
+                chunks.append(chunk)
         _check(hasher, parsed)
         if self.budget is not None:
             self.budget.bytes_left -= total
@@ -314,8 +303,32 @@ class IpfsClient:
                 found.add(str(CID.decode(json.loads(line)["Cid"]).set(base="base32")))
         return found
 
+    def directory_entries(self, cid: str) -> list[str] | None:
+        """The CIDs of the entries of UnixFS directory ``cid`` (one level), from the node's own
+        store; None if ``cid`` is not a directory. Any pinned CID is asked about (no hash check:
+        this reads no content)."""
+        arg = str(CID.decode(cid))
+        stat = self._post("files/stat", params={"arg": f"/ipfs/{arg}", "offline": "true"}).json()
+        if stat.get("Type") != "directory":
+            return None
+        listing = self._post("ls", params={"arg": arg, "size": "false", "resolve-type": "false", "offline": "true"})
+        return [str(link["Hash"]) for entry in listing.json()["Objects"] for link in entry["Links"]]
+
     def version(self) -> str:
         return str(self._post("version").json()["Version"])
+
+    def _stream(self, command: str, params: dict[str, str], seconds: float | None) -> Generator[bytes, None, None]:
+        """The body of ``command``'s answer, chunk by chunk as it arrives (``seconds`` bounds
+        each wait, else the client's timeout)."""
+        timeout = seconds or httpx.USE_CLIENT_DEFAULT
+        try:
+            with self._http.stream("POST", f"/{command}", params=params, timeout=timeout) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _failure(command, response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise IpfsUnavailableError(self.api_url, str(exc) or type(exc).__name__) from None
 
     def _post(self, command: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from medvault.cli import access, accounts, audit, consent, dev, keepers, keys, node, participants, query, records
+from medvault.cli import access, accounts, audit, consent, dev, gc, keepers, keys, node, participants, query, records
 from medvault.cli.app import App
 from medvault.cli.options import json_option
 from medvault.config import DEFAULT_HOME_HELP, default_home
@@ -59,7 +59,7 @@ def cli(ctx: click.Context, home: Path, rpc_url: str | None, ipfs_api: str | Non
     ctx.obj = App(home.expanduser(), rpc_url, ipfs_api, as_json)
 
 
-for _module in (accounts, node, participants, keys, records, consent, access, keepers, audit, query, dev):
+for _module in (accounts, node, participants, keys, records, consent, access, keepers, audit, gc, query, dev):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

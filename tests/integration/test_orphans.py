@@ -1,0 +1,148 @@
+"""`medvault gc` on a node of its own (unpinning on the session's shared Kubo would drop other
+tests' objects): what a killed write or seeding run left pinned is listed and unpinned, what the
+chain references is kept, directories by their files, and `verify` stays clean."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+from click.testing import CliRunner
+from data import DAY, LAB, LABS, MEDS
+from helpers import add, new_wallet
+
+from medvault.accounts import Keystore
+from medvault.chain import Chain, connect, deploy
+from medvault.chain.artifacts import load_artifacts
+from medvault.cli import cli
+from medvault.client import Medvault
+from medvault.dev.node import LocalNode, free_port
+from medvault.ipfs import IpfsClient, cid_to_bytes
+from medvault.model import Category, GrantTerms, Purpose, Role
+from medvault.orphans import find_orphans
+from medvault.verify import verify_patient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from click.testing import Result
+
+    from medvault.accounts import Wallet
+    from medvault.dev.node import NodeInfo
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class World:
+    mv: Medvault
+    node: NodeInfo
+    home: Path
+    patient: Wallet
+    seeded: Wallet  # a patient whose records were seeded as batches (their bytes are stand-ins)
+    stray: str  # one object pinned by a write whose transaction never landed
+    killed: str  # a seeding batch directory whose transaction never landed
+    full: str  # a batch directory every file of which a pointer names
+    partial: str  # a batch directory one file of which no pointer names
+    unnamed: str  # that file
+
+    def gc(self, *args: str) -> Result:
+        base = ["--home", str(self.home), "--rpc-url", self.node.rpc_url, "--ipfs-api", self.node.ipfs_api]
+        return CliRunner().invoke(cli, [*base, "gc", *args])
+
+
+def _point(mv: Medvault, author: Wallet, patient: str, cid: str, blob: bytes, keys_cid: str) -> None:
+    """A pointer to objects added as seeding adds them (one wrapping directory per batch)."""
+    fn = mv.chain.records.functions.addRecord(
+        patient, mv.next_seq(patient, author.address), cid_to_bytes(cid), hashlib.sha256(blob).digest(),
+        int(Category.LABORATORY), cid_to_bytes(keys_cid),
+    )  # fmt: skip
+    mv.chain.transact(author, fn, "add a seeded record")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    state = tmp_path_factory.mktemp("gc")
+    node = LocalNode(state / "node", chain_port=free_port(), ipfs_port=free_port())
+    info = node.up()
+    w3, home = connect(info.rpc_url), state / "home"
+    keystore = Keystore(home)
+    admin, patient, seeded, provider, doctor, keeper = (
+        new_wallet(keystore, w3, n) for n in ("admin", "patient", "seeded", "provider", "doctor", "keeper")
+    )
+    deployment, _ = deploy(w3, admin, home)
+    ipfs = IpfsClient(info.ipfs_api)
+    mv = Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
+    for wallet in (patient, seeded, provider, doctor, keeper):
+        mv.register(wallet)
+    mv.accredit(admin, provider.address, Role.PROVIDER)
+    for wallet in (patient, seeded):
+        mv.set_writer(wallet, provider.address, frozenset(Category))
+    add(mv, provider, patient)
+    add(mv, provider, patient, MEDS, Category.MEDICATIONS)
+    mv.set_keepers(patient, [keeper.address], 1)  # a re-escrow bundle (KeepersChosen)
+    mv.grant(patient, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, mv.now(), mv.now() + DAY))
+    stray = ipfs.add(b"a record whose transaction never landed")
+    killed, _ = ipfs.add_wrapped([b"killed 1", b"killed 2", b"killed bundle"])
+    full, (f1, f2) = ipfs.add_wrapped([LAB + b" ", b"bundle of the full batch"])
+    _point(mv, provider, seeded.address, f1, LAB + b" ", f2)
+    partial, (p1, p2, p3) = ipfs.add_wrapped([LAB + b"  ", b"bundle of the partial batch", b"never sent"])
+    _point(mv, provider, seeded.address, p1, LAB + b"  ", p2)
+    yield World(mv, info, home, patient, seeded, stray, killed, full, partial, p3)
+    ipfs.close()
+    node.down()
+
+
+def test_gc_lists_the_orphans_and_keeps_what_the_chain_references(world: World) -> None:
+    report = find_orphans(world.mv.chain, world.mv.ipfs)
+    assert {p.cid for p in report.orphans} == {world.stray, world.killed}
+    killed = next(p for p in report.orphans if p.cid == world.killed)
+    assert (killed.files, killed.referenced) == (3, 0)
+    [partial] = report.partial
+    assert (partial.cid, partial.files, partial.referenced, partial.unreferenced) == (
+        world.partial, 3, 2, (world.unnamed,)
+    )  # fmt: skip
+    full = next(p for p in report.referenced if p.cid == world.full)
+    assert (full.files, full.referenced) == (2, 2)
+    # 2 records (ciphertext and bundle each), the re-escrow, the grant's KeysShared bundle.
+    assert len(report.referenced) == 2 * 2 + 1 + 1 + 1
+    assert report.pins == len(world.mv.ipfs.pins())
+
+    listed = world.gc()
+    assert listed.exit_code == 0, listed.output
+    assert f"orphan    {world.killed} (a directory of 3 files, 0 referenced on chain)" in listed.output
+    assert f"orphan    {world.stray}\n" in listed.output
+    assert f"kept      {world.partial} (a directory of 3 files, 2 referenced on chain): kept for those" in listed.output
+    assert "2 orphaned; 0 unpinned (unpin them with --unpin)" in listed.output
+    assert world.mv.ipfs.pins() >= {world.stray, world.killed}  # listing unpins nothing
+
+
+def test_gc_unpin_drops_the_orphans_and_verify_stays_clean(world: World) -> None:
+    before = world.mv.ipfs.pins()
+    seeded_before = verify_patient(world.mv, world.seeded.address).findings
+    asked = world.gc("--unpin")
+    assert asked.exit_code == 2
+    assert "add --yes to unpin without a prompt" in asked.output
+    assert world.mv.ipfs.pins() == before
+
+    result = world.gc("--unpin", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert sorted(document["unpinned"]) == sorted([world.stray, world.killed])
+    assert world.mv.ipfs.pins() == before - {world.stray, world.killed}
+    assert [p["cid"] for p in document["partlyReferenced"]] == [world.partial]
+
+    report = verify_patient(world.mv, world.patient.address)
+    assert report.ok, report.findings
+    assert report.count == 2
+    # The seeded records' stand-in bytes are no key bundles, but nothing they name went missing.
+    assert verify_patient(world.mv, world.seeded.address).findings == seeded_before
+    assert {f.kind for f in seeded_before} == {"malformed"}
+    record = world.mv.read_record(world.patient, world.patient.address, 0)
+    assert record.data == LAB
+    again = json.loads(world.gc("--json").stdout)
+    assert (again["orphans"], again["unpinned"]) == ([], [])
