@@ -158,9 +158,11 @@ class IpfsClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def add(self, data: bytes, *, pin: bool = True) -> str:
-        """Stores ``data`` and returns its CIDv1 (base32); pinned unless ``pin`` is false."""
-        self._check_writable(data)
+    def add(self, data: bytes, *, pin: bool = True, kind: ObjectKind = "record") -> str:
+        """Stores ``data`` and returns its CIDv1 (base32); pinned unless ``pin`` is false.
+        Refused, with nothing stored, if ``data`` is over the read limit for ``kind``: no reader
+        here would fetch it."""
+        self._check_writable(data, kind)
         params = {**ADD_PARAMS, "pin": "true" if pin else "false", "quieter": "true"}
         response = self._post("add", params=params, files={"file": ("blob", data)})
         cid = str(json.loads(response.text.splitlines()[-1])["Hash"])
@@ -193,7 +195,7 @@ class IpfsClient:
         if not blobs:
             return None, []
         for blob in blobs:
-            self._check_writable(blob)
+            self._check_writable(blob, "record")
         params = {**ADD_PARAMS, "pin": "true" if pin else "false", "quiet": "true",
                   "wrap-with-directory": "true" if wrap else "false"}  # fmt: skip
         files = [("file", (str(i), blob, "application/octet-stream")) for i, blob in enumerate(blobs)]
@@ -212,13 +214,13 @@ class IpfsClient:
             cids.append(expected)
         return reported.get(""), cids
 
-    def _check_writable(self, data: bytes) -> None:
-        """Refuses to store what no reader here would fetch (over the record limit)."""
-        if len(data) > self.limits.record:
+    def _check_writable(self, data: bytes, kind: ObjectKind) -> None:
+        limit, (what, setting) = self.limits.of(kind), _KINDS[kind]
+        if len(data) > limit:
             raise IpfsError(
                 "add",
-                f"{len(data):,} bytes is over the limit of {self.limits.record:,} bytes that readers fetch "
-                f"(raise {MAX_RECORD_ENV} for readers and writers alike); nothing was stored",
+                f"{what} of {len(data):,} bytes is over the limit of {limit:,} bytes that readers fetch "
+                f"(raise {setting} for readers and writers alike); nothing was stored",
             )
 
     def cat(

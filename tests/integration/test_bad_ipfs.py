@@ -175,6 +175,11 @@ def test_records_over_the_limit_are_not_written(world: World, w3: Web3) -> None:
         )
 
 
+def _write_with(world: World, **env: str) -> None:
+    mv = world.mv_with(**env)
+    mv.add_record(world.provider, world.patient.address, b'{"resourceType": "Observation"}', Category.LABORATORY)
+
+
 def _budget_spent(world: World) -> None:
     ipfs = world.mv.ipfs.budgeted(10**6, 0.01)
     time.sleep(0.02)
@@ -203,6 +208,10 @@ ROWS: list[tuple[str, Callable[[World], Any], type[Exception], str]] = [
     ("bundle-over-configured-limit",
      lambda w: w.mv_with(MEDVAULT_MAX_BUNDLE_BYTES="64").read_record(w.patient, w.patient.address, 0),
      ObjectTooLargeError, "over the limit of 64 bytes for a key bundle"),
+    ("write-record-over-its-limit", lambda w: _write_with(w, MEDVAULT_MAX_RECORD_BYTES="16"), IpfsError,
+     "bytes is over the limit of 16 bytes that readers fetch (raise MEDVAULT_MAX_RECORD_BYTES for readers"),
+    ("write-bundle-over-its-limit", lambda w: _write_with(w, MEDVAULT_MAX_BUNDLE_BYTES="256"), IpfsError,
+     "bytes is over the limit of 256 bytes that readers fetch (raise MEDVAULT_MAX_BUNDLE_BYTES for readers"),
     ("reader-record-is-an-expanding-dag", lambda w: w.mv.read_record(w.patient, w.patient.address, 1),
      ObjectTooLargeError, "for a record's ciphertext"),
     ("keeper-bundle-is-an-expanding-dag", lambda w: w.ask_keeper(2), Refusal, "too-large: IPFS object "),

@@ -20,6 +20,7 @@ from medvault.chain.artifacts import load_artifacts
 from medvault.cli import cli
 from medvault.client import Medvault
 from medvault.dev.node import LocalNode, free_port
+from medvault.dev.seed import plan_seed, run_seed
 from medvault.ipfs import IpfsClient, cid_to_bytes
 from medvault.model import Category, GrantTerms, Purpose, Role
 from medvault.orphans import find_orphans
@@ -44,6 +45,7 @@ class World:
     home: Path
     patient: Wallet
     seeded: Wallet  # a patient whose records were seeded as batches (their bytes are stand-ins)
+    seed: list[Wallet]  # patients of a real seeding run (4 patients of 2 records: one batch directory)
     stray: str  # one object pinned by a write whose transaction never landed
     killed: str  # a seeding batch directory whose transaction never landed
     full: str  # a batch directory every file of which a pointer names
@@ -92,7 +94,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     _point(mv, provider, seeded.address, f1, LAB + b" ", f2)
     partial, (p1, p2, p3) = ipfs.add_wrapped([LAB + b"  ", b"bundle of the partial batch", b"never sent"])
     _point(mv, provider, seeded.address, p1, LAB + b"  ", p2)
-    yield World(mv, info, home, patient, seeded, stray, killed, full, partial, p3)
+    plan = plan_seed("gc", 4, 2)
+    run_seed(mv, info.rpc_url, plan)
+    yield World(mv, info, home, patient, seeded, [p.wallet for p in plan.patients], stray, killed, full, partial, p3)
     ipfs.close()
     node.down()
 
@@ -108,8 +112,10 @@ def test_gc_lists_the_orphans_and_keeps_what_the_chain_references(world: World) 
     )  # fmt: skip
     full = next(p for p in report.referenced if p.cid == world.full)
     assert (full.files, full.referenced) == (2, 2)
-    # 2 records (ciphertext and bundle each), the re-escrow, the grant's KeysShared bundle.
-    assert len(report.referenced) == 2 * 2 + 1 + 1 + 1
+    [seeding] = [p for p in report.referenced if p.files and p.cid != world.full]
+    assert (seeding.files, seeding.referenced) == (4 * (2 + 1), 12)  # each patient's records and bundle
+    # 2 records (ciphertext and bundle each), the re-escrow, the grant's KeysShared bundle, 2 batches.
+    assert len(report.referenced) == 2 * 2 + 1 + 1 + 2
     assert report.pins == len(world.mv.ipfs.pins())
 
     listed = world.gc()
@@ -142,6 +148,8 @@ def test_gc_unpin_drops_the_orphans_and_verify_stays_clean(world: World) -> None
     # The seeded records' stand-in bytes are no key bundles, but nothing they name went missing.
     assert verify_patient(world.mv, world.seeded.address).findings == seeded_before
     assert {f.kind for f in seeded_before} == {"malformed"}
+    for wallet in world.seed:
+        assert verify_patient(world.mv, wallet.address).ok
     record = world.mv.read_record(world.patient, world.patient.address, 0)
     assert record.data == LAB
     again = json.loads(world.gc("--json").stdout)

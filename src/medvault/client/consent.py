@@ -317,7 +317,7 @@ class Consent(Records):
             return b""
         recipient = self.encryption_key(grantee)
         wraps = [wrap_for(self.context_of(p), self.open_key(actor, p), grantee, recipient) for p in pointers]
-        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes()))
+        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes(), kind="bundle"))
 
     def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:
         try:

@@ -99,7 +99,7 @@ class Records(Keepers, Access):
             bundle = self.new_key_bundle(patient, wraps, escrow).to_bytes()
             cid = self.ipfs.add(blob)
             try:
-                keys_cid = self.ipfs.add(bundle)
+                keys_cid = self.ipfs.add(bundle, kind="bundle")
             except BaseException:
                 self._unpin_quietly(cid)
                 raise
@@ -340,7 +340,7 @@ class Records(Keepers, Access):
             rewrapped_pointers.append(pointer)
         keys_cid = None
         if wraps:
-            keys_cid = self.ipfs.add(self.new_key_bundle(wallet.address, wraps).to_bytes())
+            keys_cid = self.ipfs.add(self.new_key_bundle(wallet.address, wraps).to_bytes(), kind="bundle")
             fn = self.chain.consent.functions.shareKeys(wallet.address, cid_to_bytes(keys_cid))
             try:
                 transactions.append(self.chain.transact(wallet, fn, f"re-wrapped keys of {wallet.address}"))
