@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import TYPE_CHECKING
 
 import httpx
 
-__all__ = ["LEAF", "block_size", "empty_directory", "expanding_dag", "put_leaf"]
+from medvault.ipfs import cid_to_bytes
+from medvault.model import Category
+
+if TYPE_CHECKING:
+    from medvault.accounts import Wallet
+    from medvault.client import Medvault
+
+__all__ = ["LEAF", "block_size", "empty_directory", "expanding_dag", "hostile_pointer", "put_leaf"]
 
 LEAF = 1 << 20  # Kubo's largest block: the most one link can expand to
 
@@ -61,3 +69,13 @@ def block_size(api: str, cid: str) -> int:
     response = httpx.post(f"{api}/api/v0/block/stat", params={"arg": cid})
     response.raise_for_status()
     return int(response.json()["Size"])
+
+
+def hostile_pointer(mv: Medvault, author: Wallet, patient: str, cid: str, content_hash: bytes, keys_cid: str) -> None:
+    """Appends a pointer to ``cid`` (ciphertext) and ``keys_cid`` (key bundle) to ``patient``'s
+    log, straight to the registry, as a hostile author's own client would."""
+    fn = mv.chain.records.functions.addRecord(
+        patient, mv.next_seq(patient, author.address), cid_to_bytes(cid), content_hash,
+        int(Category.LABORATORY), cid_to_bytes(keys_cid),
+    )  # fmt: skip
+    mv.chain.transact(author, fn, "add a hostile pointer")

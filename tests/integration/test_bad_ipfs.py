@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from dags import LEAF, block_size, empty_directory, expanding_dag
+from dags import LEAF, block_size, empty_directory, expanding_dag, hostile_pointer
 from helpers import add, new_wallet
 from unchanged import unchanged
 
@@ -22,7 +22,7 @@ from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
 from medvault.dev.node import free_port
 from medvault.errors import ConfigurationError, IpfsError, IpfsUnavailableError, ObjectTooLargeError
-from medvault.ipfs import IpfsClient, ReadLimits, cid_to_bytes
+from medvault.ipfs import IpfsClient, ReadLimits
 from medvault.keeper import KeeperService
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import Category, Role
@@ -72,15 +72,6 @@ class World:
         )
 
 
-def _pointer(mv: Medvault, author: Wallet, patient: str, cid: str, content_hash: bytes, keys_cid: str) -> None:
-    """Writes a pointer as a hostile author would, straight to the registry."""
-    fn = mv.chain.records.functions.addRecord(
-        patient, mv.next_seq(patient, author.address), cid_to_bytes(cid), content_hash,
-        int(Category.LABORATORY), cid_to_bytes(keys_cid),
-    )  # fmt: skip
-    mv.chain.transact(author, fn, "add a hostile pointer")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, w3: Web3, local_node: NodeInfo) -> Iterator[World]:
     home = tmp_path_factory.mktemp("bad-ipfs") / "home"
@@ -102,8 +93,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, w3: Web3, local_node: NodeIn
     good = add(mv, provider, patient)
     bomb = expanding_dag(api, BOMB_LINKS)
     blob_bytes = mv.ipfs.cat(good.cid)
-    _pointer(mv, provider, patient.address, bomb, hashlib.sha256(b"").digest(), good.keys_cid)  # record 1
-    _pointer(mv, provider, patient.address, good.cid, hashlib.sha256(blob_bytes).digest(), bomb)  # record 2
+    hostile_pointer(mv, provider, patient.address, bomb, hashlib.sha256(b"").digest(), good.keys_cid)  # record 1
+    hostile_pointer(mv, provider, patient.address, good.cid, hashlib.sha256(blob_bytes).digest(), bomb)  # record 2
     liar = expanding_dag(api, 40, stated_leaf=10, fill=b"y")
     blob = mv.ipfs.add(b"z" * 2048, pin=False)
     yield World(mv, api, home, patient, provider, service, bomb, liar, blob, empty_directory(api))
