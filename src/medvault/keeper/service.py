@@ -81,7 +81,8 @@ RECEIPT_BUCKET = 3600  # seconds of chain time: one receipt per reader, record a
 RATE_LIMIT = 600  # requests per reader ...
 RATE_WINDOW = 3600.0  # ... per this many seconds
 RATE_READERS = 10_000  # readers tracked before those idle for a whole window are forgotten
-BUNDLE_CACHE = 256  # parsed key bundles kept
+BUNDLE_CACHE = 256  # parsed key bundles kept ...
+CACHE_ITEMS = 200_000  # ... holding at most this many wraps and shares in all (~100 MB parsed)
 MAX_BODY = 64 * 1024
 # What one request may read from IPFS: the key bundles of one release (the set's re-escrow and
 # the record's own), each within the bundle limit, in at most this many seconds.
@@ -121,6 +122,7 @@ class KeeperService:
         self._lock = threading.Lock()  # guards the in-memory state below (rate windows, bundle cache)
         self._requests: dict[str, collections.deque[float]] = {}
         self._bundles: dict[tuple[str, str], KeyBundle] = {}
+        self._cached_items = 0
         self._journal: Journal | None = None
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -347,9 +349,12 @@ class KeeperService:
         if bundle is None:
             bundle = view.key_bundle(cid, patient)
             with self._lock:
-                if len(self._bundles) >= BUNDLE_CACHE:
-                    self._bundles.pop(next(iter(self._bundles)))
-                self._bundles[(cid, patient)] = bundle
+                if (cid, patient) not in self._bundles:
+                    self._bundles[(cid, patient)] = bundle
+                    self._cached_items += _items(bundle)
+                # Bundles may be large (up to the bundle limit): bound what they hold in all.
+                while len(self._bundles) > BUNDLE_CACHE or self._cached_items > CACHE_ITEMS:
+                    self._cached_items -= _items(self._bundles.pop(next(iter(self._bundles))))
         return bundle
 
     # -- receipts -----------------------------------------------------------------------------
@@ -425,6 +430,12 @@ class KeeperService:
                 log.warning("keeper %s: receipts wait for the chain: %s", self.address, type(exc).__name__)
             except Exception:
                 log.exception("keeper %s: posting receipts failed; they stay journaled", self.address)
+
+
+def _items(bundle: KeyBundle) -> int:
+    """How many wraps and escrowed shares ``bundle`` holds: what its parsed size grows with."""
+    escrows = ([bundle.escrow] if bundle.escrow else []) + [escrow for _, escrow in bundle.escrows]
+    return len(bundle.wraps) + sum(len(escrow.shares) for escrow in escrows)
 
 
 def _refuse(reason: str, message: str) -> tuple[int, dict[str, Any]]:
