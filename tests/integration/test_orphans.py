@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
+from dags import hostile_pointer
 from data import DAY, LAB, LABS, MEDS
 from helpers import add, new_wallet
 
@@ -21,7 +22,7 @@ from medvault.cli import cli
 from medvault.client import Medvault
 from medvault.dev.node import LocalNode, free_port
 from medvault.dev.seed import plan_seed, run_seed
-from medvault.ipfs import IpfsClient, cid_to_bytes
+from medvault.ipfs import IpfsClient
 from medvault.model import Category, GrantTerms, Purpose, Role
 from medvault.orphans import find_orphans
 from medvault.verify import verify_patient
@@ -57,48 +58,43 @@ class World:
         return CliRunner().invoke(cli, [*base, "gc", *args])
 
 
-def _point(mv: Medvault, author: Wallet, patient: str, cid: str, blob: bytes, keys_cid: str) -> None:
-    """A pointer to objects added as seeding adds them (one wrapping directory per batch)."""
-    fn = mv.chain.records.functions.addRecord(
-        patient, mv.next_seq(patient, author.address), cid_to_bytes(cid), hashlib.sha256(blob).digest(),
-        int(Category.LABORATORY), cid_to_bytes(keys_cid),
-    )  # fmt: skip
-    mv.chain.transact(author, fn, "add a seeded record")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     state = tmp_path_factory.mktemp("gc")
     node = LocalNode(state / "node", chain_port=free_port(), ipfs_port=free_port())
     info = node.up()
-    w3, home = connect(info.rpc_url), state / "home"
-    keystore = Keystore(home)
-    admin, patient, seeded, provider, doctor, keeper = (
-        new_wallet(keystore, w3, n) for n in ("admin", "patient", "seeded", "provider", "doctor", "keeper")
-    )
-    deployment, _ = deploy(w3, admin, home)
-    ipfs = IpfsClient(info.ipfs_api)
-    mv = Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
-    for wallet in (patient, seeded, provider, doctor, keeper):
-        mv.register(wallet)
-    mv.accredit(admin, provider.address, Role.PROVIDER)
-    for wallet in (patient, seeded):
-        mv.set_writer(wallet, provider.address, frozenset(Category))
-    add(mv, provider, patient)
-    add(mv, provider, patient, MEDS, Category.MEDICATIONS)
-    mv.set_keepers(patient, [keeper.address], 1)  # a re-escrow bundle (KeepersChosen)
-    mv.grant(patient, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, mv.now(), mv.now() + DAY))
-    stray = ipfs.add(b"a record whose transaction never landed")
-    killed, _ = ipfs.add_wrapped([b"killed 1", b"killed 2", b"killed bundle"])
-    full, (f1, f2) = ipfs.add_wrapped([LAB + b" ", b"bundle of the full batch"])
-    _point(mv, provider, seeded.address, f1, LAB + b" ", f2)
-    partial, (p1, p2, p3) = ipfs.add_wrapped([LAB + b"  ", b"bundle of the partial batch", b"never sent"])
-    _point(mv, provider, seeded.address, p1, LAB + b"  ", p2)
-    plan = plan_seed("gc", 4, 2)
-    run_seed(mv, info.rpc_url, plan)
-    yield World(mv, info, home, patient, seeded, [p.wallet for p in plan.patients], stray, killed, full, partial, p3)
-    ipfs.close()
-    node.down()
+    try:
+        w3, home = connect(info.rpc_url), state / "home"
+        keystore = Keystore(home)
+        admin, patient, seeded, provider, doctor, keeper = (
+            new_wallet(keystore, w3, n) for n in ("admin", "patient", "seeded", "provider", "doctor", "keeper")
+        )
+        deployment, _ = deploy(w3, admin, home)
+        ipfs = IpfsClient(info.ipfs_api)
+        mv = Medvault(Chain(w3, deployment, load_artifacts()), ipfs)
+        for wallet in (patient, seeded, provider, doctor, keeper):
+            mv.register(wallet)
+        mv.accredit(admin, provider.address, Role.PROVIDER)
+        for wallet in (patient, seeded):
+            mv.set_writer(wallet, provider.address, frozenset(Category))
+        add(mv, provider, patient)
+        add(mv, provider, patient, MEDS, Category.MEDICATIONS)
+        mv.set_keepers(patient, [keeper.address], 1)  # a re-escrow bundle (KeepersChosen)
+        mv.grant(patient, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, mv.now(), mv.now() + DAY))
+        stray = ipfs.add(b"a record whose transaction never landed")
+        killed, _ = ipfs.add_wrapped([b"killed 1", b"killed 2", b"killed bundle"])
+        full, (f1, f2) = ipfs.add_wrapped([LAB + b" ", b"bundle of the full batch"])
+        hostile_pointer(mv, provider, seeded.address, f1, hashlib.sha256(LAB + b" ").digest(), f2)
+        partial, (p1, p2, p3) = ipfs.add_wrapped([LAB + b"  ", b"bundle of the partial batch", b"never sent"])
+        hostile_pointer(mv, provider, seeded.address, p1, hashlib.sha256(LAB + b"  ").digest(), p2)
+        plan = plan_seed("gc", 4, 2)
+        run_seed(mv, info.rpc_url, plan)
+        yield World(
+            mv, info, home, patient, seeded, [p.wallet for p in plan.patients], stray, killed, full, partial, p3
+        )
+        ipfs.close()
+    finally:
+        node.down()
 
 
 def test_gc_lists_the_orphans_and_keeps_what_the_chain_references(world: World) -> None:
