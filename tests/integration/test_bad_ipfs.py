@@ -26,6 +26,7 @@ from medvault.ipfs import IpfsClient, ReadLimits
 from medvault.keeper import KeeperService
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import Category, Role
+from medvault.verify import verify_patient
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -136,6 +137,15 @@ def test_reader_and_keeper_refuse_an_expanding_dag_quickly_with_bounded_memory(w
         assert peak < 8 << 20, peak
     assert isinstance(raised, Refusal)
     assert (raised.reason, raised.status) == ("too-large", 502)
+
+
+def test_verify_reports_the_expanding_dags_and_carries_on(world: World) -> None:
+    started = time.monotonic()
+    report = verify_patient(world.mv, world.patient.address)
+    assert time.monotonic() - started < 10
+    flagged = {(f.index, f.object) for f in report.findings if f"{world.bomb} states 7,340,032,000 bytes" in f.message}
+    assert flagged == {(1, "record"), (2, "keys")}
+    assert not report.findings_for(0)
 
 
 def test_a_root_that_understates_its_size_is_cut_off_at_the_limit(world: World) -> None:
