@@ -150,3 +150,35 @@ def test_gc_unpin_drops_the_orphans_and_verify_stays_clean(world: World) -> None
     assert record.data == LAB
     again = json.loads(world.gc("--json").stdout)
     assert (again["orphans"], again["unpinned"]) == ([], [])
+
+
+class Killed(BaseException):
+    """The seeding process dies: after its batch is in IPFS, before its transaction is sent."""
+
+
+def test_a_killed_seeding_run_leaves_nothing_behind_once_gc_has_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan, ipfs = plan_seed("killed", 3, 2), world.mv.ipfs
+    before = {p.cid for p in find_orphans(world.mv.chain, ipfs).orphans}
+    added: list[str] = []
+    add_wrapped = ipfs.add_wrapped
+
+    def add_then_die(blobs: list[bytes]) -> tuple[str, list[str]]:
+        added.append(add_wrapped(blobs)[0])
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ipfs, "add_wrapped", add_then_die)
+        with pytest.raises(Killed):
+            run_seed(world.mv, world.node.rpc_url, plan)
+    [batch] = added
+    new = [(p.cid, p.files, p.referenced) for p in find_orphans(world.mv.chain, ipfs).orphans if p.cid not in before]
+    assert new == [(batch, 9, 0)]  # 3 patients' 2 records and a key bundle each, none on chain
+
+    run_seed(world.mv, world.node.rpc_url, plan)  # the run again: its records sealed afresh, new CIDs
+    result = world.gc("--unpin", "--yes", "--json")
+    assert set(json.loads(result.stdout)["unpinned"]) == before | {batch}
+    assert find_orphans(world.mv.chain, ipfs).orphans == []
+    for patient in plan.patients:
+        assert verify_patient(world.mv, patient.wallet.address).ok
