@@ -129,11 +129,14 @@ def find_orphans(chain: Chain, ipfs: IpfsClient) -> PinReport:
     return report
 
 
-def unpin_orphans(ipfs: IpfsClient, report: PinReport) -> list[str]:
-    """Unpins every orphan of ``report``; the CIDs unpinned (also kept in ``report.unpinned``)."""
+def unpin_orphans(chain: Chain, ipfs: IpfsClient, report: PinReport) -> list[str]:
+    """Unpins the orphans of ``report`` that are orphans still (a transaction that landed since,
+    while a prompt waited say, keeps its objects); the CIDs unpinned, kept in ``report.unpinned``."""
+    still = {pin.cid for pin in find_orphans(chain, ipfs).orphans}
     for pin in report.orphans:
-        ipfs.unpin(pin.cid)
-        report.unpinned.append(pin.cid)
+        if pin.cid in still:
+            ipfs.unpin(pin.cid)
+            report.unpinned.append(pin.cid)
     return report.unpinned
 
 

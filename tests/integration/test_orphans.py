@@ -24,7 +24,7 @@ from medvault.dev.node import LocalNode, free_port
 from medvault.dev.seed import plan_seed, run_seed
 from medvault.ipfs import IpfsClient
 from medvault.model import Category, GrantTerms, Purpose, Role
-from medvault.orphans import find_orphans
+from medvault.orphans import find_orphans, unpin_orphans
 from medvault.verify import verify_patient
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class World:
     home: Path
     patient: Wallet
     seeded: Wallet  # a patient whose records were seeded as batches (their bytes are stand-ins)
+    provider: Wallet
     seed: list[Wallet]  # patients of a real seeding run (4 patients of 2 records: one batch directory)
     stray: str  # one object pinned by a write whose transaction never landed
     killed: str  # a seeding batch directory whose transaction never landed
@@ -90,7 +91,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         plan = plan_seed("gc", 4, 2)
         run_seed(mv, info.rpc_url, plan)
         yield World(
-            mv, info, home, patient, seeded, [p.wallet for p in plan.patients], stray, killed, full, partial, p3
+            mv,
+            info,
+            home,
+            patient,
+            seeded,
+            provider,
+            [p.wallet for p in plan.patients],
+            stray,
+            killed,
+            full,
+            partial,
+            p3,
         )
         ipfs.close()
     finally:
@@ -182,3 +194,14 @@ def test_a_killed_seeding_run_leaves_nothing_behind_once_gc_has_run(
     assert find_orphans(world.mv.chain, ipfs).orphans == []
     for patient in plan.patients:
         assert verify_patient(world.mv, patient.wallet.address).ok
+
+
+def test_an_object_referenced_after_the_listing_is_not_unpinned(world: World) -> None:
+    ipfs = world.mv.ipfs
+    late = ipfs.add(b"a record whose transaction lands while the prompt waits")
+    report = find_orphans(world.mv.chain, ipfs)
+    assert late in {p.cid for p in report.orphans}
+    hostile_pointer(world.mv, world.provider, world.seeded.address, late, hashlib.sha256(b"").digest(), late)
+    unpinned = unpin_orphans(world.mv.chain, ipfs, report)
+    assert late not in unpinned
+    assert late in ipfs.pins()

@@ -41,7 +41,7 @@ def gc(app: App, unpin: bool, yes: bool) -> None:
     if unpin and report.orphans:
         prompt = f"unpin {len(report.orphans)} orphaned object{'s' * (len(report.orphans) != 1)}?"
         if yes or click.confirm(prompt, err=True):
-            unpin_orphans(app.client.ipfs, report)
+            unpin_orphans(app.client.chain, app.client.ipfs, report)
 
     def show() -> None:
         for pin in report.orphans:
