@@ -5,10 +5,13 @@ the chain, the pin set and the home as they were."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 import time
 import tracemalloc
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,7 +26,7 @@ from medvault.client import Medvault
 from medvault.dev.node import free_port
 from medvault.errors import ConfigurationError, IpfsError, IpfsUnavailableError, ObjectTooLargeError
 from medvault.ipfs import IpfsClient, ReadLimits
-from medvault.keeper import KeeperService
+from medvault.keeper import KeeperService, service
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import Category, Role
 from medvault.verify import verify_patient
@@ -146,6 +149,60 @@ def test_verify_reports_the_expanding_dags_and_carries_on(world: World) -> None:
     flagged = {(f.index, f.object) for f in report.findings if f"{world.bomb} states 7,340,032,000 bytes" in f.message}
     assert flagged == {(1, "record"), (2, "keys")}
     assert not report.findings_for(0)
+
+
+class TricklingKubo:
+    """A Kubo stand-in: every object states 64 bytes, and streams them one every 0.2 s."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                stat = self.path.startswith("/api/v0/files/stat")
+                body = b'{"Type":"file","Size":64}' if stat else b"x" * 64
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the reader hangs up once its budget is spent
+                    for chunk in [body] if stat else [b"x"] * len(body):
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        time.sleep(0 if stat else 0.2)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_keeper_gives_up_on_a_trickling_node_within_its_time_budget(
+    world: World, w3: Web3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "REQUEST_SECONDS", 1.0)
+    kubo = TricklingKubo()
+    slow = KeeperService(
+        world.keeper.wallet, Medvault(world.mv.chain, IpfsClient(kubo.url)), tmp_path / "slow", port=free_port()
+    ).start()
+    chain = world.mv.chain
+    request = KeyRequest(world.patient.address, 0, world.patient.address, slow.address, world.mv.now())
+    started = time.monotonic()
+    try:
+        with unchanged(w3, world.mv.ipfs, world.home), pytest.raises(Refusal) as refused:
+            post_key_request(slow.url, sign_key_request(world.patient, request, chain.chain_id, chain.keepers.address))
+        assert time.monotonic() - started < 4
+    finally:
+        slow.stop()
+        kubo.close()
+    assert refused.value.reason == "ipfs-unavailable"
+    assert "was not read within this request's time budget of 1 s" in refused.value.message
 
 
 def test_a_root_that_understates_its_size_is_cut_off_at_the_limit(world: World) -> None:
