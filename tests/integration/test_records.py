@@ -149,8 +149,8 @@ def test_unaccredited_author_is_refused_and_leaves_nothing_pinned(
     added: list[str] = []
     real_add = mv.ipfs.add
 
-    def recording_add(data: bytes, *, pin: bool = True) -> str:
-        added.append(real_add(data, pin=pin))
+    def recording_add(data: bytes, **options: Any) -> str:
+        added.append(real_add(data, **options))
         return added[-1]
 
     monkeypatch.setattr(mv.ipfs, "add", recording_add)
