@@ -21,6 +21,7 @@ from medvault.client.consent_sig import ConsentChange, SignedConsent
 from medvault.crypto import KeySuite
 from medvault.errors import (
     AccessDeniedError,
+    BadRecordError,
     ChainUnavailableError,
     CidMismatchError,
     ConfigurationError,
@@ -69,6 +70,7 @@ __all__ = [
     "AccessDeniedError",
     "AccessRequest",
     "AuditEntry",
+    "BadRecordError",
     "Category",
     "Chain",
     "ChainUnavailableError",

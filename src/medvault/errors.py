@@ -20,6 +20,7 @@ Every error names what is wrong and, where one exists, what to do about it. Catc
     ├── IntegrityError (ValueError)   bytes that are not what the chain committed to
     │   ├── CidMismatchError          IPFS returned bytes that do not hash to the CID
     │   ├── ContentHashMismatchError  ciphertext differs from the on-chain content hash
+    │   ├── BadRecordError            one record of a log cannot be used; the rest can
     │   └── DecryptionError           authentication failed: tampered or wrong key
     ├── AccessDeniedError (PermissionError)   the chain does not let this account read
     │   └── KeeperRefusedError        too few key-release keepers released their shares
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccessDeniedError",
+    "BadRecordError",
     "ChainUnavailableError",
     "CidMismatchError",
     "ConfigurationError",
@@ -123,7 +125,7 @@ class ObjectTooLargeError(IpfsError):
 
 class InvalidCidError(MedvaultError, ValueError):
     def __init__(self, value: object, reason: str) -> None:
-        self.value = value
+        self.value, self.reason = value, reason
         super().__init__(f"not a valid CID: {value!r} ({reason})")
 
 
@@ -141,6 +143,15 @@ class ContentHashMismatchError(IntegrityError):
     def __init__(self, what: str, expected: str, actual: str) -> None:
         self.expected, self.actual = expected, actual
         super().__init__(f"{what}: sha256 {actual} differs from the on-chain content hash {expected}")
+
+
+class BadRecordError(IntegrityError):
+    """Record ``index`` of ``patient``'s log cannot be used (its pointer is not a usable CID, or
+    its objects are missing or not what medvault writes); every other record still can."""
+
+    def __init__(self, patient: str, index: int, reason: str) -> None:
+        self.patient, self.index, self.reason = patient, index, reason
+        super().__init__(f"record {index} of {patient} cannot be used: {reason}")
 
 
 class DecryptionError(IntegrityError):

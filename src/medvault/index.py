@@ -14,7 +14,9 @@ IGNORE, and derived tables change only for rows that were new, so re-running a r
 between the chunk and the meta update, two processes syncing at once) never counts anything
 twice. Block timestamps and transaction senders come from one ``eth_getBlockByNumber`` (with
 transactions) per block that holds events, sent as JSON-RPC batches, and are cached in
-``blocks``.
+``blocks``. Records keep their CIDs as the chain holds them (bytes, parsed only when a record is
+used), so an unusable pointer is indexed like any other and never stops a sync; a log that does
+not decode with the ABIs is passed over with a warning.
 
 Reorgs, minimally: ``meta`` keeps the hash of the last indexed block, and ``blocks`` the hash of
 each block that held events. If the last block's hash changed (or the chain got shorter), the
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -54,7 +57,6 @@ from medvault.client.access import GRANT_EVENTS
 from medvault.client.audit import AUDITED_EVENTS, event_value
 from medvault.errors import IntegrityError
 from medvault.formats.recordhash import record_hash_of_event
-from medvault.ipfs import cid_from_bytes
 from medvault.model import (
     AccessRequest,
     AuditEntry,
@@ -85,7 +87,9 @@ __all__ = [
     "open_database",
 ]
 
-SCHEMA_VERSION = 2
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3  # 3: records keep their CIDs as the chain holds them (bytes)
 CHUNK_BLOCKS = 10_000  # blocks per eth_getLogs call
 BATCH_SIZE = 200  # blocks per JSON-RPC batch of eth_getBlockByNumber
 MAX_REORG_WALK = 256  # stored blocks checked when looking for a fork point, before rebuilding
@@ -110,7 +114,7 @@ CREATE INDEX IF NOT EXISTS events_patient ON events (patient, block, log_index);
 CREATE INDEX IF NOT EXISTS events_event ON events (event, block, log_index);
 CREATE TABLE IF NOT EXISTS records (
     patient TEXT NOT NULL, idx INTEGER NOT NULL, author TEXT NOT NULL, seq INTEGER NOT NULL, category INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL, content_hash TEXT NOT NULL, cid TEXT NOT NULL, keys_cid TEXT NOT NULL,
+    timestamp INTEGER NOT NULL, content_hash TEXT NOT NULL, cid BLOB NOT NULL, keys_cid BLOB NOT NULL,
     record_hash TEXT NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL,
     PRIMARY KEY (patient, idx), UNIQUE (block, log_index)
 );
@@ -256,7 +260,7 @@ def _insert_record(cur: sqlite3.Cursor, e: DecodedEvent) -> None:
         "INSERT INTO records (patient, idx, author, seq, category, timestamp, content_hash, cid, keys_cid, "
         "record_hash, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (patient, index, a["author"], a["seq"], a["category"], a["timestamp"], "0x" + bytes(a["contentHash"]).hex(),
-         cid_from_bytes(bytes(a["cid"])), cid_from_bytes(bytes(a["keysCid"])), "0x" + recomputed.hex(),
+         bytes(a["cid"]), bytes(a["keysCid"]), "0x" + recomputed.hex(),
          e.block, e.log_index, e.tx),
     )  # fmt: skip
 
@@ -411,7 +415,16 @@ class EventIndex:
             if found is None:
                 continue  # an event these ABIs do not know: nothing a query reads
             contract, abi = found
-            event = get_event_data(self.chain.w3.codec, abi, log)
+            try:
+                event = get_event_data(self.chain.w3.codec, abi, log)
+            except Exception as exc:  # web3 raises many kinds for data its ABI cannot decode
+                # A log that does not decode (only a lying node serves one) is passed over: one
+                # event never stops the index of the whole deployment.
+                log_index = f"{int(log['blockNumber'])}/{int(log['logIndex'])}"
+                logger.warning(
+                    "skipped the %s log at block/index %s: it does not decode (%s)", contract, log_index, exc
+                )
+                continue
             decoded.append(
                 DecodedEvent(
                     contract=contract,
@@ -670,7 +683,7 @@ def _pointer(row: sqlite3.Row) -> RecordPointer:
     return RecordPointer(
         patient=row["patient"], index=row["idx"], author=row["author"], seq=row["seq"], record_hash=row["record_hash"],
         category=Category(row["category"]), timestamp=row["timestamp"], content_hash=row["content_hash"],
-        cid=row["cid"], keys_cid=row["keys_cid"], tx_hash=row["tx"], block_number=row["block"],
+        raw_cid=bytes(row["cid"]), raw_keys_cid=bytes(row["keys_cid"]), tx_hash=row["tx"], block_number=row["block"],
     )  # fmt: skip
 
 

@@ -125,10 +125,12 @@ class Budget:
     seconds: float
     deadline: float  # time.monotonic()
 
-    def remaining(self, cid: str) -> float:
+    def remaining(self, api_url: str, cid: str) -> float:
+        """The seconds left; IpfsUnavailableError (the node did not answer in time) if none."""
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise IpfsError("cat", f"{cid} was not read within this request's time budget of {self.seconds:g} s")
+            reason = f"{cid} was not read within this request's time budget of {self.seconds:g} s"
+            raise IpfsUnavailableError(api_url, reason)
         return left
 
 
@@ -237,7 +239,7 @@ class IpfsClient:
         what, setting = _KINDS[kind]
         limit, seconds = self.limits.of(kind), None
         if self.budget is not None:
-            seconds = self.budget.remaining(parsed)
+            seconds = self.budget.remaining(self.api_url, parsed)
             timeout = f"{seconds:.3f}s"
             if self.budget.bytes_left < limit:
                 limit, what = self.budget.bytes_left, f"{what} within this request's budget"
@@ -256,7 +258,7 @@ class IpfsClient:
                     stating = f"streams more than {limit:,} bytes (its root states {stated:,})"
                     raise ObjectTooLargeError(parsed, stating, limit, what, setting)
                 if self.budget is not None:
-                    self.budget.remaining(parsed)
+                    self.budget.remaining(self.api_url, parsed)
                 hasher.update(chunk)
                 chunks.append(chunk)
         _check(hasher, parsed)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.crypto import keccak
+from multiformats import CID
 
-from medvault.errors import ConfigurationError
+from medvault.errors import BadRecordError, ConfigurationError, InvalidCidError
 
 if TYPE_CHECKING:
     from medvault.chain.transact import TxResult
@@ -40,6 +41,7 @@ __all__ = [
     "RequestStatus",
     "Role",
     "categories_of",
+    "pointer_cid",
     "scope_mask",
 ]
 
@@ -252,9 +254,35 @@ DISPUTED = 1  # the patient disputes the record's content
 HIDDEN = 2  # the patient asks readers not to show it by default
 
 
+POINTER_CODECS = ("raw", "dag-pb")  # what IPFS adds medvault's objects as, and checks them by
+
+
+def pointer_cid(raw: bytes) -> str:
+    """The CID (base32 text) a pointer on chain holds in binary, if medvault can fetch and check
+    it: CIDv1 with a sha2-256 multihash and a raw or dag-pb codec; else InvalidCidError, why."""
+    shown = "0x" + bytes(raw).hex()
+    if not raw:
+        raise InvalidCidError(shown, "it is empty")
+    try:
+        cid = CID.decode(bytes(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidCidError(shown, f"it does not decode as a CID: {exc or type(exc).__name__}") from None
+    if cid.version != 1:
+        raise InvalidCidError(shown, f"a CIDv{cid.version}; pointers are CIDv1")
+    if cid.hashfun.name != "sha2-256":
+        raise InvalidCidError(shown, f"hash function {cid.hashfun.name} is not supported, only sha2-256")
+    if cid.codec.name not in POINTER_CODECS:
+        raise InvalidCidError(shown, f"codec {cid.codec.name} is not supported, only {' or '.join(POINTER_CODECS)}")
+    return str(cid.set(base="base32"))
+
+
 @dataclass(frozen=True)
 class RecordPointer:
-    """One entry of a patient's log, as the chain recorded it."""
+    """One entry of a patient's log, as the chain recorded it.
+
+    The CIDs are kept as the chain holds them (``raw_cid``, ``raw_keys_cid``) and parsed only
+    when the record is used (``cid``, ``keys_cid``), so one unusable pointer is a problem of its
+    own record (``problem``) and never of the log around it."""
 
     patient: str
     index: int
@@ -264,16 +292,53 @@ class RecordPointer:
     category: Category
     timestamp: int
     content_hash: str
-    cid: str
-    keys_cid: str
+    raw_cid: bytes
+    raw_keys_cid: bytes
     tx_hash: str
     block_number: int
     # The patient's flags (``RecordRegistry.flagRecord``), as the chain holds them when read.
     disputed: bool = False
     hidden: bool = False
 
+    @property
+    def cid(self) -> str:
+        """The ciphertext's CID; BadRecordError (naming patient and index) if it is unusable."""
+        return self._parsed("ciphertext", self.raw_cid)
+
+    @property
+    def keys_cid(self) -> str:
+        """The key bundle's CID; BadRecordError (naming patient and index) if it is unusable."""
+        return self._parsed("key bundle", self.raw_keys_cid)
+
+    @property
+    def problem(self) -> str | None:
+        """Why this record's pointer cannot be used (the first unusable CID), or None."""
+        try:
+            self._parsed("ciphertext", self.raw_cid)
+            self._parsed("key bundle", self.raw_keys_cid)
+        except BadRecordError as exc:
+            return str(exc)
+        return None
+
+    def _parsed(self, what: str, raw: bytes) -> str:
+        try:
+            return pointer_cid(raw)
+        except InvalidCidError as exc:
+            reason = f"its {what} pointer {_shown(raw)} is not a usable CID ({exc.reason})"
+            raise BadRecordError(self.patient, self.index, reason) from None
+
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "category": self.category.name.lower()}
+        """The pointer as JSON: each CID as text, or as hex when it is unusable (``problem`` says why)."""
+        fields = {k: v for k, v in self.__dict__.items() if k not in ("raw_cid", "raw_keys_cid")}
+        cids = {"cid": _shown(self.raw_cid), "keys_cid": _shown(self.raw_keys_cid), "problem": self.problem}
+        return {**fields, "category": self.category.name.lower(), **cids}
+
+
+def _shown(raw: bytes) -> str:
+    try:
+        return pointer_cid(raw)
+    except InvalidCidError:
+        return "0x" + bytes(raw).hex()
 
 
 @dataclass(frozen=True)
@@ -331,6 +396,7 @@ class KeyRotation:
     keys_cid: str | None
     rewrapped: list[int]
     transactions: list[TxResult]
+    skipped: dict[int, str] = field(default_factory=dict)  # records its keys do not open: why
 
 
 @dataclass(frozen=True)

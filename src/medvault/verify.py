@@ -12,6 +12,8 @@ every problem at once, each with the record it concerns, so ``verify_patient`` c
   *altered*.
 * the patient's flags: a record the patient flagged disputed or hidden is reported as such
   (``RecordSummary.disputed`` / ``hidden``, and the CLI's line for it); a flag is not a finding.
+* the pointers: each CID is parsed as readers parse it (CIDv1, sha2-256, raw or dag-pb); one
+  that is not usable is *malformed*, for its record alone: the rest are checked all the same.
 * the objects: each record's ciphertext and key bundle are fetched from IPFS, checked against
   their CIDs and (for the ciphertext) the on-chain content hash, and checked to be pinned. A
   block the node does not hold is *missing*; it is asked for offline, so a missing block is an
@@ -27,7 +29,8 @@ every problem at once, each with the record it concerns, so ``verify_patient`` c
   release it; or fewer keepers than the patient chose could recover it.
 * with the patient's wallet (``wallet``, from the keystore): each record's key must open from a
   wrap for the patient (in its bundle or a bundle shared with the patient) and decrypt the
-  ciphertext; a record the patient cannot open is *unopenable*.
+  ciphertext; a record the patient cannot open is *unopenable*, and one whose ciphertext is not
+  medvault's or holds no medvault envelope is *malformed*.
 
 A node that does not answer is an error (``NodeUnavailableError``), not a finding.
 """
@@ -42,15 +45,23 @@ from typing import TYPE_CHECKING, Any, Literal
 from eth_utils.address import to_checksum_address
 
 from medvault.crypto import decrypt_record, unwrap_key
-from medvault.errors import CidMismatchError, DecryptionError, InvalidCidError, IpfsError, MedvaultError
+from medvault.errors import (
+    CidMismatchError,
+    DecryptionError,
+    IntegrityError,
+    InvalidCidError,
+    IpfsError,
+    MedvaultError,
+)
+from medvault.formats import envelope
 from medvault.formats.keybundle import KeyBundle, served_escrow
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
-from medvault.ipfs import IpfsClient, cid_from_bytes
-from medvault.model import DISPUTED, HIDDEN, Category
+from medvault.model import DISPUTED, HIDDEN, Category, pointer_cid
 
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.client import Medvault
+    from medvault.ipfs import IpfsClient
 
 __all__ = ["Finding", "RecordSummary", "VerificationReport", "verify_patient"]
 
@@ -289,9 +300,11 @@ def _check_opens(
             try:
                 key = unwrap_key(wrapped, wallet.encryption_keys(mv.suite, epoch), context, report.patient)
                 if blob is not None:
-                    decrypt_record(blob, key, context)
+                    envelope.unpack(decrypt_record(blob, key, context))
             except DecryptionError:
                 continue
+            except IntegrityError as exc:  # not a medvault ciphertext, or no envelope inside: this record alone
+                report.findings.append(Finding("malformed", index, "record", f"record {index}: {exc}", summary.cid))
             return
     why = "no key bundle holds a wrap of its key for the patient" if not wraps else (
         f"none of the patient's {len(wraps)} wraps of its key opens with the patient's keys"
@@ -319,10 +332,14 @@ def _check_hash(report: VerificationReport, patient: str, index: int, args: Any,
 
 
 def _cid(report: VerificationReport, index: int, what: FindingObject, raw: Any) -> str | None:
+    """The CID of a pointer on chain, parsed as readers parse it; None after a finding (the
+    rest of the log is checked all the same)."""
     try:
-        return cid_from_bytes(bytes(raw))
+        return pointer_cid(bytes(raw))
     except InvalidCidError as exc:
-        report.findings.append(Finding("altered", index, what, f"the event's CID is not valid: {exc}"))
+        whose = f"record {index} of {report.patient}" if index != SHARED else f"a KeysShared event of {report.patient}"
+        message = f"{whose}: its {LABELS.get(what, what)} pointer {exc.value} is not a usable CID ({exc.reason})"
+        report.findings.append(Finding("malformed", index, what, message))
         return None
 
 
@@ -366,5 +383,5 @@ def _fetch(ipfs: IpfsClient, cid: str) -> bytes | tuple[FindingKind, str]:
         return ipfs.cat(cid, local_only=True, timeout=FETCH_TIMEOUT)
     except CidMismatchError as exc:
         return "altered", f"the node served bytes that hash to {exc.actual}"
-    except IpfsError as exc:
+    except (IpfsError, InvalidCidError) as exc:
         return "missing", f"the node cannot provide it ({exc})"

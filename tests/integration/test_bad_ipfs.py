@@ -24,8 +24,8 @@ from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
 from medvault.dev.node import free_port
-from medvault.errors import ConfigurationError, IpfsError, IpfsUnavailableError, ObjectTooLargeError
-from medvault.ipfs import IpfsClient, ReadLimits
+from medvault.errors import BadRecordError, ConfigurationError, IpfsError, IpfsUnavailableError, ObjectTooLargeError
+from medvault.ipfs import IpfsClient, ReadLimits, cid_to_bytes
 from medvault.keeper import KeeperService, service
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import Category, Role
@@ -54,6 +54,7 @@ class World:
     api: str
     home: Path
     patient: Wallet
+    other: Wallet  # a patient whose keeper set names the expanding DAG as its re-escrow bundle
     provider: Wallet
     keeper: KeeperService
     bomb: str  # 7,000 links to one 1 MiB leaf, stated truthfully
@@ -68,11 +69,12 @@ class World:
                 patch.setenv(name, value)
             return Medvault(self.mv.chain, IpfsClient(self.api))
 
-    def ask_keeper(self, index: int) -> Any:
-        chain = self.mv.chain
-        request = KeyRequest(self.patient.address, index, self.patient.address, self.keeper.address, self.mv.now())
+    def ask_keeper(self, index: int, patient: Wallet | None = None) -> Any:
+        """The keeper's answer to the patient asking for its own record ``index``."""
+        chain, patient = self.mv.chain, patient or self.patient
+        request = KeyRequest(patient.address, index, patient.address, self.keeper.address, self.mv.now())
         return post_key_request(
-            self.keeper.url, sign_key_request(self.patient, request, chain.chain_id, chain.keepers.address)
+            self.keeper.url, sign_key_request(patient, request, chain.chain_id, chain.keepers.address)
         )
 
 
@@ -80,15 +82,18 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory, w3: Web3, local_node: NodeInfo) -> Iterator[World]:
     home = tmp_path_factory.mktemp("bad-ipfs") / "home"
     keystore = Keystore(home)
-    admin, patient, provider, keeper = (new_wallet(keystore, w3, n) for n in ("admin", "patient", "provider", "keeper"))
+    admin, patient, other, provider, keeper = (
+        new_wallet(keystore, w3, n) for n in ("admin", "patient", "other", "provider", "keeper")
+    )
     deployment, _ = deploy(w3, admin, home)
     api = local_node.ipfs_api
     mv = Medvault(Chain(w3, deployment, load_artifacts()), IpfsClient(api))
-    for wallet in (patient, provider, keeper):
+    for wallet in (patient, other, provider, keeper):
         mv.register(wallet)
     mv.accredit(admin, provider.address, Role.PROVIDER)
-    mv.set_writer(patient, provider.address, frozenset(Category))
-    mv.set_keepers(patient, [keeper.address], 1)
+    for wallet in (patient, other):
+        mv.set_writer(wallet, provider.address, frozenset(Category))
+        mv.set_keepers(wallet, [keeper.address], 1)
     port = free_port()
     service = KeeperService(
         keeper, Medvault(Chain(w3, deployment, load_artifacts()), IpfsClient(api)), home / "keeper",
@@ -99,9 +104,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, w3: Web3, local_node: NodeIn
     blob_bytes = mv.ipfs.cat(good.cid)
     hostile_pointer(mv, provider, patient.address, bomb, hashlib.sha256(b"").digest(), good.keys_cid)  # record 1
     hostile_pointer(mv, provider, patient.address, good.cid, hashlib.sha256(blob_bytes).digest(), bomb)  # record 2
+    add(mv, provider, other)
+    fn = mv.chain.keepers.functions.setKeepers([keeper.address], 1, cid_to_bytes(bomb))
+    mv.chain.transact(other, fn, "name the expanding DAG as the re-escrow")
     liar = expanding_dag(api, 40, stated_leaf=10, fill=b"y")
     blob = mv.ipfs.add(b"z" * 2048, pin=False)
-    yield World(mv, api, home, patient, provider, service, bomb, liar, blob, empty_directory(api))
+    yield World(mv, api, home, patient, other, provider, service, bomb, liar, blob, empty_directory(api))
     service.stop()
 
 
@@ -133,13 +141,13 @@ def test_reader_and_keeper_refuse_an_expanding_dag_quickly_with_bounded_memory(w
     ]:
         with unchanged(w3, world.mv.ipfs, world.home):
             raised, elapsed, peak = peak_while(action)
-        assert isinstance(raised, ObjectTooLargeError | Refusal), raised
+        assert isinstance(raised, BadRecordError | Refusal), raised  # a bad record, and nothing else
         assert f"IPFS object {world.bomb} states 7,340,032,000 bytes" in str(raised)
         assert words in str(raised)
         assert elapsed < 3, elapsed
         assert peak < 8 << 20, peak
     assert isinstance(raised, Refusal)
-    assert (raised.reason, raised.status) == ("too-large", 502)
+    assert (raised.reason, raised.status) == ("bad-record", 422)
 
 
 def test_verify_reports_the_expanding_dags_and_carries_on(world: World) -> None:
@@ -265,17 +273,21 @@ ROWS: list[tuple[str, Callable[[World], Any], type[Exception], str]] = [
      ObjectTooLargeError, "states 2,048 bytes, over the limit of 1,024 bytes for a record's ciphertext"),
     ("bundle-over-configured-limit",
      lambda w: w.mv_with(MEDVAULT_MAX_BUNDLE_BYTES="64").read_record(w.patient, w.patient.address, 0),
-     ObjectTooLargeError, "over the limit of 64 bytes for a key bundle"),
+     BadRecordError, "over the limit of 64 bytes for a key bundle"),
     ("write-record-over-its-limit", lambda w: _write_with(w, MEDVAULT_MAX_RECORD_BYTES="16"), IpfsError,
      "bytes is over the limit of 16 bytes that readers fetch (raise MEDVAULT_MAX_RECORD_BYTES for readers"),
     ("write-bundle-over-its-limit", lambda w: _write_with(w, MEDVAULT_MAX_BUNDLE_BYTES="256"), IpfsError,
      "bytes is over the limit of 256 bytes that readers fetch (raise MEDVAULT_MAX_BUNDLE_BYTES for readers"),
     ("reader-record-is-an-expanding-dag", lambda w: w.mv.read_record(w.patient, w.patient.address, 1),
-     ObjectTooLargeError, "for a record's ciphertext"),
-    ("keeper-bundle-is-an-expanding-dag", lambda w: w.ask_keeper(2), Refusal, "too-large: IPFS object "),
+     BadRecordError, "record 1 of 0x"),
+    ("keeper-bundle-is-an-expanding-dag", lambda w: w.ask_keeper(2), Refusal,
+     "bad-record: record 2 of 0x"),
+    ("keeper-re-escrow-is-an-expanding-dag", lambda w: w.ask_keeper(0, w.other), Refusal,
+     "too-large: IPFS object bafybeidgacu5y232lpzupw2ekrn62kriekcucjgxlxtly3my7dm6cnclam states 7,340,032,000"),
     ("request-byte-budget", lambda w: _twice_within(w, 3000), ObjectTooLargeError,
      "over the limit of 952 bytes for a record's ciphertext within this request's budget"),
-    ("request-time-budget", _budget_spent, IpfsError, "was not read within this request's time budget of 0.01 s"),
+    ("request-time-budget", _budget_spent, IpfsUnavailableError,
+     "was not read within this request's time budget of 0.01 s"),
     ("directory-is-not-a-file", lambda w: w.mv.ipfs.cat(w.directory), IpfsError, "is a directory, not a file"),
     ("dead-ipfs-endpoint", lambda w: IpfsClient(f"http://127.0.0.1:{free_port()}").cat(w.blob),
      IpfsUnavailableError, "is not reachable"),

@@ -228,7 +228,7 @@ def test_query_speed_with_synthetic_rows(mv: Medvault, index: EventIndex) -> Non
     patients = [f"0x{i:040x}" for i in range(1, 1001)]
     grantees = [f"0x{i:040x}" for i in range(5001, 5101)]
     records = [
-        (p, i, p, i, rng.randrange(6), 0, "0x00", "cid", "keys", "0x00", 1_000_000 + n, 0, "0x")
+        (p, i, p, i, rng.randrange(6), 0, "0x00", b"cid", b"keys", "0x00", 1_000_000 + n, 0, "0x")
         for n, (p, i) in enumerate((p, i) for p in patients for i in range(10))
     ]
     now = mv.now()

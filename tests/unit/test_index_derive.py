@@ -135,10 +135,9 @@ def test_records_continue_the_hash_chain(db: sqlite3.Connection, log: Log) -> No
 
     rows = db.execute("SELECT idx, author, category, cid, keys_cid, record_hash, block FROM records ORDER BY idx")
     assert [tuple(r) for r in rows] == [
-        (0, PROVIDER, int(Category.LABORATORY), compute_cid(b"record\0"), compute_cid(b"keys"),
-         "0x" + first["recordHash"].hex(), 1),
-        (1, PROVIDER, int(Category.MEDICATIONS), compute_cid(b"record\1"), compute_cid(b"keys"),
-         "0x" + second["recordHash"].hex(), 2),
+        (0, PROVIDER, int(Category.LABORATORY), first["cid"], first["keysCid"], "0x" + first["recordHash"].hex(), 1),
+        (1, PROVIDER, int(Category.MEDICATIONS), second["cid"], second["keysCid"], "0x" + second["recordHash"].hex(),
+         2),
     ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from eth_utils.crypto import keccak
 
 from medvault.crypto import KeySuite
 from medvault.errors import ConfigurationError
+from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.model import (
     ALL_CATEGORIES,
     AccessRequest,
@@ -26,6 +27,7 @@ from medvault.model import (
 
 PATIENT = "0x" + "11" * 20
 GRANTEE = "0x" + "22" * 20
+CID = compute_cid(b"record")
 
 
 @pytest.mark.parametrize(
@@ -124,15 +126,16 @@ def test_request_tuple_is_what_the_contract_hashes() -> None:
 def test_record_pointer_json_names_the_category() -> None:
     pointer = RecordPointer(
         patient=PATIENT, index=3, author=GRANTEE, seq=1, record_hash="0x" + "ab" * 32, category=Category.CONDITIONS,
-        timestamp=5, content_hash="0x" + "cd" * 32, cid="bafy-cid", keys_cid="bafy-keys", tx_hash="0x" + "ef" * 32,
-        block_number=9,
+        timestamp=5, content_hash="0x" + "cd" * 32, raw_cid=cid_to_bytes(CID), raw_keys_cid=b"\x12",
+        tx_hash="0x" + "ef" * 32, block_number=9,
     )  # fmt: skip
     as_json = pointer.to_json()
     assert as_json["category"] == "conditions"
-    assert as_json == {**pointer.__dict__, "category": "conditions"}
+    assert (as_json["cid"], as_json["keys_cid"]) == (CID, "0x12")  # an unusable one as the chain holds it
+    assert as_json["problem"] == pointer.problem
     assert set(as_json) == {"patient", "index", "author", "seq", "record_hash", "category", "timestamp",
                             "content_hash", "cid", "keys_cid", "tx_hash", "block_number", "disputed",
-                            "hidden"}  # fmt: skip
+                            "hidden", "problem"}  # fmt: skip
 
 
 def test_keeper_set_json() -> None:

@@ -10,7 +10,7 @@ from medvault import errors
 
 # What a caller of the library gets; a change here is a change of the public API.
 EXPECTED = {
-    "AccessDeniedError", "AccessRequest", "AuditEntry", "Category", "Chain", "ChainUnavailableError",
+    "AccessDeniedError", "AccessRequest", "AuditEntry", "BadRecordError", "Category", "Chain", "ChainUnavailableError",
     "CidMismatchError", "ConfigurationError", "ConsentChange", "ContentHashMismatchError", "ContractError",
     "DecryptionError", "Deployment", "EventIndex", "FhirValidationError", "Grant", "GrantTerms", "IntegrityError",
     "InvalidCidError", "IpfsClient", "IpfsError", "IpfsUnavailableError", "KeeperRefusedError", "KeeperService",

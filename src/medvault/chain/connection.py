@@ -31,6 +31,10 @@ def connect(rpc_url: str) -> Web3:
         w3.eth.chain_id  # noqa: B018 - the cheapest call that proves the node answers
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise ChainUnavailableError(rpc_url, type(exc).__name__) from None
+    except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL):
+        raise ConfigurationError(
+            f"{rpc_url!r} is not an Ethereum JSON-RPC URL; give one like http://127.0.0.1:8545"
+        ) from None
     # Transactions are signed here with the chain id the deployment was made on, and no ENS
     # names are used: these two default middlewares would cost an RPC round trip (eth_chainId)
     # or a lookup on every call, which dominates a keeper's per-request work.

@@ -81,7 +81,13 @@ class App:
         return resolve_address(self.keystore, name_or_address)
 
     def emit(self, data: Any, text: str | Callable[[], None], *, indent: int | None = 2) -> None:
-        """Prints ``data`` as JSON with --json, else ``text`` (a string or a printer)."""
+        """Prints ``data`` as JSON with --json, else ``text`` (a string or a printer).
+
+        On this home's local node, the chain is saved first: what is reported as confirmed
+        survives anvil being killed (and a chain that died under the client is an error)."""
+        info = self._node_info
+        if info and self.rpc_url == info.rpc_url and (self._client is not None or self.node.running()["chain"]):
+            self.node.save(only_new_blocks=True)
         if self.as_json:
             click.echo(json.dumps(data, indent=indent, default=str))
         elif callable(text):

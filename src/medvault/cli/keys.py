@@ -96,12 +96,14 @@ def _emit_rotation(app: App, rotation: KeyRotation) -> None:
             "public_key": "0x" + rotation.public_key.hex(),
             "keys_cid": rotation.keys_cid,
             "rewrapped": rotation.rewrapped,
+            "skipped": [{"index": index, "reason": why} for index, why in rotation.skipped.items()],
             "transactions": [tx_json(r) for r in rotation.transactions],
         },
         "\n".join(tx_line(r) for r in rotation.transactions)
         + f"\nkey epoch {rotation.old_epoch} -> {rotation.new_epoch}; "
         + f"{len(rotation.rewrapped)} record key(s) re-wrapped"
-        + (f" in {rotation.keys_cid}" if rotation.keys_cid else ""),
+        + (f" in {rotation.keys_cid}" if rotation.keys_cid else "")
+        + "".join(f"\n  not re-wrapped: record {index}: {why}" for index, why in rotation.skipped.items()),
     )
 
 

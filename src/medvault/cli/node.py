@@ -22,13 +22,22 @@ def node() -> None:
     """A local anvil chain and offline Kubo node, on loopback, with state kept in --home."""
 
 
+PORT = click.IntRange(0, 65535)
+
+
 @node.command("up")
-@click.option("--chain-port", default=DEFAULT_CHAIN_PORT, show_default=True)
-@click.option("--ipfs-port", default=DEFAULT_IPFS_PORT, show_default=True)
+@click.option(
+    "--chain-port", type=PORT, help=f"anvil's port (0: any free one) [default: as before, else {DEFAULT_CHAIN_PORT}]."
+)
+@click.option(
+    "--ipfs-port", type=PORT, help=f"Kubo's API port (0: any free one) [default: as before, else {DEFAULT_IPFS_PORT}]."
+)
 @json_anywhere
 @pass_app
-def node_up(app: App, chain_port: int, ipfs_port: int) -> None:
-    """Start anvil and Kubo (whichever is not running yet)."""
+def node_up(app: App, chain_port: int | None, ipfs_port: int | None) -> None:
+    """Start anvil and Kubo (whichever is not running yet), on the ports this node was made with.
+
+    The chain resumes its saved state, its time never earlier than its last block's."""
     info = LocalNode(app.home / "node", chain_port=chain_port, ipfs_port=ipfs_port).up()
     app.emit(
         {"rpc_url": info.rpc_url, "ipfs_api": info.ipfs_api, "state": str(app.home / "node")},
@@ -42,14 +51,21 @@ def node_up(app: App, chain_port: int, ipfs_port: int) -> None:
 @json_anywhere
 @pass_app
 def node_status(app: App) -> None:
-    """Show the endpoints and whether each process runs."""
+    """Show each process: its endpoint and pid while it runs, else stopped."""
     info, running = app.node.status(), app.node.running()
-    data = {"rpc_url": info.rpc_url if info else None, "ipfs_api": info.ipfs_api if info else None, **running}
-    app.emit(
-        data,
-        f"chain  {data['rpc_url']}  {'running' if running['chain'] else 'stopped'}\n"
-        f"ipfs   {data['ipfs_api']}  {'running' if running['ipfs'] else 'stopped'}",
-    )
+    procs = {"chain": info.chain if info else None, "ipfs": info.ipfs if info else None}
+    live = {name: proc if proc and running[name] else None for name, proc in procs.items()}
+    data = {
+        "rpc_url": live["chain"].url if live["chain"] else None,
+        "ipfs_api": live["ipfs"].url if live["ipfs"] else None,
+        **running,
+        "chain_pid": live["chain"].pid if live["chain"] else None,
+        "ipfs_pid": live["ipfs"].pid if live["ipfs"] else None,
+    }
+    lines = [
+        f"{name:<6} {f'{proc.url}  running, pid {proc.pid}' if proc else 'stopped'}" for name, proc in live.items()
+    ]
+    app.emit(data, "\n".join(lines))
 
 
 @node.command("down")

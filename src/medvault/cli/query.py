@@ -180,7 +180,8 @@ def query_group(
 
 
 def _record_line(p: RecordPointer) -> str:
-    return f"{p.patient}  #{p.index:<5} {p.category.name.lower():<13} by {p.author}  {p.cid}  block {p.block_number}"
+    cid = p.to_json()["cid"]  # its hex when the pointer is unusable
+    return f"{p.patient}  #{p.index:<5} {p.category.name.lower():<13} by {p.author}  {cid}  block {p.block_number}"
 
 
 # -- `medvault query`: the index of the App's home and chain -----------------------------------

@@ -85,7 +85,8 @@ def record_list(app: App, patient: str) -> None:
             click.echo("no records")
         for p in pointers:
             when = dt.datetime.fromtimestamp(p.timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
-            click.echo(f"{p.index:>4}  {when}  {p.category.name.lower():<13} {p.author}  {p.cid}{flag_note(p)}")
+            shown = f"UNUSABLE: {p.problem}" if p.problem else p.cid  # reported, and the rest listed
+            click.echo(f"{p.index:>4}  {when}  {p.category.name.lower():<13} {p.author}  {shown}{flag_note(p)}")
 
     app.emit([p.to_json() for p in pointers], show)
 

@@ -14,6 +14,7 @@ from then on, or released by the keepers.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from eth_utils.address import to_checksum_address
@@ -49,6 +50,7 @@ __all__ = ["DEFAULT_DELEGATE_TERMS", "REQUEST_TTL", "SIGNATURE_LIFETIME", "Conse
 
 SIGNATURE_LIFETIME = 7 * 86400  # a signed consent change must be relayed within a week
 REQUEST_TTL = 30 * 86400  # ConsentManager.REQUEST_TTL: a request is approvable this long
+log = logging.getLogger(__name__)
 # A delegate appointed with no terms named: every category, windows up to 90 days, no history.
 DEFAULT_DELEGATE_TERMS = DelegateTerms(frozenset(Category), 90 * 86400, open_history=False)
 
@@ -117,6 +119,8 @@ class Consent(Records):
         if not pointers:
             raise ConfigurationError(f"{patient.address} has no records in scope to share with {grantee}")
         keys_cid = self._share_keys(patient, patient.address, grantee, pointers)
+        if not keys_cid:
+            raise ConfigurationError(f"{patient.address} can open none of its records in scope to share with {grantee}")
         fn = self.chain.consent.functions.shareKeys(grantee, keys_cid)
         try:
             return self.chain.transact(patient, fn, f"share keys of {patient.address} with {grantee}")
@@ -316,7 +320,12 @@ class Consent(Records):
         if actor.address != patient or not pointers:
             return b""
         recipient = self.encryption_key(grantee)
-        wraps = [wrap_for(self.context_of(p), self.open_key(actor, p), grantee, recipient) for p in pointers]
+        opened, skipped = self.open_keys(actor, pointers)
+        for index, reason in skipped.items():  # one record it cannot open keeps no other from the grantee
+            log.warning("the key of record %d of %s is not shared with %s: %s", index, patient, grantee, reason)
+        wraps = [wrap_for(self.context_of(p), key, grantee, recipient) for p, key in opened]
+        if not wraps:
+            return b""
         return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes(), kind="bundle"))
 
     def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:

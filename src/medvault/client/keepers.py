@@ -29,7 +29,7 @@ from eth_utils.address import to_checksum_address
 
 from medvault.client.participants import Participants
 from medvault.crypto import decrypt_record, open_share
-from medvault.errors import AccessDeniedError, ConfigurationError, DecryptionError, KeeperRefusedError
+from medvault.errors import AccessDeniedError, BadRecordError, ConfigurationError, DecryptionError, KeeperRefusedError
 from medvault.escrow import combine_key
 from medvault.formats.keybundle import escrow_key, served_escrow
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
@@ -75,7 +75,7 @@ class Keepers(Participants):
         for pointer in self.records(patient.address):  # type: ignore[attr-defined]
             try:
                 key = self.open_key(patient, pointer)  # type: ignore[attr-defined]
-            except (AccessDeniedError, DecryptionError):
+            except (AccessDeniedError, DecryptionError, BadRecordError):
                 continue  # nothing the patient holds opens it: it keeps the keepers of its time
             context = self.context_of(pointer)
             escrows.append((pointer.index, escrow_key(context, key, threshold, keeper_keys)))
@@ -136,7 +136,7 @@ class Keepers(Participants):
     ) -> bytes:
         """The record key of ``pointer`` from the keepers its bundle escrows it with; see
         ``released_key``, which also gives the plaintext when ``blob`` is passed."""
-        bundle = self.key_bundle(pointer.keys_cid, pointer.patient)
+        bundle = self.record_bundle(pointer)  # type: ignore[attr-defined]
         return self.released_key(reader, pointer, bundle, blob, timeout)[0]
 
     def released_key(

@@ -13,7 +13,10 @@ If the chain refuses, the IPFS objects are unpinned again, so a failed add leave
 
 Reading: the log is rebuilt from events and checked against the on-chain head (and each
 author's sequence numbers against their order), with the patient's flags (disputed, hidden)
-attached to each pointer; the chain is
+attached to each pointer. Its CIDs are kept as the chain holds them and parsed only when a
+record is used, so one bad record (an unusable CID, a missing object, a bundle or plaintext
+that is not medvault's) fails with a BadRecordError naming it, and every other record reads,
+shares and rotates as before. For one record, the chain is
 asked whether the reader may read the category now; the ciphertext is fetched and checked
 against its CID and content hash; the record's key bundle is fetched and parsed once, and the
 key comes from the reader's own wrap or, failing that, from the keepers; the ciphertext is
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
@@ -36,16 +40,21 @@ from medvault.client.participants import MAX_KEY_EPOCHS
 from medvault.crypto import decrypt_record, encrypt_record, new_record_key, unwrap_key
 from medvault.errors import (
     AccessDeniedError,
+    BadRecordError,
     ConfigurationError,
     ContentHashMismatchError,
     ContractError,
     DecryptionError,
     IntegrityError,
+    InvalidCidError,
+    IpfsError,
+    MedvaultError,
+    NodeUnavailableError,
 )
 from medvault.formats import envelope
-from medvault.formats.keybundle import escrow_key, wrap_for
+from medvault.formats.keybundle import KeyBundle, escrow_key, wrap_for
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
-from medvault.ipfs import cid_from_bytes, cid_to_bytes
+from medvault.ipfs import cid_to_bytes
 from medvault.model import (
     DISPUTED,
     HIDDEN,
@@ -55,6 +64,7 @@ from medvault.model import (
     RecordPointer,
     RecordReceipt,
     categories_of,
+    pointer_cid,
     scope_mask,
 )
 
@@ -63,13 +73,15 @@ if TYPE_CHECKING:
 
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
-    from medvault.crypto import EncryptionKeyPair, KeySuite
-    from medvault.formats.keybundle import KeyBundle, Wrap
+    from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext
+    from medvault.ipfs import ObjectKind
 
 __all__ = ["STALE_SEQ_RETRIES", "Records"]
 
 # A stale seq means the same author wrote meanwhile (another process of the same account).
 STALE_SEQ_RETRIES = 3
+
+log = logging.getLogger(__name__)
 
 
 class Records(Keepers, Access):
@@ -257,11 +269,11 @@ class Records(Keepers, Access):
             raise ConfigurationError(f"{patient} has no record {index} (records: {len(pointers)})")
         pointer = pointers[index]
         self.check_access(reader.address, pointer)
-        blob = self.ipfs.cat(pointer.cid)
+        blob = self._fetch(pointer, "ciphertext", pointer.cid)
         actual = "0x" + hashlib.sha256(blob).hexdigest()
         if actual != pointer.content_hash:
             raise ContentHashMismatchError(f"record {index} of {patient}", pointer.content_hash, actual)
-        bundle = self.key_bundle(pointer.keys_cid, patient)
+        bundle = self.record_bundle(pointer)
         context = self.context_of(pointer)
         try:
             key = self.open_key(reader, pointer, bundle)
@@ -272,11 +284,31 @@ class Records(Keepers, Access):
             # registered a new key): the keepers release the key, and their answer is checked by
             # decrypting, so the plaintext of that check is the one returned.
             key, released = self.released_key(reader, pointer, bundle, blob)
-            plaintext = released if released is not None else decrypt_record(blob, key, context)
+            plaintext = released if released is not None else _decrypt(pointer, blob, key, context)
         else:
-            plaintext = decrypt_record(blob, key, context)
-        opened = envelope.unpack(plaintext)
+            plaintext = _decrypt(pointer, blob, key, context)
+        try:
+            opened = envelope.unpack(plaintext)
+        except IntegrityError as exc:
+            raise BadRecordError(patient, index, str(exc)) from None
         return Record(pointer, opened.content_type, opened.name, opened.body)
+
+    def record_bundle(self, pointer: RecordPointer) -> KeyBundle:
+        """The record's own key bundle; BadRecordError if its CID is unusable, the node lacks it
+        or it is not a key bundle of the patient."""
+        data = self._fetch(pointer, "key bundle", pointer.keys_cid, "bundle")
+        try:
+            return KeyBundle.parse(data, patient=pointer.patient, name=f"its key bundle {pointer.keys_cid}")
+        except IntegrityError as exc:
+            raise BadRecordError(pointer.patient, pointer.index, str(exc)) from None
+
+    def _fetch(self, pointer: RecordPointer, what: str, cid: str, kind: ObjectKind = "record") -> bytes:
+        """The bytes of one of the record's objects; a node that answers but cannot provide
+        them makes the record bad (a node that does not answer is IpfsUnavailableError)."""
+        try:
+            return self.ipfs.cat(cid, kind=kind)
+        except (IpfsError, InvalidCidError) as exc:
+            raise BadRecordError(pointer.patient, pointer.index, f"its {what} {cid} cannot be fetched: {exc}") from None
 
     def open_key(self, reader: Wallet, pointer: RecordPointer, bundle: KeyBundle | None = None) -> bytes:
         """The record key of ``pointer``, from any wrap for ``reader`` that one of its keys opens:
@@ -299,17 +331,41 @@ class Records(Keepers, Access):
             f"{self.suite.name} keys its key file holds)"
         )
 
+    def open_keys(
+        self, holder: Wallet, pointers: list[RecordPointer]
+    ) -> tuple[list[tuple[RecordPointer, bytes]], dict[int, str]]:
+        """The key of each of ``pointers`` that ``holder``'s keys open, and why each other one did
+        not, by index: a record it cannot open (no wrap, a garbage wrap, a bundle that is missing
+        or no bundle) is one finding, and the others are still opened. A node that does not
+        answer is not a finding about a record: that stops."""
+        opened: list[tuple[RecordPointer, bytes]] = []
+        skipped: dict[int, str] = {}
+        for pointer in pointers:
+            try:
+                opened.append((pointer, self.open_key(holder, pointer)))
+            except NodeUnavailableError:
+                raise
+            except MedvaultError as exc:
+                skipped[pointer.index] = str(exc)
+        return opened, skipped
+
     def _wraps(self, reader: str, pointer: RecordPointer, bundle: KeyBundle | None) -> Iterator[bytes]:
         """The reader's wraps of the record key, fetched lazily: from the record's bundle, then
         from the bundles shared with it (grants, ``shareKeys``, the patient's key rotations),
         newest first."""
-        yield from (bundle or self.key_bundle(pointer.keys_cid, pointer.patient)).wraps_for(
-            reader, pointer.author, pointer.seq
-        )
+        yield from (bundle or self.record_bundle(pointer)).wraps_for(reader, pointer.author, pointer.seq)
         shared = self.chain.events("ConsentManager", "KeysShared", patient=pointer.patient, grantee=reader)
         for event in reversed(shared):
-            cid = cid_from_bytes(bytes(event["args"]["keysCid"]))
-            yield from self.key_bundle(cid, pointer.patient).wraps_for(reader, pointer.author, pointer.seq)
+            # Parsed and fetched only when reached; a bad one (anyone's grant, a delegate's,
+            # a lying node's) is passed over for the rest.
+            try:
+                cid = pointer_cid(bytes(event["args"]["keysCid"]))
+                shared_bundle = self.key_bundle(cid, pointer.patient)
+            except (InvalidCidError, IpfsError, IntegrityError) as exc:
+                tx = event["transactionHash"].to_0x_hex()
+                log.warning("skipped the keys shared with %s in transaction %s: %s", reader, tx, exc)
+                continue
+            yield from shared_bundle.wraps_for(reader, pointer.author, pointer.seq)
 
     def rotate_key(self, wallet: Wallet) -> KeyRotation:
         """Moves ``wallet`` to a new, random key of its next epoch.
@@ -329,15 +385,8 @@ class Records(Keepers, Access):
         public = wallet.generate_encryption_keys(self.suite, new).public_bytes
         fn = self.chain.participants.functions.register(public)
         transactions = [self.chain.transact(wallet, fn, f"rotate key of {wallet.address} to epoch {new}")]
-        wraps: list[Wrap] = []
-        rewrapped_pointers: list[RecordPointer] = []
-        for pointer in self.records(wallet.address):
-            try:
-                key = self.open_key(wallet, pointer)
-            except (AccessDeniedError, DecryptionError):
-                continue  # nothing the patient holds opens it: nothing to re-wrap
-            wraps.append(wrap_for(self.context_of(pointer), key, wallet.address, public))
-            rewrapped_pointers.append(pointer)
+        opened, skipped = self.open_keys(wallet, self.records(wallet.address))
+        wraps = [wrap_for(self.context_of(p), key, wallet.address, public) for p, key in opened]
         keys_cid = None
         if wraps:
             keys_cid = self.ipfs.add(self.new_key_bundle(wallet.address, wraps).to_bytes(), kind="bundle")
@@ -347,8 +396,8 @@ class Records(Keepers, Access):
             except BaseException:
                 self._unpin_quietly(keys_cid)
                 raise
-        rewrapped = [p.index for p in rewrapped_pointers]
-        return KeyRotation(wallet.address, old, new, public, keys_cid, rewrapped, transactions)
+        rewrapped = [p.index for p, _ in opened]
+        return KeyRotation(wallet.address, old, new, public, keys_cid, rewrapped, transactions, skipped)
 
     def migrate_keys(self, wallet: Wallet) -> KeyRotation:
         """Moves an account of the old scheme (its published key derived from a wallet signature)
@@ -379,6 +428,17 @@ class Records(Keepers, Access):
         return self.rotate_key(wallet)
 
 
+def _decrypt(pointer: RecordPointer, blob: bytes, key: bytes, context: RecordContext) -> bytes:
+    """The plaintext of ``blob``; bytes that are not a medvault ciphertext make the record bad
+    (a DecryptionError, a wrong key or a tampered ciphertext, stays what it is)."""
+    try:
+        return decrypt_record(blob, key, context)
+    except DecryptionError:
+        raise
+    except IntegrityError as exc:
+        raise BadRecordError(pointer.patient, pointer.index, str(exc)) from None
+
+
 def _pointer(event: Any, record_hash: bytes) -> RecordPointer:
     """The pointer a ``RecordAdded`` event describes."""
     a = event["args"]
@@ -391,8 +451,8 @@ def _pointer(event: Any, record_hash: bytes) -> RecordPointer:
         category=Category(a["category"]),
         timestamp=a["timestamp"],
         content_hash="0x" + bytes(a["contentHash"]).hex(),
-        cid=cid_from_bytes(bytes(a["cid"])),
-        keys_cid=cid_from_bytes(bytes(a["keysCid"])),
+        raw_cid=bytes(a["cid"]),
+        raw_keys_cid=bytes(a["keysCid"]),
         tx_hash=event["transactionHash"].to_0x_hex(),
         block_number=event["blockNumber"],
     )

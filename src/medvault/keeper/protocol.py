@@ -66,6 +66,7 @@ REASONS: dict[str, int] = {
     "wrong-keeper": 421,  # addressed to another keeper, or this keeper is not the patient's
     "unknown-record": 404,  # the patient's log has no such record
     "no-share": 404,  # the record's key bundle escrows no share with this keeper
+    "bad-record": 422,  # the record's pointer is not a usable CID, or its key bundle is missing or malformed
     "no-grant": 403,  # the patient never granted the reader access
     "revoked": 403,  # the patient revoked the reader's grant
     "expired": 403,  # the grant's window has closed
@@ -78,7 +79,7 @@ REASONS: dict[str, int] = {
     "chain-disagrees": 502,  # the second RPC endpoint holds another block or decides otherwise
     "rate-limited": 429,  # the reader asked for more releases than the keeper's rate allows
     "ipfs-unavailable": 503,  # the Kubo node does not answer, or not within the request's time budget
-    "too-large": 502,  # a key bundle in IPFS is over the keeper's size limit
+    "too-large": 502,  # the keeper set's re-escrow bundle is over the bundle limit (a record's own: bad-record)
     "internal": 500,
 }
 

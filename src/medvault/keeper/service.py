@@ -14,9 +14,11 @@ checks, in order: the signature (``bad-signature``), that it is addressed to thi
 request's age against that block's time (``stale``), that this keeper is in the patient's
 current set (``wrong-keeper``), that the record exists in the patient's verified log
 (``unknown-record``), then consent (``no-grant``, ``revoked``, ``expired``, ``not-yet-valid``,
-``out-of-scope``). Only then does it open its share, from the set's re-escrow of the record if
-there is one, else from the record's key bundle, wrap it to the reader's published key, journal
-the release and answer.
+``out-of-scope``), then that the record's pointer is usable (``bad-record``). Only then does it
+open its share, from the set's re-escrow of the record if there is one, else from the record's
+key bundle (a missing or malformed one is ``bad-record`` too), wrap it to the reader's published
+key, journal the release and answer. A bad record refuses that record alone: the patient's
+other records are served as before.
 
 The journal is SQLite in the keeper's state folder, one row per release keyed by its release id
 (the EIP-712 digest of the request; a retried request is served again and journaled once), and
@@ -52,6 +54,7 @@ from web3.exceptions import TimeExhausted, Web3RPCError
 from medvault.chain import Chain, connect, load_artifacts
 from medvault.crypto import open_share, seal_share
 from medvault.errors import (
+    BadRecordError,
     ChainUnavailableError,
     ConfigurationError,
     ContractError,
@@ -68,6 +71,8 @@ from medvault.keeper.settled import MAX_HEAD_GAP, Freshness, PinnedBlock, Pinned
 from medvault.keeper.urls import check_keeper_url
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from medvault.accounts import Wallet
     from medvault.client import Medvault
     from medvault.crypto import RecordContext
@@ -82,12 +87,10 @@ RATE_LIMIT = 600  # requests per reader ...
 RATE_WINDOW = 3600.0  # ... per this many seconds
 RATE_READERS = 10_000  # readers tracked before those idle for a whole window are forgotten
 BUNDLE_CACHE = 256  # parsed key bundles kept ...
-CACHE_ITEMS = 200_000  # ... holding at most this many wraps and shares in all (~100 MB parsed)
+CACHE_ITEMS = 200_000  # ... holding at most this many wraps and shares in all (bundles may be large)
 MAX_BODY = 64 * 1024
-# What one request may read from IPFS: the key bundles of one release (the set's re-escrow and
-# the record's own), each within the bundle limit, in at most this many seconds.
-REQUEST_BUNDLES = 2
-REQUEST_SECONDS = 10.0
+REQUEST_BUNDLES = 2  # bundles' worth one request may read from IPFS (the set's re-escrow, the record's own) ...
+REQUEST_SECONDS = 10.0  # ... in at most this many seconds
 log = logging.getLogger("medvault.keeper")
 
 
@@ -211,6 +214,8 @@ class KeeperService:
             return _refuse("too-large", str(exc))
         except (IpfsUnavailableError, IpfsError) as exc:
             return _refuse("ipfs-unavailable", str(exc))
+        except BadRecordError as exc:
+            return _refuse("bad-record", str(exc))
         except IntegrityError as exc:
             return _refuse("integrity", str(exc))
         except Exception as exc:
@@ -273,6 +278,8 @@ class KeeperService:
         denial = view.access_denial(reader, pointer)
         if denial is not None:
             return Refusal(*denial)
+        if pointer.problem:
+            return Refusal("bad-record", pointer.problem)
         try:
             return pointer, keepers, view.encryption_key(reader)
         except ConfigurationError as exc:
@@ -326,9 +333,15 @@ class KeeperService:
     ) -> tuple[int, bytes]:
         """This keeper's share of ``pointer``'s key, from the escrow readers ask for too
         (``served_escrow``: the set's re-escrow of the record, else the record's own)."""
-        patient = pointer.patient
-        reescrow = self._bundle(view, keepers.escrow_cid, patient) if keepers.escrow_cid else None
-        escrow = served_escrow(pointer.index, reescrow, lambda: self._bundle(view, pointer.keys_cid, patient))
+        patient, escrow_cid = pointer.patient, keepers.escrow_cid
+        reescrow = (
+            self._bundle(escrow_cid, patient, lambda: view.key_bundle(escrow_cid, patient)) if escrow_cid else None
+        )
+
+        def own() -> KeyBundle:  # the record's own bundle: a bad one refuses this record alone (bad-record)
+            return self._bundle(pointer.keys_cid, patient, lambda: view.record_bundle(pointer))
+
+        escrow = served_escrow(pointer.index, reescrow, own)
         share = escrow.share_of(self.address) if escrow else None
         if share is None:
             raise Refusal("no-share", f"{context.describe()} escrows no share with {self.address}")
@@ -342,17 +355,17 @@ class KeeperService:
             "(a keeper registered before keys were random runs `medvault keys migrate` first)"
         )
 
-    def _bundle(self, view: Medvault, cid: str, patient: str) -> KeyBundle:
-        """A record's key bundle, parsed (content-addressed: a bundle once read never changes)."""
+    def _bundle(self, cid: str, patient: str, load: Callable[[], KeyBundle]) -> KeyBundle:
+        """The key bundle ``cid``, parsed by ``load`` once (content-addressed: a bundle once read
+        never changes)."""
         with self._lock:
             bundle = self._bundles.get((cid, patient))
         if bundle is None:
-            bundle = view.key_bundle(cid, patient)
+            bundle = load()
             with self._lock:
                 if (cid, patient) not in self._bundles:
                     self._bundles[(cid, patient)] = bundle
                     self._cached_items += _items(bundle)
-                # Bundles may be large (up to the bundle limit): bound what they hold in all.
                 while len(self._bundles) > BUNDLE_CACHE or self._cached_items > CACHE_ITEMS:
                     self._cached_items -= _items(self._bundles.pop(next(iter(self._bundles))))
         return bundle
@@ -434,8 +447,7 @@ class KeeperService:
 
 def _items(bundle: KeyBundle) -> int:
     """How many wraps and escrowed shares ``bundle`` holds: what its parsed size grows with."""
-    escrows = ([bundle.escrow] if bundle.escrow else []) + [escrow for _, escrow in bundle.escrows]
-    return len(bundle.wraps) + sum(len(escrow.shares) for escrow in escrows)
+    return len(bundle.wraps) + sum(len(e.shares) for e in [bundle.escrow, *(e for _, e in bundle.escrows)] if e)
 
 
 def _refuse(reason: str, message: str) -> tuple[int, dict[str, Any]]:
