@@ -14,6 +14,7 @@ Every error names what is wrong and, where one exists, what to do about it. Catc
     ├── SeedError                     seeding cannot go on (not a dev chain, a failed transaction)
     ├── NodeStartError                a local anvil or Kubo (``medvault node up``) did not start
     ├── IpfsError                     Kubo answered with an error
+    │   └── ObjectTooLargeError       an IPFS object over the size limit for what it should be
     ├── InvalidCidError (ValueError)  a string or bytes that is not a CID
     ├── FhirValidationError (ValueError)  a resource that is not valid FHIR R4
     ├── IntegrityError (ValueError)   bytes that are not what the chain committed to
@@ -53,6 +54,7 @@ __all__ = [
     "MedvaultError",
     "NodeStartError",
     "NodeUnavailableError",
+    "ObjectTooLargeError",
     "SeedError",
     "UnknownAccountError",
     "UnusableKeyError",
@@ -109,6 +111,18 @@ class IpfsError(MedvaultError):
     def __init__(self, command: str, message: str) -> None:
         self.command = command
         super().__init__(f"IPFS {command} failed: {message}")
+
+
+class ObjectTooLargeError(IpfsError):
+    """An IPFS object states, or streams, more bytes than a ciphertext or key bundle may have."""
+
+    def __init__(self, cid: str, size: str, limit: int, what: str, setting: str) -> None:
+        self.command, self.cid, self.limit = "cat", cid, limit
+        MedvaultError.__init__(
+            self,
+            f"IPFS object {cid} {size}, over the limit of {limit:,} bytes for {what}; it was not read "
+            f"(raise {setting} if such an object is expected)",
+        )
 
 
 class InvalidCidError(MedvaultError, ValueError):

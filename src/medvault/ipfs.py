@@ -4,20 +4,61 @@ Kubo's RPC is plain HTTP POST; ``httpx`` speaks it directly (``ipfshttpclient`` 
 Kubo newer than 0.8). Content is added as CIDv1 with raw leaves and sha2-256, and every byte
 fetched back is hashed locally into a CID and compared with the one asked for, so a node that
 serves altered data is caught rather than trusted.
+
+Reads are bounded (``ReadLimits``): an object's root states its size (``files/stat``, one block
+read), which must be within the limit for what it should be before anything else is fetched; the
+stream is then counted as it is hashed, so a root that understates its size (or a DAG whose links
+repeat one leaf, kilobytes that expand to gigabytes) is cut off at the limit all the same.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from aleph_cid import CidHasher
 from multiformats import CID
 
-from medvault.errors import CidMismatchError, InvalidCidError, IpfsError, IpfsUnavailableError
+from medvault.config import (
+    DEFAULT_MAX_BUNDLE_BYTES,
+    DEFAULT_MAX_RECORD_BYTES,
+    MAX_BUNDLE_ENV,
+    MAX_RECORD_ENV,
+    size_setting,
+)
+from medvault.errors import (
+    CidMismatchError,
+    ConfigurationError,
+    InvalidCidError,
+    IpfsError,
+    IpfsUnavailableError,
+    ObjectTooLargeError,
+)
 
-__all__ = ["IpfsClient", "cid_from_bytes", "cid_to_bytes", "compute_cid", "parse_cid"]
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+__all__ = [
+    "Budget",
+    "IpfsClient",
+    "ObjectKind",
+    "ReadLimits",
+    "cid_from_bytes",
+    "cid_to_bytes",
+    "compute_cid",
+    "parse_cid",
+]
+
+ObjectKind = Literal["record", "bundle"]
+_KINDS: dict[ObjectKind, tuple[str, str]] = {  # what an object of the kind is called, its setting
+    "record": ("a record's ciphertext", MAX_RECORD_ENV),
+    "bundle": ("a key bundle", MAX_BUNDLE_ENV),
+}
 
 # How content is added; compute_cid must reproduce exactly this layout.
 ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "hash": "sha2-256", "chunker": "size-262144"}
@@ -50,12 +91,65 @@ def compute_cid(data: bytes) -> str:
     return str(hasher.finalize())
 
 
+@dataclass(frozen=True)
+class ReadLimits:
+    """The most bytes an object read from IPFS may have, by what it should be (see
+    ``medvault.config`` for why the defaults are what they are)."""
+
+    record: int = DEFAULT_MAX_RECORD_BYTES
+    bundle: int = DEFAULT_MAX_BUNDLE_BYTES
+
+    def __post_init__(self) -> None:
+        for kind in _KINDS:
+            value = getattr(self, kind)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"the size limit for {_KINDS[kind][0]} must be a whole number of bytes >= 1")
+
+    @classmethod
+    def from_env(cls) -> ReadLimits:
+        """The limits ``$MEDVAULT_MAX_RECORD_BYTES`` and ``$MEDVAULT_MAX_BUNDLE_BYTES`` set, else the defaults."""
+        return cls(
+            size_setting(MAX_RECORD_ENV, DEFAULT_MAX_RECORD_BYTES),
+            size_setting(MAX_BUNDLE_ENV, DEFAULT_MAX_BUNDLE_BYTES),
+        )
+
+    def of(self, kind: ObjectKind) -> int:
+        return int(getattr(self, kind))
+
+
+@dataclass
+class Budget:
+    """What every read through one client may take in all: bytes, and time until a deadline."""
+
+    bytes_left: int
+    seconds: float
+    deadline: float  # time.monotonic()
+
+    def remaining(self, api_url: str, cid: str) -> float:
+        """The seconds left; IpfsUnavailableError (the node did not answer in time) if none."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            reason = f"{cid} was not read within this request's time budget of {self.seconds:g} s"
+            raise IpfsUnavailableError(api_url, reason)
+        return left
+
+
 class IpfsClient:
     """Adds, pins and fetches bytes through a Kubo node's RPC API."""
 
-    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, api_url: str, timeout: float = 30.0, *, limits: ReadLimits | None = None) -> None:
         self.api_url = api_url.rstrip("/")
+        self.limits = limits or ReadLimits.from_env()
         self._http = httpx.Client(base_url=f"{self.api_url}/api/v0", timeout=timeout)
+        self.budget: Budget | None = None
+
+    def budgeted(self, max_bytes: int, seconds: float) -> IpfsClient:
+        """A view of this client (same connection: close this one, not the view) whose reads
+        together take at most ``max_bytes`` and end within ``seconds`` from now: one request's
+        budget, e.g. a keeper's."""
+        view = copy.copy(self)
+        view.budget = Budget(max_bytes, seconds, time.monotonic() + seconds)
+        return view
 
     def close(self) -> None:
         self._http.close()
@@ -66,8 +160,11 @@ class IpfsClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def add(self, data: bytes, *, pin: bool = True) -> str:
-        """Stores ``data`` and returns its CIDv1 (base32); pinned unless ``pin`` is false."""
+    def add(self, data: bytes, *, pin: bool = True, kind: ObjectKind = "record") -> str:
+        """Stores ``data`` and returns its CIDv1 (base32); pinned unless ``pin`` is false.
+        Refused, with nothing stored, if ``data`` is over the read limit for ``kind``: no reader
+        here would fetch it."""
+        self._check_writable(data, kind)
         params = {**ADD_PARAMS, "pin": "true" if pin else "false", "quieter": "true"}
         response = self._post("add", params=params, files={"file": ("blob", data)})
         cid = str(json.loads(response.text.splitlines()[-1])["Hash"])
@@ -99,6 +196,8 @@ class IpfsClient:
     def _add_files(self, blobs: list[bytes], *, pin: bool, wrap: bool) -> tuple[str | None, list[str]]:
         if not blobs:
             return None, []
+        for blob in blobs:
+            self._check_writable(blob, "record")
         params = {**ADD_PARAMS, "pin": "true" if pin else "false", "quiet": "true",
                   "wrap-with-directory": "true" if wrap else "false"}  # fmt: skip
         files = [("file", (str(i), blob, "application/octet-stream")) for i, blob in enumerate(blobs)]
@@ -117,29 +216,70 @@ class IpfsClient:
             cids.append(expected)
         return reported.get(""), cids
 
-    def cat(self, cid: str, *, local_only: bool = False, timeout: str | None = None) -> bytes:
+    def _check_writable(self, data: bytes, kind: ObjectKind) -> None:
+        limit, (what, setting) = self.limits.of(kind), _KINDS[kind]
+        if len(data) > limit:
+            raise IpfsError(
+                "add",
+                f"{what} of {len(data):,} bytes is over the limit of {limit:,} bytes that readers fetch "
+                f"(raise {setting} for readers and writers alike); nothing was stored",
+            )
+
+    def cat(
+        self, cid: str, *, kind: ObjectKind = "record", local_only: bool = False, timeout: str | None = None
+    ) -> bytes:
         """Fetches the bytes of ``cid`` and checks them against it locally.
 
-        ``local_only`` keeps Kubo from searching the network for blocks it lacks (it answers at
-        once that they are not found); ``timeout`` (e.g. "10s") bounds the request on Kubo's side.
+        ``kind`` says what the object should be, which sets its size limit (``ReadLimits``);
+        ObjectTooLargeError if the object states or streams more. ``local_only`` keeps Kubo from
+        searching the network for blocks it lacks (it answers at once that they are not found);
+        ``timeout`` (e.g. "10s") bounds the request on Kubo's side.
         """
-        parsed = parse_cid(cid)
-        params = {"arg": str(parsed), "offline": "true" if local_only else None, "timeout": timeout}
-        data = self._post("cat", params={k: v for k, v in params.items() if v}).content
-        self.verify(str(parsed), data)
-        return data
+        parsed = str(parse_cid(cid))
+        what, setting = _KINDS[kind]
+        limit, seconds = self.limits.of(kind), None
+        if self.budget is not None:
+            seconds = self.budget.remaining(self.api_url, parsed)
+            timeout = f"{seconds:.3f}s"
+            if self.budget.bytes_left < limit:
+                limit, what = self.budget.bytes_left, f"{what} within this request's budget"
+        options = {"offline": "true" if local_only else None, "timeout": timeout}
+        params = {k: v for k, v in options.items() if v}
+        stated = self.stated_size(parsed, **params)
+        if stated > limit:
+            raise ObjectTooLargeError(parsed, f"states {stated:,} bytes", limit, what, setting)
+        hasher, chunks, total = _hasher(parsed), [], 0
+        # Kubo stops at ``length``, but only where the root states the truth: count as well.
+        stream = self._stream("cat", {"arg": parsed, "length": str(limit + 1), **params}, seconds)
+        with contextlib.closing(stream):
+            for chunk in stream:
+                total += len(chunk)
+                if total > limit:
+                    stating = f"streams more than {limit:,} bytes (its root states {stated:,})"
+                    raise ObjectTooLargeError(parsed, stating, limit, what, setting)
+                if self.budget is not None:
+                    self.budget.remaining(self.api_url, parsed)
+                hasher.update(chunk)
+                chunks.append(chunk)
+        _check(hasher, parsed)
+        if self.budget is not None:
+            self.budget.bytes_left -= total
+        return b"".join(chunks)
+
+    def stated_size(self, cid: str, **params: str) -> int:
+        """The byte length ``cid``'s root block states (a UnixFS file's size, a raw block's own
+        length): read from that one block, before anything else of the object is fetched."""
+        stat = self._post("files/stat", params={"arg": f"/ipfs/{parse_cid(cid)}", **params}).json()
+        if stat.get("Type") != "file":
+            raise IpfsError("cat", f"{cid} is a {stat.get('Type')}, not a file")
+        return int(stat["Size"])
 
     @staticmethod
     def verify(cid: str, data: bytes) -> None:
         """Raises CidMismatchError unless ``data`` hashes to ``cid``."""
-        try:
-            hasher = CidHasher.for_expected(cid)
-        except ValueError as exc:
-            raise InvalidCidError(cid, f"cannot be checked locally: {exc}") from None
+        hasher = _hasher(cid)
         hasher.update(data)
-        actual = str(hasher.finalize())
-        if CID.decode(actual) != CID.decode(cid):
-            raise CidMismatchError(cid, actual)
+        _check(hasher, cid)
 
     def pin(self, cid: str) -> None:
         self._post("pin/add", params={"arg": str(parse_cid(cid))})
@@ -167,8 +307,32 @@ class IpfsClient:
                 found.add(str(CID.decode(json.loads(line)["Cid"]).set(base="base32")))
         return found
 
+    def directory_entries(self, cid: str) -> list[str] | None:
+        """The CIDs of the entries of UnixFS directory ``cid`` (one level), from the node's own
+        store; None if ``cid`` is not a directory. Any pinned CID is asked about (no hash check:
+        this reads no content)."""
+        arg = str(CID.decode(cid))
+        stat = self._post("files/stat", params={"arg": f"/ipfs/{arg}", "offline": "true"}).json()
+        if stat.get("Type") != "directory":
+            return None
+        listing = self._post("ls", params={"arg": arg, "size": "false", "resolve-type": "false", "offline": "true"})
+        return [str(link["Hash"]) for entry in listing.json()["Objects"] for link in entry["Links"]]
+
     def version(self) -> str:
         return str(self._post("version").json()["Version"])
+
+    def _stream(self, command: str, params: dict[str, str], seconds: float | None) -> Generator[bytes, None, None]:
+        """The body of ``command``'s answer, chunk by chunk as it arrives (``seconds`` bounds
+        each wait, else the client's timeout)."""
+        timeout = seconds or httpx.USE_CLIENT_DEFAULT
+        try:
+            with self._http.stream("POST", f"/{command}", params=params, timeout=timeout) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _failure(command, response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise IpfsUnavailableError(self.api_url, str(exc) or type(exc).__name__) from None
 
     def _post(self, command: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -176,9 +340,28 @@ class IpfsClient:
         except httpx.TransportError as exc:
             raise IpfsUnavailableError(self.api_url, str(exc) or type(exc).__name__) from None
         if response.status_code != 200:
-            try:
-                message = str(response.json().get("Message", response.text))
-            except ValueError:
-                message = response.text.strip() or f"HTTP {response.status_code}"
-            raise IpfsError(command, message)
+            raise _failure(command, response)
         return response
+
+
+def _hasher(cid: str) -> CidHasher:
+    try:
+        return CidHasher.for_expected(cid)
+    except ValueError as exc:
+        raise InvalidCidError(cid, f"cannot be checked locally: {exc}") from None
+
+
+def _check(hasher: CidHasher, cid: str) -> None:
+    """Raises CidMismatchError unless what ``hasher`` took in hashes to ``cid``."""
+    actual = str(hasher.finalize())
+    if CID.decode(actual) != CID.decode(cid):
+        raise CidMismatchError(cid, actual)
+
+
+def _failure(command: str, response: httpx.Response) -> IpfsError:
+    """The error Kubo answered ``command`` with."""
+    try:
+        message = str(response.json().get("Message", response.text))
+    except ValueError:
+        message = response.text.strip() or f"HTTP {response.status_code}"
+    return IpfsError(command, message)

@@ -26,6 +26,8 @@ from medvault.ipfs import IpfsClient, cid_to_bytes
 from medvault.model import Category
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     from helpers import ChainClock
 
     from medvault.accounts import Wallet
@@ -147,8 +149,8 @@ def test_unaccredited_author_is_refused_and_leaves_nothing_pinned(
     added: list[str] = []
     real_add = mv.ipfs.add
 
-    def recording_add(data: bytes, *, pin: bool = True) -> str:
-        added.append(real_add(data, pin=pin))
+    def recording_add(data: bytes, **options: Any) -> str:
+        added.append(real_add(data, **options))
         return added[-1]
 
     monkeypatch.setattr(mv.ipfs, "add", recording_add)
@@ -178,11 +180,11 @@ class LyingIpfs(IpfsClient):
         super().__init__(api_url)
         self.substitute = substitute
 
-    def _post(self, command: str, **kwargs: Any) -> Any:
-        response = super()._post(command, **kwargs)
+    def _stream(self, command: str, params: dict[str, str], seconds: float | None) -> Generator[bytes, None, None]:
         if command == "cat":
-            response._content = self.substitute
-        return response
+            yield self.substitute
+        else:
+            yield from super()._stream(command, params, seconds)
 
 
 def test_bytes_that_do_not_match_the_cid_are_detected(mv: Medvault, provider: Wallet, patient: Wallet) -> None:

@@ -18,6 +18,7 @@ from medvault.model import Category
 from medvault.verify import verify_patient
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
     from pathlib import Path
 
     from medvault.accounts import Wallet
@@ -59,11 +60,11 @@ class LyingIpfs(IpfsClient):
         super().__init__(api_url)
         self.cid, self.substitute = cid, substitute
 
-    def _post(self, command: str, **kwargs: Any) -> Any:
-        response = super()._post(command, **kwargs)
-        if command == "cat" and kwargs["params"]["arg"] == self.cid:
-            response._content = self.substitute
-        return response
+    def _stream(self, command: str, params: dict[str, str], seconds: float | None) -> Generator[bytes, None, None]:
+        if command == "cat" and params["arg"] == self.cid:
+            yield self.substitute
+        else:
+            yield from super()._stream(command, params, seconds)
 
 
 def test_a_clean_log_verifies(mv: Medvault, provider: Wallet, patient: Wallet) -> None:

@@ -16,7 +16,8 @@ EXPECTED = {
     "IntegrityError",
     "InvalidCidError", "IpfsClient", "IpfsError", "IpfsUnavailableError", "KeeperRefusedError", "KeeperService",
     "KeeperSet", "KeyBundle", "KeyInfo", "KeyRelease", "KeyRotation", "KeySuite", "Keystore", "KeystoreError",
-    "Medvault", "MedvaultError", "NodeStartError", "NodeUnavailableError", "Purpose", "Record", "RecordPointer",
+    "Medvault", "MedvaultError", "NodeStartError", "NodeUnavailableError", "ObjectTooLargeError", "Purpose", "Record",
+    "RecordPointer",
     "RecordReceipt", "RequestStatus", "Role", "SeedError", "SignedConsent", "TxResult", "UnknownAccountError",
     "UnusableKeyError", "VerificationReport", "Wallet", "WrongPassphraseError", "connect", "deploy", "verify_patient",
 }  # fmt: skip

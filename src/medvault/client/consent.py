@@ -401,7 +401,7 @@ class Consent(Records):
         if not opened:
             return b"", skipped
         wraps = [wrap_for(self.context_of(p), key, grantee, recipient) for p, key in opened]
-        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes())), skipped
+        return cid_to_bytes(self.ipfs.add(self.new_key_bundle(patient, wraps).to_bytes(), kind="bundle")), skipped
 
     def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:
         try:

@@ -40,7 +40,7 @@ class Core:
 
     def key_bundle(self, cid: str, patient: str) -> KeyBundle:
         """The key bundle ``cid`` from IPFS (checked against its CID), if it is one for ``patient``."""
-        return KeyBundle.parse(self.ipfs.cat(cid), patient=patient, name=f"key bundle {cid}")
+        return KeyBundle.parse(self.ipfs.cat(cid, kind="bundle"), patient=patient, name=f"key bundle {cid}")
 
     def new_key_bundle(self, patient: str, wraps: list[Wrap], escrow: Escrow | None = None) -> KeyBundle:
         return KeyBundle(

@@ -96,7 +96,7 @@ class Keepers(Participants):
         if not escrows:
             return None
         bundle = self.new_key_bundle(patient.address, [])
-        return self.ipfs.add(replace(bundle, escrows=tuple(escrows)).to_bytes())
+        return self.ipfs.add(replace(bundle, escrows=tuple(escrows)).to_bytes(), kind="bundle")
 
     def keepers_of(self, patient: str, *, with_urls: bool = True) -> KeeperSet:
         patient = to_checksum_address(patient)

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from medvault.chain import TxResult
     from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext
     from medvault.formats.keybundle import Wrap
+    from medvault.ipfs import ObjectKind
 
 __all__ = ["STALE_SEQ_RETRIES", "Records"]
 
@@ -113,7 +114,7 @@ class Records(CareTeam, Keepers, Access):
             bundle = self.new_key_bundle(patient, wraps, escrow).to_bytes()
             cid = self.ipfs.add(blob)
             try:
-                keys_cid = self.ipfs.add(bundle)
+                keys_cid = self.ipfs.add(bundle, kind="bundle")
             except BaseException:
                 self._unpin_quietly(cid)
                 raise
@@ -321,17 +322,17 @@ class Records(CareTeam, Keepers, Access):
     def record_bundle(self, pointer: RecordPointer) -> KeyBundle:
         """The record's own key bundle; BadRecordError if its CID is unusable, the node lacks it
         or it is not a key bundle of the patient."""
-        data = self._fetch(pointer, "key bundle", pointer.keys_cid)
+        data = self._fetch(pointer, "key bundle", pointer.keys_cid, "bundle")
         try:
             return KeyBundle.parse(data, patient=pointer.patient, name=f"its key bundle {pointer.keys_cid}")
         except IntegrityError as exc:
             raise BadRecordError(pointer.patient, pointer.index, str(exc)) from None
 
-    def _fetch(self, pointer: RecordPointer, what: str, cid: str) -> bytes:
+    def _fetch(self, pointer: RecordPointer, what: str, cid: str, kind: ObjectKind = "record") -> bytes:
         """The bytes of one of the record's objects; a node that answers but cannot provide
         them makes the record bad (a node that does not answer is IpfsUnavailableError)."""
         try:
-            return self.ipfs.cat(cid)
+            return self.ipfs.cat(cid, kind=kind)
         except (IpfsError, InvalidCidError) as exc:
             raise BadRecordError(pointer.patient, pointer.index, f"its {what} {cid} cannot be fetched: {exc}") from None
 
@@ -414,7 +415,7 @@ class Records(CareTeam, Keepers, Access):
         wraps = [wrap_for(self.context_of(p), key, wallet.address, public) for p, key in opened]
         keys_cid = None
         if wraps:
-            keys_cid = self.ipfs.add(self.new_key_bundle(wallet.address, wraps).to_bytes())
+            keys_cid = self.ipfs.add(self.new_key_bundle(wallet.address, wraps).to_bytes(), kind="bundle")
             fn = self.chain.consent.functions.shareKeys(wallet.address, cid_to_bytes(keys_cid))
             try:
                 transactions.append(self.chain.transact(wallet, fn, f"re-wrapped keys of {wallet.address}"))

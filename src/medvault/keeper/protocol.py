@@ -78,7 +78,8 @@ REASONS: dict[str, int] = {
     "chain-stale": 503,  # the block the keeper would decide on is older than its lag allows
     "chain-disagrees": 502,  # the second RPC endpoint holds another block or decides otherwise
     "rate-limited": 429,  # the reader asked for more releases than the keeper's rate allows
-    "ipfs-unavailable": 503,  # the Kubo node does not answer
+    "ipfs-unavailable": 503,  # the Kubo node does not answer, or not within the request's time budget
+    "too-large": 502,  # the keeper set's re-escrow bundle is over the bundle limit (a record's own: bad-record)
     "internal": 500,
 }
 

@@ -62,6 +62,7 @@ from medvault.errors import (
     IntegrityError,
     IpfsError,
     IpfsUnavailableError,
+    ObjectTooLargeError,
 )
 from medvault.formats.keybundle import served_escrow
 from medvault.keeper.journal import Journal, Receipt
@@ -85,8 +86,11 @@ RECEIPT_BUCKET = 3600  # seconds of chain time: one receipt per reader, record a
 RATE_LIMIT = 600  # requests per reader ...
 RATE_WINDOW = 3600.0  # ... per this many seconds
 RATE_READERS = 10_000  # readers tracked before those idle for a whole window are forgotten
-BUNDLE_CACHE = 256  # parsed key bundles kept
+BUNDLE_CACHE = 256  # parsed key bundles kept ...
+CACHE_ITEMS = 200_000  # ... holding at most this many wraps and shares in all (bundles may be large)
 MAX_BODY = 64 * 1024
+REQUEST_BUNDLES = 2  # bundles' worth one request may read from IPFS (the set's re-escrow, the record's own) ...
+REQUEST_SECONDS = 10.0  # ... in at most this many seconds
 log = logging.getLogger("medvault.keeper")
 
 
@@ -121,6 +125,7 @@ class KeeperService:
         self._lock = threading.Lock()  # guards the in-memory state below (rate windows, bundle cache)
         self._requests: dict[str, collections.deque[float]] = {}
         self._bundles: dict[tuple[str, str], KeyBundle] = {}
+        self._cached_items = 0
         self._journal: Journal | None = None
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -205,6 +210,8 @@ class KeeperService:
             return _refuse("chain-unavailable", f"the Ethereum node does not answer ({type(exc).__name__})")
         except Web3RPCError as exc:
             return _refuse("chain-unavailable", f"the Ethereum node answered an error: {exc}")
+        except ObjectTooLargeError as exc:
+            return _refuse("too-large", str(exc))
         except (IpfsUnavailableError, IpfsError) as exc:
             return _refuse("ipfs-unavailable", str(exc))
         except BadRecordError as exc:
@@ -225,7 +232,8 @@ class KeeperService:
         self._limit(reader)
         block = pin_block(client.chain, self.settlement.confirmations)
         self._freshness.check(block, self.settlement.max_lag)
-        view = type(client)(PinnedChain(client.chain, block), client.ipfs)
+        ipfs = client.ipfs.budgeted(REQUEST_BUNDLES * client.ipfs.limits.bundle, REQUEST_SECONDS)
+        view = type(client)(PinnedChain(client.chain, block), ipfs)
         decision = self._decide(view, request)
         if self._second is not None:
             self._agree(block, request, decision)
@@ -355,9 +363,11 @@ class KeeperService:
         if bundle is None:
             bundle = load()
             with self._lock:
-                if len(self._bundles) >= BUNDLE_CACHE:
-                    self._bundles.pop(next(iter(self._bundles)))
-                self._bundles[(cid, patient)] = bundle
+                if (cid, patient) not in self._bundles:
+                    self._bundles[(cid, patient)] = bundle
+                    self._cached_items += _items(bundle)
+                while len(self._bundles) > BUNDLE_CACHE or self._cached_items > CACHE_ITEMS:
+                    self._cached_items -= _items(self._bundles.pop(next(iter(self._bundles))))
         return bundle
 
     # -- receipts -----------------------------------------------------------------------------
@@ -433,6 +443,11 @@ class KeeperService:
                 log.warning("keeper %s: receipts wait for the chain: %s", self.address, type(exc).__name__)
             except Exception:
                 log.exception("keeper %s: posting receipts failed; they stay journaled", self.address)
+
+
+def _items(bundle: KeyBundle) -> int:
+    """How many wraps and escrowed shares ``bundle`` holds: what its parsed size grows with."""
+    return len(bundle.wraps) + sum(len(e.shares) for e in [bundle.escrow, *(e for _, e in bundle.escrows)] if e)
 
 
 def _refuse(reason: str, message: str) -> tuple[int, dict[str, Any]]:

@@ -36,7 +36,8 @@ holds (registered? accredited? grant present? request made or decided? how many 
 does only what is missing, so a run killed at any point (SIGKILL included) and started again
 completes with no duplicate records, grants or requests and nothing lost. A patient's records
 land all at once (one transaction); if a log holds some but not all, seeding continues from its
-count. Objects added to IPFS by a killed run and never referenced on chain stay pinned.
+count. Objects added to IPFS by a killed run and never referenced on chain stay pinned until
+``medvault gc --unpin`` (``medvault.orphans``) unpins them.
 
 Speed: reads and transactions go through ``medvault.chain.pipeline``: calldata encoded from
 the ABI once per function, transactions signed locally with explicit nonces and a fixed gas
