@@ -7,6 +7,7 @@ import {IConsentManager} from "./interfaces/IConsentManager.sol";
 import {IEmergencyAccess} from "./interfaces/IEmergencyAccess.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {Categories} from "./libraries/Categories.sol";
+import {Cids} from "./libraries/Cids.sol";
 
 /// @title ConsentManager
 /// @notice Scoped, time-limited, wallet-signed consent; see {IConsentManager}.
@@ -131,6 +132,7 @@ contract ConsentManager is IConsentManager, EIP712 {
     function shareKeys(address grantee, bytes calldata keysCid) external {
         if (grantee == address(0)) revert ConsentManagerInvalidGrantee(grantee);
         if (keysCid.length == 0) revert ConsentManagerEmptyKeysCid();
+        Cids.check(keysCid);
         emit KeysShared(msg.sender, grantee, keysCid);
     }
 
@@ -441,6 +443,7 @@ contract ConsentManager is IConsentManager, EIP712 {
         if (validFrom >= validUntil || validUntil <= block.timestamp) {
             revert ConsentManagerInvalidWindow(validFrom, validUntil, block.timestamp);
         }
+        if (keysCid.length != 0) Cids.check(keysCid);
         GrantKind kind = appointment == 0 ? GrantKind.Patient : GrantKind.Delegate;
         _store(
             g,
@@ -541,6 +544,7 @@ contract ConsentManager is IConsentManager, EIP712 {
             if (request.researcher == actor) revert ConsentManagerDelegateSelfGrant(actor);
             _checkDelegateTerms(actor, d, request.scopes, request.duration);
         }
+        if (keysCid.length != 0) Cids.check(keysCid);
         _requests[requestId] = RequestStatus.Approved;
         uint40 validUntil = uint40(block.timestamp) + request.duration;
         Grant storage g = _grants[request.patient][request.researcher];

@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IKeeperDirectory} from "./interfaces/IKeeperDirectory.sol";
+import {Cids} from "./libraries/Cids.sol";
 
 /// @title KeeperDirectory
 /// @notice Patients' keeper sets, keeper endpoints and key-release receipts; see {IKeeperDirectory}.
@@ -11,7 +12,6 @@ contract KeeperDirectory is IKeeperDirectory, EIP712 {
     /// Keeper sets stay small: each share is a wrap in every record's key bundle.
     uint256 public constant MAX_KEEPERS = 16;
     uint256 public constant MAX_URL_LENGTH = 256;
-    uint256 public constant MAX_CID_LENGTH = 128;
     /// How far a request's issuedAt may be from the time of the block a keeper decided on.
     uint256 public constant MAX_REQUEST_SKEW = 300;
     /// The reader's signed request, in the domain "medvault keeper" / "1" of this contract.
@@ -35,8 +35,9 @@ contract KeeperDirectory is IKeeperDirectory, EIP712 {
         if (count == 0 ? threshold != 0 : (count > MAX_KEEPERS || threshold == 0 || threshold > count)) {
             revert KeeperDirectoryInvalidKeepers(count, threshold);
         }
-        if (escrowCid.length > MAX_CID_LENGTH || (count == 0 && escrowCid.length != 0)) {
-            revert KeeperDirectoryInvalidEscrow();
+        if (escrowCid.length != 0) {
+            if (count == 0) revert KeeperDirectoryInvalidEscrow();
+            Cids.check(escrowCid);
         }
         for (uint256 i; i < count; ++i) {
             address keeper = keepers[i];

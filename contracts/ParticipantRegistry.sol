@@ -16,8 +16,13 @@ contract ParticipantRegistry is IParticipantRegistry, AccessControl {
     /// Grants and revokes the provider and researcher roles.
     bytes32 public constant ACCREDITOR_ROLE = keccak256("ACCREDITOR");
 
-    /// Room for the largest HPKE suite we support: ML-KEM-768 + X25519 (1216 bytes) plus a tag.
-    uint256 public constant MAX_KEY_LENGTH = 1280;
+    /// The suite tags of an encryption key (its first byte) and the length of the public key
+    /// after the tag (docs/FORMATS.md, "Public keys and HPKE suites").
+    uint8 public constant SUITE_X25519 = 1;
+    uint256 public constant X25519_KEY_LENGTH = 32;
+    uint8 public constant SUITE_MLKEM768_X25519 = 2;
+    /// An ML-KEM-768 encapsulation key (1184 bytes), then an X25519 key.
+    uint256 public constant MLKEM768_X25519_KEY_LENGTH = 1216;
 
     mapping(address account => bytes32 keyHash) private _keyHashes;
 
@@ -31,9 +36,14 @@ contract ParticipantRegistry is IParticipantRegistry, AccessControl {
 
     /// @inheritdoc IParticipantRegistry
     function register(bytes calldata encryptionKey) external {
-        if (encryptionKey.length == 0 || encryptionKey.length > MAX_KEY_LENGTH) {
-            revert ParticipantRegistryInvalidKey(encryptionKey.length);
-        }
+        if (encryptionKey.length == 0) revert ParticipantRegistryEmptyKey();
+        uint8 suite = uint8(encryptionKey[0]);
+        if (suite != SUITE_X25519 && suite != SUITE_MLKEM768_X25519) revert ParticipantRegistryUnknownSuite(suite);
+        uint256 expected = suite == SUITE_X25519 ? X25519_KEY_LENGTH : MLKEM768_X25519_KEY_LENGTH;
+        // A key of the wrong length would make every wrap for this participant fail, and with it
+        // every record write that includes them as a reader.
+        uint256 length = encryptionKey.length - 1;
+        if (length != expected) revert ParticipantRegistryInvalidKeyLength(suite, length, expected);
         bytes32 keyHash = keccak256(encryptionKey);
         _keyHashes[msg.sender] = keyHash;
         emit ParticipantRegistered(msg.sender, keyHash, encryptionKey);

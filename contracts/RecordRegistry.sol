@@ -5,6 +5,7 @@ import {IEmergencyAccess} from "./interfaces/IEmergencyAccess.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
 import {Categories} from "./libraries/Categories.sol";
+import {Cids} from "./libraries/Cids.sol";
 
 /// @title RecordRegistry
 /// @notice Append-only, hash-chained record pointers, written under the patient's consent; see
@@ -55,9 +56,9 @@ contract RecordRegistry is IRecordRegistry {
         uint8 category,
         bytes calldata keysCid
     ) external returns (bytes32 recordHash) {
-        if (cid.length == 0 || keysCid.length == 0 || contentHash == bytes32(0)) {
-            revert RecordRegistryEmptyPointer();
-        }
+        Cids.check(cid);
+        Cids.check(keysCid);
+        if (contentHash == bytes32(0)) revert RecordRegistryEmptyPointer();
         Writer storage writer = _writers[patient][msg.sender];
         uint8 allowed = writer.categories;
         uint64 next = writer.seq;
@@ -119,9 +120,9 @@ contract RecordRegistry is IRecordRegistry {
             Pointer calldata pointer = pointers[i];
             uint8 category = pointer.category;
             if (!Categories.isValid(category)) revert RecordRegistryUnknownCategory(category);
-            if (pointer.cid.length == 0 || pointer.keysCid.length == 0 || pointer.contentHash == bytes32(0)) {
-                revert RecordRegistryEmptyPointer();
-            }
+            Cids.check(pointer.cid);
+            Cids.check(pointer.keysCid);
+            if (pointer.contentHash == bytes32(0)) revert RecordRegistryEmptyPointer();
             if (!isPatient && !Categories.contains(allowed, category)) {
                 if (!asked) {
                     allowed |= _emergencyScopes(patient, allowed);

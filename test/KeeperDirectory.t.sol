@@ -250,6 +250,28 @@ contract KeeperDirectoryTest is Base {
         directory.setKeepers(new address[](0), 0, KEYS_CID);
     }
 
+    function test_RevertWhen_AnEscrowCidIsMalformed() public {
+        bytes[] memory bad = _malformedCids();
+        vm.startPrank(patient);
+        directory.setKeepers(_three(), 2, KEYS_CID);
+        // The empty one is no escrow at all, which a keeper set may have.
+        for (uint256 i = 1; i < bad.length; ++i) {
+            vm.expectRevert(_invalidCid(bad[i]));
+            directory.setKeepers(_three(), 2, bad[i]);
+        }
+        vm.stopPrank();
+        (,, bytes memory escrowCid) = directory.keepersOf(patient);
+        assertEq(escrowCid, KEYS_CID);
+    }
+
+    function test_setKeepers_AcceptsADagPbEscrow() public {
+        bytes memory cid = abi.encodePacked(hex"01701220", keccak256("a large re-escrow bundle"));
+        vm.prank(patient);
+        directory.setKeepers(_three(), 2, cid);
+        (,, bytes memory escrowCid) = directory.keepersOf(patient);
+        assertEq(escrowCid, cid);
+    }
+
     function test_domainSeparatorIsTheKeyRequestDomain() public view {
         bytes32 expected = keccak256(
             abi.encode(

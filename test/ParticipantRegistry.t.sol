@@ -14,8 +14,14 @@ contract ParticipantRegistryTest is Base {
     bytes32 internal ACCREDITOR_ROLE;
     bytes32 internal DEFAULT_ADMIN_ROLE;
 
-    bytes internal constant KEY = hex"0120a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
-    bytes internal constant OTHER_KEY = hex"01205555555555555555555555555555555555555555555555555555555555555555";
+    // Suite tags and public key lengths after the tag (docs/FORMATS.md), written out.
+    uint8 internal constant X25519 = 1;
+    uint256 internal constant X25519_LENGTH = 32;
+    uint8 internal constant MLKEM768_X25519 = 2;
+    uint256 internal constant MLKEM768_X25519_LENGTH = 1216;
+
+    bytes internal constant KEY = hex"01a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    bytes internal constant OTHER_KEY = hex"015555555555555555555555555555555555555555555555555555555555555555";
 
     function setUp() public {
         registry = _deployParticipants();
@@ -31,7 +37,10 @@ contract ParticipantRegistryTest is Base {
         assertEq(PROVIDER_ROLE, keccak256("PROVIDER"));
         assertEq(RESEARCHER_ROLE, keccak256("RESEARCHER"));
         assertEq(ACCREDITOR_ROLE, keccak256("ACCREDITOR"));
-        assertEq(registry.MAX_KEY_LENGTH(), 1280);
+        assertEq(registry.SUITE_X25519(), X25519);
+        assertEq(registry.X25519_KEY_LENGTH(), X25519_LENGTH);
+        assertEq(registry.SUITE_MLKEM768_X25519(), MLKEM768_X25519);
+        assertEq(registry.MLKEM768_X25519_KEY_LENGTH(), MLKEM768_X25519_LENGTH);
     }
 
     function test_constructor_AdminIsAdminAndAccreditor() public view {
@@ -85,17 +94,8 @@ contract ParticipantRegistryTest is Base {
         assertNotEq(registry.encryptionKeyHash(patient), keccak256(KEY));
     }
 
-    function test_register_OneByteKey() public {
-        bytes memory key = hex"01";
-        vm.expectEmit(true, true, false, true, address(registry));
-        emit IParticipantRegistry.ParticipantRegistered(patient, keccak256(key), key);
-        vm.prank(patient);
-        registry.register(key);
-        assertEq(registry.encryptionKeyHash(patient), keccak256(key));
-    }
-
-    function test_register_MaxLengthKey() public {
-        bytes memory key = _key(registry.MAX_KEY_LENGTH(), 0x42);
+    function test_register_MlKemX25519Key() public {
+        bytes memory key = _key(MLKEM768_X25519, MLKEM768_X25519_LENGTH, 0x42);
         vm.expectEmit(true, true, false, true, address(registry));
         emit IParticipantRegistry.ParticipantRegistered(patient, keccak256(key), key);
         vm.prank(patient);
@@ -104,18 +104,39 @@ contract ParticipantRegistryTest is Base {
     }
 
     function test_RevertWhen_RegisterEmptyKey() public {
-        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryInvalidKey.selector, 0));
+        vm.expectRevert(IParticipantRegistry.ParticipantRegistryEmptyKey.selector);
         vm.prank(patient);
         registry.register("");
         assertFalse(registry.isRegistered(patient));
     }
 
-    function test_RevertWhen_RegisterKeyTooLong() public {
-        uint256 length = registry.MAX_KEY_LENGTH() + 1;
-        bytes memory key = _key(length, 0x42);
-        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryInvalidKey.selector, length));
-        vm.prank(patient);
-        registry.register(key);
+    function test_RevertWhen_RegisterUnknownSuite() public {
+        uint8[4] memory tags = [0, 3, 0x20, 0xff];
+        for (uint256 i; i < tags.length; ++i) {
+            _expectUnknownSuite(tags[i]);
+            vm.prank(patient);
+            registry.register(_key(tags[i], X25519_LENGTH, 0x42));
+        }
+        assertFalse(registry.isRegistered(patient));
+    }
+
+    function test_RevertWhen_RegisterX25519KeyOfWrongLength() public {
+        uint256[5] memory lengths = [uint256(0), 1, 31, 33, MLKEM768_X25519_LENGTH];
+        for (uint256 i; i < lengths.length; ++i) {
+            _expectWrongLength(X25519, lengths[i], X25519_LENGTH);
+            vm.prank(patient);
+            registry.register(_key(X25519, lengths[i], 0x42));
+        }
+        assertFalse(registry.isRegistered(patient));
+    }
+
+    function test_RevertWhen_RegisterMlKemX25519KeyOfWrongLength() public {
+        uint256[5] memory lengths = [uint256(0), X25519_LENGTH, 1184, 1215, 1217];
+        for (uint256 i; i < lengths.length; ++i) {
+            _expectWrongLength(MLKEM768_X25519, lengths[i], MLKEM768_X25519_LENGTH);
+            vm.prank(patient);
+            registry.register(_key(MLKEM768_X25519, lengths[i], 0x42));
+        }
         assertFalse(registry.isRegistered(patient));
     }
 
@@ -123,33 +144,31 @@ contract ParticipantRegistryTest is Base {
         vm.prank(patient);
         registry.register(KEY);
 
-        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryInvalidKey.selector, 0));
+        _expectWrongLength(X25519, 31, X25519_LENGTH);
         vm.prank(patient);
-        registry.register("");
+        registry.register(_key(X25519, 31, 0x42));
         assertEq(registry.encryptionKeyHash(patient), keccak256(KEY));
     }
 
-    function testFuzz_register_ValidLengthStoresHash(uint256 length, uint8 fill) public {
-        length = bound(length, 1, registry.MAX_KEY_LENGTH());
-        bytes memory key = _key(length, bytes1(fill));
-
-        vm.expectEmit(true, true, false, true, address(registry));
-        emit IParticipantRegistry.ParticipantRegistered(doctor, keccak256(key), key);
+    /// Any tag and length: registered exactly when both are a suite's, else refused with the reason.
+    function testFuzz_register_OnlyASuitesKeyLength(uint8 tag, uint256 length, uint8 fill) public {
+        length = bound(length, 0, 1300);
+        bytes memory key = _key(tag, length, bytes1(fill));
+        bool valid =
+            tag == X25519 && length == X25519_LENGTH || tag == MLKEM768_X25519 && length == MLKEM768_X25519_LENGTH;
+        if (valid) {
+            vm.expectEmit(true, true, false, true, address(registry));
+            emit IParticipantRegistry.ParticipantRegistered(doctor, keccak256(key), key);
+        } else if (tag == X25519) {
+            _expectWrongLength(X25519, length, X25519_LENGTH);
+        } else if (tag == MLKEM768_X25519) {
+            _expectWrongLength(MLKEM768_X25519, length, MLKEM768_X25519_LENGTH);
+        } else {
+            _expectUnknownSuite(tag);
+        }
         vm.prank(doctor);
         registry.register(key);
-
-        assertTrue(registry.isRegistered(doctor));
-        assertEq(registry.encryptionKeyHash(doctor), keccak256(key));
-    }
-
-    function testFuzz_RevertWhen_RegisterLengthAboveMax(uint256 length) public {
-        length = bound(length, registry.MAX_KEY_LENGTH() + 1, 4 * registry.MAX_KEY_LENGTH());
-        bytes memory key = _key(length, 0x01);
-
-        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryInvalidKey.selector, length));
-        vm.prank(doctor);
-        registry.register(key);
-        assertFalse(registry.isRegistered(doctor));
+        assertEq(registry.isRegistered(doctor), valid);
     }
 
     // ---------------------------------------------------------------- accreditation
@@ -281,9 +300,25 @@ contract ParticipantRegistryTest is Base {
         );
     }
 
-    function _key(uint256 length, bytes1 fill) internal pure returns (bytes memory key) {
-        key = new bytes(length);
-        for (uint256 i; i < length; ++i) {
+    /// The next call reverts with ParticipantRegistryUnknownSuite(tag).
+    function _expectUnknownSuite(uint8 tag) internal {
+        vm.expectRevert(abi.encodeWithSelector(IParticipantRegistry.ParticipantRegistryUnknownSuite.selector, tag));
+    }
+
+    /// The next call reverts with ParticipantRegistryInvalidKeyLength(suite, length, expected).
+    function _expectWrongLength(uint8 suite, uint256 length, uint256 expected) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IParticipantRegistry.ParticipantRegistryInvalidKeyLength.selector, suite, length, expected
+            )
+        );
+    }
+
+    /// A key of suite `tag` with `length` bytes of `fill` after the tag.
+    function _key(uint8 tag, uint256 length, bytes1 fill) internal pure returns (bytes memory key) {
+        key = new bytes(length + 1);
+        key[0] = bytes1(tag);
+        for (uint256 i = 1; i <= length; ++i) {
             key[i] = fill;
         }
     }

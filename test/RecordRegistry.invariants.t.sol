@@ -22,7 +22,7 @@ contract RecordInvariantsTest is Base {
         EmergencyAccessMock emergency = new EmergencyAccessMock();
         records = new RecordRegistry(IParticipantRegistry(address(participants)), IEmergencyAccess(address(emergency)));
         vm.prank(patient);
-        participants.register(hex"0120aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        participants.register(hex"01aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         address[] memory providers = new address[](3);
         providers[0] = provider;
         providers[1] = doctor;

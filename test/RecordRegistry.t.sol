@@ -23,9 +23,9 @@ abstract contract RecordRegistryBase is Base {
         records = new RecordRegistry(IParticipantRegistry(address(participants)), IEmergencyAccess(address(emergency)));
 
         vm.prank(patient);
-        participants.register(hex"0120aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        participants.register(hex"01aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         vm.prank(doctor);
-        participants.register(hex"0120dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+        participants.register(hex"01dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
         _accreditProvider(participants, provider);
         _accreditProvider(participants, doctor);
         _setWriter(patient, provider, ALL);
@@ -135,10 +135,10 @@ abstract contract RecordRegistryBase is Base {
         pointers = new IRecordRegistry.Pointer[](n);
         for (uint256 i; i < n; ++i) {
             pointers[i] = IRecordRegistry.Pointer({
-                cid: abi.encodePacked(CID, salt, i),
+                cid: _cid(abi.encode("batch ciphertext", salt, i)),
                 contentHash: keccak256(abi.encode("batch content", salt, i)),
                 category: uint8((i + salt % 6) % 6),
-                keysCid: abi.encodePacked(KEYS_CID, salt)
+                keysCid: _cid(abi.encode("batch keys", salt))
             });
         }
     }
@@ -396,27 +396,54 @@ contract RecordRegistryTest is RecordRegistryBase {
         _assertAddRefused(author, patient, uint8(category), err);
     }
 
-    function test_RevertWhen_PointerEmpty() public {
-        bytes memory err = abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyPointer.selector);
-        vm.startPrank(provider);
-        vm.expectRevert(err);
-        records.addRecord(patient, 0, "", CONTENT_HASH, LABORATORY, KEYS_CID);
-        vm.expectRevert(err);
-        records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, "");
-        vm.expectRevert(err);
+    function test_RevertWhen_ContentHashZero() public {
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyPointer.selector));
+        vm.prank(provider);
         records.addRecord(patient, 0, CID, bytes32(0), LABORATORY, KEYS_CID);
-        vm.stopPrank();
         _assertLog(patient, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_CidMalformed() public {
+        bytes[] memory bad = _malformedCids();
+        for (uint256 i; i < bad.length; ++i) {
+            // The patient's own write and a care-team provider's, as the ciphertext's CID and as
+            // the key bundle's.
+            for (uint256 a; a < 2; ++a) {
+                address author = a == 0 ? patient : provider;
+                vm.startPrank(author);
+                vm.expectRevert(_invalidCid(bad[i]));
+                records.addRecord(patient, 0, bad[i], CONTENT_HASH, LABORATORY, KEYS_CID);
+                vm.expectRevert(_invalidCid(bad[i]));
+                records.addRecord(patient, 0, CID, CONTENT_HASH, LABORATORY, bad[i]);
+                vm.stopPrank();
+                assertEq(_seqOf(patient, author), 0);
+            }
+        }
+        _assertLog(patient, bytes32(0), 0);
+    }
+
+    function test_RevertWhen_BatchHoldsAMalformedCid() public {
+        bytes[] memory bad = _malformedCids();
+        for (uint256 i; i < bad.length; ++i) {
+            IRecordRegistry.Pointer[] memory pointers = _pointers(3, i);
+            if (i % 2 == 0) pointers[2].cid = bad[i];
+            else pointers[1].keysCid = bad[i];
+            vm.expectRevert(_invalidCid(bad[i]));
+            vm.prank(provider);
+            records.addRecords(patient, 0, pointers);
+        }
+        _assertLog(patient, bytes32(0), 0);
+        assertEq(_seqOf(patient, provider), 0);
     }
 
     // ---------------------------------------------------------------- hash chain
 
     function test_addRecord_HashChain() public {
-        bytes memory cid1 = hex"0155122011";
-        bytes memory keys1 = hex"0155122022";
+        bytes memory cid1 = _cid("ciphertext 1");
+        bytes memory keys1 = _cid("keys 1");
         bytes32 content1 = keccak256("ciphertext 1");
-        bytes memory cid2 = hex"0155122033";
-        bytes memory keys2 = hex"0155122044";
+        bytes memory cid2 = abi.encodePacked(hex"01701220", keccak256("dag-pb root 2"));
+        bytes memory keys2 = _cid("keys 2");
         bytes32 content2 = keccak256("ciphertext 2");
 
         bytes32 h0 = _add(provider, patient, LABORATORY, T0, CONTENT_HASH, CID, KEYS_CID);
@@ -456,15 +483,16 @@ contract RecordRegistryTest is RecordRegistryBase {
     }
 
     function testFuzz_addRecord_HashMatchesPreimage(
-        bytes calldata cidTail,
-        bytes calldata keysCidTail,
+        bytes32 cidDigest,
+        bytes32 keysCidDigest,
+        bool dagPb,
         uint256 contentHash,
         uint256 category,
         uint256 timestamp,
         bool byPatient
     ) public {
-        bytes memory cid = abi.encodePacked(bytes1(0x01), cidTail);
-        bytes memory keysCid = abi.encodePacked(bytes1(0x01), keysCidTail);
+        bytes memory cid = abi.encodePacked(dagPb ? bytes4(0x01701220) : bytes4(0x01551220), cidDigest);
+        bytes memory keysCid = abi.encodePacked(bytes4(0x01551220), keysCidDigest);
         bytes32 content = bytes32(bound(contentHash, 1, type(uint256).max));
         uint8 cat = uint8(bound(category, 0, 5));
         uint64 ts = uint64(bound(timestamp, T0, type(uint64).max));
@@ -557,7 +585,7 @@ contract RecordRegistryTest is RecordRegistryBase {
         records.addRecords(patient, 0, pointers);
 
         pointers = _pointers(3, 0);
-        pointers[1].keysCid = "";
+        pointers[1].contentHash = bytes32(0);
         vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordRegistryEmptyPointer.selector));
         vm.prank(provider);
         records.addRecords(patient, 0, pointers);

@@ -213,7 +213,7 @@ interface IConsentManager is IEmergencyAccess {
     );
     /// @notice With a grant or approval, or by `shareKeys`, `patient` released the keys of
     /// existing records to `grantee`: `keysCid` is the binary CID of the key bundle that wraps
-    /// them. With `grantee` = `patient`, the patient re-wrapped their record keys for a new
+    /// them, a sha2-256 CIDv1, raw or dag-pb (see {Cids}; any other reverts with `InvalidCid`). With `grantee` = `patient`, the patient re-wrapped their record keys for a new
     /// encryption key (a key rotation).
     /// @param patient The patient whose record keys were wrapped.
     /// @param grantee The account they were wrapped for.

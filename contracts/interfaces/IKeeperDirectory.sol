@@ -72,7 +72,8 @@ interface IKeeperDirectory {
     /// @param count The number of keepers given.
     /// @param threshold The threshold given.
     error KeeperDirectoryInvalidKeepers(uint256 count, uint8 threshold);
-    /// @notice The escrow CID is too long, or given with no keepers.
+    /// @notice An escrow CID is given with no keepers. (One that is not a sha2-256 CIDv1, raw or
+    /// dag-pb, is refused with {Cids-InvalidCid}.)
     error KeeperDirectoryInvalidEscrow();
     /// @notice The URL is empty or too long.
     error KeeperDirectoryInvalidUrl();
@@ -92,8 +93,9 @@ interface IKeeperDirectory {
     /// @notice Chooses the caller's keepers and threshold (an empty list removes them).
     /// @param keepers Up to `MAX_KEEPERS` distinct, non-zero addresses, in share order.
     /// @param threshold 1 to the number of keepers; zero with an empty list.
-    /// @param escrowCid The key bundle re-escrowing the keys of existing records for `keepers`
-    /// (empty when there are none); keepers and readers use it for every record it covers.
+    /// @param escrowCid The binary CID (see {Cids}) of the key bundle re-escrowing the keys of
+    /// existing records for `keepers` (empty when there are none); keepers and readers use it
+    /// for every record it covers.
     function setKeepers(address[] calldata keepers, uint8 threshold, bytes calldata escrowCid) external;
 
     /// @notice Announces the URL the calling keeper serves at.

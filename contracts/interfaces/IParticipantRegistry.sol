@@ -13,12 +13,20 @@ interface IParticipantRegistry {
     /// @param encryptionKey The key itself.
     event ParticipantRegistered(address indexed account, bytes32 indexed keyHash, bytes encryptionKey);
 
-    /// @notice The key is empty or longer than the largest supported HPKE public key.
-    /// @param length The key's length in bytes.
-    error ParticipantRegistryInvalidKey(uint256 length);
+    /// @notice The key is empty: it has no suite tag.
+    error ParticipantRegistryEmptyKey();
+    /// @notice The key's first byte names no supported suite (1 X25519, 2 ML-KEM-768 + X25519).
+    /// @param tag The key's first byte.
+    error ParticipantRegistryUnknownSuite(uint8 tag);
+    /// @notice The public key after the suite tag is not as long as the suite's keys.
+    /// @param suite The key's suite tag.
+    /// @param length The length after the tag, in bytes.
+    /// @param expected The suite's public key length: 32 (X25519) or 1216 (ML-KEM-768 + X25519).
+    error ParticipantRegistryInvalidKeyLength(uint8 suite, uint256 length, uint256 expected);
 
     /// @notice Publishes (or replaces) the caller's encryption public key.
-    /// @param encryptionKey The suite-tagged HPKE public key; 1 to `MAX_KEY_LENGTH` bytes.
+    /// @param encryptionKey The suite-tagged HPKE public key: tag 1 and a 32-byte X25519 key, or
+    /// tag 2 and a 1216-byte ML-KEM-768 + X25519 key.
     function register(bytes calldata encryptionKey) external;
 
     /// @notice keccak256 of the account's current encryption key, or zero if unregistered.

@@ -8,7 +8,8 @@ pragma solidity ^0.8.24;
 /// @dev Each record's hash commits to the patient's previous record hash, so anyone who rebuilds
 /// the log from `RecordAdded` events and compares it with `head` detects a missing, altered or
 /// reordered record. The payload and the record keys never touch the chain: `cid` points at the
-/// ciphertext in IPFS and `keysCid` at the record key wrapped for each reader.
+/// ciphertext in IPFS and `keysCid` at the record key wrapped for each reader; both must be
+/// binary sha2-256 CIDv1s, raw or dag-pb (see {Cids}), or the write reverts with `InvalidCid`.
 ///
 /// Positions are assigned on chain, so concurrent writers never race for one. What a ciphertext
 /// is bound to is instead (patient, author, seq): `seq` counts the author's own records in the
@@ -84,7 +85,8 @@ interface IRecordRegistry {
     /// @notice `category` is not one of the defined record categories (see {Categories}).
     /// @param category The category refused.
     error RecordRegistryUnknownCategory(uint8 category);
-    /// @notice A pointer field (CID, key bundle CID or content hash) is empty.
+    /// @notice A pointer's content hash is zero. (A CID that is not a sha2-256 CIDv1, raw or
+    /// dag-pb, is refused with {Cids-InvalidCid}.)
     error RecordRegistryEmptyPointer();
     /// @notice `addRecords` was given no pointers.
     error RecordRegistryEmptyBatch();

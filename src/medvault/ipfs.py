@@ -75,9 +75,24 @@ def parse_cid(value: str | bytes) -> CID:
     return cid
 
 
-def cid_to_bytes(cid: str) -> bytes:
-    """The binary form stored on chain."""
-    return bytes(parse_cid(cid))
+# The binary CIDs the contracts take as pointers (contracts/libraries/Cids.sol), all that ``add``
+# makes: CIDv1, raw or dag-pb, a 32-byte sha2-256 digest.
+POINTER_PREFIXES = (bytes.fromhex("01551220"), bytes.fromhex("01701220"))
+POINTER_LENGTH = 36
+
+
+def cid_to_bytes(cid: str | bytes) -> bytes:
+    """The binary form stored on chain; InvalidCidError for a CID the contracts would refuse."""
+    parsed = parse_cid(cid)
+    binary = bytes(parsed)
+    if len(binary) != POINTER_LENGTH or binary[:4] not in POINTER_PREFIXES:
+        digest = f"{len(parsed.raw_digest)}-byte {parsed.hashfun.name} digest"
+        raise InvalidCidError(
+            cid,
+            f"CIDv{parsed.version} {parsed.codec.name} with a {digest}; the contracts accept only CIDv1, "
+            "raw or dag-pb, with a 32-byte sha2-256 digest",
+        )
+    return binary
 
 
 def cid_from_bytes(data: bytes) -> str:

@@ -89,6 +89,23 @@ contract ConsentManagerGrantTest is ConsentManagerBase {
         cm.shareKeys(doctor, "");
     }
 
+    function test_RevertWhen_KeysCidMalformed() public {
+        bytes[] memory bad = _malformedCids();
+        vm.startPrank(patient);
+        // The empty one is no key bundle: a grant may come without one (shareKeys refuses it above).
+        for (uint256 i = 1; i < bad.length; ++i) {
+            vm.expectRevert(_invalidCid(bad[i]));
+            cm.grant(doctor, SCOPES, TREAT, FROM, UNTIL, bad[i]);
+            vm.expectRevert(_invalidCid(bad[i]));
+            cm.shareKeys(doctor, bad[i]);
+            vm.expectRevert(_invalidCid(bad[i]));
+            cm.shareKeys(patient, bad[i]); // a key rotation's re-wrap
+        }
+        vm.stopPrank();
+        _assertNoAccess(patient, doctor);
+        _assertGrant(patient, doctor, 0, 0, 0, 0, false, 0);
+    }
+
     function test_RevertWhen_ShareKeysWithZeroGrantee() public {
         vm.expectRevert(abi.encodeWithSelector(IConsentManager.ConsentManagerInvalidGrantee.selector, address(0)));
         vm.prank(patient);

@@ -190,6 +190,18 @@ contract ConsentManagerRequestsTest is ConsentManagerBase {
         cm.approveRequest(req, KEYS_CID);
     }
 
+    function test_RevertWhen_ApprovedWithAMalformedKeysCid() public {
+        uint256 id = _request();
+        bytes[] memory bad = _malformedCids();
+        for (uint256 i = 1; i < bad.length; ++i) {
+            vm.expectRevert(_invalidCid(bad[i]));
+            vm.prank(patient);
+            cm.approveRequest(req, bad[i]);
+        }
+        assertEq(uint8(cm.requestStatus(id)), uint8(IConsentManager.RequestStatus.Pending));
+        assertFalse(cm.canRead(patient, researcher, CONDITIONS));
+    }
+
     function test_RevertWhen_ApprovedTwice() public {
         uint256 id = _request();
         vm.prank(patient);

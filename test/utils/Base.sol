@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Test} from "forge-std/Test.sol";
 import {ParticipantRegistry} from "../../contracts/ParticipantRegistry.sol";
+import {Cids} from "../../contracts/libraries/Cids.sol";
 
 /// @notice What every contract suite shares: the clock, the record categories and purposes, the
 /// record pointers, the accounts, and the participant registry the other contracts read.
@@ -55,6 +56,31 @@ abstract contract Base is Test {
         (patient, patientPk) = makeAddrAndKey("patient");
         (delegate, delegatePk) = makeAddrAndKey("delegate");
         (stranger, strangerPk) = makeAddrAndKey("stranger");
+    }
+
+    /// A raw-codec binary CID (CIDv1, sha2-256) with a digest made of `content`. (keccak256, not
+    /// sha256: a call to the sha256 precompile would take a pending prank or expectRevert.)
+    function _cid(bytes memory content) internal pure returns (bytes memory) {
+        return abi.encodePacked(hex"01551220", keccak256(content));
+    }
+
+    /// Pointers every contract refuses (InvalidCid): each breaks the CIDv1 / raw or dag-pb /
+    /// sha2-256 / 32-byte layout one way.
+    function _malformedCids() internal pure returns (bytes[] memory cids) {
+        bytes32 digest = keccak256("ciphertext");
+        cids = new bytes[](8);
+        cids[0] = "";
+        cids[1] = abi.encodePacked(hex"1220", digest); // CIDv0
+        cids[2] = abi.encodePacked(hex"01711220", digest); // dag-cbor
+        cids[3] = abi.encodePacked(hex"01551340", digest, digest); // sha2-512
+        cids[4] = abi.encodePacked(hex"0155a0e40220", digest); // blake2b-256
+        cids[5] = abi.encodePacked(hex"01551220", bytes31(digest)); // truncated
+        cids[6] = abi.encodePacked(hex"01551220", digest, hex"00"); // 37 bytes
+        cids[7] = abi.encodePacked(keccak256("random"), bytes4(0xdeadbeef)); // 36 random bytes
+    }
+
+    function _invalidCid(bytes memory cid) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(Cids.InvalidCid.selector, cid);
     }
 
     /// A new ParticipantRegistry with `admin` as its admin and first accreditor.

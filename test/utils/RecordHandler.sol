@@ -13,6 +13,9 @@ contract RecordHandler is Test {
     RecordRegistry public immutable records;
     EmergencyAccessMock public immutable emergency;
     address public immutable patient;
+    // Two record pointers (binary CIDv1, raw, sha2-256), reused: the log does not care.
+    bytes internal constant CID_1 = hex"015512201111111111111111111111111111111111111111111111111111111111111111";
+    bytes internal constant CID_2 = hex"015512202222222222222222222222222222222222222222222222222222222222222222";
 
     /// The patient, then accredited providers (care team or not), then an unaccredited stranger.
     address[] internal _authors;
@@ -58,13 +61,13 @@ contract RecordHandler is Test {
         bool ok;
         vm.prank(author);
         if (batch % 2 == 0) {
-            try records.addRecord(patient, seq, hex"0155", bytes32(uint256(1)), category, hex"0155") {
+            try records.addRecord(patient, seq, CID_1, bytes32(uint256(1)), category, CID_1) {
                 ok = true;
             } catch {}
         } else {
             IRecordRegistry.Pointer[] memory pointers = new IRecordRegistry.Pointer[](2);
-            pointers[0] = IRecordRegistry.Pointer(hex"0155", bytes32(uint256(1)), category, hex"0155");
-            pointers[1] = IRecordRegistry.Pointer(hex"0156", bytes32(uint256(2)), category, hex"0156");
+            pointers[0] = IRecordRegistry.Pointer(CID_1, bytes32(uint256(1)), category, CID_1);
+            pointers[1] = IRecordRegistry.Pointer(CID_2, bytes32(uint256(2)), category, CID_2);
             try records.addRecords(patient, seq, pointers) {
                 ok = true;
             } catch {}

@@ -53,7 +53,15 @@ def _grantee(a: Mapping[str, Any]) -> str:
     return "{grantee:who} cannot be granted access to their own records: a patient always reads their own"
 
 
+def _key_length(a: Mapping[str, Any]) -> str:
+    suite = {1: "an X25519", 2: "an ML-KEM-768 + X25519"}.get(int(a["suite"]), "this suite's")
+    return f"{suite} encryption key has {{expected}} bytes after its suite tag; this one has {{length}}"
+
+
 WORDS: dict[str, Template] = {
+    # -- every contract that stores a CID (contracts/libraries/Cids.sol)
+    "InvalidCid": "the pointer {cid} is not a binary CIDv1 with the raw or dag-pb codec and a 32-byte sha2-256 digest, the "
+    "only CIDs the contracts accept: add the content as medvault does (CIDv1, raw leaves, sha2-256)",
     # -- ConsentManager
     "ConsentManagerUnauthorized": (
         "{actor:who} may not act for {patient:who}: it is neither the patient nor, where allowed, their delegate"
@@ -118,7 +126,7 @@ WORDS: dict[str, Template] = {
     "RecordRegistryUnregisteredPatient": "{patient:who} has not registered an encryption key yet: run "
     "`medvault register` as that account",
     "RecordRegistryUnknownCategory": f"category {{category}} is not a record category (one of: {_CATEGORIES})",
-    "RecordRegistryEmptyPointer": "a record's CID, key bundle CID or content hash is empty",
+    "RecordRegistryEmptyPointer": "a record's content hash is zero: it must be the sha256 of the ciphertext",
     "RecordRegistryEmptyBatch": "no records were given to add",
     "RecordRegistryInvalidCategories": "the categories name none, or one that does not exist "
     f"({{categories:scopes}}); categories are: {_CATEGORIES}",
@@ -130,15 +138,18 @@ WORDS: dict[str, Template] = {
     "RecordRegistryStaleSeq": "another write by {author:who} to the records of {patient:who} landed first (this "
     "one was sealed for sequence number {given}, the next is {expected}): seal the record again and resend",
     # -- ParticipantRegistry and its roles
-    "ParticipantRegistryInvalidKey": "the encryption key is {length} bytes long: it must be 1 to the largest "
-    "supported key length",
+    "ParticipantRegistryEmptyKey": "the encryption key is empty: publish a suite-tagged public key "
+    "(`medvault register`)",
+    "ParticipantRegistryUnknownSuite": "the encryption key starts with suite tag {tag}, which names no suite "
+    "(1 is X25519, 2 is ML-KEM-768 + X25519)",
+    "ParticipantRegistryInvalidKeyLength": _key_length,
     "AccessControlUnauthorizedAccount": "{account:who} does not hold the {neededRole:role} role this needs: "
     "ask an accreditor of this deployment",
     "AccessControlBadConfirmation": "only the account itself may renounce its role",
     # -- KeeperDirectory
     "KeeperDirectoryInvalidKeepers": "a keeper set needs distinct, non-zero keepers (at most the contract's "
     "maximum) and a threshold from 1 to their number ({count} keepers, threshold {threshold} given)",
-    "KeeperDirectoryInvalidEscrow": "the escrow bundle's CID is too long, or an escrow was given with no keepers",
+    "KeeperDirectoryInvalidEscrow": "an escrow bundle was given with no keepers: name keepers, or give no escrow",
     "KeeperDirectoryInvalidUrl": "the keeper URL is empty or too long",
     "KeeperDirectoryNotAKeeper": "{keeper:who} never was a keeper of {patient:who}",
     "KeeperDirectoryInvalidReceipt": "release receipt {position} names a block not yet mined, a time later than "

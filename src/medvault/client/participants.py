@@ -13,6 +13,8 @@ from medvault.errors import ConfigurationError, IntegrityError, UnusableKeyError
 from medvault.model import KeyInfo
 
 if TYPE_CHECKING:
+    from web3.contract.contract import ContractFunction
+
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
     from medvault.crypto import EncryptionKeyPair
@@ -43,8 +45,13 @@ class Participants(Core):
             if new_key:
                 epoch = wallet.keys.next_epoch(self.suite)
         public = wallet.generate_encryption_keys(self.suite, epoch).public_bytes
-        fn = self.chain.participants.functions.register(public)
-        return self.chain.transact(wallet, fn, f"register {wallet.address}")
+        return self.chain.transact(wallet, self.register_call(public), f"register {wallet.address}")
+
+    def register_call(self, public: bytes) -> ContractFunction:
+        """The registry's ``register(public)``, refused here as the registry would refuse it (an
+        unknown suite tag, a wrong length for the suite), so such a key is never sent."""
+        PublicKey.from_bytes(public)
+        return self.chain.participants.functions.register(public)
 
     def key_info(self, wallet: Wallet) -> KeyInfo:
         """Which of the keys ``wallet`` holds (random ones, then legacy ones) the chain holds, if any."""

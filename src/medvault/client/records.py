@@ -409,7 +409,7 @@ class Records(CareTeam, Keepers, Access):
         if new >= MAX_KEY_EPOCHS:
             raise ConfigurationError(f"{wallet.address} is at its last key epoch ({old}); no rotation is left")
         public = wallet.generate_encryption_keys(self.suite, new).public_bytes
-        fn = self.chain.participants.functions.register(public)
+        fn = self.register_call(public)
         transactions = [self.chain.transact(wallet, fn, f"rotate key of {wallet.address} to epoch {new}")]
         opened, skipped = self.open_keys(wallet, self.records(wallet.address))
         wraps = [wrap_for(self.context_of(p), key, wallet.address, public) for p, key in opened]
