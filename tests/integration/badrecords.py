@@ -6,10 +6,9 @@ Two families:
 * ``WELL_FORMED``: pointers any contract accepts, CIDv1 sha2-256 raw, whose objects are bad (a
   ciphertext or key bundle the node never held, a bundle that is not JSON, a plaintext that is
   not a medvault envelope). These hold on every deployment.
-* ``RAW``: pointer bytes that are not a usable CID at all (random bytes, a sha-512 CID, a
-  dag-cbor CID, a CIDv0, a truncated CID). Only contracts that do not check pointers accept
-  them; once the registry refuses such bytes on chain, the tests that write them move to the
-  unit tests (tests/unit/test_pointers.py feeds the same bytes through fake events).
+Pointer bytes that are not a usable CID at all (random bytes, a sha-512 CID, a dag-cbor CID, a
+CIDv0, a truncated CID) are refused by the contracts (contracts/libraries/Cids.sol); the unit
+tests (tests/unit/test_pointers.py) feed them through the log, the index and the keepers.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from data import LABS
 from helpers import add, grant, new_wallet
-from multiformats import CID, multihash
+from multiformats import multihash
 
 from medvault.accounts import Keystore
 from medvault.chain import Chain, deploy, load_artifacts
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.dev.node import NodeInfo
 
-__all__ = ["KINDS", "RAW", "WELL_FORMED", "World", "bad_world", "never_added", "write_pointer"]
+__all__ = ["KINDS", "WELL_FORMED", "World", "bad_world", "never_added", "write_pointer"]
 
 
 def never_added() -> bytes:
@@ -60,19 +59,8 @@ WELL_FORMED: dict[str, tuple[dict[str, Any], str]] = {
     "plaintext-not-an-envelope": ({"plaintext": b"no header line here"}, "no medvault header line"),
     "not-a-ciphertext": ({"blob": b"plain bytes, never sealed"}, "is not a medvault ciphertext"),
 }
-RAW: dict[str, tuple[bytes, str]] = {
-    "random-bytes": (b"\xff\xb2U[" + bytes(range(32)), "not a usable CID"),
-    "sha-512": (bytes(CID("base32", 1, "raw", multihash.digest(b"x", "sha2-512"))), "sha2-512 is not supported"),
-    "dag-cbor": (bytes(CID("base32", 1, "dag-cbor", _DIGEST)), "codec dag-cbor is not supported"),
-    "cidv0": (bytes(CID("base58btc", 0, "dag-pb", _DIGEST)), "a CIDv0; pointers are CIDv1"),
-    "truncated": (cid_to_bytes(compute_cid(b"x"))[:-3], "not a usable CID"),
-}
-
-
-# Every kind, RAW ones named so: name -> (write_pointer's arguments, words the refusal holds)
+# Every kind: name -> (write_pointer's arguments, words the refusal holds)
 KINDS: dict[str, tuple[dict[str, Any], str]] = dict(WELL_FORMED)
-KINDS |= {f"RAW-{name}-cid": ({"cid": raw}, words) for name, (raw, words) in RAW.items()}
-KINDS |= {f"RAW-{name}-keys": ({"keys_cid": raw}, words) for name, (raw, words) in RAW.items()}
 
 
 @dataclass

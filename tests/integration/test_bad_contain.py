@@ -4,10 +4,8 @@ the good records around them read all the same.
 
 One deployment for the module (``badrecords.bad_world``): a patient's log with a good record,
 then one bad record of each kind each followed by a good one, and a doctor granted with the
-keys shared.
-Rows whose id starts with RAW read pointers whose bytes are not a usable CID, which only
-contracts that do not check pointers accept (tests/unit/test_pointers.py feeds the same bytes
-through fake events); the other rows hold on every deployment.
+keys shared. Pointer bytes that are not a usable CID are refused on chain; tests/unit/test_pointers.py
+feeds them through fake events.
 """
 
 from __future__ import annotations

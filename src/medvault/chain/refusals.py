@@ -60,8 +60,8 @@ def _key_length(a: Mapping[str, Any]) -> str:
 
 WORDS: dict[str, Template] = {
     # -- every contract that stores a CID (contracts/libraries/Cids.sol)
-    "InvalidCid": "the pointer {cid} is not a binary CIDv1 with the raw or dag-pb codec and a 32-byte sha2-256 digest, the "
-    "only CIDs the contracts accept: add the content as medvault does (CIDv1, raw leaves, sha2-256)",
+    "InvalidCid": "the pointer {cid} is not a binary CIDv1 with the raw or dag-pb codec and a 32-byte sha2-256 "
+    "digest, the only CIDs the contracts accept: add the content as medvault does (CIDv1, raw leaves, sha2-256)",
     # -- ConsentManager
     "ConsentManagerUnauthorized": (
         "{actor:who} may not act for {patient:who}: it is neither the patient nor, where allowed, their delegate"

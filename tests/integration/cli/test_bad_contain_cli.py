@@ -1,9 +1,7 @@
 """Bad-input rows, CLI: `medvault record get` of a bad record exits 1 with one sentence naming
 the patient, the index and what is wrong, and changes nothing; `record list` lists them all.
 
-One deployment for the module (``badrecords.bad_world``); rows whose id starts with RAW read
-pointers whose bytes are not a usable CID, which only contracts that do not check pointers
-accept (tests/unit/test_pointers.py feeds the same bytes through fake events)."""
+One deployment for the module (``badrecords.bad_world``)."""
 
 from __future__ import annotations
 
@@ -58,5 +56,4 @@ def test_record_list_lists_every_record(world: World, local_node: NodeInfo) -> N
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == len(world.good) + len(world.bad)
-    unusable = {i for i, line in enumerate(lines) if "UNUSABLE: record" in line}
-    assert unusable == {index for kind, index in world.bad.items() if kind.startswith("RAW")}
+    assert not any("UNUSABLE" in line for line in lines)  # well-formed pointers: bad only when used
