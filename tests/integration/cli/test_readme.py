@@ -34,7 +34,6 @@ def test_the_readme_cli_block_runs_as_written(tmp_path: Path) -> None:
     env |= {
         "HOME": str(tmp_path),  # ~/.medvault is the test's
         "PYTHONPATH": str(Path(medvault.__file__).parents[1]),  # the code under test
-        "MEDVAULT_KEYSTORE_SCRYPT_N": "1024",  # throwaway keystores
     }
     # The block's `medvault node up` finds this node already running in ~/.medvault/node and keeps
     # it: free ports, so that the walk-through never meets a node of the developer's own.
