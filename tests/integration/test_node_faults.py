@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-OBSERVATION = str(Path(__file__).parents[2] / "docs" / "examples" / "observation.json")
+OBSERVATION = str(Path(__file__).parents[2] / "examples" / "observation.json")
 # Init code that returns block.timestamp: the time an eth_call (a view) sees.
 TIMESTAMP_CODE = "0x4260005260206000f3"
 

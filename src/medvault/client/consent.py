@@ -290,6 +290,7 @@ class Consent(Records):
         for a patient only in signed form)."""
         if self._direct(actor, change):
             return self._send(actor, change, consent_call(self.chain, change))
+        self.check(actor, change)  # the chain's own refusal, in its words, for one who signs for a patient
         return self.relay(actor, self.sign(actor, change))
 
     @staticmethod

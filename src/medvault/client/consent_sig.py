@@ -314,7 +314,8 @@ def relationship_nonce(chain: Chain, change: ConsentChange, signer: str | None =
 def check_relayable(chain: Chain, signed: SignedConsent, now: int) -> None:
     """Refuses, in words and before anything is sent, a signature the contract would refuse:
     another chain or deployment, past its deadline, by someone who is neither the patient nor
-    their delegate, or whose nonce is spent (relayed already, or voided since)."""
+    their delegate, whose nonce is spent (relayed already, or voided since), or past its deadline
+    (checked last: a signature relayed already says so, however old)."""
     domain, message, change = signed.typed_data["domain"], signed.typed_data["message"], signed.change
     what = f"this signed {signed.action}"
     if int(domain["chainId"]) != chain.chain_id:
@@ -326,9 +327,6 @@ def check_relayable(chain: Chain, signed: SignedConsent, now: int) -> None:
             f"{what} is for the ConsentManager at {domain['verifyingContract']}, this deployment's is at "
             f"{chain.consent.address}: sign it again for this deployment"
         )
-    if now > int(message["deadline"]):
-        ended = dt.datetime.fromtimestamp(int(message["deadline"]), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        raise ConfigurationError(f"{what} expired at {ended}: ask its signer for a new one")
     signer = signed.signer()
     delegate_allowed = signed.action not in ("AppointDelegate", "RemoveDelegate")
     if signer != change.patient and not (
@@ -346,6 +344,9 @@ def check_relayable(chain: Chain, signed: SignedConsent, now: int) -> None:
         low = (1 << APPOINTMENT_SHIFT) - 1
         why = "it was relayed already or voided by a later change" if given & low < expected & low else "it was altered"
         raise ConfigurationError(f"{what} has nonce {given & low}, the relationship is at {expected & low}: {why}")
+    if now > int(message["deadline"]):
+        ended = dt.datetime.fromtimestamp(int(message["deadline"]), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise ConfigurationError(f"{what} expired at {ended}: ask its signer for a new one")
 
 
 def sign_consent(chain: Chain, signer: Wallet, change: ConsentChange, deadline: int) -> SignedConsent:

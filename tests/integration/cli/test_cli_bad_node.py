@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-OBSERVATION = str(Path(__file__).parents[3] / "docs" / "examples" / "observation.json")
+OBSERVATION = str(Path(__file__).parents[3] / "examples" / "observation.json")
 DEAD = "http://127.0.0.1:1"
 CHAIN, IPFS = "{chain}", "{ipfs}"  # stand for the session node's ports, which are taken
 
@@ -122,11 +122,11 @@ ENDPOINT_ROWS = [
     ),
     pytest.param(
         {"rpc_url": "notaurl"}, ["record", "list", "--patient", "alice"],
-        "'notaurl' is not an Ethereum JSON-RPC URL; give one like http://127.0.0.1:8545", id="rpc-not-a-url",
+        "'notaurl' is not an http(s) URL: give one like http://127.0.0.1:8545", id="rpc-not-a-url",
     ),
     pytest.param(
         {"rpc_url": "ftp://127.0.0.1:8545"}, ["consent", "list", "--patient", "alice"],
-        "'ftp://127.0.0.1:8545' is not an Ethereum JSON-RPC URL", id="rpc-not-http",
+        "'ftp://127.0.0.1:8545' is not an http(s) URL", id="rpc-not-http",
     ),
     pytest.param(
         {"ipfs_api": DEAD}, ["record", "add", OBSERVATION, "--patient", "alice", "--account", "clinic"],
@@ -134,7 +134,7 @@ ENDPOINT_ROWS = [
     ),
     pytest.param(
         {"ipfs_api": "notaurl"}, ["record", "add", OBSERVATION, "--patient", "alice", "--account", "clinic"],
-        "IPFS (Kubo) node at notaurl is not reachable (Request URL is missing an 'http://'", id="ipfs-not-a-url",
+        "the IPFS API URL 'notaurl' is not an http(s) URL", id="ipfs-not-a-url",
     ),
 ]  # fmt: skip
 
