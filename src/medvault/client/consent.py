@@ -323,7 +323,10 @@ class Consent(Records):
         try:
             check_relayable(self.chain, signed, self.now())
         except ConfigurationError:
-            self._unpin_unreferenced(signed.change)
+            # Only the patient's own signature makes its key bundle theirs to clean up: a forged
+            # document could name any object this node holds (a record, its keys).
+            if _signed_by(signed) == signed.change.patient:
+                self._unpin_unreferenced(signed.change)
             raise
         return self._send(relayer, signed.change, consent_call(self.chain, signed.change, signed.authorization()))
 
@@ -424,6 +427,13 @@ class Consent(Records):
         except Exception:  # the chain cannot tell us: keep the bundle rather than risk a live one
             return True
         return any(bytes(event["args"]["keysCid"]) == keys_cid for event in events)
+
+
+def _signed_by(signed: SignedConsent) -> str | None:
+    try:
+        return signed.signer()
+    except ConfigurationError:
+        return None
 
 
 def study_id(study: str) -> bytes:
