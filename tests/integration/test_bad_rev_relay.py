@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from data import DAY, LAB
+from data import DAY, LAB, LABS
 from eth_account import Account
 from helpers import add
 from unchanged import unchanged
@@ -33,9 +33,9 @@ pytestmark = pytest.mark.integration
 
 def _grant_naming(mv: Medvault, patient: Wallet, doctor: Wallet, keys_cid: bytes) -> dict[str, Any]:
     now = mv.now()
-    change = mv.grant_change(None, patient.address, doctor.address, GrantTerms(frozenset(), Purpose.TREAT, now, now))
+    change = mv.grant_change(None, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, now, now + DAY))
     document = mv.unsigned(patient.address, change)
-    document["message"].update(keysCid="0x" + keys_cid.hex(), scopes=1, validUntil=now + DAY)
+    document["message"].update(keysCid="0x" + keys_cid.hex())
     return document
 
 

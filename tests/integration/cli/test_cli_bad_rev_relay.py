@@ -1,8 +1,8 @@
 """What `medvault relay` refuses of a document any wallet or attacker may write: every
 spelling the wallet would read otherwise, or a signature that is no signature, is refused in
 words with exit 1, never a fault, and leaves the chain, the Kubo pins and the home as they were.
-And what `--unsigned` prints for a browser-wallet delegate (a nonce above 2^53, as a string):
-relayed as printed."""
+And what `--unsigned` prints: refused there when the chain would refuse it, and, when a
+browser-wallet delegate signs it (a nonce above 2^53, as a string), relayed as printed."""
 
 from __future__ import annotations
 
@@ -151,6 +151,24 @@ def test_a_document_no_wallet_signed_so_is_refused_in_words(
     with unchanged(w3, ipfs, world.home):
         result = world.cli.invoke("relay", str(path), "--account", "bob")
     assert isinstance(result.exception, SystemExit), result.exception  # a refusal, not a fault
+    assert result.exit_code == 1, result.output
+    assert words in result.output, result.output
+
+
+UNSIGNED = [
+    ("a grant to oneself", ["consent", "grant", "alice", "--days", "1"], "cannot be granted access to their own"),
+    ("a revoke of nothing", ["consent", "revoke", "{stranger}"], "there is nothing to revoke"),
+    ("removing no delegate", ["delegate", "remove", "{stranger}"], "cannot be appointed or removed as delegate"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), [r[1:] for r in UNSIGNED], ids=[r[0] for r in UNSIGNED])
+def test_unsigned_refuses_what_the_chain_would_refuse(
+    world: World, w3: Web3, ipfs: IpfsClient, args: list[str], words: str
+) -> None:
+    argv = [a.format(**world.names) for a in args]
+    with unchanged(w3, ipfs, world.home):
+        result = world.cli.invoke(*argv, "--unsigned", "--account", world.names["alice"].lower())
     assert result.exit_code == 1, result.output
     assert words in result.output, result.output
 
