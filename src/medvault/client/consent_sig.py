@@ -237,7 +237,7 @@ def _normalised_document(document: object) -> dict[str, Any]:
 
 
 _HEX_BYTES = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
-_NUMBER = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]+")
+_NUMBER = re.compile(r"[0-9]+|0x[0-9a-fA-F]+")  # MetaMask reads "0X..." as decimal
 
 
 def _value(kind: str, value: object, name: str) -> Any:
@@ -261,7 +261,7 @@ def _value(kind: str, value: object, name: str) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and _NUMBER.fullmatch(value):  # what wallets parse: no spaces, signs or "_"
-        number = int(value, 0 if value[:2].lower() == "0x" else 10)
+        number = int(value, 0 if value.startswith("0x") else 10)
     if number is None or not 0 <= number < 1 << bits:
         raise ConfigurationError(
             f"{name} must be a whole number from 0 to 2^{bits}-1 (a number, or a decimal or 0x string), not {value!r}"

@@ -127,6 +127,7 @@ RELAYED: list[tuple[str, Callable[[World], str], str]] = [
     ("chain id in Arabic-Indic digits", _signed(_chain_id(lambda c: str(c).translate(ARABIC_INDIC))),
      "chainId must be a whole number"),
     ("chain id with a newline", _signed(_chain_id(lambda c: f"{c}\n")), "chainId must be a whole number"),
+    ("chain id with 0X", _signed(_chain_id(lambda c: f"0X{c:x}")), "chainId must be a whole number"),
     ("chain id 31337.0", _signed(_chain_id(lambda c: f"{c}.0")), "chainId must be a whole number"),
     ("deadline in hex with an underscore", _signed(lambda d: d["message"].update(deadline="0x_1")),
      "deadline must be a whole number"),
