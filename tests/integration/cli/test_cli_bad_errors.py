@@ -169,9 +169,9 @@ ROWS = {  # id: (command line, words, exit status, more words)
     ),
     "grant-for-someone-else": (
         "consent grant drbob --days 1 --patient alice --account eve",
-        "signed by eve (0x",
+        "this signed Grant was signed by 0x",
         1,
-        "neither the patient nor",
+        "who is not the patient nor one of their delegates",
     ),
     "emergency-under-none-policy": (
         "emergency alice --reason ER --account clinic",
@@ -217,16 +217,21 @@ ROWS = {  # id: (command line, words, exit status, more words)
     ),
     "relay-a-spent-signature": (
         "relay file:spent --account eve",
-        "the signed change between alice (0x",
+        "this signed Grant ",  # spent, and by now (the module's clock moved on) expired too
         1,
-        "ask the signer to sign the change again",
+        "ask its signer for a new one",
     ),
-    "relay-an-expired-signature": ("relay file:stale --account eve", "the signature expired at 20", 1, ""),
+    "relay-an-expired-signature": (
+        "relay file:stale --account eve",
+        "this signed Grant expired at 20",
+        1,
+        "UTC: ask its signer for a new one",
+    ),
     "relay-a-tampered-document": (
         "relay file:tampered --account eve",
-        "the change for alice (0x",
+        "who is not the patient nor one of their delegates",
         1,
-        "check that the document was not altered",
+        "or the document was changed after signing",
     ),
     # -- --sign-only: what the chain would refuse is never signed
     "sign-only-self-grant": (
@@ -276,7 +281,7 @@ ROWS = {  # id: (command line, words, exit status, more words)
     # -- once tracebacks
     "relay-a-binary-file": (
         "relay file:binary.dat --account eve",
-        "is not text: a signed consent document is the JSON `--sign-only` prints",
+        "not a signed medvault consent document: it is not text",
         1,
         "",
     ),
