@@ -50,8 +50,8 @@ def duration(seconds: int) -> str:
     seconds = int(seconds)
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
-            n = seconds / size
-            return f"{n:g} {unit}{'s' * (n != 1)}"
+            n = f"{seconds / size:.2f}".rstrip("0").rstrip(".")  # never in exponent form (1e+06 days)
+            return f"{n} {unit}{'s' * (n != '1')}"
     return f"{seconds} second{'s' * (seconds != 1)}"
 
 

@@ -288,21 +288,21 @@ class Consent(Records):
         """Sends ``change`` from ``actor``: the patient by plain transaction; a delegate by
         signing it and relaying the signature itself (the contract takes a delegate's word
         for a patient only in signed form)."""
-        if self._direct(actor, change):
+        if self._direct(actor.address, change):
             return self._send(actor, change, consent_call(self.chain, change))
         self.check(actor, change)  # the chain's own refusal, in its words, for one who signs for a patient
         return self.relay(actor, self.sign(actor, change))
 
     @staticmethod
-    def _direct(actor: Wallet, change: ConsentChange) -> bool:
-        return actor.address == change.patient or change.action in ("ApproveRequest", "DenyRequest")
+    def _direct(actor: str, change: ConsentChange) -> bool:
+        return actor == change.patient or change.action in ("ApproveRequest", "DenyRequest")
 
     def check(self, actor: Wallet, change: ConsentChange) -> None:
         """Refuses ``change`` as the chain would if ``actor`` submitted it now, sending and
         publishing nothing: a dry run of the call ``submit`` makes (signed in memory where
         that call needs a signature). Run it before handing out a signature (``sign``)."""
         action = f"{change.action} for {change.patient}"
-        if self._direct(actor, change):
+        if self._direct(actor.address, change):
             self.chain.dry_run(actor.address, consent_call(self.chain, change), action)
         else:
             auth = self.sign(actor, change).authorization()
@@ -314,7 +314,12 @@ class Consent(Records):
 
     def unsigned(self, signer: str, change: ConsentChange, lifetime: int = SIGNATURE_LIFETIME) -> dict[str, Any]:
         """``change`` as the eth_signTypedData_v4 document ``signer`` (a wallet outside this
-        home) signs, valid for ``lifetime`` seconds of chain time; relay it with the signature."""
+        home) signs, valid for ``lifetime`` seconds of chain time; relay it with the signature.
+        A change the chain would refuse is refused first, where the signer's own call shows it
+        (a delegate's grant or revoke is checked only once signed, at relay)."""
+        signer = to_checksum_address(signer)
+        if self._direct(signer, change):
+            self.chain.dry_run(signer, consent_call(self.chain, change), f"{change.action} for {change.patient}")
         nonce = relationship_nonce(self.chain, change, signer)
         return typed_data(self.chain, change, nonce, self.now() + lifetime)
 
@@ -324,7 +329,10 @@ class Consent(Records):
         try:
             check_relayable(self.chain, signed, self.now())
         except ConfigurationError:
-            self._unpin_unreferenced(signed.change)
+            # Only the patient's own signature makes its key bundle theirs to clean up: a forged
+            # document could name any object this node holds (a record, its keys).
+            if _signed_by(signed) == signed.change.patient:
+                self._unpin_unreferenced(signed.change)
             raise
         return self._send(relayer, signed.change, consent_call(self.chain, signed.change, signed.authorization()))
 
@@ -425,6 +433,13 @@ class Consent(Records):
         except Exception:  # the chain cannot tell us: keep the bundle rather than risk a live one
             return True
         return any(bytes(event["args"]["keysCid"]) == keys_cid for event in events)
+
+
+def _signed_by(signed: SignedConsent) -> str | None:
+    try:
+        return signed.signer()
+    except ConfigurationError:
+        return None
 
 
 def study_id(study: str) -> bytes:

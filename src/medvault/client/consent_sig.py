@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
 
-from medvault.crypto import normalised_signature
+from medvault.crypto import SECP256K1_N, normalised_signature
 from medvault.errors import ConfigurationError
 from medvault.formats.address import parse_address
 
@@ -132,7 +134,12 @@ class SignedConsent:
         """The address whose key made the signature (over the document as spelled here)."""
         r, s, v = _signature(self.signature, self.action)
         signable = encode_typed_data(full_message=self.typed_data)
-        return str(Account.recover_message(signable, vrs=(v, int.from_bytes(r), s)))
+        try:
+            return str(Account.recover_message(signable, vrs=(v, int.from_bytes(r), s)))
+        except BadSignature:  # r is no point's x: about half of all made-up signatures
+            raise ConfigurationError(
+                f"the signature of this {self.action} recovers to no account: it is not a signature of this document"
+            ) from None
 
     def to_json(self) -> str:
         return json.dumps({"typedData": self.typed_data, "signature": self.signature}, indent=2)
@@ -142,7 +149,7 @@ class SignedConsent:
         """A signed document (``{"typedData": ..., "signature": ...}``), or bare typed data
         (what ``--unsigned`` prints) with the ``signature`` a wallet returned for it."""
         try:
-            raw = json.loads(text.decode() if isinstance(text, bytes) else text)
+            raw = json.loads(text.decode() if isinstance(text, bytes) else text, object_pairs_hook=_unique_keys)
         except (UnicodeDecodeError, ValueError) as exc:
             kind = "not text" if isinstance(exc, UnicodeDecodeError) else f"not JSON ({exc})"
             raise ConfigurationError(f"not a signed medvault consent document: it is {kind}") from None
@@ -164,6 +171,15 @@ class SignedConsent:
         return signed
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: with a key twice, readers disagree on its value."""
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"it names {', '.join(map(repr, twice))} twice, and readers disagree on which counts")
+    return dict(pairs)
+
+
 def _signature(text: str, action: str) -> tuple[bytes, int, int]:
     """(r, s, v) of a 0x-hex signature of 65 bytes (any v, any s, see normalised_signature) or
     of 64 (EIP-2098 compact: r, then s with the y-parity in its top bit)."""
@@ -174,6 +190,10 @@ def _signature(text: str, action: str) -> tuple[bytes, int, int]:
     if len(raw) == 64:
         vs = int.from_bytes(raw[32:])
         raw = raw[:32] + (vs & (1 << 255) - 1).to_bytes(32) + bytes([27 + (vs >> 255)])
+    if len(raw) == 65 and not all(0 < int.from_bytes(part) < SECP256K1_N for part in (raw[:32], raw[32:64])):
+        raise ConfigurationError(
+            f"the signature of this {action} is not a secp256k1 signature: r and s must be from 1 to the curve order"
+        )
     try:
         return normalised_signature(raw)
     except ValueError as exc:
@@ -195,6 +215,10 @@ def _normalised_document(document: object) -> dict[str, Any]:
     for name, fields in (("EIP712Domain", _DOMAIN_FIELDS), (action, TYPES[action])):
         if types.get(name) != [{"name": n, "type": t} for n, t in fields]:
             raise ConfigurationError(f"the {name} type of this document is not medvault's: it was not made by medvault")
+    if set(types) != {"EIP712Domain", action}:
+        raise ConfigurationError(
+            f"the types of this {action} must be EIP712Domain and {action} alone, not {', '.join(types)}"
+        )
     if (domain.get("name"), domain.get("version")) != (DOMAIN_NAME, DOMAIN_VERSION):
         raise ConfigurationError(
             f"signed for {domain.get('name')!r} version {domain.get('version')!r}, "
@@ -212,6 +236,10 @@ def _normalised_document(document: object) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_HEX_BYTES = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+_NUMBER = re.compile(r"[0-9]+|0x[0-9a-fA-F]+")  # MetaMask reads "0X..." as decimal
+
+
 def _value(kind: str, value: object, name: str) -> Any:
     """One field as its Solidity ``kind`` wants it; ConfigurationError in words otherwise."""
     if kind == "address":
@@ -223,21 +251,17 @@ def _value(kind: str, value: object, name: str) -> Any:
     if kind == "string":
         return str(value)
     if kind.startswith("bytes"):
-        if not isinstance(value, str) or not value.startswith("0x"):
-            raise ConfigurationError(f"{name} must be 0x and hex digits, not {value!r}")
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            raise ConfigurationError(f"{name} must be 0x and hex digits, not {value!r}") from None
+        size = int(kind.removeprefix("bytes") or -1)  # bytes32 has exactly 32; bytes any number
+        if not isinstance(value, str) or not _HEX_BYTES.fullmatch(value) or size not in (-1, len(value) // 2 - 1):
+            length = "" if size < 0 else f" ({size} bytes)"
+            raise ConfigurationError(f"{name} must be 0x and pairs of hex digits{length}, not {value!r}")
+        return bytes.fromhex(value[2:])
     bits = int(kind.removeprefix("uint"))
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str):
-        try:
-            number = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
-        except ValueError:
-            number = None
+    elif isinstance(value, str) and _NUMBER.fullmatch(value):  # what wallets parse: no spaces, signs or "_"
+        number = int(value, 0 if value.startswith("0x") else 10)
     if number is None or not 0 <= number < 1 << bits:
         raise ConfigurationError(
             f"{name} must be a whole number from 0 to 2^{bits}-1 (a number, or a decimal or 0x string), not {value!r}"

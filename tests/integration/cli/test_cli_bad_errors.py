@@ -169,9 +169,9 @@ ROWS = {  # id: (command line, words, exit status, more words)
     ),
     "grant-for-someone-else": (
         "consent grant drbob --days 1 --patient alice --account eve",
-        "signed by eve (0x",
+        "this signed Grant was signed by 0x",
         1,
-        "neither the patient nor",
+        "who is not the patient nor one of their delegates",
     ),
     "emergency-under-none-policy": (
         "emergency alice --reason ER --account clinic",
