@@ -1,0 +1,82 @@
+"""Nothing is lost and one bad record stays one finding: choosing keepers past a record whose key
+bundle cannot be read, `gc` keeping what a pointer needs however it is pinned, and reads that
+take no compressed answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from dags import expanding_dag, hostile_pointer
+from data import LAB
+from helpers import add
+from multiformats import CID
+
+from medvault.chain import Chain, deploy
+from medvault.chain.artifacts import load_artifacts
+from medvault.cli import cli
+from medvault.errors import BadRecordError
+from medvault.orphans import find_orphans
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from web3 import Web3
+
+    from medvault.accounts import Wallet
+    from medvault.client import Medvault
+    from medvault.dev.node import NodeInfo
+    from medvault.ipfs import IpfsClient
+
+pytestmark = pytest.mark.integration
+
+
+def test_keepers_are_chosen_past_a_record_whose_key_bundle_is_too_large(
+    mv: Medvault, ipfs: IpfsClient, patient: Wallet, provider: Wallet, doctor: Wallet
+) -> None:
+    good = add(mv, provider, patient)
+    bomb = expanding_dag(ipfs.api_url, 20)  # 20 MiB: over the 16 MiB limit for key bundles
+    hostile_pointer(mv, provider, patient.address, good.cid, hashlib.sha256(b"").digest(), bomb)
+    with pytest.raises(BadRecordError, match="over the limit"):
+        mv.open_key(patient, mv.records(patient.address)[1])
+    mv.set_keepers(patient, [doctor.address], 1)
+    keepers = mv.keepers_of(patient.address)
+    assert keepers.escrow_cid is not None
+    reescrow = mv.key_bundle(keepers.escrow_cid, patient.address)
+    assert [index for index, _ in reescrow.escrows] == [0]  # the good record, escrowed; the bad one passed over
+
+
+def _orphans(home: Path, node: NodeInfo) -> set[str]:
+    """What `medvault gc` lists as orphans (listing only: the session's Kubo is shared)."""
+    base = ["--home", str(home), "--rpc-url", node.rpc_url, "--ipfs-api", node.ipfs_api]
+    result = CliRunner().invoke(cli, [*base, "gc", "--json"])
+    assert result.exit_code == 0, result.output
+    return {pin["cid"] for pin in json.loads(result.stdout)["orphans"]}
+
+
+def test_gc_keeps_the_objects_of_a_deployment_this_home_replaced(
+    mv: Medvault, w3: Web3, home: Path, local_node: NodeInfo, admin: Wallet, patient: Wallet, provider: Wallet
+) -> None:
+    pointer = add(mv, provider, patient)
+    assert not {pointer.cid, pointer.keys_cid} & _orphans(home, local_node)
+    later, _ = deploy(w3, admin, home, replace=True)  # the earlier record moves to deployments/replaced/
+    assert pointer.cid in {p.cid for p in find_orphans(Chain(w3, later, load_artifacts()), mv.ipfs).orphans}
+    assert not {pointer.cid, pointer.keys_cid} & _orphans(home, local_node)
+    assert mv.read_record(patient, patient.address, 0).data == LAB
+
+
+def test_gc_keeps_a_pin_of_a_referenced_block_under_another_codec(
+    mv: Medvault, home: Path, local_node: NodeInfo, patient: Wallet, provider: Wallet
+) -> None:
+    # One dag-pb block, pinned as such; a pointer names the same block (multihash) as raw.
+    params = {"cid-version": "1", "raw-leaves": "false", "pin": "true", "quieter": "true"}
+    added = httpx.post(f"{local_node.ipfs_api}/api/v0/add", params=params, files={"file": b"one block"})
+    pinned = str(added.raise_for_status().json()["Hash"])
+    raw = str(CID.decode(pinned).set(codec="raw"))
+    assert (pinned[:4], raw[:4]) == ("bafy", "bafk")
+    hostile_pointer(mv, provider, patient.address, raw, hashlib.sha256(b"").digest(), raw)
+    assert pinned not in _orphans(home, local_node)
