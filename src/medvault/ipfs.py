@@ -318,6 +318,15 @@ class IpfsClient:
         listing = self._post("ls", params={"arg": arg, "size": "false", "resolve-type": "false", "offline": "true"})
         return [str(link["Hash"]) for entry in listing.json()["Objects"] for link in entry["Links"]]
 
+    def refs(self, cid: str) -> list[str]:
+        """The CIDs of every block ``cid`` links to, at any depth, from the node's own store."""
+        params = {"arg": str(CID.decode(cid)), "recursive": "true", "unique": "true", "offline": "true"}
+        lines = self._post("refs", params=params).text.splitlines()
+        found = [json.loads(line) for line in lines if line.strip()]
+        if failed := next((entry["Err"] for entry in found if entry.get("Err")), None):
+            raise IpfsError("refs", str(failed))
+        return [str(entry["Ref"]) for entry in found]
+
     def version(self) -> str:
         return str(self._post("version").json()["Version"])
 

@@ -5,7 +5,8 @@ A pin is referenced when a deployment's events name it: a record's ``cid`` or ``
 (``KeepersChosen``; earlier sets' too: nothing named on chain is dropped). Seeding pins one
 wrapping directory per batch of files instead of one pin per file, so a directory pin is judged
 by its entries: all of them referenced, kept; none, an orphan; some, kept for those (unpinning
-it would drop them too) and reported as partly referenced, with its unreferenced entries.
+it would drop them too) and reported as partly referenced, with its unreferenced entries. An
+entry, or a pin that is no directory, counts as referenced if any block inside it is named.
 Empty directories (Kubo pins one in every new repository) hold nothing and are left alone.
 Pins and references are compared by multihash, as Kubo stores blocks: a pin keeps the block
 whatever codec or CID version names it, so a pin of a referenced block is never an orphan.
@@ -145,9 +146,9 @@ def find_orphans(chain: Chain, ipfs: IpfsClient, *, earlier: Sequence[Chain] = (
             continue
         entries = ipfs.directory_entries(cid)
         if entries is None:
-            report.orphans.append(Pin(cid))
+            (report.referenced if _holds(ipfs, cid, references) else report.orphans).append(Pin(cid))
             continue
-        unreferenced = tuple(entry for entry in entries if _key(entry) not in references)
+        unreferenced = tuple(entry for entry in entries if not _holds(ipfs, entry, references))
         named = len(entries) - len(unreferenced)
         if not entries:
             report.empty.append(cid)
@@ -169,6 +170,12 @@ def unpin_orphans(chain: Chain, ipfs: IpfsClient, report: PinReport, *, earlier:
             ipfs.unpin(pin.cid)
             report.unpinned.append(pin.cid)
     return report.unpinned
+
+
+def _holds(ipfs: IpfsClient, cid: str, references: set[bytes]) -> bool:
+    """Whether ``cid`` is, or links to at any depth, a block the chain names (a pointer may name
+    a file inside a nested directory, or one block of a larger object)."""
+    return _key(cid) in references or any(_key(ref) in references for ref in ipfs.refs(cid))
 
 
 def _key(cid: str | bytes) -> bytes | None:

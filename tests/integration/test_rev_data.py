@@ -80,3 +80,29 @@ def test_gc_keeps_a_pin_of_a_referenced_block_under_another_codec(
     assert (pinned[:4], raw[:4]) == ("bafy", "bafk")
     hostile_pointer(mv, provider, patient.address, raw, hashlib.sha256(b"").digest(), raw)
     assert pinned not in _orphans(home, local_node)
+
+
+def test_gc_keeps_a_pin_that_holds_a_referenced_object_deep_inside(
+    mv: Medvault, home: Path, local_node: NodeInfo, patient: Wallet, provider: Wallet
+) -> None:
+    api = f"{local_node.ipfs_api}/api/v0/add"
+    params = {"cid-version": "1", "raw-leaves": "true", "pin": "true", "quiet": "true"}
+    record = b"a record filed two folders down"
+    files = [
+        ("file", ("outer", b"", "application/x-directory")),
+        ("file", ("outer%2Finner", b"", "application/x-directory")),
+        ("file", ("outer%2Finner%2Frecord", record, "application/octet-stream")),
+    ]
+    added = {e["Name"]: e["Hash"] for e in map(json.loads, httpx.post(api, params=params, files=files).text.split())}
+    folder, inner = added["outer"], added["outer/inner/record"]
+    # A file of two blocks whose second block a pointer names on its own.
+    blob = bytes(range(256)) * 1100  # 281,600 bytes: two raw leaves under a dag-pb root
+    file = str(httpx.post(api, params=params, files={"file": blob}).json()["Hash"])
+    leaf = mv.ipfs.refs(file)[-1]
+    for cid in (inner, leaf):
+        hostile_pointer(mv, provider, patient.address, cid, hashlib.sha256(b"").digest(), cid)
+    report = find_orphans(mv.chain, mv.ipfs)
+    assert not {folder, file} & {p.cid for p in report.orphans}
+    [kept] = [p for p in report.referenced if p.cid == folder]
+    assert (kept.files, kept.referenced) == (1, 1)  # its one entry, the inner folder, holds the record
+    assert file in {p.cid for p in report.referenced}
