@@ -12,14 +12,17 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from dags import expanding_dag, hostile_pointer
-from data import LAB
+from data import DAY, LAB, LABS
 from helpers import add
 from multiformats import CID
+from web3.exceptions import TimeExhausted
 
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.cli import cli
 from medvault.errors import BadRecordError
+from medvault.ipfs import cid_from_bytes
+from medvault.model import Category, GrantTerms, Purpose
 from medvault.orphans import find_orphans
 
 if TYPE_CHECKING:
@@ -106,3 +109,34 @@ def test_gc_keeps_a_pin_that_holds_a_referenced_object_deep_inside(
     [kept] = [p for p in report.referenced if p.cid == folder]
     assert (kept.files, kept.referenced) == (1, 1)  # its one entry, the inner folder, holds the record
     assert file in {p.cid for p in report.referenced}
+
+
+def test_a_write_whose_receipt_is_lost_keeps_its_objects_pinned(
+    mv: Medvault, ipfs: IpfsClient, patient: Wallet, provider: Wallet, doctor: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(mv, provider, patient)
+    mv.grant(patient, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, mv.now(), mv.now() + DAY))
+
+    def lost(tx_hash: object, timeout: float = 0) -> None:
+        """The transaction is sent (and mined) but its receipt never comes back: a timeout, a
+        dropped connection or Ctrl-C while the client waits."""
+        raise TimeExhausted(f"transaction {tx_hash!r} is not in the chain after {timeout} seconds")
+
+    monkeypatch.setattr(mv.chain.w3.eth, "wait_for_transaction_receipt", lost)
+    for write in (
+        lambda: mv.add_record(provider, patient.address, LAB, Category.LABORATORY),
+        lambda: mv.set_keepers(patient, [doctor.address], 1),
+        lambda: mv.share_keys(patient, doctor.address),
+        lambda: mv.rotate_key(patient),
+    ):
+        with pytest.raises(TimeExhausted):
+            write()
+    monkeypatch.undo()
+    records = mv.records(patient.address)  # every transaction landed all the same
+    [keepers] = mv.chain.events("KeeperDirectory", "KeepersChosen")
+    shared = mv.chain.events("ConsentManager", "KeysShared")
+    assert len(records) == 2
+    assert len(shared) == 2  # the grant's, and share_keys'; the rotation's never went out
+    named = [*(c for r in records for c in (r.cid, r.keys_cid)), cid_from_bytes(bytes(keepers["args"]["escrowCid"]))]
+    named += [cid_from_bytes(bytes(e["args"]["keysCid"])) for e in shared]
+    assert [cid for cid in named if not ipfs.is_pinned(cid)] == []

@@ -33,6 +33,7 @@ from medvault.errors import (
     AccessDeniedError,
     BadRecordError,
     ConfigurationError,
+    ContractError,
     DecryptionError,
     KeeperRefusedError,
     UnusableKeyError,
@@ -76,7 +77,7 @@ class Keepers(Participants):
         fn = self.chain.keepers.functions.setKeepers(keepers, threshold, raw)
         try:
             return self.chain.transact(patient, fn, f"set {threshold}-of-{len(keepers)} keepers of {patient.address}")
-        except BaseException:
+        except ContractError:  # refused or failed; anything else may still land: the bundle stays
             if escrow_cid:
                 self._unpin_quietly(escrow_cid)
             raise
