@@ -332,14 +332,17 @@ class IpfsClient:
 
     def _stream(self, command: str, params: dict[str, str], seconds: float | None) -> Generator[bytes, None, None]:
         """The body of ``command``'s answer, chunk by chunk as it arrives (``seconds`` bounds
-        each wait, else the client's timeout)."""
+        each wait, else the client's timeout). Taken as sent: a compressed answer is not expanded
+        (kilobytes of gzip expand to gigabytes before anything could count them), and as no
+        object's bytes it fails the CID check."""
         timeout = seconds or httpx.USE_CLIENT_DEFAULT
+        identity = {"Accept-Encoding": "identity"}
         try:
-            with self._http.stream("POST", f"/{command}", params=params, timeout=timeout) as response:
+            with self._http.stream("POST", f"/{command}", params=params, headers=identity, timeout=timeout) as response:
                 if response.status_code != 200:
                     response.read()
                     raise _failure(command, response)
-                yield from response.iter_bytes()
+                yield from response.iter_raw()
         except httpx.TransportError as exc:
             raise IpfsUnavailableError(self.api_url, str(exc) or type(exc).__name__) from None
 

@@ -4,8 +4,13 @@ take no compressed answers."""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import json
+import threading
+import tracemalloc
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import httpx
@@ -20,8 +25,8 @@ from web3.exceptions import TimeExhausted
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.cli import cli
-from medvault.errors import BadRecordError
-from medvault.ipfs import cid_from_bytes
+from medvault.errors import BadRecordError, IntegrityError
+from medvault.ipfs import IpfsClient, cid_from_bytes, compute_cid
 from medvault.model import Category, GrantTerms, Purpose
 from medvault.orphans import find_orphans
 
@@ -33,7 +38,6 @@ if TYPE_CHECKING:
     from medvault.accounts import Wallet
     from medvault.client import Medvault
     from medvault.dev.node import NodeInfo
-    from medvault.ipfs import IpfsClient
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +144,52 @@ def test_a_write_whose_receipt_is_lost_keeps_its_objects_pinned(
     named = [*(c for r in records for c in (r.cid, r.keys_cid)), cid_from_bytes(bytes(keepers["args"]["escrowCid"]))]
     named += [cid_from_bytes(bytes(e["args"]["keysCid"])) for e in shared]
     assert [cid for cid in named if not ipfs.is_pinned(cid)] == []
+
+
+class GzipKubo:
+    """A Kubo stand-in whose every object states 64 bytes and streams a gzip body that expands
+    to 256 MiB: a few hundred kilobytes on the wire."""
+
+    def __init__(self) -> None:
+        body = gzip.compress(b"\0" * (256 << 20), compresslevel=9)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                stat = self.path.startswith("/api/v0/files/stat")
+                answer = b'{"Type":"file","Size":64}' if stat else body
+                self.send_response(200)
+                if not stat:
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the reader hangs up at its limit
+                    self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_compressed_answer_is_not_expanded_past_the_limit() -> None:
+    kubo = GzipKubo()
+    cid = compute_cid(b"x" * 64)
+    tracemalloc.start()
+    try:
+        with IpfsClient(kubo.url) as client, pytest.raises(IntegrityError) as raised:
+            client.cat(cid, kind="bundle")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        kubo.close()
+    assert f"IPFS returned bytes for {cid} that hash to" in str(raised.value)  # as sent: no object
+    assert peak < 4 << 20, peak  # not the 256 MiB they expand to, nor one 64 MiB chunk of it
