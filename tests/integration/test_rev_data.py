@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import threading
+import time
 import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from web3.exceptions import TimeExhausted
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.cli import cli
-from medvault.errors import BadRecordError, IntegrityError
+from medvault.errors import BadRecordError, IntegrityError, IpfsError, IpfsUnavailableError
 from medvault.ipfs import IpfsClient, cid_from_bytes, compute_cid
 from medvault.model import Category, GrantTerms, Purpose
 from medvault.orphans import find_orphans
@@ -193,3 +194,59 @@ def test_a_compressed_answer_is_not_expanded_past_the_limit() -> None:
         kubo.close()
     assert f"IPFS returned bytes for {cid} that hash to" in str(raised.value)  # as sent: no object
     assert peak < 4 << 20, peak  # not the 256 MiB they expand to, nor one 64 MiB chunk of it
+
+
+class EndlessStatKubo:
+    """A Kubo stand-in whose answer to `files/stat` never ends: JSON whitespace, ``step`` bytes
+    at a time every ``pause`` seconds."""
+
+    def __init__(self, step: int, pause: float) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # the body runs until the connection closes
+
+            def do_POST(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the reader hangs up
+                    while True:
+                        self.wfile.write(b" " * step)
+                        self.wfile.flush()
+                        time.sleep(pause)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_stat_that_never_ends_is_cut_off_by_the_request_budget() -> None:
+    kubo, cid = EndlessStatKubo(1, 0.1), compute_cid(b"x")
+    started = time.monotonic()
+    try:
+        with IpfsClient(kubo.url) as client, pytest.raises(IpfsUnavailableError) as raised:
+            client.budgeted(1 << 20, 1.0).cat(cid, kind="bundle")  # a keeper's read
+    finally:
+        kubo.close()
+    assert time.monotonic() - started < 3
+    assert "was not read within this request's time budget of 1 s" in str(raised.value)
+
+
+def test_a_stat_that_never_ends_is_cut_off_with_little_memory() -> None:
+    kubo, cid = EndlessStatKubo(1 << 20, 0), compute_cid(b"x")
+    tracemalloc.start()
+    try:
+        with IpfsClient(kubo.url) as client, pytest.raises(IpfsError) as raised:
+            client.cat(cid, kind="bundle")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        kubo.close()
+    assert f"the node's answer about {cid} runs over" in str(raised.value)
+    assert peak < 8 << 20, peak
