@@ -30,6 +30,7 @@ from medvault.errors import BadRecordError, IntegrityError, IpfsError, IpfsUnava
 from medvault.ipfs import IpfsClient, cid_from_bytes, compute_cid
 from medvault.model import Category, GrantTerms, Purpose
 from medvault.orphans import find_orphans
+from medvault.verify import verify_patient
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -250,3 +251,17 @@ def test_a_stat_that_never_ends_is_cut_off_with_little_memory() -> None:
         kubo.close()
     assert f"the node's answer about {cid} runs over" in str(raised.value)
     assert peak < 8 << 20, peak
+
+
+def test_a_malformed_re_escrow_cid_stops_no_write_and_verify_reports_it(
+    mv: Medvault, patient: Wallet, provider: Wallet, doctor: Wallet
+) -> None:
+    add(mv, provider, patient)
+    # setKeepers checks only the escrow CID's length: a wallet outside medvault can send any bytes.
+    mv.chain.transact(patient, mv.chain.keepers.functions.setKeepers([doctor.address], 1, b"\x01\x02\x03\x04"), "set")
+    assert mv.keepers_of(patient.address).escrow_cid == "0x01020304"
+    later = add(mv, provider, patient)  # the patient's log takes records still
+    assert mv.read_record(patient, patient.address, later.index).data == LAB
+    report = verify_patient(mv, patient.address)
+    assert report.count == 2
+    assert [(f.index, f.object) for f in report.findings] == [(-1, "escrow")]

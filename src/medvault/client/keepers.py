@@ -35,6 +35,7 @@ from medvault.errors import (
     ConfigurationError,
     ContractError,
     DecryptionError,
+    InvalidCidError,
     KeeperRefusedError,
     UnusableKeyError,
 )
@@ -104,7 +105,7 @@ class Keepers(Participants):
         keepers, threshold, escrow = self.chain.call(self.chain.keepers.functions.keepersOf(patient), "keepersOf")
         keepers = [to_checksum_address(k) for k in keepers]
         urls = self.keeper_urls(keepers) if with_urls else {}
-        escrow_cid = cid_from_bytes(bytes(escrow)) if escrow else None
+        escrow_cid = _cid_text(bytes(escrow)) if escrow else None
         return KeeperSet(patient, keepers, int(threshold), urls, escrow_cid)
 
     def escrow_for(self, pointer: RecordPointer, bundle: KeyBundle, keepers: KeeperSet) -> Escrow | None:
@@ -233,3 +234,12 @@ class Keepers(Participants):
             )
         reasons = {k: (r.reason, r.message) for k, r in refusals.items()}
         raise KeeperRefusedError(reader.address, pointer.patient, len(shares), threshold, reasons)
+
+
+def _cid_text(raw: bytes) -> str:
+    """``raw`` as a CID, else as hex: a malformed re-escrow CID (setKeepers checks only its
+    length) fails where it is read, for the records it covers, not every write of the patient."""
+    try:
+        return cid_from_bytes(raw)
+    except InvalidCidError:
+        return "0x" + raw.hex()
