@@ -26,8 +26,11 @@ from web3.exceptions import TimeExhausted
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.cli import cli
+from medvault.dev.node import free_port
 from medvault.errors import BadRecordError, IntegrityError, IpfsError, IpfsUnavailableError
 from medvault.ipfs import IpfsClient, cid_from_bytes, compute_cid
+from medvault.keeper import KeeperService
+from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import Category, GrantTerms, Purpose
 from medvault.orphans import find_orphans
 from medvault.verify import verify_patient
@@ -254,7 +257,7 @@ def test_a_stat_that_never_ends_is_cut_off_with_little_memory() -> None:
 
 
 def test_a_malformed_re_escrow_cid_stops_no_write_and_verify_reports_it(
-    mv: Medvault, patient: Wallet, provider: Wallet, doctor: Wallet
+    mv: Medvault, patient: Wallet, provider: Wallet, doctor: Wallet, tmp_path: Path
 ) -> None:
     add(mv, provider, patient)
     # setKeepers checks only the escrow CID's length: a wallet outside medvault can send any bytes.
@@ -265,3 +268,10 @@ def test_a_malformed_re_escrow_cid_stops_no_write_and_verify_reports_it(
     report = verify_patient(mv, patient.address)
     assert report.count == 2
     assert [(f.index, f.object) for f in report.findings] == [(-1, "escrow")]
+    with KeeperService(doctor, mv, tmp_path / "keeper", port=free_port()) as keeper:
+        chain = mv.chain
+        request = KeyRequest(patient.address, 0, patient.address, keeper.address, mv.now())
+        with pytest.raises(Refusal) as refused:
+            post_key_request(keeper.url, sign_key_request(patient, request, chain.chain_id, chain.keepers.address))
+    assert refused.value.reason == "bad-record"
+    assert "0x01020304" in refused.value.message
