@@ -12,7 +12,7 @@ import threading
 import time
 import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -27,7 +27,7 @@ from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.cli import cli
 from medvault.dev.node import free_port
-from medvault.errors import BadRecordError, IntegrityError, IpfsError, IpfsUnavailableError
+from medvault.errors import BadRecordError, CidMismatchError, IntegrityError, IpfsError, IpfsUnavailableError
 from medvault.ipfs import IpfsClient, cid_from_bytes, compute_cid
 from medvault.keeper import KeeperService
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
@@ -60,6 +60,25 @@ def test_keepers_are_chosen_past_a_record_whose_key_bundle_is_too_large(
     assert keepers.escrow_cid is not None
     reescrow = mv.key_bundle(keepers.escrow_cid, patient.address)
     assert [index for index, _ in reescrow.escrows] == [0]  # the good record, escrowed; the bad one passed over
+
+
+def test_keepers_are_chosen_past_a_record_whose_bundle_the_node_serves_altered(
+    mv: Medvault, patient: Wallet, provider: Wallet, doctor: Wallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    altered, good = add(mv, provider, patient), add(mv, provider, patient)
+    cat = mv.ipfs.cat
+
+    def corrupt(cid: str, **options: Any) -> bytes:
+        """A node (or its disk) that serves one key bundle altered."""
+        if cid == altered.keys_cid:
+            raise CidMismatchError(cid, compute_cid(b"altered"))
+        return cat(cid, **options)
+
+    monkeypatch.setattr(mv.ipfs, "cat", corrupt)
+    mv.set_keepers(patient, [doctor.address], 1)
+    escrow_cid = mv.keepers_of(patient.address).escrow_cid
+    assert escrow_cid is not None
+    assert [index for index, _ in mv.key_bundle(escrow_cid, patient.address).escrows] == [good.index]
 
 
 def _orphans(home: Path, node: NodeInfo) -> set[str]:

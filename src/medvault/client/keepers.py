@@ -31,7 +31,6 @@ from medvault.client.participants import Participants
 from medvault.crypto import decrypt_record, open_share
 from medvault.errors import (
     AccessDeniedError,
-    BadRecordError,
     ConfigurationError,
     ContractError,
     DecryptionError,
@@ -87,14 +86,9 @@ class Keepers(Participants):
         """The CID of a bundle escrowing every existing record's key for ``keepers``; None if
         the patient has no record its keys open."""
         keeper_keys = {keeper: self.encryption_key(keeper) for keeper in keepers}
-        escrows: list[tuple[int, Escrow]] = []
-        for pointer in self.records(patient.address):  # type: ignore[attr-defined]
-            try:
-                key = self.open_key(patient, pointer)  # type: ignore[attr-defined]
-            except (AccessDeniedError, DecryptionError, BadRecordError):
-                continue  # nothing the patient holds opens it: it keeps the keepers of its time
-            context = self.context_of(pointer)
-            escrows.append((pointer.index, escrow_key(context, key, threshold, keeper_keys)))
+        # A record the patient's keys do not open, for whatever reason, keeps the keepers of its time.
+        opened, _ = self.open_keys(patient, self.records(patient.address))  # type: ignore[attr-defined]
+        escrows = [(p.index, escrow_key(self.context_of(p), key, threshold, keeper_keys)) for p, key in opened]
         if not escrows:
             return None
         bundle = self.new_key_bundle(patient.address, [])
