@@ -60,6 +60,8 @@ _KINDS: dict[ObjectKind, tuple[str, str]] = {  # what an object of the kind is c
     "bundle": ("a key bundle", MAX_BUNDLE_ENV),
 }
 
+STAT_BYTES = 64 << 10  # Kubo states an object's size in ~200 bytes of JSON
+
 # How content is added; compute_cid must reproduce exactly this layout.
 ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "hash": "sha2-256", "chunker": "size-262144"}
 
@@ -260,7 +262,7 @@ class IpfsClient:
                 limit, what = self.budget.bytes_left, f"{what} within this request's budget"
         options = {"offline": "true" if local_only else None, "timeout": timeout}
         params = {k: v for k, v in options.items() if v}
-        stated = self.stated_size(parsed, **params)
+        stated = self.stated_size(parsed, seconds=seconds, **params)
         if stated > limit:
             raise ObjectTooLargeError(parsed, f"states {stated:,} bytes", limit, what, setting)
         hasher, chunks, total = _hasher(parsed), [], 0
@@ -281,13 +283,29 @@ class IpfsClient:
             self.budget.bytes_left -= total
         return b"".join(chunks)
 
-    def stated_size(self, cid: str, **params: str) -> int:
+    def stated_size(self, cid: str, *, seconds: float | None = None, **params: str) -> int:
         """The byte length ``cid``'s root block states (a UnixFS file's size, a raw block's own
-        length): read from that one block, before anything else of the object is fetched."""
-        stat = self._post("files/stat", params={"arg": f"/ipfs/{parse_cid(cid)}", **params}).json()
-        if stat.get("Type") != "file":
-            raise IpfsError("cat", f"{cid} is a {stat.get('Type')}, not a file")
-        return int(stat["Size"])
+        length): read from that one block, before anything else of the object is fetched. The
+        node's answer is read as it comes, up to STAT_BYTES and within the budget if there is one."""
+        body = b""
+        stream = self._stream("files/stat", {"arg": f"/ipfs/{parse_cid(cid)}", **params}, seconds)
+        with contextlib.closing(stream):
+            for chunk in stream:
+                body += chunk
+                if len(body) > STAT_BYTES:
+                    raise IpfsError("cat", f"the node's answer about {cid} runs over {STAT_BYTES:,} bytes: not Kubo's")
+                if self.budget is not None:
+                    self.budget.remaining(self.api_url, cid)
+        try:
+            stat = json.loads(body)
+        except ValueError:
+            raise IpfsError("cat", f"the node's answer about {cid} is not JSON: not Kubo's") from None
+        kind, size = (stat.get("Type"), stat.get("Size")) if isinstance(stat, dict) else (None, None)
+        if kind != "file":
+            raise IpfsError("cat", f"{cid} is a {kind}, not a file")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise IpfsError("cat", f"the node states no size for {cid} ({size!r}): not Kubo's answer")
+        return size
 
     @staticmethod
     def verify(cid: str, data: bytes) -> None:
@@ -333,19 +351,35 @@ class IpfsClient:
         listing = self._post("ls", params={"arg": arg, "size": "false", "resolve-type": "false", "offline": "true"})
         return [str(link["Hash"]) for entry in listing.json()["Objects"] for link in entry["Links"]]
 
+    def refs(self, cid: str) -> list[str]:
+        """The CIDs of every block ``cid`` links to, at any depth, from the node's own store."""
+        params = {"arg": str(CID.decode(cid)), "recursive": "true", "unique": "true", "offline": "true"}
+        lines = self._post("refs", params=params).text.splitlines()
+        found = [json.loads(line) for line in lines if line.strip()]
+        if failed := next((entry["Err"] for entry in found if entry.get("Err")), None):
+            raise IpfsError("refs", str(failed))
+        return [str(entry["Ref"]) for entry in found]
+
     def version(self) -> str:
         return str(self._post("version").json()["Version"])
 
     def _stream(self, command: str, params: dict[str, str], seconds: float | None) -> Generator[bytes, None, None]:
         """The body of ``command``'s answer, chunk by chunk as it arrives (``seconds`` bounds
-        each wait, else the client's timeout)."""
+        each wait, else the client's timeout). Taken as sent: a compressed answer is not expanded
+        (kilobytes of gzip expand to gigabytes before anything could count them), and as no
+        object's bytes it fails the CID check."""
         timeout = seconds or httpx.USE_CLIENT_DEFAULT
+        identity = {"Accept-Encoding": "identity"}
         try:
-            with self._http.stream("POST", f"/{command}", params=params, timeout=timeout) as response:
+            with self._http.stream("POST", f"/{command}", params=params, headers=identity, timeout=timeout) as response:
                 if response.status_code != 200:
-                    response.read()
-                    raise _failure(command, response)
-                yield from response.iter_bytes()
+                    head = b""
+                    for chunk in response.iter_raw():  # the message, not an endless body
+                        head += chunk
+                        if len(head) > STAT_BYTES:
+                            break
+                    raise _failure(command, httpx.Response(response.status_code, content=head[:STAT_BYTES]))
+                yield from response.iter_raw()
         except httpx.TransportError as exc:
             raise IpfsUnavailableError(self.api_url, str(exc) or type(exc).__name__) from None
 

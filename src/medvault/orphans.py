@@ -5,8 +5,13 @@ A pin is referenced when a deployment's events name it: a record's ``cid`` or ``
 (``KeepersChosen``; earlier sets' too: nothing named on chain is dropped). Seeding pins one
 wrapping directory per batch of files instead of one pin per file, so a directory pin is judged
 by its entries: all of them referenced, kept; none, an orphan; some, kept for those (unpinning
-it would drop them too) and reported as partly referenced, with its unreferenced entries.
+it would drop them too) and reported as partly referenced, with its unreferenced entries. An
+entry, or a pin that is no directory, counts as referenced if any block inside it is named.
 Empty directories (Kubo pins one in every new repository) hold nothing and are left alone.
+Pins and references are compared by multihash, as Kubo stores blocks: a pin keeps the block
+whatever codec or CID version names it, so a pin of a referenced block is never an orphan.
+The deployments this home replaced on the same chain (``deploy --replace`` keeps their records)
+reference their objects as well, while their contracts are there.
 
 Whatever a killed ``record add`` or seeding run pinned before its transaction landed is an orphan.
 So is an object whose transaction is still on its way: run ``gc --unpin`` while nothing writes
@@ -20,12 +25,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from multiformats import CID
+from pydantic import ValidationError
+
+from medvault.chain import Chain
+from medvault.chain.artifacts import Deployment, load_artifacts
+from medvault.chain.deploy import replaced_deployments
+from medvault.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from medvault.chain import Chain
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from medvault.ipfs import IpfsClient
 
-__all__ = ["REFERENCES", "Pin", "PinReport", "chain_references", "find_orphans", "unpin_orphans"]
+__all__ = ["REFERENCES", "Pin", "PinReport", "chain_references", "find_orphans", "replaced_chains", "unpin_orphans"]
 
 # (contract, event, the fields that hold binary CIDs): every reference the chain can make.
 REFERENCES = (
@@ -87,10 +100,28 @@ class PinReport:
         }
 
 
-def chain_references(chain: Chain) -> tuple[set[str], int]:
-    """Every CID (CIDv1, base32) the deployment's events name, and how many named no CID."""
+def replaced_chains(chain: Chain, home: Path) -> list[Chain]:
+    """The deployments ``home`` replaced on ``chain``'s chain whose contracts are still there."""
+    chains = []
+    for path in replaced_deployments(home, chain.chain_id):
+        try:
+            deployment = Deployment.model_validate_json(path.read_bytes())
+        except ValidationError:
+            raise ConfigurationError(
+                f"{path} is not a readable deployment record, so what it references is unknown: "
+                "fix it or move it out of deployments/replaced/ before running gc"
+            ) from None
+        try:
+            chains.append(Chain(chain.w3, deployment, load_artifacts()))
+        except ConfigurationError:
+            continue  # its contracts are gone (a chain started afresh): it references nothing
+    return chains
+
+
+def chain_references(*chains: Chain) -> tuple[set[bytes], int]:
+    """The multihash of every CID the deployments' events name, and how many named no CID."""
     found, unreadable = set(), 0
-    for contract, event, fields in REFERENCES:
+    for chain, (contract, event, fields) in ((c, r) for c in chains for r in REFERENCES):
         for log in chain.events(contract, event):
             for name in fields:
                 raw = bytes(log["args"][name])
@@ -104,9 +135,10 @@ def chain_references(chain: Chain) -> tuple[set[str], int]:
     return found, unreadable
 
 
-def find_orphans(chain: Chain, ipfs: IpfsClient) -> PinReport:
-    """Sorts every recursive pin of ``ipfs`` into referenced, partly referenced and orphaned."""
-    references, unreadable = chain_references(chain)
+def find_orphans(chain: Chain, ipfs: IpfsClient, *, earlier: Sequence[Chain] = ()) -> PinReport:
+    """Sorts every recursive pin of ``ipfs`` into referenced, partly referenced and orphaned by
+    what ``chain`` and the ``earlier`` deployments (``replaced_chains``) reference."""
+    references, unreadable = chain_references(chain, *earlier)
     report = PinReport(len(references), unreadable=unreadable)
     for cid in sorted(ipfs.pins()):
         if _key(cid) in references:
@@ -114,9 +146,9 @@ def find_orphans(chain: Chain, ipfs: IpfsClient) -> PinReport:
             continue
         entries = ipfs.directory_entries(cid)
         if entries is None:
-            report.orphans.append(Pin(cid))
+            (report.referenced if _holds(ipfs, cid, references) else report.orphans).append(Pin(cid))
             continue
-        unreferenced = tuple(entry for entry in entries if _key(entry) not in references)
+        unreferenced = tuple(entry for entry in entries if not _holds(ipfs, entry, references))
         named = len(entries) - len(unreferenced)
         if not entries:
             report.empty.append(cid)
@@ -129,10 +161,10 @@ def find_orphans(chain: Chain, ipfs: IpfsClient) -> PinReport:
     return report
 
 
-def unpin_orphans(chain: Chain, ipfs: IpfsClient, report: PinReport) -> list[str]:
+def unpin_orphans(chain: Chain, ipfs: IpfsClient, report: PinReport, *, earlier: Sequence[Chain] = ()) -> list[str]:
     """Unpins the orphans of ``report`` that are orphans still (a transaction that landed since,
     while a prompt waited say, keeps its objects); the CIDs unpinned, kept in ``report.unpinned``."""
-    still = {pin.cid for pin in find_orphans(chain, ipfs).orphans}
+    still = {pin.cid for pin in find_orphans(chain, ipfs, earlier=earlier).orphans}
     for pin in report.orphans:
         if pin.cid in still:
             ipfs.unpin(pin.cid)
@@ -140,10 +172,15 @@ def unpin_orphans(chain: Chain, ipfs: IpfsClient, report: PinReport) -> list[str
     return report.unpinned
 
 
-def _key(cid: str | bytes) -> str | None:
-    """``cid`` as CIDv1 in base32, the one spelling pins and references are compared in."""
+def _holds(ipfs: IpfsClient, cid: str, references: set[bytes]) -> bool:
+    """Whether ``cid`` is, or links to at any depth, a block the chain names (a pointer may name
+    a file inside a nested directory, or one block of a larger object)."""
+    return _key(cid) in references or any(_key(ref) in references for ref in ipfs.refs(cid))
+
+
+def _key(cid: str | bytes) -> bytes | None:
+    """``cid``'s multihash: what names its block in Kubo's store, whatever codec or version."""
     try:
-        parsed = CID.decode(cid)
-        return str((parsed.set(version=1) if parsed.version == 0 else parsed).set(base="base32"))
+        return bytes(CID.decode(cid).digest)
     except (ValueError, KeyError, TypeError):
         return None

@@ -29,19 +29,21 @@ def gc(app: App, unpin: bool, yes: bool) -> None:
     A pinned directory (seeding pins one per batch) is kept while any file in it is referenced,
     and listed as partly referenced. Run --unpin while nothing writes to the deployment: an
     object whose transaction is still on its way looks orphaned. The node is taken to serve
-    this deployment alone.
+    this deployment alone (and the deployments this home replaced on its chain).
     """
-    from medvault.orphans import find_orphans, unpin_orphans
+    from medvault.orphans import find_orphans, replaced_chains, unpin_orphans
 
     if yes and not unpin:
         raise click.UsageError("--yes only applies with --unpin")
     if unpin and not yes and not sys.stdin.isatty():
         raise click.UsageError("--unpin asks before unpinning; add --yes to unpin without a prompt")
-    report = find_orphans(app.client.chain, app.client.ipfs)
+    chain = app.client.chain
+    earlier = replaced_chains(chain, app.home)  # deploy --replace keeps them: their objects too
+    report = find_orphans(chain, app.client.ipfs, earlier=earlier)
     if unpin and report.orphans:
         prompt = f"unpin {len(report.orphans)} orphaned object{'s' * (len(report.orphans) != 1)}?"
         if yes or click.confirm(prompt, err=True):
-            unpin_orphans(app.client.chain, app.client.ipfs, report)
+            unpin_orphans(chain, app.client.ipfs, report, earlier=earlier)
 
     def show() -> None:
         for pin in report.orphans:

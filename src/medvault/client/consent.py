@@ -29,7 +29,7 @@ from medvault.client.consent_sig import (
     typed_data,
 )
 from medvault.client.records import Records
-from medvault.errors import ConfigurationError, UnusableKeyError
+from medvault.errors import ConfigurationError, ContractError, UnusableKeyError
 from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_from_bytes, cid_to_bytes
 from medvault.model import (
@@ -154,7 +154,7 @@ class Consent(Records):
         fn = self.chain.consent.functions.shareKeys(grantee, keys_cid)
         try:
             return self.chain.transact(patient, fn, f"share keys of {patient.address} with {grantee}")
-        except BaseException:
+        except ContractError:  # refused or failed; anything else may still land: the bundle stays
             self._unpin_quietly(cid_from_bytes(keys_cid))
             raise
 
@@ -415,7 +415,7 @@ class Consent(Records):
     def _send(self, sender: Wallet, change: ConsentChange, fn: ContractFunction) -> TxResult:
         try:
             return self.chain.transact(sender, fn, f"{change.action} for {change.patient}")
-        except BaseException:
+        except ContractError:  # refused or failed; anything else may still land: the bundle stays
             self._unpin_unreferenced(change)
             raise
 

@@ -31,9 +31,10 @@ from medvault.client.participants import Participants
 from medvault.crypto import decrypt_record, open_share
 from medvault.errors import (
     AccessDeniedError,
-    BadRecordError,
     ConfigurationError,
+    ContractError,
     DecryptionError,
+    InvalidCidError,
     KeeperRefusedError,
     UnusableKeyError,
 )
@@ -76,7 +77,7 @@ class Keepers(Participants):
         fn = self.chain.keepers.functions.setKeepers(keepers, threshold, raw)
         try:
             return self.chain.transact(patient, fn, f"set {threshold}-of-{len(keepers)} keepers of {patient.address}")
-        except BaseException:
+        except ContractError:  # refused or failed; anything else may still land: the bundle stays
             if escrow_cid:
                 self._unpin_quietly(escrow_cid)
             raise
@@ -85,14 +86,9 @@ class Keepers(Participants):
         """The CID of a bundle escrowing every existing record's key for ``keepers``; None if
         the patient has no record its keys open."""
         keeper_keys = {keeper: self.encryption_key(keeper) for keeper in keepers}
-        escrows: list[tuple[int, Escrow]] = []
-        for pointer in self.records(patient.address):  # type: ignore[attr-defined]
-            try:
-                key = self.open_key(patient, pointer)  # type: ignore[attr-defined]
-            except (AccessDeniedError, DecryptionError, BadRecordError):
-                continue  # nothing the patient holds opens it: it keeps the keepers of its time
-            context = self.context_of(pointer)
-            escrows.append((pointer.index, escrow_key(context, key, threshold, keeper_keys)))
+        # A record the patient's keys do not open, for whatever reason, keeps the keepers of its time.
+        opened, _ = self.open_keys(patient, self.records(patient.address))  # type: ignore[attr-defined]
+        escrows = [(p.index, escrow_key(self.context_of(p), key, threshold, keeper_keys)) for p, key in opened]
         if not escrows:
             return None
         bundle = self.new_key_bundle(patient.address, [])
@@ -103,7 +99,7 @@ class Keepers(Participants):
         keepers, threshold, escrow = self.chain.call(self.chain.keepers.functions.keepersOf(patient), "keepersOf")
         keepers = [to_checksum_address(k) for k in keepers]
         urls = self.keeper_urls(keepers) if with_urls else {}
-        escrow_cid = cid_from_bytes(bytes(escrow)) if escrow else None
+        escrow_cid = _cid_text(bytes(escrow)) if escrow else None
         return KeeperSet(patient, keepers, int(threshold), urls, escrow_cid)
 
     def escrow_for(self, pointer: RecordPointer, bundle: KeyBundle, keepers: KeeperSet) -> Escrow | None:
@@ -232,3 +228,12 @@ class Keepers(Participants):
             )
         reasons = {k: (r.reason, r.message) for k, r in refusals.items()}
         raise KeeperRefusedError(reader.address, pointer.patient, len(shares), threshold, reasons)
+
+
+def _cid_text(raw: bytes) -> str:
+    """``raw`` as a CID, else as hex: a malformed re-escrow CID (setKeepers checks only its
+    length) fails where it is read, for the records it covers, not every write of the patient."""
+    try:
+        return cid_from_bytes(raw)
+    except InvalidCidError:
+        return "0x" + raw.hex()

@@ -124,14 +124,13 @@ class Records(CareTeam, Keepers, Access):
             )
             try:
                 tx = self.chain.transact(author, fn, f"add record for {patient}")
-            except ContractError as exc:
+            except ContractError as exc:  # refused, or mined as failed: nothing names the objects
                 self._unpin_quietly(cid, keys_cid)
                 if exc.name == "RecordRegistryStaleSeq":
                     continue  # the same author wrote meanwhile (elsewhere): seal again for its next seq
                 raise
-            except BaseException:
-                self._unpin_quietly(cid, keys_cid)
-                raise
+            # Any other failure (no receipt, a dropped connection, Ctrl-C) may follow a sent
+            # transaction that still lands: its objects stay pinned (gc lists them if it never does).
             pointer = self._pointer_added_by(tx, patient, author.address, seq)
             return RecordReceipt(pointer, tx, [w.reader for w in wraps], skipped)
         raise ContractError(f"add record for {patient}", "RecordRegistryStaleSeq", {"retries": STALE_SEQ_RETRIES})
@@ -419,7 +418,7 @@ class Records(CareTeam, Keepers, Access):
             fn = self.chain.consent.functions.shareKeys(wallet.address, cid_to_bytes(keys_cid))
             try:
                 transactions.append(self.chain.transact(wallet, fn, f"re-wrapped keys of {wallet.address}"))
-            except BaseException:
+            except ContractError:  # refused or failed: nothing names the bundle
                 self._unpin_quietly(keys_cid)
                 raise
         rewrapped = [p.index for p, _ in opened]

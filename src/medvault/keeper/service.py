@@ -60,6 +60,7 @@ from medvault.errors import (
     ContractError,
     DecryptionError,
     IntegrityError,
+    InvalidCidError,
     IpfsError,
     IpfsUnavailableError,
     ObjectTooLargeError,
@@ -214,7 +215,7 @@ class KeeperService:
             return _refuse("too-large", str(exc))
         except (IpfsUnavailableError, IpfsError) as exc:
             return _refuse("ipfs-unavailable", str(exc))
-        except BadRecordError as exc:
+        except (BadRecordError, InvalidCidError) as exc:  # a record's pointer, or its keeper set's re-escrow
             return _refuse("bad-record", str(exc))
         except IntegrityError as exc:
             return _refuse("integrity", str(exc))
