@@ -113,18 +113,17 @@ def world(tmp_path_factory: pytest.TempPathFactory, w3: Web3, local_node: NodeIn
     service.stop()
 
 
-def peak_while(action: Callable[[], Any]) -> tuple[BaseException | None, float, int]:
-    """What ``action`` raised, how long it took and the most Python memory it held at once."""
+def peak_while(action: Callable[[], Any]) -> tuple[BaseException | None, int]:
+    """What ``action`` raised and the most Python memory it held at once."""
     tracemalloc.start()
-    started = time.monotonic()
     try:
         action()
         raised = None
     except Exception as exc:
         raised = exc
-    elapsed, (_, peak) = time.monotonic() - started, tracemalloc.get_traced_memory()
+    _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return raised, elapsed, peak
+    return raised, peak
 
 
 def test_the_expanding_dag_is_what_it_claims(world: World) -> None:
@@ -132,7 +131,7 @@ def test_the_expanding_dag_is_what_it_claims(world: World) -> None:
     assert world.mv.ipfs.stated_size(world.bomb) == BOMB_LINKS * LEAF  # ... that expands to 7,000 MiB
 
 
-def test_reader_and_keeper_refuse_an_expanding_dag_quickly_with_bounded_memory(world: World, w3: Web3) -> None:
+def test_reader_and_keeper_refuse_an_expanding_dag_with_bounded_memory(world: World, w3: Web3) -> None:
     patient = world.patient
     for action, words in [
         (lambda: world.mv.read_record(patient, patient.address, 1), "for a record's ciphertext"),
@@ -140,27 +139,24 @@ def test_reader_and_keeper_refuse_an_expanding_dag_quickly_with_bounded_memory(w
         (lambda: world.ask_keeper(2), "for a key bundle"),
     ]:
         with unchanged(w3, world.mv.ipfs, world.home):
-            raised, elapsed, peak = peak_while(action)
+            raised, peak = peak_while(action)
         assert isinstance(raised, BadRecordError | Refusal), raised  # a bad record, and nothing else
         assert f"IPFS object {world.bomb} states 7,340,032,000 bytes" in str(raised)
         assert words in str(raised)
-        assert elapsed < 3, elapsed
-        assert peak < 8 << 20, peak
+        assert peak < 8 << 20, peak  # it read the root's stated size, never the 7,000 MiB
     assert isinstance(raised, Refusal)
     assert (raised.reason, raised.status) == ("bad-record", 422)
 
 
 def test_verify_reports_the_expanding_dags_and_carries_on(world: World) -> None:
-    started = time.monotonic()
     report = verify_patient(world.mv, world.patient.address)
-    assert time.monotonic() - started < 10
     flagged = {(f.index, f.object) for f in report.findings if f"{world.bomb} states 7,340,032,000 bytes" in f.message}
     assert flagged == {(1, "record"), (2, "keys")}
     assert not report.findings_for(0)
 
 
 class TricklingKubo:
-    """A Kubo stand-in: every object states 64 bytes, and streams them one every 0.2 s."""
+    """A Kubo stand-in: every object states 64 bytes, and streams them one every 0.5 s (32 s in all)."""
 
     def __init__(self) -> None:
         class Handler(BaseHTTPRequestHandler):
@@ -176,7 +172,7 @@ class TricklingKubo:
                     for chunk in [body] if stat else [b"x"] * len(body):
                         self.wfile.write(chunk)
                         self.wfile.flush()
-                        time.sleep(0 if stat else 0.2)
+                        time.sleep(0 if stat else 0.5)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -205,7 +201,7 @@ def test_a_keeper_gives_up_on_a_trickling_node_within_its_time_budget(
     try:
         with unchanged(w3, world.mv.ipfs, world.home), pytest.raises(Refusal) as refused:
             post_key_request(slow.url, sign_key_request(world.patient, request, chain.chain_id, chain.keepers.address))
-        assert time.monotonic() - started < 4
+        assert time.monotonic() - started < 15  # its 1 s budget, not the node's 32 s
     finally:
         slow.stop()
         kubo.close()
@@ -215,7 +211,7 @@ def test_a_keeper_gives_up_on_a_trickling_node_within_its_time_budget(
 
 def test_a_root_that_understates_its_size_is_cut_off_at_the_limit(world: World) -> None:
     assert world.mv.ipfs.stated_size(world.liar) == 400
-    raised, _, peak = peak_while(lambda: world.mv.ipfs.cat(world.liar, kind="bundle"))
+    raised, peak = peak_while(lambda: world.mv.ipfs.cat(world.liar, kind="bundle"))
     assert isinstance(raised, ObjectTooLargeError)
     assert "streams more than 16,777,216 bytes (its root states 400)" in str(raised)
     assert peak < 24 << 20, peak  # the 16 MiB held, not the 40 MiB streamed

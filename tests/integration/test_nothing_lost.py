@@ -19,18 +19,16 @@ import pytest
 from click.testing import CliRunner
 from dags import expanding_dag, hostile_pointer
 from data import DAY, LAB, LABS
-from helpers import add
+from helpers import add, refused
 from multiformats import CID
+from unchanged import unchanged
 from web3.exceptions import TimeExhausted
 
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
 from medvault.cli import cli
-from medvault.dev.node import free_port
 from medvault.errors import BadRecordError, CidMismatchError, IntegrityError, IpfsError, IpfsUnavailableError
 from medvault.ipfs import IpfsClient, cid_from_bytes, compute_cid
-from medvault.keeper import KeeperService
-from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import Category, GrantTerms, Purpose
 from medvault.orphans import find_orphans
 from medvault.verify import verify_patient
@@ -257,7 +255,7 @@ def test_a_stat_that_never_ends_is_cut_off_by_the_request_budget() -> None:
             client.budgeted(1 << 20, 1.0).cat(cid, kind="bundle")  # a keeper's read
     finally:
         kubo.close()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # its 1 s budget; the answer never ends
     assert "was not read within this request's time budget of 1 s" in str(raised.value)
 
 
@@ -275,22 +273,13 @@ def test_a_stat_that_never_ends_is_cut_off_with_little_memory() -> None:
     assert peak < 8 << 20, peak
 
 
-def test_a_malformed_re_escrow_cid_stops_no_write_and_verify_reports_it(
-    mv: Medvault, patient: Wallet, provider: Wallet, doctor: Wallet, tmp_path: Path
+def test_a_malformed_re_escrow_cid_is_refused_on_chain_and_stops_no_write(
+    mv: Medvault, patient: Wallet, provider: Wallet, doctor: Wallet, w3: Web3, home: Path
 ) -> None:
     add(mv, provider, patient)
-    # setKeepers checks only the escrow CID's length: a wallet outside medvault can send any bytes.
-    mv.chain.transact(patient, mv.chain.keepers.functions.setKeepers([doctor.address], 1, b"\x01\x02\x03\x04"), "set")
-    assert mv.keepers_of(patient.address).escrow_cid == "0x01020304"
+    set_keepers = mv.chain.keepers.functions.setKeepers([doctor.address], 1, b"\x01\x02\x03\x04")
+    with unchanged(w3, mv.ipfs, home), refused("InvalidCid"):  # a wallet outside medvault sends any bytes
+        mv.chain.transact(patient, set_keepers, "set keepers")
     later = add(mv, provider, patient)  # the patient's log takes records still
     assert mv.read_record(patient, patient.address, later.index).data == LAB
-    report = verify_patient(mv, patient.address)
-    assert report.count == 2
-    assert [(f.index, f.object) for f in report.findings] == [(-1, "escrow")]
-    with KeeperService(doctor, mv, tmp_path / "keeper", port=free_port()) as keeper:
-        chain = mv.chain
-        request = KeyRequest(patient.address, 0, patient.address, keeper.address, mv.now())
-        with pytest.raises(Refusal) as refused:
-            post_key_request(keeper.url, sign_key_request(patient, request, chain.chain_id, chain.keepers.address))
-    assert refused.value.reason == "bad-record"
-    assert "0x01020304" in refused.value.message
+    assert verify_patient(mv, patient.address).ok
