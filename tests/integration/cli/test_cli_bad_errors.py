@@ -169,9 +169,9 @@ ROWS = {  # id: (command line, words, exit status, more words)
     ),
     "grant-for-someone-else": (
         "consent grant drbob --days 1 --patient alice --account eve",
-        "this signed Grant was signed by 0x",
+        "was signed by eve (0x",
         1,
-        "who is not the patient nor one of their delegates",
+        "who is neither the patient nor, where allowed, their delegate",
     ),
     "emergency-under-none-policy": (
         "emergency alice --reason ER --account clinic",
