@@ -95,10 +95,10 @@ def test_kubo_killed_during_record_add_leaves_no_pointer(
     add = IpfsClient.add
     added: list[str] = []
 
-    def add_then_kubo_dies(self: IpfsClient, data: bytes, *, pin: bool = True) -> str:
+    def add_then_kubo_dies(self: IpfsClient, data: bytes, **options: Any) -> str:
         if added:  # the ciphertext is in; Kubo dies before the key bundle
             kill_9(node, "ipfs")
-        added.append(add(self, data, pin=pin))
+        added.append(add(self, data, **options))
         return added[-1]
 
     monkeypatch.setattr(IpfsClient, "add", add_then_kubo_dies)
