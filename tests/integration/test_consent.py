@@ -177,17 +177,18 @@ def test_signature_by_someone_else_is_refused(mv: Medvault, patient: Wallet, doc
 
 
 def test_delegate_manages_consent_but_cannot_appoint(
-    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, stranger: Wallet, admin: Wallet
+    mv: Medvault, provider: Wallet, patient: Wallet, doctor: Wallet, stranger: Wallet, admin: Wallet, clock: ChainClock
 ) -> None:
     guardian = admin
     index = add(mv, provider, patient).index
+    clock.advance(1)  # the record is strictly earlier than the delegate's grant
     mv.set_delegate(patient, guardian.address)
 
     mv.grant(guardian, patient.address, doctor.address, GrantTerms(LABS, Purpose.TREAT, mv.now(), mv.now() + DAY))
     later = add(mv, provider, patient).index
     assert mv.read_record(doctor, patient.address, later).data == LAB
-    # A delegate cannot open the patient's keys, so earlier records are not shared by its grant.
-    with pytest.raises(AccessDeniedError, match="was ever wrapped"):
+    # A delegate whose terms open no history grants nothing of records written before its grant.
+    with pytest.raises(AccessDeniedError, match="the delegate's terms do not open earlier records"):
         mv.read_record(doctor, patient.address, index)
     assert "ActedAsDelegate" in [e.event for e in mv.audit(patient.address)]
 

@@ -137,7 +137,7 @@ class LocalNode:
                     f"{name} of this node already runs on port {_port_of(proc.url)}; "
                     f"`medvault node down` first to move it to {asked}"
                 )
-            if not running and port and not _port_free(port):
+            if not running and port and not _port_freed(port):
                 raise ConfigurationError(
                     f"port {port} for {name} is taken by another program; stop it or choose another port"
                 )
@@ -318,6 +318,18 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _port_freed(port: int, seconds: float = 5.0) -> bool:
+    """Whether ``port`` is free, or frees within ``seconds``: a process killed a moment ago (this
+    node's own anvil or Kubo after ``kill -9``) closes its sockets only after it has stopped
+    looking alive."""
+    deadline = time.monotonic() + seconds
+    while not _port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _port_free(port: int) -> bool:
