@@ -11,7 +11,6 @@ bits, so a signature made under an appointment that ended is void even after a r
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from eth_utils.address import to_checksum_address
 from medvault.crypto import SECP256K1_N, normalised_signature
 from medvault.errors import ConfigurationError
 from medvault.formats.address import parse_address
+from medvault.words import utc
 
 if TYPE_CHECKING:
     from web3.contract.contract import ContractFunction
@@ -369,8 +369,7 @@ def check_relayable(chain: Chain, signed: SignedConsent, now: int) -> None:
         why = "it was relayed already or voided by a later change" if given & low < expected & low else "it was altered"
         raise ConfigurationError(f"{what} has nonce {given & low}, the relationship is at {expected & low}: {why}")
     if now > int(message["deadline"]):
-        ended = dt.datetime.fromtimestamp(int(message["deadline"]), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        raise ConfigurationError(f"{what} expired at {ended}: ask its signer for a new one")
+        raise ConfigurationError(f"{what} expired at {utc(int(message['deadline']))}: ask its signer for a new one")
 
 
 def sign_consent(chain: Chain, signer: Wallet, change: ConsentChange, deadline: int) -> SignedConsent:
