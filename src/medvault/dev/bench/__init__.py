@@ -153,7 +153,7 @@ def _context(r: dict[str, Any], key: str) -> tuple[str, str]:
     seeded, seeding, seed_2000, queries = r["seeded"], r["seeding"], r["seed_2000"], r["queries"]
     if key == "release_ms":
         s = r["release"]["release_ms"]
-        return _spread(s) + f", p90 {s['p90']:,g}", "floor about 5-8 ms (batched reads, HPKE, Shamir)"
+        return _spread(s) + f", p90 {s['p90']:,g}", "estimated floor about 5-8 ms (batched reads, HPKE, Shamir)"
     if key == "read_growth_200_vs_10":
         reads = seeded["reads"]
         short, long, paired = reads["short"], reads["long"], reads["paired_ratio"]
