@@ -22,6 +22,7 @@ from medvault.dev import anvil
 from medvault.dev.node import LocalNode, NodeInfo, free_port
 from medvault.dev.seed import SeedError, SeedPlan, plan_seed, run_seed
 from medvault.dev.wallets import dev_wallet
+from medvault.errors import ChainUnavailableError
 from medvault.ipfs import IpfsClient
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 Say = Callable[[str], None]
 """Where a benchmark tells its progress (one line per phase)."""
 
-SEED_ATTEMPTS = 3  # seeding is resumable: a run stopped by a mining stall is finished by the next
+SEED_ATTEMPTS = (
+    3  # seeding is resumable: a run stopped by a mining stall or an unresponsive anvil is finished by the next
+)
 SETTLE_S = 5.0  # a Kubo just started is busy for seconds
 
 
@@ -112,12 +115,12 @@ def fresh_node(home: Path | None = None, *, fund: tuple[str, ...] = ()) -> Itera
 
 def seed(node: Node, name: str, patients: int, records: int, say: Say = quiet) -> SeedPlan:
     """Seeds ``patients`` x ``records`` (plan ``name``) onto ``node``, untimed: a run that stops
-    on a mining stall is resumed, since only what follows the seeding is measured."""
+    on a stalled anvil is resumed, since only what follows the seeding is measured."""
     plan = plan_seed(name, patients, records)
     for attempt in range(1, SEED_ATTEMPTS + 1):
         try:
             report = run_seed(node.mv, node.info.rpc_url, plan)
-        except SeedError as e:
+        except (SeedError, ChainUnavailableError) as e:
             if attempt == SEED_ATTEMPTS:
                 raise
             say(f"seeding stopped ({e}); resuming")
