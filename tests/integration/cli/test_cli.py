@@ -203,7 +203,9 @@ def test_without_a_deployment_the_error_says_what_to_run(tmp_path: Path, make_cl
      ["record", "writers", "remove"], ["record", "writers", "list"], ["consent", "grant"], ["consent", "revoke"],
      ["consent", "list"],
      ["consent", "export"], ["delegate", "appoint"], ["access", "request"], ["access", "approve"], ["access", "list"],
-     ["emergency"], ["relay"], ["audit"], ["bench", "gas"], ["bench", "release"], ["bench", "all"], ["demo"]],
+     ["emergency"], ["relay"], ["audit"], ["bench", "gas"], ["bench", "release"], ["bench", "fetch"],
+     ["bench", "reads"], ["bench", "index"], ["bench", "verify"], ["bench", "seeding"], ["bench", "queries"],
+     ["bench", "all"], ["demo"]],
 )  # fmt: skip
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])
