@@ -122,7 +122,8 @@ def measure_all(*, quick: bool = False, say: Say = quiet) -> dict[str, Any]:
     say(f"reads: {results['seeded']['reads']['ratio']}; verify: {results['seeded']['verify']['seconds']}")
     say("seeding 1,000 x 10 against its parts alone, 3 runs")
     results["seeding"] = measure_seeding(1000, 10, say=say)
-    say(f"seeding: {results['seeding']}")
+    seeding = results["seeding"]
+    say(f"seeding: {seeding['seed_1000x10_s']} s, seed / parts {seeding['seed_vs_parts_ratio']}, {seeding['baseline']}")
     results["seed_2000"] = None if quick else measure_seed_2000(say=say)
     results["queries"] = None if quick else measure_queries(say=say)
     results.update(_headline(results))
