@@ -14,6 +14,7 @@ This module is the library's public API (guarded by tests/unit/test_public_api.p
 ``medvault.dev``, which the library never imports.
 """
 
+import medvault.fast_keccak  # noqa: F401 - first: selects the fast keccak backend before anything hashes
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, Deployment, TxResult, connect, deploy
 from medvault.client import Medvault

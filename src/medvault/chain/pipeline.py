@@ -10,9 +10,10 @@ node's work. This module sends calls in JSON-RPC batches and transactions withou
   normalisation cost more than the rest of a bulk call; here the ABI is looked up once.
 * ``Transaction``: what to send (sender, target, calldata, a fixed gas limit) and the action it
   performs, named in errors.
-* ``PipelinedSender``: signs with local nonces and explicit gas, sends each list of
-  transactions as one batch without waiting, and checks receipts in bulk (every status is
-  checked; the first failure raises ``ContractError`` naming the action and transaction).
+* ``PipelinedSender``: signs with local nonces and explicit gas, sends transactions in
+  batches without waiting for each, with a bounded number in flight, and checks receipts in
+  bulk (every status is checked; the first failure raises ``ContractError`` naming the action
+  and transaction).
 
 Errors: a node that does not answer raises ``ChainUnavailableError``; a JSON-RPC error, a
 failed transaction or one not mined in time raises ``ContractError``.
@@ -41,7 +42,10 @@ if TYPE_CHECKING:
 __all__ = ["BATCH_SIZE", "BatchRpc", "Method", "PipelinedSender", "Transaction"]
 
 BATCH_SIZE = 250  # requests per HTTP post: anvil answers these in well under a second
-RECEIPT_TIMEOUT_S = 120.0
+RECEIPT_TIMEOUT_S = 120.0  # with none of the transactions in flight mined
+MAX_IN_FLIGHT = 500  # transactions sent and not yet mined
+POLL_S = 0.005  # between looks for new blocks (one eth_blockNumber)
+NUDGE_AFTER_S = 0.5  # with nothing of ours mined, ask for a block
 
 
 class BatchRpc:
@@ -142,33 +146,57 @@ class PipelinedSender:
     """Sends transactions without waiting and checks their receipts in bulk.
 
     Nonces are kept locally, read once per sender (``pending``); the gas price is twice the
-    node's at construction. ``on_confirmed`` is told the ``units`` of each transaction whose
-    successful receipt comes in. The sender assumes it is the only one sending for its wallets.
+    node's at construction. At most ``max_in_flight`` transactions are sent and not yet mined:
+    past that, ``send`` waits for receipts before it sends more (anvil's automine strands ready
+    transactions when about a thousand or more wait in its pool, foundry-rs/foundry#10122).
+    Receipts are read block by block (``eth_getBlockReceipts`` of each block mined since the
+    last look), so a poll costs what was mined, not what is in flight. ``nudge`` (anvil:
+    ``evm_mine``) is called when nothing of ours was mined for ``NUDGE_AFTER_S``.
+    ``on_confirmed`` is told the ``units`` of each transaction whose successful receipt comes
+    in. The sender assumes it is the only one sending for its wallets.
     """
 
-    def __init__(self, rpc: BatchRpc, chain_id: int, on_confirmed: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        rpc: BatchRpc,
+        chain_id: int,
+        on_confirmed: Callable[[int], None] | None = None,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        nudge: Callable[[], None] | None = None,
+    ) -> None:
         self.rpc = rpc
         self.chain_id = chain_id
         self.on_confirmed = on_confirmed
-        self.gas_price = 2 * int(rpc.call("eth_gasPrice", []), 16)
+        self.max_in_flight = max_in_flight
+        self.nudge = nudge
+        gas_price, head = rpc.batch([("eth_gasPrice", []), ("eth_blockNumber", [])])
+        self.gas_price = 2 * int(gas_price, 16)
+        self.block = int(head, 16)  # receipts of blocks up to this one are read
         self.nonces: dict[str, int] = {}
-        self.in_flight: list[tuple[str, Transaction]] = []
+        self.in_flight: dict[str, Transaction] = {}  # by transaction hash, in the order sent
         self.sent = 0
 
     def send(self, txs: Sequence[Transaction]) -> None:
-        """Signs the wallets' transactions and sends them as one batch; transactions from
-        node-signed accounts go one at a time (the node numbers them)."""
+        """Signs the wallets' transactions and sends them in batches, keeping at most
+        ``max_in_flight`` unmined; transactions from node-signed accounts go one at a time (the
+        node numbers them)."""
         signed = [tx for tx in txs if not isinstance(tx.sender, str)]
         unknown = sorted({tx.sender.address for tx in signed if not isinstance(tx.sender, str)} - self.nonces.keys())
         counts = self.rpc.batch([("eth_getTransactionCount", [a, "pending"]) for a in unknown])
         self.nonces.update({a: int(c, 16) for a, c in zip(unknown, counts, strict=True)})
-        raws = [self._sign(tx) for tx in signed]
-        hashes = self.rpc.batch([("eth_sendRawTransaction", [raw]) for raw in raws])
-        self.in_flight += list(zip(hashes, signed, strict=True))
+        position = 0
+        while position < len(signed):
+            self._drain(self.max_in_flight - min(self.rpc.batch_size, len(signed) - position))
+            room = max(1, self.max_in_flight - len(self.in_flight))
+            part = signed[position : position + room]
+            position += len(part)
+            hashes = self.rpc.batch([("eth_sendRawTransaction", [self._sign(tx)]) for tx in part])
+            self.in_flight.update(zip(hashes, part, strict=True))
         for tx in txs:
             if isinstance(tx.sender, str):
                 params = {"from": tx.sender, "to": tx.to, "data": tx.data, "gas": hex(tx.gas)}
-                self.in_flight.append((self.rpc.call("eth_sendTransaction", [params]), tx))
+                self.in_flight[self.rpc.call("eth_sendTransaction", [params])] = tx
         self.sent += len(txs)
 
     def _sign(self, tx: Transaction) -> str:
@@ -189,21 +217,48 @@ class PipelinedSender:
 
     def settle(self, *, wait: bool, timeout: float = RECEIPT_TIMEOUT_S) -> None:
         """Checks the receipts of the transactions in flight; with ``wait``, until all are in."""
-        deadline = time.monotonic() + timeout
-        while self.in_flight:
-            receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h, _ in self.in_flight])
-            left = []
-            for (tx_hash, tx), receipt in zip(self.in_flight, receipts, strict=True):
-                if receipt is None:
-                    left.append((tx_hash, tx))
-                elif int(receipt["status"], 16) != 1:
-                    used = int(receipt["gasUsed"], 16)
-                    raise ContractError(tx.action, "Reverted", {"tx": tx_hash, "gas_used": used, "gas_limit": tx.gas})
-                elif self.on_confirmed is not None:
-                    self.on_confirmed(tx.units)
-            self.in_flight = left
-            if not wait or not left:
-                return
-            if time.monotonic() > deadline:
-                raise ContractError(left[0][1].action, "NotMined", {"pending": len(left), "after_s": timeout})
-            time.sleep(0.05)
+        if wait:
+            self._drain(0, timeout)
+        else:
+            self._poll()
+
+    def _drain(self, at_most: int, timeout: float = RECEIPT_TIMEOUT_S) -> None:
+        """Waits until at most ``at_most`` transactions are in flight; ``ContractError`` if none
+        of them is mined for ``timeout`` seconds."""
+        progress = nudged = time.monotonic()
+        while len(self.in_flight) > max(0, at_most):
+            if self._poll():
+                progress = nudged = time.monotonic()
+                continue
+            now = time.monotonic()
+            if now - progress > timeout:
+                tx = next(iter(self.in_flight.values()))
+                raise ContractError(tx.action, "NotMined", {"pending": len(self.in_flight), "after_s": timeout})
+            if self.nudge is not None and now - nudged > NUDGE_AFTER_S:
+                self.nudge()
+                nudged = now
+            time.sleep(POLL_S)
+
+    def _poll(self) -> int:
+        """Reads the receipts of the blocks mined since the last poll: how many of ours came in.
+        The first failed one raises ``ContractError`` naming its action."""
+        head = int(self.rpc.call("eth_blockNumber", []), 16)
+        if head <= self.block or not self.in_flight:
+            self.block = max(self.block, head)
+            return 0
+        blocks = self.rpc.batch([("eth_getBlockReceipts", [hex(n)]) for n in range(self.block + 1, head + 1)])
+        self.block = head
+        mined = 0
+        for receipt in (r for block in blocks for r in block or ()):
+            tx = self.in_flight.pop(receipt["transactionHash"], None)
+            if tx is None:
+                continue
+            mined += 1
+            if int(receipt["status"], 16) != 1:
+                used = int(receipt["gasUsed"], 16)
+                raise ContractError(
+                    tx.action, "Reverted", {"tx": receipt["transactionHash"], "gas_used": used, "gas_limit": tx.gas}
+                )
+            if self.on_confirmed is not None:
+                self.on_confirmed(tx.units)
+        return mined

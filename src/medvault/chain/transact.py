@@ -4,12 +4,13 @@ error with its decoded arguments and its sentence for people (``ContractError``,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_utils.abi import function_signature_to_4byte_selector
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 
 from medvault.chain.refusals import refusal
 from medvault.errors import ContractError
@@ -17,13 +18,14 @@ from medvault.errors import ContractError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from hexbytes import HexBytes
     from web3 import Web3
     from web3.contract.contract import ContractConstructor, ContractFunction
-    from web3.types import TxParams
+    from web3.types import TxParams, TxReceipt
 
     from medvault.accounts import Wallet
 
-__all__ = ["ErrorTable", "TxResult", "decode_revert", "error_table", "send"]
+__all__ = ["ErrorTable", "TxResult", "decode_revert", "error_table", "send", "wait_for_receipt"]
 
 ErrorTable = dict[bytes, tuple[str, list[Any]]]
 """Custom errors by 4-byte selector: their name and ABI inputs."""
@@ -41,6 +43,10 @@ class TxResult:
 
 
 GAS_MARGIN_PERCENT = 25
+RECEIPT_TIMEOUT_S = 60.0
+# Receipt polls start at a couple of milliseconds (anvil mines within that) and back off to
+# web3's usual 0.1 s, so a chain with real block times is not polled any harder than before.
+FIRST_POLL_S, LAST_POLL_S = 0.002, 0.1
 
 
 def send(
@@ -66,7 +72,7 @@ def send(
     tx["gas"] = tx["gas"] * (100 + GAS_MARGIN_PERCENT) // 100
     signed = wallet.account.sign_transaction(cast("dict[str, Any]", tx))
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    receipt = wait_for_receipt(w3, tx_hash)
     if receipt["status"] != 1:
         words = f"{action} was mined but failed (tx {tx_hash.to_0x_hex()}): nothing changed; try again"
         raise ContractError(action, "Reverted", {"tx": tx_hash.to_0x_hex()}, words=words)
@@ -79,6 +85,21 @@ def send(
         str(created or ""),
         tuple(receipt["logs"]),
     )
+
+
+def wait_for_receipt(w3: Web3, tx_hash: HexBytes, timeout: float = RECEIPT_TIMEOUT_S) -> TxReceipt:
+    """The receipt of ``tx_hash`` once mined; ``TimeExhausted`` after ``timeout`` seconds."""
+    deadline, delay = time.monotonic() + timeout, FIRST_POLL_S
+    while True:
+        try:
+            return w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            if time.monotonic() > deadline:
+                raise TimeExhausted(
+                    f"transaction {tx_hash.to_0x_hex()} is not in the chain after {timeout} seconds"
+                ) from None
+        time.sleep(delay)
+        delay = min(2 * delay, LAST_POLL_S)
 
 
 def error_table(artifacts: Iterable[Any]) -> ErrorTable:

@@ -44,7 +44,11 @@ KUBO_MIN_VERSION = (0, 33)
 # Memory only: anvil's default spills older states to ~/.foundry/anvil/tmp and leaves them there.
 HISTORY_BLOCKS = 128
 # anvil's own periodic save, a safety net for clients that do not call ``save`` (the library,
-# seeding); each save rewrites the whole state file.
+# seeding); each save rewrites the whole state file, which grows with the chain (13.9 MB at 250
+# seeded patients, 54.8 MB at 1,000). Measured at 250 patients: 0.05 s of anvil CPU a save,
+# so about 0.2 s at 1,000 and 0.4 s at 2,000, 2-4 % of a core every 10 s (twice that at 5 s).
+# What it protects is small: the CLI saves before it reports a transaction, and a seeding run
+# resumes, so a crash loses at most these seconds of unreported work.
 AUTOSAVE_SECONDS = 10
 
 

@@ -41,16 +41,27 @@ count. Objects added to IPFS by a killed run and never referenced on chain stay 
 
 Speed: reads and transactions go through ``medvault.chain.pipeline``: calldata encoded from
 the ABI once per function, transactions signed locally with explicit nonces and a fixed gas
-limit per kind, sent as JSON-RPC batches without waiting, and their receipts fetched in bulk
-(every status is checked; a failure stops the run with the action and transaction named,
-``SeedError``). The files of
-``CHUNK_PATIENTS`` patients go to IPFS in one request, wrapped in one directory that one
-recursive pin keeps (``IpfsClient.add_wrapped``: a pin per file costs ten times the add), in a
-worker thread that overlaps with sealing and sending.
+limit per kind, sent as JSON-RPC batches with at most ``MAX_IN_FLIGHT`` unmined (anvil's
+automine strands ready transactions when many more wait; an ``evm_mine`` nudges it when
+nothing is mined), and their receipts read block by block (every status is checked; a
+failure stops the run with the action and transaction named, ``SeedError``). The records are
+sealed on worker processes from the start of the run, while the accounts and consent go out
+(``medvault.dev.seed.seal``), and the files of ``CHUNK_PATIENTS`` patients go to IPFS in one
+request as soon as they are sealed, wrapped in one directory that one recursive pin keeps
+(``IpfsClient.add_wrapped``: a pin per file costs ten times the add).
 """
 
 from medvault.dev.seed.plan import PatientPlan, SeedPlan, plan_seed
-from medvault.dev.seed.run import GAS, Progress, SealedChunks, SeedReport, chunk_files, run_seed
+from medvault.dev.seed.run import (
+    GAS,
+    Progress,
+    SealedChunks,
+    SeedReport,
+    chunk_files,
+    record_feed,
+    run_seed,
+    seal_job,
+)
 from medvault.dev.seed.state import seed_state
 from medvault.errors import SeedError
 
@@ -64,6 +75,8 @@ __all__ = [
     "SeedReport",
     "chunk_files",
     "plan_seed",
+    "record_feed",
     "run_seed",
+    "seal_job",
     "seed_state",
 ]

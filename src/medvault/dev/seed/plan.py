@@ -19,7 +19,7 @@ from medvault.model import Category
 if TYPE_CHECKING:
     from medvault.accounts import Wallet
 
-__all__ = ["GrantPlan", "PatientPlan", "RequestPlan", "SeedPlan", "plan_seed"]
+__all__ = ["GrantPlan", "PatientPlan", "RequestPlan", "SeedPlan", "plaintexts", "plan_seed"]
 
 GRANT_SHARE = 0.30
 REQUEST_SHARE = 0.10
@@ -61,10 +61,7 @@ class PatientPlan:
         chart. The plaintext is exactly what ``Medvault.add_record`` seals (a JSON header line
         with the content type and a name, then the FHIR JSON)."""
         if self._records is None:
-            rng = random.Random(f"medvault seed {self.seed} fhir {self.index}")  # noqa: S311 - reproducible synthetic data
-            patient = synthetic_patient(rng)
-            resources = [patient, *synthetic_records(rng, patient, self.record_count - 1)]
-            self._records = [(Category[category_for(r).upper()], _plaintext(r)) for r in resources]
+            self._records = plaintexts(self.seed, self.index, self.record_count)
         return self._records
 
 
@@ -104,6 +101,15 @@ class SeedPlan:
 def _wallet(seed: str, role: str, index: int) -> Wallet:
     # Synthetic data on a dev chain: the key is a function of the seed, kept in memory only.
     return dev_wallet(f"seed-{role}-{index}", keccak(text=f"medvault seed {seed} {role} {index}"))
+
+
+def plaintexts(seed: str, index: int, count: int) -> list[tuple[Category, bytes]]:
+    """(category, plaintext) of the ``count`` records of the plan's patient ``index``
+    (``PatientPlan.records``): a function of the seed and the index alone."""
+    rng = random.Random(f"medvault seed {seed} fhir {index}")  # noqa: S311 - reproducible synthetic data
+    patient = synthetic_patient(rng)
+    resources = [patient, *synthetic_records(rng, patient, count - 1)]
+    return [(Category[category_for(r).upper()], _plaintext(r)) for r in resources]
 
 
 def _plaintext(resource: dict[str, Any]) -> bytes:

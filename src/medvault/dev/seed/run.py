@@ -4,34 +4,31 @@ of a plan, doing only what the chain does not hold yet (see ``medvault.dev.seed`
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from medvault.chain.pipeline import BatchRpc, Method, PipelinedSender
-from medvault.crypto import encrypt_record, new_record_key
 from medvault.dev import anvil
 from medvault.dev.seed.plan import GRANT_DAYS, REQUEST_DAYS
+from medvault.dev.seed.seal import Binding, Reader, RecordFeed, Sealed, SealJob, chunk_blobs
 from medvault.dev.seed.state import read_requests, read_state
 from medvault.errors import ContractError, SeedError
-from medvault.formats.keybundle import wrap_for
 from medvault.ipfs import cid_to_bytes
 from medvault.model import ALL_CATEGORIES, Category, Purpose, RequestStatus, Role, scope_mask
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable
 
     from medvault.accounts import Wallet
     from medvault.chain import Chain
     from medvault.client import Medvault
     from medvault.dev.seed.plan import PatientPlan, SeedPlan
-    from medvault.dev.seed.state import ChainState
-    from medvault.formats.keybundle import Wrap
 
-__all__ = ["GAS", "Progress", "SealedChunks", "SeedReport", "chunk_files", "run_seed"]
+__all__ = ["GAS", "Progress", "SealedChunks", "SeedReport", "chunk_files", "record_feed", "run_seed", "seal_job"]
 
 CHUNK_PATIENTS = 20  # patients sealed, added to IPFS and sent together (about 220 files at R = 10)
 FUNDS = 10**22
@@ -166,88 +163,95 @@ def _run(
     total = len(to_register) + len(to_accredit) + len(to_allow) + len(to_grant) + len(to_request)
     total += decisions_left + records_left
     counter = _Counter(total, progress)
-    sender = PipelinedSender(rpc, chain.chain_id, counter.advance)
+    sender = PipelinedSender(rpc, chain.chain_id, counter.advance, nudge=lambda: anvil.mine(rpc))
     done = {"registered": 0, "accredited": 0, "writers": 0, "grants": 0, "requests": 0, "decisions": 0, "records": 0}
+    # The records are sealed and added to IPFS from now on, while the chain work goes out.
+    jobs = [seal_job(mv, plan, q, state.counts[q.index], state.seqs[q.index]) for q in to_record]
+    feed = None if replay is not None else record_feed(mv, jobs, mv.ipfs.add_wrapped)
     try:
-        # Fund every account (and the deployer, who may be impersonated): idempotent.
-        anvil.fund_all(rpc, [w.address for w in wallets] + [chain.deployment.deployer], FUNDS)
-        lap("fund")
+        with feed if feed is not None else contextlib.nullcontext():
+            # Fund every account (and the deployer, who may be impersonated): idempotent.
+            anvil.fund_all(rpc, [w.address for w in wallets] + [chain.deployment.deployer], FUNDS)
+            lap("fund")
 
-        counter.set_phase("register")
-        register = Method.of(chain.participants, "register")
-        sender.send(
-            [
-                register.transaction(
-                    w, [w.encryption_keys(mv.suite, 0).public_bytes], GAS["register"], f"register {w.name} {w.address}"
+            counter.set_phase("register")
+            register = Method.of(chain.participants, "register")
+            sender.send(
+                [
+                    register.transaction(
+                        w,
+                        [w.encryption_keys(mv.suite, 0).public_bytes],
+                        GAS["register"],
+                        f"register {w.name} {w.address}",
+                    )
+                    for w in to_register
+                ]
+            )
+            done["registered"] = len(to_register)
+            lap("register (sign + send)")
+
+            counter.set_phase("accredit")
+            _accredit(chain, rpc, sender, admin, to_accredit)
+            done["accredited"] = len(to_accredit)
+            sender.settle(wait=True)
+            lap("register + accredit (receipts)")
+
+            counter.set_phase("grants")
+            now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+            grant, request_access = Method.of(chain.consent, "grant"), Method.of(chain.consent, "requestAccess")
+            set_writer = Method.of(chain.records, "setWriter")
+            # Each patient puts its planned author on its care team, in the same pipeline as the grants.
+            txs = [
+                set_writer.transaction(
+                    q.wallet,
+                    [plan.providers[q.author].address, ALL_CATEGORIES],
+                    GAS["writer"],
+                    f"writer of patient {q.index}",
                 )
-                for w in to_register
+                for q in to_allow
             ]
-        )
-        done["registered"] = len(to_register)
-        lap("register (sign + send)")
+            for q in to_grant:
+                assert q.grant is not None
+                provider = plan.providers[q.grant.provider]
+                until = now + GRANT_DAYS * 86400
+                args = [provider.address, scope_mask(q.grant.scopes), int(Purpose.TREAT), now, until, b""]
+                txs.append(
+                    grant.transaction(q.wallet, args, GAS["grant"], f"grant of patient {q.index} to {provider.name}")
+                )
+            for q in to_request:
+                assert q.request is not None
+                researcher = plan.researchers[q.request.researcher]
+                mask, duration = scope_mask(q.request.scopes), REQUEST_DAYS * 86400
+                args = [q.wallet.address, mask, int(Purpose.HRESCH), duration, q.request.study]
+                action = f"research request to patient {q.index}"
+                txs.append(request_access.transaction(researcher, args, GAS["request"], action))
+            sender.send(txs)
+            sender.settle(wait=True)
+            done["writers"], done["grants"], done["requests"] = len(to_allow), len(to_grant), len(to_request)
+            lap("writers + grants + requests")
 
-        counter.set_phase("accredit")
-        _accredit(chain, rpc, sender, admin, to_accredit)
-        done["accredited"] = len(to_accredit)
-        sender.settle(wait=True)
-        lap("register + accredit (receipts)")
+            counter.set_phase("decisions")
+            made = read_requests(chain, rpc, plan) if to_request else state.requests
+            approve, deny = Method.of(chain.consent, "approveRequest"), Method.of(chain.consent, "denyRequest")
+            txs = []
+            for q in plan.requests:
+                assert q.request is not None
+                request, status = made[q.index]
+                if status != RequestStatus.PENDING or q.request.decision == "pending":
+                    continue
+                action = f"{q.request.decision} request to patient {q.index}"
+                if q.request.decision == "approve":
+                    txs.append(approve.transaction(q.wallet, [request, b""], GAS["decide"], action))
+                else:
+                    txs.append(deny.transaction(q.wallet, [request], GAS["decide"], action))
+            sender.send(txs)
+            sender.settle(wait=True)
+            done["decisions"] = len(txs)
+            lap("decisions")
 
-        counter.set_phase("grants")
-        now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
-        grant, request_access = Method.of(chain.consent, "grant"), Method.of(chain.consent, "requestAccess")
-        set_writer = Method.of(chain.records, "setWriter")
-        # Each patient puts its planned author on its care team, in the same pipeline as the grants.
-        txs = [
-            set_writer.transaction(
-                q.wallet,
-                [plan.providers[q.author].address, ALL_CATEGORIES],
-                GAS["writer"],
-                f"writer of patient {q.index}",
-            )
-            for q in to_allow
-        ]
-        for q in to_grant:
-            assert q.grant is not None
-            provider = plan.providers[q.grant.provider]
-            until = now + GRANT_DAYS * 86400
-            args = [provider.address, scope_mask(q.grant.scopes), int(Purpose.TREAT), now, until, b""]
-            txs.append(
-                grant.transaction(q.wallet, args, GAS["grant"], f"grant of patient {q.index} to {provider.name}")
-            )
-        for q in to_request:
-            assert q.request is not None
-            researcher = plan.researchers[q.request.researcher]
-            mask, duration = scope_mask(q.request.scopes), REQUEST_DAYS * 86400
-            args = [q.wallet.address, mask, int(Purpose.HRESCH), duration, q.request.study]
-            action = f"research request to patient {q.index}"
-            txs.append(request_access.transaction(researcher, args, GAS["request"], action))
-        sender.send(txs)
-        sender.settle(wait=True)
-        done["writers"], done["grants"], done["requests"] = len(to_allow), len(to_grant), len(to_request)
-        lap("writers + grants + requests")
-
-        counter.set_phase("decisions")
-        made = read_requests(chain, rpc, plan) if to_request else state.requests
-        approve, deny = Method.of(chain.consent, "approveRequest"), Method.of(chain.consent, "denyRequest")
-        txs = []
-        for q in plan.requests:
-            assert q.request is not None
-            request, status = made[q.index]
-            if status != RequestStatus.PENDING or q.request.decision == "pending":
-                continue
-            action = f"{q.request.decision} request to patient {q.index}"
-            if q.request.decision == "approve":
-                txs.append(approve.transaction(q.wallet, [request, b""], GAS["decide"], action))
-            else:
-                txs.append(deny.transaction(q.wallet, [request], GAS["decide"], action))
-        sender.send(txs)
-        sender.settle(wait=True)
-        done["decisions"] = len(txs)
-        lap("decisions")
-
-        counter.set_phase("records")
-        files = _write_records(mv, plan, state, to_record, sender, lap, capture, replay)
-        done["records"] = records_left
+            counter.set_phase("records")
+            files = _write_records(mv, plan, feed if feed is not None else replay or [], sender, lap, capture)
+            done["records"] = records_left
     except ContractError as exc:
         raise SeedError(f"{exc}; nothing after it was checked: run the same seed command again to resume") from exc
     return SeedReport(plan.summary(), done, sender.sent, files, time.monotonic() - started, phases)
@@ -280,49 +284,37 @@ def _accredit(
         )
 
 
-@dataclass
-class _Sealed:
-    patient: PatientPlan
-    first: int  # the first record's position in the plan's list of the patient's records
-    seq: int  # the author's sequence number the first record is bound to
-    blobs: list[bytes]
-    bundle: bytes
-    categories: list[Category]
-
-
-def _seal(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int, seq: int) -> _Sealed:
-    """Seals records ``first``.. of ``q`` (bound to its author's sequence numbers ``seq``..) and
-    wraps their keys for their readers, in one bundle."""
+def seal_job(mv: Medvault, plan: SeedPlan, q: PatientPlan, first: int, seq: int) -> SealJob:
+    """Sealing records ``first``.. of ``q`` (bound to its author's sequence numbers ``seq``..),
+    wrapped for the patient, the author and every grantee whose grant covers the category."""
     author = plan.providers[q.author]
-    readers = {q.wallet.address: q.wallet, author.address: author}
-    grantees: list[tuple[Wallet, frozenset[Category]]] = []
+    grantees: list[tuple[Wallet, frozenset[Category] | None]] = [(q.wallet, None), (author, None)]
     if q.grant:
         grantees.append((plan.providers[q.grant.provider], q.grant.scopes))
     if q.request and q.request.decision == "approve":
         grantees.append((plan.researchers[q.request.researcher], q.request.scopes))
-    wraps: list[Wrap] = []
-    blobs, categories = [], []
-    for n, (category, plaintext) in enumerate(q.records()[first:], start=seq):
-        context = mv.record_context(q.wallet.address, author.address, n)
-        key = new_record_key()
-        blobs.append(encrypt_record(plaintext, key, context))
-        categories.append(category)
-        for_record = dict(readers)
-        for grantee, scopes in grantees:
-            if category in scopes:
-                for_record[grantee.address] = grantee
-        wraps += [wrap_for(context, key, a, w.encryption_keys(mv.suite, 0).public_bytes) for a, w in for_record.items()]
-    return _Sealed(q, first, seq, blobs, mv.new_key_bundle(q.wallet.address, wraps).to_bytes(), categories)
+    readers = tuple(Reader(w.address, w.encryption_keys(mv.suite, 0).public_bytes, scopes) for w, scopes in grantees)
+    return SealJob(plan.seed, q.index, plan.records_per_patient, first, seq, q.wallet.address, author.address, readers)
 
 
-SealedChunks = list[tuple[list[_Sealed], list[str]]]
+def record_feed(
+    mv: Medvault, jobs: list[SealJob], add: Callable[[list[bytes]], tuple[str, list[str]]] | None
+) -> RecordFeed:
+    """Seals ``jobs`` in chunks of ``CHUNK_PATIENTS`` on worker processes, each chunk added with
+    ``add`` (``IpfsClient.add_wrapped``) once sealed, if given."""
+    binding = Binding(mv.chain.chain_id, mv.chain.records.address, mv.suite)
+    chunks = [jobs[start : start + CHUNK_PATIENTS] for start in range(0, len(jobs), CHUNK_PATIENTS)]
+    return RecordFeed(binding, chunks, None if add is None else lambda blobs: add(blobs)[1])
+
+
+SealedChunks = list[tuple[list[Sealed], list[str]]]
 """Per chunk of patients: their sealed records and key bundles, and the CIDs of those files in
 the order they were added (each patient's records, then its bundle)."""
 
 
 def chunk_files(chunks: SealedChunks) -> list[list[bytes]]:
     """The files of each captured chunk, in the order they were added to IPFS."""
-    return [[b for s in sealed for b in (*s.blobs, s.bundle)] for sealed, _ in chunks]
+    return [chunk_blobs(sealed) for sealed, _ in chunks]
 
 
 def _cid_bytes(cid: str) -> bytes:
@@ -334,77 +326,39 @@ def _cid_bytes(cid: str) -> bytes:
     return base64.b32decode(body + "=" * (-len(body) % 8))
 
 
-def _chunks(items: list[PatientPlan], size: int) -> Iterator[list[PatientPlan]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _write_records(
     mv: Medvault,
     plan: SeedPlan,
-    state: ChainState,
-    todo: list[PatientPlan],
+    chunks: Iterable[tuple[list[Sealed], list[str]]],
     sender: PipelinedSender,
     lap: Callable[[str], None],
-    capture: SealedChunks | None = None,
-    replay: SealedChunks | None = None,
+    capture: SealedChunks | None,
 ) -> int:
-    """Seals a chunk of patients while the previous chunk is added to IPFS, then sends its batches."""
+    """Sends each chunk's record batches as soon as its files are in IPFS (sealing and adding
+    run ahead, in ``RecordFeed``), or those of a captured run's chunks."""
     add_records = Method.of(mv.chain.records, "addRecords")
     files = 0
-
-    def send(chunk: list[_Sealed], cids: list[str]) -> None:
+    for sealed, cids in chunks:
+        lap("records: seal + ipfs (waiting)")
+        if capture is not None:
+            capture.append((sealed, cids))
+        files += len(cids)
         txs, position = [], 0
-        for s in chunk:
-            n = len(s.blobs)
+        for s in sealed:
+            q, n = plan.patients[s.patient], len(s.blobs)
             record_cids, keys_cid = cids[position : position + n], _cid_bytes(cids[position + n])
             position += n + 1
             pointers = [
                 (_cid_bytes(cid), hashlib.sha256(blob).digest(), int(cat), keys_cid)
                 for cid, blob, cat in zip(record_cids, s.blobs, s.categories, strict=True)
             ]
-            action = f"records {s.first}..{s.first + n - 1} of patient {s.patient.index}"
+            action = f"records {s.first}..{s.first + n - 1} of patient {q.index}"
             gas = GAS_BATCH_BASE + GAS_PER_RECORD * n
-            author, args = plan.providers[s.patient.author], [s.patient.wallet.address, s.seq, pointers]
+            author, args = plan.providers[q.author], [q.wallet.address, s.seq, pointers]
             txs.append(add_records.transaction(author, args, gas, action, units=n))
         sender.send(txs)
-
-    def add(chunk: list[_Sealed]) -> list[str]:
-        return mv.ipfs.add_wrapped([b for s in chunk for b in (*s.blobs, s.bundle)])[1]
-
-    if replay is not None:
-        for sealed_chunk, chunk_cids in replay:
-            files += sum(len(s.blobs) + 1 for s in sealed_chunk)
-            send(sealed_chunk, chunk_cids)
-            lap("records: send")
-            sender.settle(wait=False)
-            lap("records: receipts")
-        sender.settle(wait=True)
-        lap("records: receipts")
-        return files
-
-    def flush(done: tuple[list[_Sealed], Future[list[str]]]) -> None:
-        cids = done[1].result()
-        if capture is not None:
-            capture.append((done[0], cids))
-        send(done[0], cids)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medvault-seed-ipfs") as pool:
-        previous: tuple[list[_Sealed], Future[list[str]]] | None = None
-        for chunk in _chunks(todo, CHUNK_PATIENTS):
-            sealed = [_seal(mv, plan, q, state.counts[q.index], state.seqs[q.index]) for q in chunk]
-            files += sum(len(s.blobs) + 1 for s in sealed)
-            lap("records: seal")
-            future = pool.submit(add, sealed)
-            if previous is not None:
-                flush(previous)
-                lap("records: ipfs wait + send")
-                sender.settle(wait=False)
-                lap("records: receipts")
-            previous = (sealed, future)
-        if previous is not None:
-            flush(previous)
-            lap("records: ipfs wait + send")
+        sender.settle(wait=False)
+        lap("records: send")
     sender.settle(wait=True)
     lap("records: receipts")
     return files
