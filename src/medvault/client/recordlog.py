@@ -31,6 +31,7 @@ not in the hash; everything a read checks or decrypts by is. Flags are read for 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, cast
 
 import requests
@@ -68,8 +69,14 @@ class RecordLog(Core):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stretches: dict[str, _Stretch] = {}
-        self._log_of_call = Method.of(self.chain.records, "logOf")
-        self._flags_of_call = Method.of(self.chain.records, "flagsOf")
+
+    @functools.cached_property
+    def _log_of_call(self) -> Method:
+        return Method.of(self.chain.records, "logOf")
+
+    @functools.cached_property
+    def _flags_of_call(self) -> Method:
+        return Method.of(self.chain.records, "flagsOf")
 
     def records(self, patient: str) -> list[RecordPointer]:
         """The patient's log from chain events, after checking its hash chain against the head."""
@@ -172,7 +179,7 @@ class RecordLog(Core):
         return [m.decode(a["result"]) for (m, _), a in zip(calls, answers, strict=True)]
 
     def _log_of(self, patient: str) -> tuple[bytes, int]:
-        head, count = self._views((self._log_of_call, (patient,)))[0]
+        head, count = self.chain.call(self.chain.records.functions.logOf(patient), "logOf")
         return bytes(head), int(count)
 
     def record_flags(self, patient: str) -> dict[int, int]:
