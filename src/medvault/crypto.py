@@ -343,9 +343,9 @@ def decrypt_record(blob: bytes, key: bytes, context: RecordContext) -> bytes:
     header = len(RECORD_MAGIC) + NONCE_LENGTH
     if len(blob) < header + 16 or not blob.startswith(RECORD_MAGIC):
         raise IntegrityError(f"{context.describe()} is not a medvault ciphertext")
-    nonce = blob[len(RECORD_MAGIC) : header]
+    view = memoryview(blob)  # slicing bytes would copy the whole ciphertext first
     try:
-        return AESGCM(key).decrypt(nonce, blob[header:], context.associated_data())
+        return AESGCM(key).decrypt(view[len(RECORD_MAGIC) : header], view[header:], context.associated_data())
     except InvalidTag:
         raise DecryptionError(context.describe()) from None
 

@@ -13,12 +13,12 @@ position: another writer's record landing first changes nothing. A
 grantee whose window has not opened gets no wrap; it reads through the keepers once it opens.
 If the chain refuses, the IPFS objects are unpinned again, so a failed add leaves nothing behind.
 
-Reading: the log is rebuilt from events and checked against the on-chain head (and each
-author's sequence numbers against their order), with the patient's flags (disputed, hidden)
-attached to each pointer. Its CIDs are kept as the chain holds them and parsed only when a
-record is used, so one bad record (an unusable CID, a missing object, a bundle or plaintext
-that is not medvault's) fails with a BadRecordError naming it, and every other record reads,
-shares and rotates as before. For one record, the chain is
+Reading: the log (``medvault.client.recordlog``) comes from events checked against the
+on-chain head, whole for a listing, or the one record a read needs in time that does not grow
+with the log, with the patient's flags (disputed, hidden) attached to each pointer. Its CIDs
+are kept as the chain holds them and parsed only when a record is used, so one bad record (an
+unusable CID, a missing object, a bundle or plaintext that is not medvault's) fails with a
+BadRecordError naming it, and every other record reads, shares and rotates as before. For one record, the chain is
 asked whether the reader may read the category now; the ciphertext is fetched and checked
 against its CID and content hash; the record's key bundle is fetched and parsed once, and the
 key comes from the reader's own wrap or, failing that, from the keepers; the ciphertext is
@@ -28,10 +28,9 @@ decrypted once.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -40,6 +39,7 @@ from medvault.client.access import Access
 from medvault.client.careteam import CareTeam
 from medvault.client.keepers import Keepers
 from medvault.client.participants import MAX_KEY_EPOCHS
+from medvault.client.recordlog import RecordLog
 from medvault.crypto import decrypt_record, encrypt_record, new_record_key, unwrap_key
 from medvault.errors import (
     AccessDeniedError,
@@ -57,7 +57,6 @@ from medvault.errors import (
 )
 from medvault.formats import envelope
 from medvault.formats.keybundle import KeyBundle, escrow_key, wrap_for
-from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.ipfs import cid_to_bytes
 from medvault.model import (
     DISPUTED,
@@ -87,7 +86,7 @@ STALE_SEQ_RETRIES = 3
 log = logging.getLogger(__name__)
 
 
-class Records(CareTeam, Keepers, Access):
+class Records(RecordLog, CareTeam, Keepers, Access):
     def add_record(
         self,
         author: Wallet,
@@ -202,9 +201,9 @@ class Records(CareTeam, Keepers, Access):
         return keepers.threshold, keys, unusable
 
     def _pointer_added_by(self, tx: TxResult, patient: str, author: str, seq: int) -> RecordPointer:
-        """The pointer the registry's ``RecordAdded`` event in ``tx`` describes for record ``seq``
-        by ``author``, its hash checked against its fields and the head before it (the previous
-        event in the same transaction, or the chain's record before it)."""
+        """The pointer of record ``seq`` by ``author`` that the registry's ``RecordAdded`` event in
+        ``tx`` describes, checked against the chain's head (``record``, which asks for no event
+        again when the client has checked the log before it)."""
         registry = self.chain.records
         added = registry.events.RecordAdded()
         topic = bytes.fromhex(added.topic.removeprefix("0x"))
@@ -213,67 +212,9 @@ class Records(CareTeam, Keepers, Access):
                 continue
             event = added.process_log(log)
             a = event["args"]
-            if a["patient"] != patient or a["author"] != author or a["seq"] != seq:
-                continue
-            previous = self._record_hash_before(patient, a["index"], tx.block_number)
-            recomputed = record_hash_of_event(previous, patient, a)
-            if recomputed != bytes(a["recordHash"]):
-                raise IntegrityError(f"record {a['index']} of {patient}: its hash does not match its fields")
-            return _pointer(event, recomputed)
+            if a["patient"] == patient and a["author"] == author and a["seq"] == seq:
+                return self.record(patient, a["index"], given=event)
         raise IntegrityError(f"transaction {tx.tx_hash} added no record {seq} by {author} for {patient}")
-
-    def _record_hash_before(self, patient: str, index: int, block: int) -> bytes:
-        """The hash of record ``index - 1`` of ``patient`` (``GENESIS`` for the first), from its
-        event (at or before ``block``)."""
-        if index == 0:
-            return GENESIS
-        events = self.chain.events("RecordRegistry", "RecordAdded", patient=patient, index=index - 1)
-        if len(events) != 1:
-            raise IntegrityError(f"record log of {patient}: {len(events)} events for record {index - 1}")
-        return bytes(events[0]["args"]["recordHash"])
-
-    def records(self, patient: str) -> list[RecordPointer]:
-        """The patient's log from chain events, after checking its hash chain against the head."""
-        patient = to_checksum_address(patient)
-        head, count = self.chain.call(self.chain.records.functions.logOf(patient), "logOf")
-        previous = GENESIS
-        pointers: list[RecordPointer] = []
-        seqs: dict[str, int] = {}  # each author's next sequence number
-        for event in self.chain.events("RecordRegistry", "RecordAdded", patient=patient):
-            a = event["args"]
-            if a["index"] != len(pointers):
-                raise IntegrityError(f"record log of {patient}: event for index {a['index']} out of order")
-            if a["seq"] != seqs.get(a["author"], 0):
-                raise IntegrityError(
-                    f"record {a['index']} of {patient}: its author's sequence number is {a['seq']}, "
-                    f"but {a['author']} had written {seqs.get(a['author'], 0)} records before it"
-                )
-            seqs[a["author"]] = a["seq"] + 1
-            recomputed = record_hash_of_event(previous, patient, a)
-            if recomputed != bytes(a["recordHash"]):
-                raise IntegrityError(f"record {a['index']} of {patient}: its hash does not match its fields")
-            previous = recomputed
-            pointers.append(_pointer(event, recomputed))
-        if len(pointers) != count or previous != bytes(head):
-            raise IntegrityError(
-                f"record log of {patient}: {len(pointers)} events rebuild head 0x{previous.hex()}, "
-                f"but the chain holds {count} records with head 0x{bytes(head).hex()}"
-            )
-        flags = self.record_flags(patient)
-        return [
-            dataclasses.replace(p, disputed=bool(f & DISPUTED), hidden=bool(f & HIDDEN))
-            if (f := flags.get(p.index, 0))
-            else p
-            for p in pointers
-        ]
-
-    def record_flags(self, patient: str) -> dict[int, int]:
-        """The patient's flags of its records, by index (only flagged ones): the latest
-        ``RecordFlagged`` of each (bit 0 disputed, bit 1 hidden)."""
-        flags: dict[int, int] = {}
-        for event in self.chain.events("RecordRegistry", "RecordFlagged", patient=to_checksum_address(patient)):
-            flags[int(event["args"]["index"])] = int(event["args"]["flags"])
-        return {index: f for index, f in flags.items() if f}
 
     def flag_record(self, patient: Wallet, index: int, *, disputed: bool, hidden: bool) -> TxResult:
         """The patient flags its record ``index`` as disputed and/or hidden (both False clears)."""
@@ -281,18 +222,10 @@ class Records(CareTeam, Keepers, Access):
         fn = self.chain.records.functions.flagRecord(index, flags)
         return self.chain.transact(patient, fn, f"flag record {index} of {patient.address}")
 
-    def record_count(self, patient: str) -> int:
-        """How many records the patient's log holds (one call; ``records`` reads them all)."""
-        _, count = self.chain.call(self.chain.records.functions.logOf(to_checksum_address(patient)), "logOf")
-        return int(count)
-
     def read_record(self, reader: Wallet, patient: str, index: int) -> Record:
         """Fetches, verifies and decrypts record ``index`` of ``patient`` for ``reader``."""
         patient = to_checksum_address(patient)
-        pointers = self.records(patient)
-        if not 0 <= index < len(pointers):
-            raise ConfigurationError(f"{patient} has no record {index} (records: {len(pointers)})")
-        pointer = pointers[index]
+        pointer = self.record(patient, index)
         self.check_access(reader.address, pointer)
         blob = self._fetch(pointer, "ciphertext", pointer.cid)
         actual = "0x" + hashlib.sha256(blob).hexdigest()
@@ -462,22 +395,3 @@ def _decrypt(pointer: RecordPointer, blob: bytes, key: bytes, context: RecordCon
         raise
     except IntegrityError as exc:
         raise BadRecordError(pointer.patient, pointer.index, str(exc)) from None
-
-
-def _pointer(event: Any, record_hash: bytes) -> RecordPointer:
-    """The pointer a ``RecordAdded`` event describes."""
-    a = event["args"]
-    return RecordPointer(
-        patient=a["patient"],
-        index=a["index"],
-        author=a["author"],
-        seq=a["seq"],
-        record_hash="0x" + record_hash.hex(),
-        category=Category(a["category"]),
-        timestamp=a["timestamp"],
-        content_hash="0x" + bytes(a["contentHash"]).hex(),
-        raw_cid=bytes(a["cid"]),
-        raw_keys_cid=bytes(a["keysCid"]),
-        tx_hash=event["transactionHash"].to_0x_hex(),
-        block_number=event["blockNumber"],
-    )

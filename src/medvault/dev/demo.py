@@ -188,7 +188,7 @@ def _with_keepers(
     terms = GrantTerms(everything, Purpose.TREAT, now, now + GRANT_DAYS * 86400)
     for tx in mv.grant(patient, patient.address, doctor.address, terms).transactions:
         story.say("patient", f"grants the doctor all records for treatment (TREAT), {GRANT_DAYS} days", tx=tx)
-    for index in range(len(mv.records(patient.address))):
+    for index in range(mv.record_count(patient.address)):
         record = mv.read_record(doctor, patient.address, index)
         story.say("doctor", f"reads record {index}: verified and decrypted", content=_summary(record.data))
     _attempt(story, mv, stranger, "stranger", patient.address, first)
@@ -320,7 +320,7 @@ def _research(
     story.say("chain", f"time moves {STUDY_DAYS + 1} days forward, past the end of the research grant")
     _attempt(story, mv, researcher, "researcher", patient.address, lab_record)
     try:
-        mv.release_key(researcher, mv.records(patient.address)[lab_record])
+        mv.release_key(researcher, mv.record(patient.address, lab_record))
     except AccessDeniedError as exc:
         story.refused("researcher", "asks the keepers directly, skipping the client's own check", exc)
     for keeper in keepers[1:]:
