@@ -22,6 +22,7 @@ from medvault.accounts import TEST_SCRYPT_N, Keystore
 from medvault.chain import Chain, connect
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
+from medvault.crypto import open_share
 from medvault.dev.node import free_port
 from medvault.errors import AccessDeniedError, ConfigurationError, DecryptionError, KeeperRefusedError
 from medvault.ipfs import IpfsClient
@@ -729,9 +730,26 @@ def test_fabricated_receipt_is_refused(
     assert mv.releases(patient.address) == []
 
 
+class KeySwappingRpc(StaleRpc):
+    """A proxy that answers every question about the participant ``victim`` (its key hash, its
+    registrations) as if about ``attacker``, and every other question truthfully."""
+
+    def __init__(self, upstream: str, registry: str, victim: str, attacker: str) -> None:
+        super().__init__(upstream)
+        self.registry = registry.lower()
+        self.victim, self.attacker = victim.lower().removeprefix("0x"), attacker.lower().removeprefix("0x")
+
+    def forward(self, request: dict[str, Any]) -> Any:
+        params = request.get("params") or []
+        target = params[0] if params and isinstance(params[0], dict) else {}
+        if str(target.get("to") or target.get("address") or "").lower() == self.registry:
+            request = json.loads(json.dumps(request).replace(self.victim, self.attacker))
+        return super().forward(request)
+
+
 def test_primary_rpc_lying_about_the_readers_key_alone_is_caught_by_the_second_rpc(
     mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
-    patient: Wallet, doctor: Wallet, admin: Wallet, monkeypatch: pytest.MonkeyPatch,
+    patient: Wallet, doctor: Wallet, admin: Wallet,
 ) -> None:  # fmt: skip
     """The keeper's first node answers every consent question truthfully but serves the provider's
     published key as the doctor's: the share would be sealed to a key the liar chose. With a
@@ -742,15 +760,23 @@ def test_primary_rpc_lying_about_the_readers_key_alone_is_caught_by_the_second_r
     mv.set_keepers(patient, [keeper.address], 1)
     pointer = add(mv, provider, patient)
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
-    service = keepers.start(keeper, settlement=Settlement(confirmations=0, max_lag=None, second_rpc=local_node.rpc_url))
-    primary, attacker_key = service.client.chain.w3, mv.encryption_key(provider.address)
-    real = Medvault.encryption_key
-
-    def lying(self: Medvault, account: str) -> bytes:
-        if self.chain.w3 is primary and account == doctor.address:
-            return attacker_key
-        return real(self, account)
-
-    monkeypatch.setattr(Medvault, "encryption_key", lying)
-    assert refusal_codes(mv, doctor, pointer) == ["chain-disagrees"]
-    assert not service.pending()
+    liar = KeySwappingRpc(local_node.rpc_url, mv.chain.participants.address, doctor.address, provider.address)
+    try:
+        alone = keepers.start(keeper, rpc_url=liar.url)
+        chain_id, directory = mv.chain.chain_id, mv.chain.keepers.address
+        body = sign_key_request(
+            doctor, KeyRequest(patient.address, pointer.index, doctor.address, keeper.address, mv.now()), chain_id,
+            directory,
+        )  # fmt: skip
+        release = post_key_request(alone.url, body)  # alone, the keeper is fooled: the doctor cannot open it
+        info = mv.context_of(pointer).release_info(doctor.address, keeper.address, release.x)
+        with pytest.raises(DecryptionError):
+            open_share(release.wrap, mv.published_keys(doctor), info, "the share")
+        keepers.stop(keeper)
+        checked = Settlement(confirmations=0, max_lag=None, second_rpc=local_node.rpc_url)
+        service = keepers.start(keeper, rpc_url=liar.url, settlement=checked)
+        pending = len(service.pending())
+        assert refusal_codes(mv, doctor, pointer) == ["chain-disagrees"]
+        assert len(service.pending()) == pending  # nothing released, nothing journaled
+    finally:
+        liar.close()

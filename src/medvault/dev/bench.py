@@ -71,7 +71,9 @@ def measure_release(runs: int = 20) -> dict[str, float]:
                 )
             patient, reader = wallets["patient"], wallets["reader"]
             mv.set_keepers(patient, [str(k.address) for k in keepers], 2)
-            mv.set_writer(patient, wallets["provider"].address, frozenset(Category))  # a provider writes on its care team
+            mv.set_writer(
+                patient, wallets["provider"].address, frozenset(Category)
+            )  # a provider writes on its care team
             pointer = mv.add_record(
                 wallets["provider"], patient.address, b'{"resourceType":"Observation"}', Category.LABORATORY
             ).pointer
