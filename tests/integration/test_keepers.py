@@ -531,9 +531,9 @@ def test_keeper_decisions_read_one_pinned_block(
     mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
     patient: Wallet, doctor: Wallet, admin: Wallet,
 ) -> None:  # fmt: skip
-    """Every read of a release's decision names the same block number, and a release costs no
-    more RPC calls than before pinning (the head, 4 views and 2 log queries, and the keeper's own
-    key epoch)."""
+    """Every read of a release's decision names the same block number, in few requests: the
+    block, then one batch (3 views and the record's log query), then one (consent and the
+    reader's key)."""
     keeper = keeper_wallets[0]
     mv.set_keepers(patient, [keeper.address], 1)
     pointer = add(mv, provider, patient)

@@ -6,19 +6,20 @@ share HPKE-sealed to its keeper (``formats.keybundle.escrow_key``). A keeper hol
 key of any patient: only its own account and, sealed beside it, its own random encryption
 keys (``medvault.accounts``: not derived from the account key), which open its shares.
 
-``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keeper.protocol``) and
-checks, in order: the signature (``bad-signature``), that it is addressed to this keeper
+``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keeper.protocol``)
+and checks, in order: the signature (``bad-signature``), that it is addressed to this keeper
 (``wrong-keeper``), the reader's request rate (``rate-limited``); then, on one settled block
 (``medvault.keeper.settled``: head minus the confirmations, no older than the lag allows
 (``chain-stale``), agreed by a second RPC endpoint if configured (``chain-disagrees``)), the
 request's age against that block's time (``stale``), that this keeper is in the patient's
-current set (``wrong-keeper``), that the record exists in the patient's verified log
-(``unknown-record``), then consent (``no-grant``, ``revoked``, ``expired``, ``not-yet-valid``,
-``out-of-scope``), then that the record's pointer is usable (``bad-record``). Only then does it
-open its share, from the set's re-escrow of the record if there is one, else from the record's
-key bundle (a missing or malformed one is ``bad-record`` too), wrap it to the reader's published
-key, journal the release and answer. A bad record refuses that record alone: the patient's
-other records are served as before.
+current set (``wrong-keeper``), that the record exists in the patient's log (``unknown-record``)
+and that its event checks against the hash chain (``integrity``; ``medvault.keeper.reads``: the
+record's and its predecessor's events alone, not the whole log), then consent (``no-grant``,
+``revoked``, ``expired``, ``not-yet-valid``, ``out-of-scope``), then that the record's pointer
+is usable (``bad-record``). Only then does it open its share, from the set's re-escrow of the
+record if there is one, else from the record's key bundle (a missing or malformed one is ``bad-
+record`` too), wrap it to the reader's published key, journal the release and answer. A bad
+record refuses that record alone: the patient's other records are served as before.
 
 The journal is SQLite in the keeper's state folder, one row per release keyed by its release id
 (the EIP-712 digest of the request; a retried request is served again and journaled once), and
@@ -30,8 +31,10 @@ it reconciles with the chain: pending releases whose ``KeyReleased`` event exist
 a crash between mining and marking never posts a receipt twice, and a release journaled before a
 crash is posted after it.
 
-Chain and IPFS are reached over HTTP per call (web3's HTTPProvider, httpx), so the keeper
-carries on across restarts of either; while one is down, requests get HTTP 503 with the reason.
+A decision reads the chain in three batched JSON-RPC round trips (``medvault.keeper.reads``);
+bundles (by CID) and readers' keys (by hash) are kept, since they cannot change. Chain and IPFS
+are reached over HTTP (kept-alive connections, opened again when dropped), so the keeper carries
+on across restarts of either; while one is down, requests get HTTP 503 with the reason.
 """
 
 from __future__ import annotations
