@@ -17,9 +17,9 @@ and that its event checks against the hash chain (``integrity``; ``medvault.keep
 record's and its predecessor's events alone, not the whole log), then consent (``no-grant``,
 ``revoked``, ``expired``, ``not-yet-valid``, ``out-of-scope``), then that the record's pointer
 is usable (``bad-record``). Only then does it open its share, from the set's re-escrow of the
-record if there is one, else from the record's key bundle (a missing or malformed one is ``bad-
-record`` too), wrap it to the reader's published key, journal the release and answer. A bad
-record refuses that record alone: the patient's other records are served as before.
+record if there is one, else from the record's key bundle (a missing or malformed one is
+``bad-record`` too), wrap it to the reader's published key, journal the release and answer. A
+bad record refuses that record alone: the patient's other records are served as before.
 
 The journal is SQLite in the keeper's state folder, one row per release keyed by its release id
 (the EIP-712 digest of the request; a retried request is served again and journaled once), and
