@@ -22,6 +22,7 @@ from medvault.accounts import TEST_SCRYPT_N, Keystore
 from medvault.chain import Chain, connect
 from medvault.chain.artifacts import load_artifacts
 from medvault.client import Medvault
+from medvault.crypto import open_share
 from medvault.dev.node import free_port
 from medvault.errors import AccessDeniedError, ConfigurationError, DecryptionError, KeeperRefusedError
 from medvault.ipfs import IpfsClient
@@ -530,9 +531,9 @@ def test_keeper_decisions_read_one_pinned_block(
     mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
     patient: Wallet, doctor: Wallet, admin: Wallet,
 ) -> None:  # fmt: skip
-    """Every read of a release's decision names the same block number, and a release costs no
-    more RPC calls than before pinning (the head, 4 views and 2 log queries, and the keeper's own
-    key epoch)."""
+    """Every read of a release's decision names the same block number, in few requests: the
+    block, then one batch (3 views and the record's log query), then one (consent and the
+    reader's key)."""
     keeper = keeper_wallets[0]
     mv.set_keepers(patient, [keeper.address], 1)
     pointer = add(mv, provider, patient)
@@ -729,9 +730,26 @@ def test_fabricated_receipt_is_refused(
     assert mv.releases(patient.address) == []
 
 
+class KeySwappingRpc(StaleRpc):
+    """A proxy that answers every question about the participant ``victim`` (its key hash, its
+    registrations) as if about ``attacker``, and every other question truthfully."""
+
+    def __init__(self, upstream: str, registry: str, victim: str, attacker: str) -> None:
+        super().__init__(upstream)
+        self.registry = registry.lower()
+        self.victim, self.attacker = victim.lower().removeprefix("0x"), attacker.lower().removeprefix("0x")
+
+    def forward(self, request: dict[str, Any]) -> Any:
+        params = request.get("params") or []
+        target = params[0] if params and isinstance(params[0], dict) else {}
+        if str(target.get("to") or target.get("address") or "").lower() == self.registry:
+            request = json.loads(json.dumps(request).replace(self.victim, self.attacker))
+        return super().forward(request)
+
+
 def test_primary_rpc_lying_about_the_readers_key_alone_is_caught_by_the_second_rpc(
     mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
-    patient: Wallet, doctor: Wallet, admin: Wallet, monkeypatch: pytest.MonkeyPatch,
+    patient: Wallet, doctor: Wallet, admin: Wallet,
 ) -> None:  # fmt: skip
     """The keeper's first node answers every consent question truthfully but serves the provider's
     published key as the doctor's: the share would be sealed to a key the liar chose. With a
@@ -742,15 +760,180 @@ def test_primary_rpc_lying_about_the_readers_key_alone_is_caught_by_the_second_r
     mv.set_keepers(patient, [keeper.address], 1)
     pointer = add(mv, provider, patient)
     delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
-    service = keepers.start(keeper, settlement=Settlement(confirmations=0, max_lag=None, second_rpc=local_node.rpc_url))
-    primary, attacker_key = service.client.chain.w3, mv.encryption_key(provider.address)
-    real = Medvault.encryption_key
+    liar = KeySwappingRpc(local_node.rpc_url, mv.chain.participants.address, doctor.address, provider.address)
+    try:
+        alone = keepers.start(keeper, rpc_url=liar.url)
+        chain_id, directory = mv.chain.chain_id, mv.chain.keepers.address
+        body = sign_key_request(
+            doctor, KeyRequest(patient.address, pointer.index, doctor.address, keeper.address, mv.now()), chain_id,
+            directory,
+        )  # fmt: skip
+        release = post_key_request(alone.url, body)  # alone, the keeper is fooled: the doctor cannot open it
+        info = mv.context_of(pointer).release_info(doctor.address, keeper.address, release.x)
+        with pytest.raises(DecryptionError):
+            open_share(release.wrap, mv.published_keys(doctor), info, "the share")
+        keepers.stop(keeper)
+        checked = Settlement(confirmations=0, max_lag=None, second_rpc=local_node.rpc_url)
+        service = keepers.start(keeper, rpc_url=liar.url, settlement=checked)
+        pending = len(service.pending())
+        assert refusal_codes(mv, doctor, pointer) == ["chain-disagrees"]
+        assert len(service.pending()) == pending  # nothing released, nothing journaled
+    finally:
+        liar.close()
 
-    def lying(self: Medvault, account: str) -> bytes:
-        if self.chain.w3 is primary and account == doctor.address:
-            return attacker_key
-        return real(self, account)
 
-    monkeypatch.setattr(Medvault, "encryption_key", lying)
-    assert refusal_codes(mv, doctor, pointer) == ["chain-disagrees"]
-    assert not service.pending()
+# -- the keeper's batched reads: a record found by (patient, index) and checked, a slow keeper -----
+
+
+class LogTamperingRpc(StaleRpc):
+    """A proxy whose answers to ``RecordAdded`` log queries pass through ``tamper`` (a list of logs
+    in, a list out), and whose ``RecordAdded`` queries pass through ``ask`` (the topics list)."""
+
+    def __init__(self, upstream: str, registry: str, topic: str) -> None:
+        super().__init__(upstream)
+        self.registry, self.topic = registry.lower(), topic
+        self.tamper: Any = lambda logs: logs
+        self.ask: Any = lambda topics: topics
+
+    def forward(self, request: dict[str, Any]) -> Any:
+        params = request.get("params") or []
+        query = params[0] if request.get("method") == "eth_getLogs" and params else {}
+        ours = (
+            str(query.get("address", "")).lower() == self.registry and (query.get("topics") or [None])[0] == self.topic
+        )
+        if ours:
+            request = {**request, "params": [{**query, "topics": self.ask(list(query["topics"]))}]}
+        answer = super().forward(request)
+        if ours and isinstance(answer.get("result"), list):
+            answer["result"] = self.tamper(answer["result"])
+        return answer
+
+
+def _index_of(log: dict[str, Any]) -> int:
+    return int(log["topics"][2], 16)
+
+
+def test_keeper_refuses_a_record_whose_event_is_missing_duplicated_tampered_or_another(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
+    patient: Wallet, doctor: Wallet, admin: Wallet,
+) -> None:  # fmt: skip
+    """The keeper reads only the record's event and the one before it; a node that drops,
+    repeats, alters or swaps them is caught by the hash chain, as when the whole log was read."""
+    keeper = keeper_wallets[0]
+    mv.set_keepers(patient, [keeper.address], 1)
+    first, second, third = (add(mv, provider, patient) for _ in range(3))
+    delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+    topic = str(mv.chain.records.events.RecordAdded().topic)
+    proxy = LogTamperingRpc(local_node.rpc_url, mv.chain.records.address, topic)
+    try:
+        keepers.start(keeper, rpc_url=proxy.url)
+        for pointer in (first, second, third):
+            assert mv.release_key(doctor, pointer) == mv.open_key(patient, pointer)  # an honest node: released
+
+        def flipped(log: dict[str, Any], at: int = 65) -> dict[str, Any]:
+            """``log`` with one hex digit of its data changed: by default the author's seq (the
+            first word), at 129 its record hash (the second)."""
+            data = log["data"]
+            return {**log, "data": data[:at] + ("1" if data[at] != "1" else "2") + data[at + 1 :]}
+
+        attacks = {
+            "its event dropped": lambda logs: [log for log in logs if _index_of(log) != second.index],
+            "the event before it dropped": lambda logs: [log for log in logs if _index_of(log) != first.index],
+            "its event twice": lambda logs: logs + [log for log in logs if _index_of(log) == second.index],
+            "its event altered": lambda logs: [flipped(log) if _index_of(log) == second.index else log for log in logs],
+            "the hash before it altered": lambda logs: [
+                flipped(log, 129) if _index_of(log) == first.index else log for log in logs
+            ],
+        }
+        for attack, tamper in attacks.items():
+            proxy.tamper = tamper
+            assert refusal_codes(mv, doctor, second) == ["integrity"], attack
+        proxy.tamper = lambda logs: logs
+
+        # Asked for record 1, the node answers with records 1 and 2: the keeper takes no event it did not ask for.
+        proxy.ask = lambda topics: [*topics[:2], ["0x" + f"{i:064x}" for i in (second.index, third.index)]]
+        assert refusal_codes(mv, doctor, second) == ["integrity"]
+        proxy.ask = lambda topics: topics
+
+        # The last record is checked against the chain's head too: one whose hash was made to
+        # match altered fields (both recomputed by the liar) is caught there.
+        before = bytes.fromhex(second.record_hash.removeprefix("0x"))
+
+        def forged(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [_rehashed(flipped(log), patient.address, before) if _index_of(log) == third.index else log
+                    for log in logs]  # fmt: skip
+
+        proxy.tamper = forged
+        assert refusal_codes(mv, doctor, third) == ["integrity"]
+        proxy.tamper = lambda logs: logs
+        assert mv.release_key(doctor, third) == mv.open_key(patient, third)
+        assert refusal_codes(mv, doctor, _beyond(third)) == ["unknown-record"]
+    finally:
+        proxy.close()
+    assert {r.index for r in mv.releases(patient.address)} <= {first.index, second.index, third.index}
+
+
+def _rehashed(log: dict[str, Any], patient: str, previous: bytes) -> dict[str, Any]:
+    """``log`` (a RecordAdded) with its record hash recomputed from its (altered) fields: a
+    liar's consistent forgery, which only the head can tell."""
+    from eth_abi.abi import decode, encode
+
+    from medvault.formats.recordhash import record_hash
+
+    types = ["uint64", "bytes32", "uint8", "uint64", "bytes32", "bytes", "bytes"]
+    seq, _, category, timestamp, content, cid, keys = decode(types, bytes.fromhex(log["data"][2:]))
+    author = "0x" + log["topics"][3][-40:]
+    digest = record_hash(previous, patient, _index_of(log), author, seq, category, timestamp, content, cid, keys)
+    data = encode(types, [seq, digest, category, timestamp, content, cid, keys])
+    return {**log, "data": "0x" + data.hex()}
+
+
+def _beyond(pointer: RecordPointer) -> RecordPointer:
+    """``pointer`` as if it were the record after it, which the log does not hold."""
+    from dataclasses import replace
+
+    return replace(pointer, index=pointer.index + 1)
+
+
+class GatedRpc(StaleRpc):
+    """A proxy that holds every block read while its gate is shut: a keeper whose node hangs."""
+
+    def __init__(self, upstream: str) -> None:
+        import threading
+
+        super().__init__(upstream)
+        self.gate, self.held = threading.Event(), threading.Event()
+        self.gate.set()
+
+    def forward(self, request: dict[str, Any]) -> Any:
+        if request.get("method") == "eth_getBlockByNumber" and not self.gate.is_set():
+            self.held.set()
+            self.gate.wait(60)
+        return super().forward(request)
+
+
+def test_a_slow_keeper_does_not_hold_the_release_when_the_others_answer(
+    mv: Medvault, keepers: Keepers, keeper_wallets: list[Wallet], local_node: NodeInfo, provider: Wallet,
+    patient: Wallet, doctor: Wallet, admin: Wallet,
+) -> None:  # fmt: skip
+    """Two of three: the reader has the key as soon as two keepers release, while the third is
+    still waiting for its node; that keeper's answer, when it comes, changes nothing."""
+    slow, *quick = keeper_wallets
+    mv.set_keepers(patient, [k.address for k in keeper_wallets], 2)
+    gated = GatedRpc(local_node.rpc_url)
+    try:
+        keepers.start(slow, rpc_url=gated.url)
+        for wallet in quick:
+            keepers.start(wallet)
+        pointer = add(mv, provider, patient)
+        delegate_grant(mv, patient, admin, doctor, mv.now(), mv.now() + DAY)
+        gated.gate.clear()
+        assert mv.read_record(doctor, patient.address, pointer.index).data == LAB
+        assert gated.held.is_set()  # the slow keeper was asked...
+        assert not gated.gate.is_set()  # ...and is still waiting: the read did not wait for it
+        gated.gate.set()
+        receipts = wait_for(lambda: len(mv.releases(patient.address)) >= 3 and mv.releases(patient.address))
+        assert {r.keeper for r in receipts} == {k.address for k in keeper_wallets}  # it released all the same
+    finally:
+        gated.gate.set()
+        gated.close()

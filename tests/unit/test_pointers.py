@@ -50,6 +50,10 @@ def test_the_parser_takes_raw_and_dag_pb_cidv1() -> None:
     assert pointer_cid(GOOD) == compute_cid(b"ciphertext")
     dag_pb = CID("base32", 1, "dag-pb", DIGEST)
     assert pointer_cid(bytes(dag_pb)) == str(dag_pb)
+    for codec in ("raw", "dag-pb"):  # the direct encoding gives multiformats' text
+        for _ in range(20):
+            cid = CID("base32", 1, codec, multihash.digest(os.urandom(40), "sha2-256"))
+            assert pointer_cid(bytes(cid)) == str(cid)
 
 
 def pointer(index: int, raw_cid: bytes = GOOD, raw_keys_cid: bytes = GOOD) -> RecordPointer:

@@ -20,8 +20,10 @@ keeper (nor a URL) that only a bundle names; each announced URL is checked
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -34,24 +36,28 @@ from medvault.errors import (
     ConfigurationError,
     ContractError,
     DecryptionError,
-    InvalidCidError,
     KeeperRefusedError,
     UnusableKeyError,
 )
 from medvault.escrow import combine_key
 from medvault.formats.keybundle import escrow_key, served_escrow
-from medvault.ipfs import cid_from_bytes, cid_to_bytes
+from medvault.ipfs import cid_to_bytes
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
+from medvault.keeper.reads import ChainReads, escrow_cid_text
 from medvault.keeper.urls import InvalidKeeperUrl, allow_private_keepers, check_keeper_url
 from medvault.model import KeeperSet, KeyRelease
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from medvault.accounts import Wallet
     from medvault.chain import TxResult
     from medvault.formats.keybundle import Escrow, KeyBundle
     from medvault.model import RecordPointer
 
 __all__ = ["Keepers"]
+
+Answer = tuple[int, bytes] | Refusal  # a keeper's share (x, secret), or why not
 
 
 class Keepers(Participants):
@@ -99,7 +105,7 @@ class Keepers(Participants):
         keepers, threshold, escrow = self.chain.call(self.chain.keepers.functions.keepersOf(patient), "keepersOf")
         keepers = [to_checksum_address(k) for k in keepers]
         urls = self.keeper_urls(keepers) if with_urls else {}
-        escrow_cid = _cid_text(bytes(escrow)) if escrow else None
+        escrow_cid = escrow_cid_text(bytes(escrow)) if escrow else None
         return KeeperSet(patient, keepers, int(threshold), urls, escrow_cid)
 
     def escrow_for(self, pointer: RecordPointer, bundle: KeyBundle, keepers: KeeperSet) -> Escrow | None:
@@ -110,10 +116,10 @@ class Keepers(Participants):
 
     def keeper_urls(self, keepers: list[str]) -> dict[str, str | None]:
         """The URL each keeper announced last (None if it never announced one)."""
-        urls: dict[str, str | None] = {}
-        for keeper in keepers:
-            events = self.chain.events("KeeperDirectory", "KeeperAnnounced", keeper=to_checksum_address(keeper))
-            urls[to_checksum_address(keeper)] = str(events[-1]["args"]["url"]) if events else None
+        urls: dict[str, str | None] = {to_checksum_address(k): None for k in keepers}
+        if urls:
+            for event in self.chain.events("KeeperDirectory", "KeeperAnnounced", keeper=list(urls)):
+                urls[to_checksum_address(event["args"]["keeper"])] = str(event["args"]["url"])
         return urls
 
     def announce_keeper(self, keeper: Wallet, url: str) -> TxResult:
@@ -162,12 +168,16 @@ class Keepers(Participants):
 
         Asks at once every keeper of the chain's current set that the record's escrow
         (``escrow_for``) names, with a signed ``KeyRequest`` to its checked URL, unwraps the
-        shares they release and combines ``threshold`` of them; with ``blob``, a combination that
-        does not decrypt it is set aside for another. Raises KeeperRefusedError naming the
-        keepers' reasons when fewer than ``threshold`` release. The keepers check consent
-        themselves: this does not ask the chain first.
+        shares as they come and returns as soon as ``threshold`` of them combine (a slow keeper
+        does not hold the answer); with ``blob``, a combination that does not decrypt it is set
+        aside for another. Raises KeeperRefusedError naming the keepers' reasons when fewer than
+        ``threshold`` release. The keepers check consent themselves: this does not ask the chain
+        first. The keeper set, the reader's key, the chain's time and the keepers' URLs come in
+        one JSON-RPC batch (two if the chain's set re-escrowed the record for other keepers).
         """
-        keeper_set = self.keepers_of(pointer.patient, with_urls=False)
+        reads = self.chain_reads
+        named: list[str] = [to_checksum_address(s.keeper) for s in bundle.escrow.shares] if bundle.escrow else []
+        keeper_set, key_hash, issued_at = reads.asking(pointer.patient, reader.address, named)
         escrow = self.escrow_for(pointer, bundle, keeper_set)
         if escrow is None:
             raise AccessDeniedError(
@@ -183,11 +193,11 @@ class Keepers(Participants):
                 reader.address, pointer.patient, 0, threshold,
                 {"*": ("no-keeper", "no keeper the escrow names is in the patient's keeper set on chain")},
             )  # fmt: skip
-        urls = self.keeper_urls(list(expected))
+        urls = keeper_set.urls | reads.keeper_urls([k for k in expected if k not in keeper_set.urls])
         allow_private = allow_private_keepers(self.chain.chain_id)
         context = self.context_of(pointer)
-        pair = self.published_keys(reader)
-        directory, issued_at = self.chain.keepers.address, self.now()
+        pair = self.published_keys(reader, key_hash)
+        directory = self.chain.keepers.address
 
         def ask(keeper: str) -> tuple[int, bytes] | Refusal:
             announced = urls[keeper]
@@ -212,28 +222,50 @@ class Keepers(Participants):
             except DecryptionError as exc:
                 return Refusal("bad-response", str(exc), 0)
 
-        with ThreadPoolExecutor(max_workers=len(expected)) as pool:
-            answers = dict(zip(expected, pool.map(ask, expected), strict=True))
-        shares = [a for a in answers.values() if not isinstance(a, Refusal)]
-        refusals: dict[str, Refusal] = {k: a for k, a in answers.items() if isinstance(a, Refusal)}
-        if len(shares) >= threshold:
-            for subset in itertools.combinations(shares, threshold):
-                key = combine_key(list(subset))
+        shares: list[tuple[int, bytes]] = []
+        refusals: dict[str, Refusal] = {}
+        for keeper, answer in _as_answered(ask, list(expected)):
+            if isinstance(answer, Refusal):
+                refusals[keeper] = answer
+                continue
+            shares.append(answer)
+            # Only the combinations with the new share are new.
+            for others in itertools.combinations(shares[:-1], threshold - 1):
+                key = combine_key([*others, answer])
                 if blob is None:
                     return key, None
                 with contextlib.suppress(DecryptionError):
                     return key, decrypt_record(blob, key, context)
+        if len(shares) >= threshold:
             refusals["*"] = Refusal(
                 "bad-share", f"no {threshold} of the {len(shares)} released shares open the record", 0
             )
         reasons = {k: (r.reason, r.message) for k, r in refusals.items()}
         raise KeeperRefusedError(reader.address, pointer.patient, len(shares), threshold, reasons)
 
+    @functools.cached_property
+    def chain_reads(self) -> ChainReads:
+        """Batched reads of this client's chain endpoint (``medvault.keeper.reads``)."""
+        return ChainReads(self.chain)
 
-def _cid_text(raw: bytes) -> str:
-    """``raw`` as a CID, else as hex: a malformed re-escrow CID (setKeepers checks only its
-    length) fails where it is read, for the records it covers, not every write of the patient."""
-    try:
-        return cid_from_bytes(raw)
-    except InvalidCidError:
-        return "0x" + raw.hex()
+
+def _as_answered(ask: Callable[[str], Answer], keepers: list[str]) -> Iterator[tuple[str, Answer]]:
+    """``(keeper, ask(keeper))`` for every keeper, asked at once, in the order the answers come.
+    The askers are daemon threads: one still waiting when the caller has what it needs holds
+    up neither the caller nor the process's exit (its answer is dropped)."""
+    answers: queue.SimpleQueue[tuple[str, Answer | None, BaseException | None]] = queue.SimpleQueue()
+
+    def run(keeper: str) -> None:
+        try:
+            answers.put((keeper, ask(keeper), None))
+        except BaseException as exc:  # raised in the caller's thread
+            answers.put((keeper, None, exc))
+
+    for keeper in keepers:
+        threading.Thread(target=run, args=(keeper,), name=f"ask-keeper-{keeper[:8]}", daemon=True).start()
+    for _ in keepers:
+        keeper, answer, error = answers.get()
+        if error is not None:
+            raise error
+        assert answer is not None
+        yield keeper, answer

@@ -64,9 +64,11 @@ class Participants(Core):
                 return KeyInfo(wallet.address, self.suite, epoch, pair.public_bytes, True, legacy)
         return KeyInfo(wallet.address, self.suite, None, newest, registered)
 
-    def published_keys(self, wallet: Wallet) -> EncryptionKeyPair:
-        """The pair of ``wallet`` whose public key the chain holds; an error naming the cause if none."""
-        expected = bytes(self.chain.participants.functions.encryptionKeyHash(wallet.address).call())
+    def published_keys(self, wallet: Wallet, expected: bytes | None = None) -> EncryptionKeyPair:
+        """The pair of ``wallet`` whose public key the chain holds (its hash ``expected``, if the
+        caller has read it); an error naming the cause if none."""
+        if expected is None:
+            expected = bytes(self.chain.participants.functions.encryptionKeyHash(wallet.address).call())
         if expected == bytes(32):
             raise ConfigurationError(f"{wallet.address} has not registered an encryption key (`medvault register`)")
         for _, _, pair in wallet.keys.held(self.suite):

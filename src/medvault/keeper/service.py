@@ -6,19 +6,20 @@ share HPKE-sealed to its keeper (``formats.keybundle.escrow_key``). A keeper hol
 key of any patient: only its own account and, sealed beside it, its own random encryption
 keys (``medvault.accounts``: not derived from the account key), which open its shares.
 
-``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keeper.protocol``) and
-checks, in order: the signature (``bad-signature``), that it is addressed to this keeper
+``POST /v1/key-shares`` takes a reader's signed ``KeyRequest`` (``medvault.keeper.protocol``)
+and checks, in order: the signature (``bad-signature``), that it is addressed to this keeper
 (``wrong-keeper``), the reader's request rate (``rate-limited``); then, on one settled block
 (``medvault.keeper.settled``: head minus the confirmations, no older than the lag allows
 (``chain-stale``), agreed by a second RPC endpoint if configured (``chain-disagrees``)), the
 request's age against that block's time (``stale``), that this keeper is in the patient's
-current set (``wrong-keeper``), that the record exists in the patient's verified log
-(``unknown-record``), then consent (``no-grant``, ``revoked``, ``expired``, ``not-yet-valid``,
-``out-of-scope``), then that the record's pointer is usable (``bad-record``). Only then does it
-open its share, from the set's re-escrow of the record if there is one, else from the record's
-key bundle (a missing or malformed one is ``bad-record`` too), wrap it to the reader's published
-key, journal the release and answer. A bad record refuses that record alone: the patient's
-other records are served as before.
+current set (``wrong-keeper``), that the record exists in the patient's log (``unknown-record``)
+and that its event checks against the hash chain (``integrity``; ``medvault.keeper.reads``: the
+record's and its predecessor's events alone, not the whole log), then consent (``no-grant``,
+``revoked``, ``expired``, ``not-yet-valid``, ``out-of-scope``), then that the record's pointer
+is usable (``bad-record``). Only then does it open its share, from the set's re-escrow of the
+record if there is one, else from the record's key bundle (a missing or malformed one is
+``bad-record`` too), wrap it to the reader's published key, journal the release and answer. A
+bad record refuses that record alone: the patient's other records are served as before.
 
 The journal is SQLite in the keeper's state folder, one row per release keyed by its release id
 (the EIP-712 digest of the request; a retried request is served again and journaled once), and
@@ -30,8 +31,10 @@ it reconciles with the chain: pending releases whose ``KeyReleased`` event exist
 a crash between mining and marking never posts a receipt twice, and a release journaled before a
 crash is posted after it.
 
-Chain and IPFS are reached over HTTP per call (web3's HTTPProvider, httpx), so the keeper
-carries on across restarts of either; while one is down, requests get HTTP 503 with the reason.
+A decision reads the chain in three batched JSON-RPC round trips (``medvault.keeper.reads``);
+bundles (by CID) and readers' keys (by hash) are kept, since they cannot change. Chain and IPFS
+are reached over HTTP (kept-alive connections, opened again when dropped), so the keeper carries
+on across restarts of either; while one is down, requests get HTTP 503 with the reason.
 """
 
 from __future__ import annotations
@@ -39,11 +42,11 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
-import json
 import logging
+import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,8 +70,10 @@ from medvault.errors import (
 )
 from medvault.formats.keybundle import served_escrow
 from medvault.keeper.journal import Journal, Receipt
-from medvault.keeper.protocol import KEY_SHARES_PATH, MAX_REQUEST_SKEW, KeyRequest, Refusal, verify_key_request
-from medvault.keeper.settled import MAX_HEAD_GAP, Freshness, PinnedBlock, PinnedChain, Settlement, pin_block
+from medvault.keeper.protocol import MAX_REQUEST_SKEW, KeyRequest, Refusal, verify_key_request
+from medvault.keeper.reads import ChainReads, NodeAnswerError, record_at
+from medvault.keeper.server import key_share_handler
+from medvault.keeper.settled import MAX_HEAD_GAP, Freshness, PinnedBlock, PinnedChain, Settlement
 from medvault.keeper.urls import check_keeper_url
 
 if TYPE_CHECKING:
@@ -89,7 +94,6 @@ RATE_WINDOW = 3600.0  # ... per this many seconds
 RATE_READERS = 10_000  # readers tracked before those idle for a whole window are forgotten
 BUNDLE_CACHE = 256  # parsed key bundles kept ...
 CACHE_ITEMS = 200_000  # ... holding at most this many wraps and shares in all (bundles may be large)
-MAX_BODY = 64 * 1024
 REQUEST_BUNDLES = 2  # bundles' worth one request may read from IPFS (the set's re-escrow, the record's own) ...
 REQUEST_SECONDS = 10.0  # ... in at most this many seconds
 log = logging.getLogger("medvault.keeper")
@@ -121,7 +125,8 @@ class KeeperService:
         if receipt_bucket < 0 or rate_limit < 1 or rate_window <= 0:
             raise ConfigurationError("the rate limit and window must be positive, the receipt bucket 0 or more")
         self.receipt_bucket, self.rate_limit, self.rate_window = receipt_bucket, rate_limit, rate_window
-        self._second: Chain | None = None
+        self._reads: ChainReads | None = None  # opened by start
+        self._second: ChainReads | None = None
         self._freshness = Freshness()
         self._lock = threading.Lock()  # guards the in-memory state below (rate windows, bundle cache)
         self._requests: dict[str, collections.deque[float]] = {}
@@ -133,6 +138,7 @@ class KeeperService:
         self._wake = threading.Event()
         self._uncertain = True  # reconcile before the next post (set at start-up and after a failed post)
         self._server: ThreadingHTTPServer | None = None
+        self.connections: set[socket.socket] = set()  # open HTTP connections (set operations are atomic)
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -151,17 +157,20 @@ class KeeperService:
                 check_keeper_url(self.announce, allow_private=True)  # readers check the address themselves
             except ValueError as exc:
                 raise ConfigurationError(f"cannot announce {self.announce}: {exc}") from None
+        if self._reads is None:
+            self._reads = ChainReads(self.client.chain)
         if self.settlement.second_rpc and self._second is None:
             chain = self.client.chain
-            self._second = Chain(connect(self.settlement.second_rpc), chain.deployment, load_artifacts())
-            if self._second.w3.eth.chain_id != chain.chain_id:
-                raise ConfigurationError(f"the second RPC endpoint serves chain {self._second.w3.eth.chain_id}")
+            second = Chain(connect(self.settlement.second_rpc), chain.deployment, load_artifacts())
+            if second.w3.eth.chain_id != chain.chain_id:
+                raise ConfigurationError(f"the second RPC endpoint serves chain {second.w3.eth.chain_id}")
+            self._second = ChainReads(second)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._journal = Journal(self.state_dir / "journal.sqlite3")
         self.reconcile()
         if self.announce and self.client.keeper_urls([self.address])[self.address] != self.announce:
             self.client.announce_keeper(self.wallet, self.announce)
-        self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
+        self._server = ThreadingHTTPServer((self.host, self.port), key_share_handler(self))
         self._server.daemon_threads = True
         self._stop.clear()
         self._threads = [
@@ -179,6 +188,9 @@ class KeeperService:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            for connection in list(self.connections):  # kept-alive ones: no request is served after stop
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
@@ -188,6 +200,10 @@ class KeeperService:
                 self.flush()
             except Exception as exc:  # the journal keeps them for the next start
                 log.warning("keeper %s: receipts left pending at stop: %s", self.address, exc)
+        for reads in (self._reads, self._second):
+            if reads is not None:
+                reads.close()
+        self._reads = self._second = None
         if self._journal is not None:
             self._journal.close()
         self._server, self._journal, self._threads = None, None, []
@@ -209,7 +225,7 @@ class KeeperService:
             return refusal.status, refusal.to_json()
         except (ChainUnavailableError, requests.ConnectionError, requests.Timeout) as exc:
             return _refuse("chain-unavailable", f"the Ethereum node does not answer ({type(exc).__name__})")
-        except Web3RPCError as exc:
+        except (Web3RPCError, NodeAnswerError) as exc:
             return _refuse("chain-unavailable", f"the Ethereum node answered an error: {exc}")
         except ObjectTooLargeError as exc:
             return _refuse("too-large", str(exc))
@@ -231,11 +247,14 @@ class KeeperService:
             raise Refusal("wrong-keeper", f"addressed to {request.keeper}; this is keeper {self.address}")
         patient, reader = to_checksum_address(request.patient), to_checksum_address(request.reader)
         self._limit(reader)
-        block = pin_block(client.chain, self.settlement.confirmations)
+        reads = self._reads
+        if reads is None:
+            raise ConfigurationError("the keeper is not running")
+        block = reads.pin(self.settlement.confirmations)
         self._freshness.check(block, self.settlement.max_lag)
         ipfs = client.ipfs.budgeted(REQUEST_BUNDLES * client.ipfs.limits.bundle, REQUEST_SECONDS)
         view = type(client)(PinnedChain(client.chain, block), ipfs)
-        decision = self._decide(view, request)
+        decision = self._decide(reads, view, block, request)
         if self._second is not None:
             self._agree(block, request, decision)
         if isinstance(decision, Refusal):
@@ -258,33 +277,37 @@ class KeeperService:
         )  # fmt: skip
         return {"keeper": self.address, "x": x, "wrap": base64.b64encode(wrap).decode(), "releaseId": release_id}
 
-    def _decide(self, view: Medvault, request: KeyRequest) -> tuple[RecordPointer, KeeperSet, bytes] | Refusal:
+    def _decide(
+        self, reads: ChainReads, view: Medvault, block: PinnedBlock, request: KeyRequest
+    ) -> tuple[RecordPointer, KeeperSet, bytes] | Refusal:
         """The record to release, the keeper set and the reader's published key to seal the
-        share to, or why not, as the chain stood at ``view``'s pinned block (all of it is what a
-        second endpoint must agree on: a node lying about the reader's key alone would otherwise
-        have the share sealed to a key of its choosing)."""
-        now = view.now()
-        if abs(request.issued_at - now) > MAX_REQUEST_SKEW:
+        share to, or why not, as the chain stood at ``block`` (all of it is what a second
+        endpoint must agree on: a node lying about the reader's key alone would otherwise have
+        the share sealed to a key of its choosing). ``reads`` ask the chain in two batches
+        (``medvault.keeper.reads``); ``view``, pinned to the same block, words a refusal of consent."""
+        if abs(request.issued_at - block.timestamp) > MAX_REQUEST_SKEW:
             return Refusal(
-                "stale", f"issued at {request.issued_at}, chain time {now} (at most {MAX_REQUEST_SKEW} s apart)"
+                "stale",
+                f"issued at {request.issued_at}, chain time {block.timestamp} (at most {MAX_REQUEST_SKEW} s apart)",
             )
         patient, reader = to_checksum_address(request.patient), to_checksum_address(request.reader)
-        keepers = view.keepers_of(patient, with_urls=False)
-        if self.address not in keepers.keepers:
+        facts = reads.release_facts(block, patient, request.index, reader)
+        if self.address not in facts.keepers.keepers:
             return Refusal("wrong-keeper", f"{self.address} is not a keeper of {patient}")
-        pointers = view.records(patient)
-        if request.index >= len(pointers):
-            return Refusal("unknown-record", f"{patient} has no record {request.index} (records: {len(pointers)})")
-        pointer = pointers[request.index]
-        denial = view.access_denial(reader, pointer)
-        if denial is not None:
+        if request.index >= facts.count:
+            return Refusal("unknown-record", f"{patient} has no record {request.index} (records: {facts.count})")
+        pointer = record_at(facts, patient, request.index)
+        own = reader in (pointer.patient, pointer.author)  # the chain's policy lets these read without asking
+        allowed, key = reads.consent_and_key(block, pointer, reader, facts.key_hash, ask=not own)
+        if not allowed and (denial := view.access_denial(reader, pointer)) is not None:
             return Refusal(*denial)
         if pointer.problem:
             return Refusal("bad-record", pointer.problem)
-        try:
-            return pointer, keepers, view.encryption_key(reader)
-        except ConfigurationError as exc:
-            return Refusal("no-encryption-key", str(exc))
+        if facts.key_hash == bytes(32):
+            return Refusal("no-encryption-key", f"{reader} has not registered an encryption key (`medvault register`)")
+        if key is None:
+            raise IntegrityError(f"no ParticipantRegistered event of {reader} matches its stored key hash")
+        return pointer, facts.keepers, key
 
     def _agree(
         self, block: PinnedBlock, request: KeyRequest, decision: tuple[RecordPointer, KeeperSet, bytes] | Refusal
@@ -292,19 +315,19 @@ class KeeperService:
         """Refuses unless the second endpoint holds ``block`` and decides the same on it."""
         assert self._second is not None
         second = self._second
-        theirs = second.w3.eth.get_block(block.number)
-        if bytes(theirs["hash"]).hex() != block.hash:
+        theirs, head = second.batch([("eth_getBlockByNumber", [hex(block.number), False]), ("eth_blockNumber", [])])
+        if not isinstance(theirs, dict) or str(theirs.get("hash")).removeprefix("0x").lower() != block.hash:
             raise Refusal(
                 "chain-disagrees", f"the second RPC endpoint holds another block {block.number} (a reorg or a fork)"
             )
-        head = int(second.w3.eth.block_number)
-        if head - block.head > MAX_HEAD_GAP:
+        if int(head, 16) - block.head > MAX_HEAD_GAP:
             raise Refusal(
                 "chain-stale",
-                f"the Ethereum node's head {block.head} is {head - block.head} blocks behind the second RPC endpoint's",
+                f"the Ethereum node's head {block.head} is {int(head, 16) - block.head} blocks behind "
+                "the second RPC endpoint's",
             )
-        view = type(self.client)(PinnedChain(second, block), self.client.ipfs)
-        other = self._decide(view, request)
+        view = type(self.client)(PinnedChain(second.chain, block), self.client.ipfs)
+        other = self._decide(second, view, block, request)
         mine = (decision.reason, decision.message) if isinstance(decision, Refusal) else decision
         seen = (other.reason, other.message) if isinstance(other, Refusal) else other
         if mine != seen:
@@ -455,46 +478,3 @@ def _refuse(reason: str, message: str) -> tuple[int, dict[str, Any]]:
     refusal = Refusal(reason, message)
     log.warning("keeper refused: %s", refusal)
     return refusal.status, refusal.to_json()
-
-
-def _handler(service: KeeperService) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "medvault-keeper/1"
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            if self.path != KEY_SHARES_PATH:
-                self._answer(404, {"error": "not-found", "message": f"POST {KEY_SHARES_PATH}"})
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if not 0 < length <= MAX_BODY:
-                self._answer(400, {"error": "malformed", "message": f"a body of 1 to {MAX_BODY} bytes is expected"})
-                return
-            try:
-                body = json.loads(self.rfile.read(length))
-            except ValueError:
-                self._answer(400, {"error": "malformed", "message": "the body is not JSON"})
-                return
-            self._answer(*service.handle(body))
-
-        def do_GET(self) -> None:
-            if self.path != "/v1/health":
-                self._answer(404, {"error": "not-found", "message": "GET /v1/health"})
-                return
-            chain = service.client.chain
-            self._answer(
-                200, {"keeper": service.address, "chainId": chain.chain_id, "directory": chain.keepers.address}
-            )
-
-        def _answer(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-    return Handler

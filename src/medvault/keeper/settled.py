@@ -2,8 +2,8 @@
 
 A keeper decides each release on one block: ``latest - confirmations``. Every read of that
 decision (the keeper set, the record log, consent, the reader's key) is an ``eth_call`` or a
-log query at that block number (``PinnedChain``), so the answer is one consistent state, not a
-mix of several heads.
+log query at that block number (``medvault.keeper.reads``, and ``PinnedChain`` for the words of
+a refusal), so the answer is one consistent state, not a mix of several heads.
 
 Defaults (``Settlement.for_chain``): on the local development chain (id 31337, anvil) no
 confirmations and no lag check, because anvil mines a block only when a transaction arrives, so
@@ -45,7 +45,6 @@ __all__ = [
     "PinnedBlock",
     "PinnedChain",
     "Settlement",
-    "pin_block",
 ]
 
 DEV_CHAIN_ID = 31337
@@ -88,18 +87,6 @@ class PinnedBlock:
     hash: str
     timestamp: int
     head: int  # the endpoint's head when the block was pinned
-
-
-def pin_block(chain: Chain, confirmations: int) -> PinnedBlock:
-    """``latest - confirmations`` of ``chain``'s endpoint: one RPC call without confirmations, two with."""
-    w3 = chain.w3
-    if confirmations == 0:
-        block = w3.eth.get_block("latest")
-        head = int(block["number"])
-    else:
-        head = int(w3.eth.block_number)
-        block = w3.eth.get_block(max(head - confirmations, 0))
-    return PinnedBlock(int(block["number"]), bytes(block["hash"]).hex(), int(block["timestamp"]), head)
 
 
 class Freshness:
