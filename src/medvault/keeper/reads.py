@@ -20,6 +20,14 @@ record before, its hash recomputed from its fields and the previous record's has
 the log's head when it is the last; anything else is an IntegrityError, as a log that does not
 rebuild is. What cannot change is kept: a public key by its hash (``ParticipantRegistered``
 carries the hash as a topic, and the preimage of a hash is one key).
+
+What these checks prove: a record that is not the last is checked against the one before it,
+not against the head, so a node that lies consistently (its own event and hash for record i)
+is not caught by them. It need not go that far: the same node answers ``canReadRecord``. A
+keeper trusts its endpoint for the chain's answers, as any light reader of ``eth_call`` does;
+against a lying node it has the second endpoint (``KeeperService(second=...)``), which must hold
+the same block and decide the same. The checks here catch a node that drops, repeats or
+misorders events.
 """
 
 from __future__ import annotations
