@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -70,6 +71,15 @@ ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "hash": "sha2-256", "chu
 
 def parse_cid(value: str | bytes) -> CID:
     """Parses a CID string or binary CID, raising InvalidCidError with the reason."""
+    return _parse_text(value) if isinstance(value, str) else _parse(value)
+
+
+@functools.lru_cache(maxsize=4096)  # CIDs are immutable, and one read parses its CID several times
+def _parse_text(value: str) -> CID:
+    return _parse(value)
+
+
+def _parse(value: str | bytes) -> CID:
     try:
         cid = CID.decode(value)
     except (ValueError, KeyError, TypeError) as exc:
@@ -107,9 +117,9 @@ def cid_from_bytes(data: bytes) -> str:
     both give the same text and the same reasons (tests/unit/test_ipfs_cids.py)."""
     if len(data) == POINTER_LENGTH and data[:4] in POINTER_PREFIXES:
         return "b" + base64.b32encode(data).decode("ascii").lower().rstrip("=")
-    version = data[0] if data else None
-    if version is not None and version < 0x80 and version != 1 and not (len(data) == 34 and data[:2] == b"\x12\x20"):
-        # A one-byte version varint that is neither 1 nor CIDv0's multihash prefix: never a CID.
+    version = _version(data)
+    if version is not None and version != 1 and not (len(data) == 34 and data[:2] == b"\x12\x20"):
+        # A version varint that is neither 1 nor CIDv0's multihash prefix: never a CID.
         reason = {0: "CIDv0 is malformed.", 2: _RESERVED, 3: _RESERVED}.get(
             version, f"CIDv{version} is currently not supported."
         )
@@ -118,6 +128,17 @@ def cid_from_bytes(data: bytes) -> str:
 
 
 _RESERVED = "CID versions 2 and 3 are reserved for future use."
+
+
+def _version(data: bytes) -> int | None:
+    """The varint ``data`` starts with, if it is minimally encoded in at most 9 bytes (else None:
+    multiformats words that refusal itself)."""
+    value = 0
+    for position, byte in enumerate(data[:9]):
+        value |= (byte & 0x7F) << (7 * position)
+        if byte < 0x80:
+            return value if position == 0 or byte else None
+    return None
 
 
 def compute_cid(data: bytes) -> str:
@@ -446,7 +467,7 @@ def _hasher(cid: str) -> CidHasher:
 def _check(hasher: CidHasher, cid: str) -> None:
     """Raises CidMismatchError unless what ``hasher`` took in hashes to ``cid``."""
     actual = str(hasher.finalize())
-    if CID.decode(actual) != CID.decode(cid):
+    if actual != cid and CID.decode(actual) != CID.decode(cid):
         raise CidMismatchError(cid, actual)
 
 

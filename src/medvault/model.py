@@ -11,6 +11,7 @@ from eth_utils.crypto import keccak
 from multiformats import CID
 
 from medvault.errors import BadRecordError, ConfigurationError, InvalidCidError
+from medvault.ipfs import POINTER_LENGTH, POINTER_PREFIXES, cid_from_bytes
 
 if TYPE_CHECKING:
     from medvault.chain.transact import TxResult
@@ -261,7 +262,10 @@ POINTER_CODECS = ("raw", "dag-pb")  # what IPFS adds medvault's objects as, and 
 def pointer_cid(raw: bytes) -> str:
     """The CID (base32 text) a pointer on chain holds in binary, if medvault can fetch and check
     it: CIDv1 with a sha2-256 multihash and a raw or dag-pb codec; else InvalidCidError, why."""
-    shown = "0x" + bytes(raw).hex()
+    raw = bytes(raw)
+    if len(raw) == POINTER_LENGTH and raw[:4] in POINTER_PREFIXES:
+        return cid_from_bytes(raw)  # medvault's own pointers, encoded directly
+    shown = "0x" + raw.hex()
     if not raw:
         raise InvalidCidError(shown, "it is empty")
     try:

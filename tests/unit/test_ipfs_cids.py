@@ -72,5 +72,8 @@ def test_every_other_value_gets_the_same_text_or_refusal_as_multiformats() -> No
         for length in (1, 2, 32, 34, 36, 37):
             values.append(bytes([first]) + rng.randbytes(length - 1))
     values += [rng.randbytes(32) for _ in range(2000)]
+    values += [
+        bytes.fromhex(v) + bytes(32) for v in ("8100", "8001", "ff8000", "ff" * 8 + "7f", "ff" * 9 + "01", "ff" * 40)
+    ]
 
     assert [_fast(v) for v in values] == [_general(v) for v in values]
