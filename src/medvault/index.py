@@ -8,7 +8,8 @@ them: records (``RecordAdded``), grants (the current state per (patient, grantee
 
 Sync (``EventIndex.sync``): from the block after the last indexed one to the latest, in chunks of
 ``CHUNK_BLOCKS`` blocks, one ``eth_getLogs`` per chunk for the four contract addresses (no topic
-filter), decoded with the contract ABIs. Each chunk is written in one transaction together with
+filter), read as the node's JSON and decoded with eth_abi from the contract ABIs (web3's per-log
+formatters and decoding cost ten times the call). Each chunk is written in one transaction together with
 the new last block; every event row is UNIQUE(block, log_index) and inserted with INSERT OR
 IGNORE, and derived tables change only for rows that were new, so re-running a range (a crash
 between the chunk and the meta update, two processes syncing at once) never counts anything
@@ -49,10 +50,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eth_abi.grammar import parse as parse_abi_type
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
-from web3._utils.events import get_event_data
 
+from medvault.chain.pipeline import BatchRpc
 from medvault.client.access import GRANT_EVENTS
 from medvault.client.audit import AUDITED_EVENTS, event_value, with_signers
 from medvault.errors import IntegrityError
@@ -70,9 +72,9 @@ from medvault.model import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-    from web3.types import LogReceipt
+    from eth_abi.codec import ABICodec
 
     from medvault.chain import Chain
 
@@ -201,6 +203,54 @@ class DecodedEvent:
     tx: str
 
 
+@dataclass(frozen=True)
+class _EventAbi:
+    """One event's ABI as eth_abi decodes its logs: the names and types of its indexed arguments
+    (topics; a dynamic one is its 32-byte hash) and of the others (data), in web3's order."""
+
+    contract: str
+    name: str
+    topic_names: tuple[str, ...]
+    topic_types: tuple[str, ...]
+    data_names: tuple[str, ...]
+    data_types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, contract: str, abi: Any) -> _EventAbi:
+        topics = [i for i in abi["inputs"] if i["indexed"]]
+        data = [i for i in abi["inputs"] if not i["indexed"]]
+        topic_types = ("bytes32" if parse_abi_type(i["type"]).is_dynamic else i["type"] for i in topics)
+        return cls(contract, abi["name"], tuple(i["name"] for i in topics), tuple(topic_types),
+                   tuple(i["name"] for i in data), tuple(i["type"] for i in data))  # fmt: skip
+
+    def decode(self, codec: ABICodec, topics: list[str], data: str, checksum: Callable[[str], str]) -> dict[str, Any]:
+        """The arguments of a log with these ``topics`` (after the first) and ``data`` (hex), as
+        web3 gives them: addresses checksummed (by ``checksum``, from lowercase)."""
+        if len(topics) != len(self.topic_types):
+            raise ValueError(f"expected {len(self.topic_types)} log topics, got {len(topics)}")
+        if all(len(t) == 66 for t in topics):  # 32 bytes each: decoded together as web3 decodes them one by one
+            indexed = codec.decode(self.topic_types, b"".join(bytes.fromhex(t[2:]) for t in topics))
+        else:
+            indexed = tuple(
+                codec.decode([k], bytes.fromhex(t[2:]))[0] for k, t in zip(self.topic_types, topics, strict=True)
+            )
+        values = (*indexed, *codec.decode(self.data_types, bytes.fromhex(data[2:])))
+        types = self.topic_types + self.data_types
+        return {
+            name: _addresses(kind, value, checksum)
+            for name, kind, value in zip(self.topic_names + self.data_names, types, values, strict=True)
+        }
+
+
+def _addresses(kind: str, value: Any, checksum: Callable[[str], str]) -> Any:
+    """``value`` of ABI type ``kind`` with its addresses checksummed (an address, or an array of them)."""
+    if kind == "address":
+        return checksum(value)
+    if kind.startswith("address["):
+        return tuple(_addresses(kind[: kind.rindex("[")], v, checksum) for v in value)  # the outer dimension
+    return value
+
+
 def open_database(path: Path | str) -> sqlite3.Connection:
     """The index database at ``path`` (``":memory:"`` for one in memory), in autocommit mode
     with WAL, its tables created if missing."""
@@ -218,51 +268,77 @@ def open_database(path: Path | str) -> sqlite3.Connection:
 def insert_event(cur: sqlite3.Cursor, e: DecodedEvent, timestamp: int, sender: str) -> int:
     """Stores one decoded event (sent by ``sender`` in a block of time ``timestamp``) and applies
     it to the derived tables; 1 if it was new, 0 if its (block, log_index) was indexed already."""
-    a = e.args
-    subject = "account" if e.event == "ParticipantRegistered" else "patient"
-    patient = a.get(subject)
-    args = json.dumps({k: event_value(v) for k, v in a.items()}, separators=(",", ":"))
-    cur.execute(
+    return insert_events(cur, [(e, timestamp, sender)])
+
+
+def insert_events(cur: sqlite3.Cursor, events: list[tuple[DecodedEvent, int, str]]) -> int:
+    """``insert_event`` for many (event, timestamp, sender), in (block, log_index) order: the
+    rows of ``events`` and ``records`` written with one ``executemany`` each; how many were new."""
+    if not events:
+        return 0
+    low, high = min(e.block for e, _, _ in events), max(e.block for e, _, _ in events)
+    stored = cur.execute("SELECT block, log_index FROM events WHERE block BETWEEN ? AND ?", (low, high))
+    known = {(int(r[0]), int(r[1])) for r in stored}
+    rows, records, fresh = [], [], []
+    hashes: dict[tuple[str, int], bytes] = {}  # the record hashes of this batch, by (patient, index)
+    for e, timestamp, sender in events:
+        if (e.block, e.log_index) in known:
+            continue  # indexed already
+        known.add((e.block, e.log_index))
+        a = e.args
+        patient = a.get("account" if e.event == "ParticipantRegistered" else "patient")
+        args = json.dumps({k: event_value(v) for k, v in a.items()}, separators=(",", ":"))
+        rows.append((e.block, e.log_index, e.tx, sender, timestamp, e.contract, e.event, patient, args))
+        if e.event == "RecordAdded":
+            records.append(_record_row(cur, e, hashes))
+        else:
+            fresh.append((e, timestamp))
+    cur.executemany(
         "INSERT OR IGNORE INTO events (block, log_index, tx, sender, timestamp, contract, event, patient, args) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (e.block, e.log_index, e.tx, sender, timestamp, e.contract, e.event, patient, args),
+        rows,
     )
-    if cur.rowcount != 1:
-        return 0  # indexed already
-    if e.event == "RecordAdded":
-        _insert_record(cur, e)
-    elif e.event == "AccessRequested":
-        cur.execute(
-            "INSERT OR IGNORE INTO requests (request_id, patient, researcher, scopes, purpose, duration, "
-            "requested_at, study_id, status, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_request_key(a["requestId"]), a["patient"], a["researcher"], a["scopes"], a["purpose"],
-             a["duration"], a["requestedAt"], "0x" + bytes(a["studyId"]).hex(), int(RequestStatus.PENDING),
-             e.block, e.log_index, e.tx),
-        )  # fmt: skip
-    _derive(cur, e.event, a, e.block, e.log_index, timestamp)
-    return 1
+    cur.executemany(
+        "INSERT INTO records (patient, idx, author, seq, category, timestamp, content_hash, cid, keys_cid, "
+        "record_hash, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        records,
+    )
+    for e, timestamp in fresh:  # grants, requests, delegations: few, and each may read the one before
+        a = e.args
+        if e.event == "AccessRequested":
+            cur.execute(
+                "INSERT OR IGNORE INTO requests (request_id, patient, researcher, scopes, purpose, duration, "
+                "requested_at, study_id, status, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_request_key(a["requestId"]), a["patient"], a["researcher"], a["scopes"], a["purpose"],
+                 a["duration"], a["requestedAt"], "0x" + bytes(a["studyId"]).hex(), int(RequestStatus.PENDING),
+                 e.block, e.log_index, e.tx),
+            )  # fmt: skip
+        _derive(cur, e.event, a, e.block, e.log_index, timestamp)
+    return len(rows)
 
 
-def _insert_record(cur: sqlite3.Cursor, e: DecodedEvent) -> None:
+def _record_row(cur: sqlite3.Cursor, e: DecodedEvent, hashes: dict[tuple[str, int], bytes]) -> tuple[Any, ...]:
+    """The ``records`` row of a ``RecordAdded`` event, its hash recomputed from its fields and
+    the hash of the patient's record before (from ``hashes``, this batch's, else the table)."""
     a = e.args
     patient, index = str(a["patient"]), int(a["index"])
     previous = bytes(32)
     if index > 0:
-        row = cur.execute("SELECT record_hash FROM records WHERE patient = ? AND idx = ?", (patient, index - 1))
-        found = row.fetchone()
-        if found is None:
-            raise IntegrityError(f"record log of {patient}: record {index} arrived before record {index - 1}")
-        previous = bytes.fromhex(found[0][2:])
+        previous_hash = hashes.get((patient, index - 1))
+        if previous_hash is not None:
+            previous = previous_hash
+        else:
+            row = cur.execute("SELECT record_hash FROM records WHERE patient = ? AND idx = ?", (patient, index - 1))
+            found = row.fetchone()
+            if found is None:
+                raise IntegrityError(f"record log of {patient}: record {index} arrived before record {index - 1}")
+            previous = bytes.fromhex(found[0][2:])
     recomputed = record_hash_of_event(previous, patient, a)
     if recomputed != bytes(a["recordHash"]):
         raise IntegrityError(f"record {index} of {patient}: its hash does not match its fields")
-    cur.execute(
-        "INSERT INTO records (patient, idx, author, seq, category, timestamp, content_hash, cid, keys_cid, "
-        "record_hash, block, log_index, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (patient, index, a["author"], a["seq"], a["category"], a["timestamp"], "0x" + bytes(a["contentHash"]).hex(),
-         bytes(a["cid"]), bytes(a["keysCid"]), "0x" + recomputed.hex(),
-         e.block, e.log_index, e.tx),
-    )  # fmt: skip
+    hashes[patient, index] = recomputed
+    return (patient, index, a["author"], a["seq"], a["category"], a["timestamp"], "0x" + bytes(a["contentHash"]).hex(),
+            bytes(a["cid"]), bytes(a["keysCid"]), "0x" + recomputed.hex(), e.block, e.log_index, e.tx)  # fmt: skip
 
 
 def _derive(cur: sqlite3.Cursor, event: str, a: dict[str, Any], block: int, log_index: int, ts: int) -> None:
@@ -336,13 +412,16 @@ class EventIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = open_database(self.path)
         self.log_calls = 0  # eth_getLogs calls made by this instance (tests read it)
-        self._topics: dict[tuple[str, bytes], tuple[str, Any]] = {}
+        self._events: dict[tuple[str, str], _EventAbi] = {}  # by (address, topic 0), lowercase hex
         self._addresses: list[str] = []
         for name, contract in chain.contracts.items():
             self._addresses.append(contract.address)
             for item in contract.abi:
                 if item["type"] == "event":
-                    self._topics[(contract.address.lower(), event_abi_to_log_topic(item))] = (name, item)
+                    topic = "0x" + event_abi_to_log_topic(item).hex()
+                    self._events[(contract.address.lower(), topic)] = _EventAbi.of(name, item)
+        self._rpc = BatchRpc(chain.w3.provider.endpoint_uri, batch_size=BATCH_SIZE)  # type: ignore[attr-defined]
+        self._checksums: dict[str, str] = {}  # lowercase address -> checksummed, computed once each
         self._fingerprint = self._deployment_fingerprint()
         if self._meta("deployment") != self._fingerprint:
             self._reset()
@@ -399,61 +478,54 @@ class EventIndex:
         ms = (time.perf_counter() - started) * 1000
         return SyncResult(start, head, added, self.log_calls - calls, rewound, rebuilt, round(ms, 2))
 
-    def _fetch_logs(self, from_block: int, to_block: int) -> list[LogReceipt]:
-        """One ``eth_getLogs`` for every medvault contract over [from_block, to_block]."""
+    def _fetch_logs(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """One ``eth_getLogs`` for every medvault contract over [from_block, to_block], as the node
+        sent them (JSON: web3's result formatters cost more than the call)."""
         self.log_calls += 1
-        return list(
-            self.chain.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block, "address": self._addresses})  # type: ignore[typeddict-item]
-        )
+        logs = self._rpc.call("eth_getLogs", [{"fromBlock": hex(from_block), "toBlock": hex(to_block),
+                                               "address": self._addresses}])  # fmt: skip
+        return list(logs)
 
-    def _decode(self, logs: list[LogReceipt]) -> list[DecodedEvent]:
+    def _decode(self, logs: list[dict[str, Any]]) -> list[DecodedEvent]:
         decoded = []
         for log in logs:
-            if not log["topics"]:
+            topics = log["topics"]
+            if not topics:
                 continue
-            found = self._topics.get((str(log["address"]).lower(), bytes(log["topics"][0])))
+            found = self._events.get((str(log["address"]).lower(), str(topics[0]).lower()))
             if found is None:
                 continue  # an event these ABIs do not know: nothing a query reads
-            contract, abi = found
             try:
-                event = get_event_data(self.chain.w3.codec, abi, log)
-            except Exception as exc:  # web3 raises many kinds for data its ABI cannot decode
+                args = found.decode(self.chain.w3.codec, topics[1:], log["data"], self._checksum)
+            except Exception as exc:  # eth_abi raises many kinds for data its ABI cannot decode
                 # A log that does not decode (only a lying node serves one) is passed over: one
                 # event never stops the index of the whole deployment.
-                log_index = f"{int(log['blockNumber'])}/{int(log['logIndex'])}"
+                where = f"{int(log['blockNumber'], 16)}/{int(log['logIndex'], 16)}"
                 logger.warning(
-                    "skipped the %s log at block/index %s: it does not decode (%s)", contract, log_index, exc
+                    "skipped the %s log at block/index %s: it does not decode (%s)", found.contract, where, exc
                 )
                 continue
-            decoded.append(
-                DecodedEvent(
-                    contract=contract,
-                    event=str(event["event"]),
-                    args=dict(event["args"]),
-                    block=int(log["blockNumber"]),
-                    block_hash=log["blockHash"].to_0x_hex(),
-                    log_index=int(log["logIndex"]),
-                    tx=log["transactionHash"].to_0x_hex(),
-                )
-            )
+            block, log_index = int(log["blockNumber"], 16), int(log["logIndex"], 16)
+            block_hash, tx = str(log["blockHash"]).lower(), str(log["transactionHash"]).lower()
+            decoded.append(DecodedEvent(found.contract, found.name, args, block, block_hash, log_index, tx))
         decoded.sort(key=lambda d: (d.block, d.log_index))
         return decoded
 
+    def _checksum(self, address: str) -> str:
+        checksummed = self._checksums.get(address)
+        if checksummed is None:
+            checksummed = self._checksums[address] = to_checksum_address(address)
+        return checksummed
+
     def _blocks(self, numbers: list[int]) -> dict[int, tuple[str, int, dict[str, str]]]:
         """Hash, timestamp and transaction senders of each block, in JSON-RPC batches."""
-        w3 = self.chain.w3
+        blocks = self._rpc.batch([("eth_getBlockByNumber", [hex(n), True]) for n in numbers])
         result: dict[int, tuple[str, int, dict[str, str]]] = {}
-        for i in range(0, len(numbers), BATCH_SIZE):
-            part = numbers[i : i + BATCH_SIZE]
-            with w3.batch_requests() as batch:
-                for number in part:
-                    batch.add(w3.eth.get_block(number, True))
-                blocks: list[Any] = list(batch.execute())
-            for number, block in zip(part, blocks, strict=True):
-                if not block or "hash" not in block:
-                    raise IntegrityError(f"block {number}: the node returned no block")
-                senders = {tx["hash"].to_0x_hex(): str(tx["from"]) for tx in block["transactions"]}
-                result[number] = (block["hash"].to_0x_hex(), int(block["timestamp"]), senders)
+        for number, block in zip(numbers, blocks, strict=True):
+            if not block or "hash" not in block:
+                raise IntegrityError(f"block {number}: the node returned no block")
+            senders = {str(tx["hash"]).lower(): self._checksum(str(tx["from"]).lower()) for tx in block["transactions"]}
+            result[number] = (str(block["hash"]).lower(), int(block["timestamp"], 16), senders)
         return result
 
     def _index_chunk(self, start: int, end: int, end_hash: str | None, end_timestamp: int) -> int:
@@ -468,15 +540,12 @@ class EventIndex:
             else:
                 block = self.chain.w3.eth.get_block(end)
                 end_hash, end_timestamp = block["hash"].to_0x_hex(), int(block["timestamp"])
-        added = 0
         with self._transaction() as cur:
             cur.executemany(
                 "INSERT OR REPLACE INTO blocks (number, hash, timestamp) VALUES (?, ?, ?)",
                 [(n, h, ts) for n, (h, ts, _) in blocks.items()] + [(end, end_hash, end_timestamp)],
             )
-            for e in events:
-                _, timestamp, senders = blocks[e.block]
-                added += insert_event(cur, e, timestamp, senders.get(e.tx, ""))
+            added = insert_events(cur, [(e, blocks[e.block][1], blocks[e.block][2].get(e.tx, "")) for e in events])
             previous = cur.execute("SELECT value FROM meta WHERE key = 'last_block'").fetchone()
             if previous is None or int(previous[0]) <= end:
                 self._set_meta(cur, last_block=str(end), last_hash=end_hash)

@@ -183,14 +183,14 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
             message = f"the event for record {index} arrives at position {position}, where record {expected} belongs"
             found(Finding("reordered", index, "log", message))
 
-    fetched: dict[str, bytes | tuple[FindingKind, str]] = {}
+    objects = _Objects(mv.ipfs)
     shared: list[KeyBundle] = []  # the patient's KeysShared bundles that parse
     for event in mv.chain.events("ConsentManager", "KeysShared", patient=patient):
         cid = _cid(report, SHARED, "shared", event["args"]["keysCid"])
         if cid is None:
             continue
         report.shared.append(cid)
-        data = _check_object(mv.ipfs, report, fetched, SHARED, "shared", cid)
+        data = objects.check(report, SHARED, "shared", cid)
         bundle = _parse(report, SHARED, "shared", cid, data, patient)
         if bundle is not None and event["args"]["grantee"] == patient:
             shared.append(bundle)
@@ -198,7 +198,7 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
     reescrow = None  # the re-escrow bundle the chain names with the patient's keeper set
     if keepers.escrow_cid:
         report.shared.append(keepers.escrow_cid)
-        data = _check_object(mv.ipfs, report, fetched, SHARED, "escrow", keepers.escrow_cid)
+        data = objects.check(report, SHARED, "escrow", keepers.escrow_cid)
         reescrow = _parse(report, SHARED, "escrow", keepers.escrow_cid, data, patient)
     report.keys_checked = wallet is not None
     flags = mv.record_flags(patient)
@@ -227,7 +227,7 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
         report.records.append(summary)
         blob = None
         if cid is not None:
-            blob = _check_object(mv.ipfs, report, fetched, index, "record", cid)
+            blob = objects.check(report, index, "record", cid)
             if blob is not None:
                 actual, committed = hashlib.sha256(blob).digest(), bytes(args["contentHash"])
                 if actual != committed:
@@ -236,13 +236,14 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
                     )
                     found(Finding("altered", index, "record", message, cid))
         if keys_cid is not None:
-            data = _check_object(mv.ipfs, report, fetched, index, "keys", keys_cid)
+            data = objects.check(report, index, "keys", keys_cid)
             bundle = _parse(report, index, "keys", keys_cid, data, patient)
             if bundle is not None and keepers.keepers:
                 _check_escrow(report, index, keys_cid, bundle, reescrow, keepers.keepers, keepers.threshold)
             if wallet is not None and bundle is not None:
                 _check_opens(mv, report, wallet, summary, [bundle, *reversed(shared)], blob, keys_cid)
-    report.findings.sort(key=lambda f: (f.index, KINDS.index(f.kind), f.object))
+    objects.check_pins(report)
+    report.findings.sort(key=lambda f: (f.index, KINDS.index(f.kind), f.object))  # stable: pins keep their order
     return report
 
 
@@ -350,30 +351,33 @@ def _category(value: Any) -> str:
         return str(value)
 
 
-def _check_object(
-    ipfs: IpfsClient,
-    report: VerificationReport,
-    fetched: dict[str, bytes | tuple[FindingKind, str]],
-    index: int,
-    what: FindingObject,
-    cid: str,
-) -> bytes | None:
-    """Fetches ``cid`` (once per run) and checks it is pinned; its bytes, or None after a finding."""
-    if cid not in fetched:
-        fetched[cid] = _fetch(ipfs, cid)
-    result = fetched[cid]
-    label = LABELS.get(what, what)
-    if isinstance(result, tuple):
-        kind, reason = result
-        report.findings.append(Finding(kind, index, what, f"{label} {cid}: {reason}", cid))
-        return None
-    if not ipfs.is_pinned(cid):
-        report.findings.append(
-            Finding(
-                "unpinned", index, what, f"{label} {cid} is stored but not pinned: garbage collection will drop it", cid
-            )
-        )
-    return result
+class _Objects:
+    """The IPFS objects one run checks: each CID fetched once, and every object stored asked
+    about its pin at the end, in batches (``findings`` reports one that is not pinned)."""
+
+    def __init__(self, ipfs: IpfsClient) -> None:
+        self.ipfs = ipfs
+        self.fetched: dict[str, bytes | tuple[FindingKind, str]] = {}
+        self.stored: list[tuple[int, FindingObject, str]] = []  # what to check for a pin, in order
+
+    def check(self, report: VerificationReport, index: int, what: FindingObject, cid: str) -> bytes | None:
+        """The bytes of ``cid`` (fetched once per run), or None after a finding."""
+        if cid not in self.fetched:
+            self.fetched[cid] = _fetch(self.ipfs, cid)
+        result = self.fetched[cid]
+        if isinstance(result, tuple):
+            kind, reason = result
+            report.findings.append(Finding(kind, index, what, f"{LABELS.get(what, what)} {cid}: {reason}", cid))
+            return None
+        self.stored.append((index, what, cid))
+        return result
+
+    def check_pins(self, report: VerificationReport) -> None:
+        pinned = self.ipfs.pinned([cid for _, _, cid in self.stored])
+        for index, what, cid in self.stored:
+            if cid not in pinned:
+                message = f"{LABELS.get(what, what)} {cid} is stored but not pinned: garbage collection will drop it"
+                report.findings.append(Finding("unpinned", index, what, message, cid))
 
 
 def _fetch(ipfs: IpfsClient, cid: str) -> bytes | tuple[FindingKind, str]:

@@ -16,7 +16,7 @@ from helpers import grant
 
 from medvault.cli import cli
 from medvault.dev.anvil import mine, revert, snapshot
-from medvault.index import EventIndex, index_path
+from medvault.index import DecodedEvent, EventIndex, index_path, insert_event, open_database
 from medvault.model import Category, EmergencyMode, EmergencyStanding, Purpose, RequestStatus, Role
 
 if TYPE_CHECKING:
@@ -95,6 +95,40 @@ def test_queries_match_the_chain(
     report = index.verify()
     assert report.ok, report.problems
     assert (report.records, report.grants, report.requests) == (3, 3, 3)
+
+
+def test_the_tables_hold_what_web3_decodes(
+    mv: Medvault, index: EventIndex, admin: Wallet, patient: Wallet, provider: Wallet, doctor: Wallet, stranger: Wallet
+) -> None:
+    """The sync decodes logs with eth_abi straight from the node's JSON; the same chain decoded
+    one log at a time by web3 (its formatters, ``process_log``) gives the very same rows."""
+    _consent_story(mv, admin, patient, provider, doctor, stranger)
+    mv.set_keepers(patient, [doctor.address, stranger.address], 2)  # an address[] and a bytes CID
+    mv.announce_keeper(doctor, "http://127.0.0.1:9/keeper")  # a string
+    mv.add_record(provider, patient.address, MEDS, Category.MEDICATIONS)
+    assert index.sync().events > 0
+
+    w3, expected = mv.chain.w3, open_database(":memory:")
+    start = mv.chain.deployment.block_number
+    decoded = []
+    for name, contract in mv.chain.contracts.items():
+        events = {e.topic: e for e in (cls() for cls in contract.events)}
+        for log in w3.eth.get_logs({"fromBlock": start, "toBlock": index.last_block, "address": contract.address}):
+            e = events[log["topics"][0].to_0x_hex()].process_log(log)
+            where = (e["blockNumber"], e["blockHash"].to_0x_hex(), e["logIndex"], e["transactionHash"].to_0x_hex())
+            decoded.append(DecodedEvent(name, e["event"], dict(e["args"]), *where))
+    cur = expected.cursor()
+    for e in sorted(decoded, key=lambda d: (d.block, d.log_index)):
+        sender = w3.eth.get_transaction(e.tx)["from"]
+        assert insert_event(cur, e, int(w3.eth.get_block(e.block)["timestamp"]), sender) == 1
+    tables = ("events", "records", "grants", "requests", "delegations")
+    for table in tables:
+        query = f"SELECT * FROM {table} ORDER BY 1, 2, 3"  # noqa: S608 - fixed names
+        rows = [tuple(r) for r in index.db.execute(query)]
+        assert rows == [tuple(r) for r in expected.execute(query)], table
+        assert rows, table
+    kinds = {r[0] for r in index.db.execute("SELECT event FROM events")}
+    assert {"KeepersChosen", "KeeperAnnounced", "EmergencyAccessTaken", "KeysShared", "RecordAdded"} <= kinds
 
 
 def test_sync_is_incremental(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,7 +14,7 @@ from data import LAB
 from medvault.cli import cli
 from medvault.dev.node import free_port
 from medvault.formats.recordhash import record_hash_of_event
-from medvault.ipfs import IpfsClient, cid_from_bytes, cid_to_bytes
+from medvault.ipfs import IpfsClient, cid_from_bytes, cid_to_bytes, compute_cid
 from medvault.model import Category
 from medvault.verify import verify_patient
 
@@ -95,6 +96,41 @@ def test_unpinned_ciphertext_and_key_bundle(mv: Medvault, provider: Wallet, pati
 
     assert kinds(report) == {("unpinned", 1, "record"), ("unpinned", 2, "keys")}
     assert report.findings[0].cid == pointers[1].cid
+
+
+@pytest.mark.parametrize("batch", [256, 3])
+def test_pins_asked_in_batches_find_each_unpinned_cid_among_pinned_ones(
+    ipfs: IpfsClient, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kubo fails a pin/ls of several CIDs when one is not pinned, and names the wrong one: the
+    answer must still be exact, whichever CIDs of a batch are not pinned."""
+    monkeypatch.setattr("medvault.ipfs.PIN_BATCH", batch)
+    tag = os.urandom(8).hex()
+    pinned = [ipfs.add(f"pinned {tag} {i}".encode()) for i in range(12)]
+    loose = [ipfs.add(f"loose {tag} {i}".encode(), pin=False) for i in range(3)]
+    absent = compute_cid(f"never stored {tag}".encode())
+    asked = [*pinned[:4], loose[0], *pinned[4:9], loose[1], absent, *pinned[9:], loose[2], pinned[0]]
+
+    assert ipfs.pinned(asked) == set(pinned)
+    assert {cid for cid in asked if ipfs.is_pinned(cid)} == set(pinned)
+    assert ipfs.pinned(pinned) == set(pinned)
+    assert ipfs.pinned(loose) == set()
+    assert ipfs.pinned([]) == set()
+
+
+def test_an_unpinned_object_among_many_is_the_only_finding(mv: Medvault, provider: Wallet, patient: Wallet) -> None:
+    add_records(mv, provider, patient, 6)
+    pointers = mv.records(patient.address)
+    mv.ipfs.unpin(pointers[3].keys_cid)
+
+    report = verify_patient(mv, patient.address)
+
+    assert [(f.kind, f.index, f.object, f.cid) for f in report.findings] == [
+        ("unpinned", 3, "keys", pointers[3].keys_cid)
+    ]
+    assert report.findings[0].message == (
+        f"key bundle {pointers[3].keys_cid} is stored but not pinned: garbage collection will drop it"
+    )
 
 
 def test_garbage_collected_ciphertext_is_missing(mv: Medvault, provider: Wallet, patient: Wallet) -> None:

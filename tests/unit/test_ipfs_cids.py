@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from medvault.errors import CidMismatchError, InvalidCidError
-from medvault.ipfs import IpfsClient, cid_from_bytes, cid_to_bytes, compute_cid, parse_cid
+from medvault.ipfs import POINTER_PREFIXES, IpfsClient, cid_from_bytes, cid_to_bytes, compute_cid, parse_cid
 
 HELLO_CID = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"  # `ipfs add --cid-version=1` of b"hello\n"
 
@@ -37,3 +39,41 @@ def test_verify_accepts_matching_bytes_and_names_the_mismatch() -> None:
 
     with pytest.raises(CidMismatchError, match=HELLO_CID):
         IpfsClient.verify(HELLO_CID, b"hello!\n")
+
+
+def _general(data: bytes) -> str:
+    """What ``cid_from_bytes`` gives through multiformats alone: the text, or the refusal."""
+    try:
+        return str(parse_cid(data).set(base="base32"))
+    except InvalidCidError as exc:
+        return f"refused: {exc}"
+
+
+def _fast(data: bytes) -> str:
+    try:
+        return cid_from_bytes(data)
+    except InvalidCidError as exc:
+        return f"refused: {exc}"
+
+
+def test_pointers_encode_as_multiformats_encodes_them() -> None:
+    rng = random.Random(11)  # noqa: S311 - test values, not secrets
+    pointers = [prefix + rng.randbytes(32) for prefix in POINTER_PREFIXES for _ in range(2000)]
+    pointers += [prefix + bytes([b]) * 32 for prefix in POINTER_PREFIXES for b in (0, 0xFF)]
+
+    assert [cid_from_bytes(p) for p in pointers] == [_general(p) for p in pointers]
+
+
+def test_every_other_value_gets_the_same_text_or_refusal_as_multiformats() -> None:
+    rng = random.Random(12)  # noqa: S311 - test values, not secrets
+    values = [b"", bytes.fromhex("1220") + rng.randbytes(32), bytes.fromhex("0155") + rng.randbytes(34)]
+    values += [bytes.fromhex("01711220") + rng.randbytes(32), bytes.fromhex("01551320") + rng.randbytes(32)]
+    for first in range(256):  # every version byte, at the lengths events hold (hashes, pointers)
+        for length in (1, 2, 32, 34, 36, 37):
+            values.append(bytes([first]) + rng.randbytes(length - 1))
+    values += [rng.randbytes(32) for _ in range(2000)]
+    values += [
+        bytes.fromhex(v) + bytes(32) for v in ("8100", "8001", "ff8000", "ff" * 8 + "7f", "ff" * 9 + "01", "ff" * 40)
+    ]
+
+    assert [_fast(v) for v in values] == [_general(v) for v in values]
