@@ -55,6 +55,7 @@ from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 
 from medvault.chain.pipeline import BatchRpc
+from medvault.chain.words import decode_words
 from medvault.client.access import GRANT_EVENTS
 from medvault.client.audit import AUDITED_EVENTS, event_value, with_signers
 from medvault.errors import IntegrityError
@@ -229,12 +230,14 @@ class _EventAbi:
         if len(topics) != len(self.topic_types):
             raise ValueError(f"expected {len(self.topic_types)} log topics, got {len(topics)}")
         if all(len(t) == 66 for t in topics):  # 32 bytes each: decoded together as web3 decodes them one by one
-            indexed = codec.decode(self.topic_types, b"".join(bytes.fromhex(t[2:]) for t in topics))
+            words = b"".join(bytes.fromhex(t[2:]) for t in topics)
+            indexed = decode_words(self.topic_types, words) or codec.decode(self.topic_types, words)
         else:
             indexed = tuple(
                 codec.decode([k], bytes.fromhex(t[2:]))[0] for k, t in zip(self.topic_types, topics, strict=True)
             )
-        values = (*indexed, *codec.decode(self.data_types, bytes.fromhex(data[2:])))
+        body = bytes.fromhex(data[2:])
+        values = (*indexed, *(decode_words(self.data_types, body) or codec.decode(self.data_types, body)))
         types = self.topic_types + self.data_types
         return {
             name: _addresses(kind, value, checksum)

@@ -117,6 +117,8 @@ def cid_from_bytes(data: bytes) -> str:
     both give the same text and the same reasons (tests/unit/test_ipfs_cids.py)."""
     if len(data) == POINTER_LENGTH and data[:4] in POINTER_PREFIXES:
         return "b" + base64.b32encode(data).decode("ascii").lower().rstrip("=")
+    if not data:  # an empty pointer (a grant that shares no keys)
+        raise InvalidCidError(data, "Varints must be at least 1 byte long.")
     version = _version(data)
     if version is not None and version != 1 and not (len(data) == 34 and data[:2] == b"\x12\x20"):
         # A version varint that is neither 1 nor CIDv0's multihash prefix: never a CID.

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -59,6 +60,8 @@ from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.model import DISPUTED, HIDDEN, Category, pointer_cid
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from medvault.accounts import Wallet
     from medvault.client import Medvault
     from medvault.ipfs import IpfsClient
@@ -74,6 +77,7 @@ LABELS = {"record": "ciphertext", "keys": "key bundle", "shared": "shared key bu
 LABELS["escrow"] = "keepers' re-escrow bundle"
 SHARED = -1  # the index of findings about KeysShared bundles (which belong to no one record)
 FETCH_TIMEOUT = "10s"  # Kubo's own deadline for a block it has to look for
+FETCH_WORKERS = 4  # fetches in flight at once
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,12 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
             found(Finding("reordered", index, "log", message))
 
     objects = _Objects(mv.ipfs)
+    objects.prefetch(
+        cid
+        for event in by_index.values()
+        for raw in (event["args"]["cid"], event["args"]["keysCid"])
+        if (cid := _usable_cid(raw)) is not None
+    )
     shared: list[KeyBundle] = []  # the patient's KeysShared bundles that parse
     for event in mv.chain.events("ConsentManager", "KeysShared", patient=patient):
         cid = _cid(report, SHARED, "shared", event["args"]["keysCid"])
@@ -344,6 +354,14 @@ def _cid(report: VerificationReport, index: int, what: FindingObject, raw: Any) 
         return None
 
 
+def _usable_cid(raw: Any) -> str | None:
+    """``_cid`` without its finding: for fetching ahead (the check in order reports it)."""
+    try:
+        return pointer_cid(bytes(raw))
+    except InvalidCidError:
+        return None
+
+
 def _category(value: Any) -> str:
     try:
         return Category(int(value)).name.lower()
@@ -359,6 +377,13 @@ class _Objects:
         self.ipfs = ipfs
         self.fetched: dict[str, bytes | tuple[FindingKind, str]] = {}
         self.stored: list[tuple[int, FindingObject, str]] = []  # what to check for a pin, in order
+
+    def prefetch(self, cids: Iterable[str]) -> None:
+        """Fetches ``cids`` ahead, several at once: a fetch is two round trips to the node,
+        mostly waiting, and the checks that follow read them in order."""
+        todo = list(dict.fromkeys(cid for cid in cids if cid not in self.fetched))
+        with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
+            self.fetched.update(zip(todo, pool.map(lambda cid: _fetch(self.ipfs, cid), todo), strict=True))
 
     def check(self, report: VerificationReport, index: int, what: FindingObject, cid: str) -> bytes | None:
         """The bytes of ``cid`` (fetched once per run), or None after a finding."""
