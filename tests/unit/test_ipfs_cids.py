@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import random
+from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medvault.errors import CidMismatchError, InvalidCidError
-from medvault.ipfs import POINTER_PREFIXES, IpfsClient, cid_from_bytes, cid_to_bytes, compute_cid, parse_cid
+from medvault.ipfs import POINTER_PREFIXES, IpfsClient, cid_from_bytes, cid_text, cid_to_bytes, compute_cid, parse_cid
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HELLO_CID = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"  # `ipfs add --cid-version=1` of b"hello\n"
 
@@ -77,3 +84,19 @@ def test_every_other_value_gets_the_same_text_or_refusal_as_multiformats() -> No
     ]
 
     assert [_fast(v) for v in values] == [_general(v) for v in values]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=36, max_size=36), st.sampled_from((*POINTER_PREFIXES, bytes.fromhex("01711220"), b"")))
+def test_cid_text_is_parse_cid_text(tail: bytes, prefix: bytes) -> None:
+    """Pointer-shaped base32 text takes the direct path; both paths give the same text or refuse alike."""
+    text = "b" + base64.b32encode((prefix + tail)[:36]).decode().lower().rstrip("=")
+    for candidate in (text, text[:-1] + "1", text.upper(), "z" + text[1:]):
+        assert _outcome(cid_text, candidate) == _outcome(lambda c: str(parse_cid(c)), candidate)
+
+
+def _outcome(convert: Callable[[str], str], cid: str) -> str:
+    try:
+        return convert(cid)
+    except InvalidCidError as exc:
+        return f"refused: {exc.reason}"
