@@ -343,7 +343,7 @@ class IpfsClient:
         length): read from that one block, before anything else of the object is fetched. The
         node's answer is read as it comes, up to STAT_BYTES and within the budget if there is one."""
         body = b""
-        stream = self._stream("files/stat", {"arg": f"/ipfs/{parse_cid(cid)}", **params}, seconds)
+        stream = self._stream("files/stat", {"arg": f"/ipfs/{cid_text(cid)}", **params}, seconds)
         with contextlib.closing(stream):
             for chunk in stream:
                 body += chunk
