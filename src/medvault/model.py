@@ -4,14 +4,15 @@ records, keys, keepers and audit entries."""
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.crypto import keccak
 from multiformats import CID
 
+from medvault.cids import POINTER_LENGTH, POINTER_PREFIXES, cid_from_bytes
 from medvault.errors import BadRecordError, ConfigurationError, InvalidCidError
-from medvault.ipfs import POINTER_LENGTH, POINTER_PREFIXES, cid_from_bytes
 
 if TYPE_CHECKING:
     from medvault.chain.transact import TxResult
@@ -71,6 +72,7 @@ def scope_mask(categories: frozenset[Category] | set[Category] | list[Category])
     return sum(1 << int(c) for c in set(categories))
 
 
+@functools.lru_cache(maxsize=256)  # frozensets are immutable; index queries build one per row
 def categories_of(mask: int) -> frozenset[Category]:
     return frozenset(c for c in Category if mask >> int(c) & 1)
 

@@ -25,11 +25,12 @@ from multiformats import multihash
 
 from medvault.accounts import Keystore
 from medvault.chain import Chain, deploy, load_artifacts
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.client import Medvault
 from medvault.crypto import encrypt_record, new_record_key
 from medvault.formats import envelope
 from medvault.formats.keybundle import escrow_key, wrap_for
-from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
+from medvault.ipfs import IpfsClient
 from medvault.model import Category, Role
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from medvault.ipfs import cid_to_bytes
+from medvault.cids import cid_to_bytes
 from medvault.model import Category
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ import json
 import os
 from typing import TYPE_CHECKING
 
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.crypto import CURVE25519_P, LOW_ORDER_U, EncryptionKeyPair, KeySuite
-from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.model import Category
 
 if TYPE_CHECKING:

@@ -20,9 +20,10 @@ from unchanged import unchanged
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.client import Medvault
 from medvault.errors import ContractError, IntegrityError, InvalidCidError
-from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
+from medvault.ipfs import IpfsClient
 from medvault.model import Category, Role
 
 if TYPE_CHECKING:

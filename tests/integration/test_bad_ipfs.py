@@ -22,10 +22,11 @@ from unchanged import unchanged
 from medvault.accounts import Keystore
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
+from medvault.cids import cid_to_bytes
 from medvault.client import Medvault
 from medvault.dev.node import free_port
 from medvault.errors import BadRecordError, ConfigurationError, IpfsError, IpfsUnavailableError, ObjectTooLargeError
-from medvault.ipfs import IpfsClient, ReadLimits, cid_to_bytes
+from medvault.ipfs import IpfsClient, ReadLimits
 from medvault.keeper import KeeperService, service
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.model import Category, Role

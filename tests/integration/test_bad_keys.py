@@ -20,10 +20,11 @@ from unchanged import unchanged
 from medvault.accounts import Keystore
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
+from medvault.cids import compute_cid
 from medvault.client import Medvault
 from medvault.crypto import KeySuite
 from medvault.errors import MedvaultError
-from medvault.ipfs import IpfsClient, compute_cid
+from medvault.ipfs import IpfsClient
 from medvault.model import Category, GrantTerms, Purpose, Role
 
 if TYPE_CHECKING:

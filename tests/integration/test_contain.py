@@ -22,12 +22,13 @@ from data import DAY, LAB, LABS, PASSPHRASE
 from helpers import add, grant, new_wallet
 
 from medvault.chain import Chain, connect, load_artifacts
+from medvault.cids import cid_to_bytes
 from medvault.cli import cli
 from medvault.client import Medvault
 from medvault.dev.node import free_port
 from medvault.errors import BadRecordError
 from medvault.index import EventIndex
-from medvault.ipfs import IpfsClient, cid_to_bytes
+from medvault.ipfs import IpfsClient
 from medvault.keeper.protocol import KeyRequest, sign_key_request
 from medvault.keeper.service import KeeperService
 from medvault.model import GrantTerms, Purpose

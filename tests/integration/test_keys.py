@@ -18,11 +18,11 @@ from helpers import add, grant, new_wallet
 from medvault.accounts import TEST_SCRYPT_N, Keystore
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
+from medvault.cids import cid_from_bytes
 from medvault.client import Medvault
 from medvault.client.participants import MAX_KEY_EPOCHS
 from medvault.crypto import EncryptionKeyPair, KeySuite, legacy_encryption_key_typed_data, unwrap_key
 from medvault.errors import AccessDeniedError, ConfigurationError, ContractError, DecryptionError
-from medvault.ipfs import cid_from_bytes
 from medvault.model import Category, GrantTerms, Purpose, Role
 
 if TYPE_CHECKING:

@@ -26,9 +26,10 @@ from web3.exceptions import TimeExhausted
 
 from medvault.chain import Chain, deploy
 from medvault.chain.artifacts import load_artifacts
+from medvault.cids import cid_from_bytes, compute_cid
 from medvault.cli import cli
 from medvault.errors import BadRecordError, CidMismatchError, IntegrityError, IpfsError, IpfsUnavailableError
-from medvault.ipfs import IpfsClient, cid_from_bytes, compute_cid
+from medvault.ipfs import IpfsClient
 from medvault.model import Category, GrantTerms, Purpose
 from medvault.orphans import find_orphans
 from medvault.verify import verify_patient

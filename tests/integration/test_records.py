@@ -11,6 +11,7 @@ from data import LAB, MEDS
 from helpers import add, grant
 
 import medvault.client.records as records_module
+from medvault.cids import cid_to_bytes
 from medvault.crypto import RecordContext, encrypt_record, new_record_key
 from medvault.dev.node import free_port
 from medvault.errors import (
@@ -22,7 +23,7 @@ from medvault.errors import (
     IntegrityError,
     IpfsUnavailableError,
 )
-from medvault.ipfs import IpfsClient, cid_to_bytes
+from medvault.ipfs import IpfsClient
 from medvault.model import Category
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ import pytest
 from data import DAY, LAB, LABS
 from helpers import add
 
+from medvault.cids import cid_from_bytes
 from medvault.errors import ConfigurationError
-from medvault.ipfs import cid_from_bytes
 from medvault.model import GrantTerms, Purpose
 
 if TYPE_CHECKING:

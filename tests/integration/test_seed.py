@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.crypto import RecordContext, encrypt_record, new_record_key
 from medvault.dev.seed import plan_seed, run_seed, seed_state
 from medvault.fhir import validate_resource
 from medvault.formats.keybundle import wrap_for
-from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.model import Category, RequestStatus
 from medvault.verify import verify_patient
 

@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 from data import LAB
 
+from medvault.cids import cid_from_bytes, cid_to_bytes, compute_cid
 from medvault.cli import cli
 from medvault.dev.node import free_port
 from medvault.formats.recordhash import record_hash_of_event
-from medvault.ipfs import IpfsClient, cid_from_bytes, cid_to_bytes, compute_cid
+from medvault.ipfs import IpfsClient
 from medvault.model import Category
 from medvault.verify import verify_patient
 

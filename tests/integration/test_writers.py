@@ -16,13 +16,13 @@ from data import DAY, LAB, LABS, MEDS
 from helpers import add, grant, new_wallet
 from test_keepers import Keepers
 
+from medvault.cids import cid_to_bytes
 from medvault.cli import cli
 from medvault.crypto import encrypt_record, new_record_key
 from medvault.dev import anvil
 from medvault.errors import AccessDeniedError, ContractError, DecryptionError
 from medvault.formats import envelope
 from medvault.formats.keybundle import wrap_for
-from medvault.ipfs import cid_to_bytes
 from medvault.model import Category, EmergencyMode, EmergencyStanding, Role
 from medvault.verify import verify_patient
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from eth_utils.address import to_checksum_address
 
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.errors import IntegrityError
 from medvault.formats.recordhash import record_hash_of_event
 from medvault.index import DecodedEvent, drop_above, insert_event, open_database
-from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.model import ALL_CATEGORIES, Category, Purpose, RequestStatus, scope_mask
 
 if TYPE_CHECKING:

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from medvault.cids import POINTER_PREFIXES, cid_from_bytes, cid_or_none, cid_text, cid_to_bytes, compute_cid, parse_cid
 from medvault.errors import CidMismatchError, InvalidCidError
-from medvault.ipfs import POINTER_PREFIXES, IpfsClient, cid_from_bytes, cid_text, cid_to_bytes, compute_cid, parse_cid
+from medvault.ipfs import IpfsClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -84,6 +85,34 @@ def test_every_other_value_gets_the_same_text_or_refusal_as_multiformats() -> No
     ]
 
     assert [_fast(v) for v in values] == [_general(v) for v in values]
+
+
+def _cid_or_none(data: bytes) -> str | None:
+    text = _general(data)
+    return None if text.startswith("refused: ") else text
+
+
+# Prefixes that are CIDs in part: a version, a codec, a multihash code, a length, or all of them.
+_PARTS = ("", "01", "0155", "015512", "01551220", "01711220", "017112", "0170", "1220", "01" + "8001", "0155" + "9001")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(_PARTS), st.binary(max_size=40))
+def test_cid_or_none_finds_exactly_the_cids_multiformats_finds(prefix: str, tail: bytes) -> None:
+    """Refusing by lengths alone never refuses a CID, and everything else goes to multiformats."""
+    data = bytes.fromhex(prefix) + tail
+    assert cid_or_none(data) == _cid_or_none(data)
+
+
+def test_cid_or_none_is_multiformats_on_the_values_events_hold() -> None:
+    rng = random.Random(13)  # noqa: S311 - test values, not secrets
+    values = [prefix + rng.randbytes(32) for prefix in (*POINTER_PREFIXES, bytes.fromhex("01711220"))]
+    values += [bytes([1]) + rng.randbytes(32) for _ in range(500)]  # registered keys: suite byte, key
+    values += [rng.randbytes(n) for n in (0, 1, 20, 32, 33, 34, 36) for _ in range(300)]
+    values += [bytes.fromhex("01551220") + rng.randbytes(n) for n in (31, 32, 33)]
+
+    assert [cid_or_none(v) for v in values] == [_cid_or_none(v) for v in values]
+    assert sum(cid_or_none(v) is not None for v in values) == len(POINTER_PREFIXES) + 2  # the CIDs among them
 
 
 @settings(max_examples=300, deadline=None)

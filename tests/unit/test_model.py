@@ -7,9 +7,9 @@ import itertools
 import pytest
 from eth_utils.crypto import keccak
 
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.crypto import KeySuite
 from medvault.errors import ConfigurationError
-from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.model import (
     ALL_CATEGORIES,
     AccessRequest,

@@ -15,12 +15,12 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from multiformats import CID, multihash
 
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.client import Medvault
 from medvault.crypto import KeySuite
 from medvault.errors import BadRecordError, InvalidCidError
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
 from medvault.index import DecodedEvent, insert_event, open_database
-from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.model import Category, RecordPointer, pointer_cid
 
 PATIENT = to_checksum_address("0x" + "11" * 20)

@@ -28,6 +28,7 @@ from eth_keys import keys
 from eth_utils.crypto import keccak
 
 from medvault.accounts import TEST_SCRYPT_N, Keystore
+from medvault.cids import cid_from_bytes, cid_to_bytes, compute_cid
 from medvault.client.consent_sig import SignedConsent
 from medvault.crypto import (
     EncryptionKeyPair,
@@ -45,7 +46,6 @@ from medvault.formats import envelope
 from medvault.formats.keybundle import KeyBundle
 from medvault.formats.keyfile import ACCOUNT_KEY, open_key_file
 from medvault.formats.recordhash import record_hash
-from medvault.ipfs import cid_from_bytes, cid_to_bytes, compute_cid
 from medvault.keeper.protocol import REASONS, verify_key_request
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from medvault.cids import cid_or_none
 from medvault.client.access import GRANT_EVENTS
 from medvault.client.core import Core
-from medvault.errors import MedvaultError
-from medvault.ipfs import cid_from_bytes
 from medvault.model import AuditEntry
 
 __all__ = ["ACTOR_ARGUMENTS", "AUDITED_EVENTS", "Audit", "event_value", "subject_argument", "with_signers"]
@@ -93,7 +91,6 @@ def subject_argument(event: str) -> str:
 def event_value(value: Any) -> Any:
     """An event argument as JSON-friendly text: bytes as CIDs where they are CIDs, else hex."""
     if isinstance(value, bytes):
-        with contextlib.suppress(MedvaultError):
-            return cid_from_bytes(value)
-        return "0x" + value.hex()
+        text = cid_or_none(value)
+        return text if text is not None else "0x" + value.hex()
     return value

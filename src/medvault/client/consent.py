@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
 
+from medvault.cids import cid_from_bytes, cid_to_bytes
 from medvault.client.consent_sig import (
     REQUEST_FIELDS,
     ConsentChange,
@@ -31,7 +32,6 @@ from medvault.client.consent_sig import (
 from medvault.client.records import Records
 from medvault.errors import ConfigurationError, ContractError, UnusableKeyError
 from medvault.formats.keybundle import wrap_for
-from medvault.ipfs import cid_from_bytes, cid_to_bytes
 from medvault.model import (
     ALL_CATEGORIES,
     AccessRequest,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from eth_utils.address import to_checksum_address
 
+from medvault.cids import cid_to_bytes
 from medvault.client.participants import Participants
 from medvault.crypto import decrypt_record, open_share
 from medvault.errors import (
@@ -41,7 +42,6 @@ from medvault.errors import (
 )
 from medvault.escrow import combine_key
 from medvault.formats.keybundle import escrow_key, served_escrow
-from medvault.ipfs import cid_to_bytes
 from medvault.keeper.protocol import KeyRequest, Refusal, post_key_request, sign_key_request
 from medvault.keeper.reads import ChainReads, escrow_cid_text
 from medvault.keeper.urls import InvalidKeeperUrl, allow_private_keepers, check_keeper_url

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from medvault.cids import cid_to_bytes
 from medvault.client.access import Access
 from medvault.client.careteam import CareTeam
 from medvault.client.keepers import Keepers
@@ -57,7 +58,6 @@ from medvault.errors import (
 )
 from medvault.formats import envelope
 from medvault.formats.keybundle import KeyBundle, escrow_key, wrap_for
-from medvault.ipfs import cid_to_bytes
 from medvault.model import (
     DISPUTED,
     HIDDEN,

@@ -15,12 +15,13 @@ from eth_utils.crypto import keccak
 
 from medvault.chain import Chain, TxResult, connect, deploy
 from medvault.chain.artifacts import load_artifacts
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.client import Medvault
 from medvault.crypto import RecordContext
 from medvault.dev import anvil
 from medvault.dev.node import LocalNode, free_port
 from medvault.dev.wallets import dev_wallet
-from medvault.ipfs import IpfsClient, cid_to_bytes, compute_cid
+from medvault.ipfs import IpfsClient
 from medvault.keeper.protocol import KeyRequest, sign_key_request
 from medvault.model import Category, EmergencyMode, GrantTerms, Purpose, Role
 

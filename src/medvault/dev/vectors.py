@@ -46,13 +46,13 @@ from eth_utils.crypto import keccak
 
 from medvault import crypto
 from medvault.accounts import Wallet
+from medvault.cids import cid_to_bytes, compute_cid
 from medvault.client.consent_sig import ConsentChange, SignedConsent, typed_data
 from medvault.crypto import EncryptionKeyPair, KeySuite, RecordContext, legacy_encryption_key_typed_data
 from medvault.escrow import split_key
 from medvault.formats import envelope
 from medvault.formats.keybundle import Escrow, EscrowShare, KeyBundle, Wrap
 from medvault.formats.recordhash import GENESIS, record_hash
-from medvault.ipfs import cid_to_bytes, compute_cid
 from medvault.keeper.protocol import REASONS, KeyRequest, sign_key_request
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from eth_utils.crypto import keccak
+from eth_hash.auto import keccak  # eth_utils' keccak adds a third to each hash in argument checks
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

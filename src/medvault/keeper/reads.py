@@ -48,9 +48,9 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from medvault.chain.pipeline import Method
+from medvault.cids import cid_from_bytes
 from medvault.errors import ChainUnavailableError, IntegrityError, InvalidCidError
 from medvault.formats.recordhash import GENESIS, record_hash_of_event
-from medvault.ipfs import cid_from_bytes
 from medvault.keeper.settled import PinnedBlock
 from medvault.model import Category, KeeperSet, RecordPointer
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from medvault.cids import compute_cid
 from medvault.crypto import RecordContext, encrypt_record, new_record_key
 from medvault.dev.bench.common import Say, bench_wallet, elapsed_ms, fresh_node, quiet, summary
-from medvault.ipfs import compute_cid
 from medvault.model import Category
 
 if TYPE_CHECKING:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from medvault.chain.pipeline import BatchRpc, Method, PipelinedSender
+from medvault.cids import cid_to_bytes
 from medvault.dev import anvil
 from medvault.dev.seed.plan import GRANT_DAYS, REQUEST_DAYS
 from medvault.dev.seed.seal import Binding, Reader, RecordFeed, Sealed, SealJob, chunk_blobs
 from medvault.dev.seed.state import read_requests, read_state
 from medvault.errors import ContractError, SeedError
-from medvault.ipfs import cid_to_bytes
 from medvault.model import ALL_CATEGORIES, Category, Purpose, RequestStatus, Role, scope_mask
 
 if TYPE_CHECKING:
