@@ -45,6 +45,7 @@ from medvault.crypto import decrypt_record, encrypt_record, new_record_key, unwr
 from medvault.errors import (
     AccessDeniedError,
     BadRecordError,
+    CidMismatchError,
     ConfigurationError,
     ContentHashMismatchError,
     ContractError,
@@ -254,9 +255,15 @@ class Records(RecordLog, CareTeam, Keepers, Access):
     def record_bundle(self, pointer: RecordPointer) -> KeyBundle:
         """The record's own key bundle; BadRecordError if its CID is unusable, the node lacks it
         or it is not a key bundle of the patient."""
-        data = self._fetch(pointer, "key bundle", pointer.keys_cid, "bundle")
+        cid = pointer.keys_cid
         try:
-            return KeyBundle.parse(data, patient=pointer.patient, name=f"its key bundle {pointer.keys_cid}")
+            return self.key_bundle(cid, pointer.patient, name=f"its key bundle {cid}")
+        except CidMismatchError:
+            raise  # a node that served other bytes: said as such, as for the ciphertext
+        except (IpfsError, InvalidCidError) as exc:
+            raise BadRecordError(
+                pointer.patient, pointer.index, f"its key bundle {cid} cannot be fetched: {exc}"
+            ) from None
         except IntegrityError as exc:
             raise BadRecordError(pointer.patient, pointer.index, str(exc)) from None
 
