@@ -188,6 +188,7 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
             found(Finding("reordered", index, "log", message))
 
     objects = _Objects(mv.ipfs)
+    parsed: dict[str, KeyBundle | str] = {}
     objects.prefetch(
         cid
         for event in by_index.values()
@@ -201,7 +202,7 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
             continue
         report.shared.append(cid)
         data = objects.check(report, SHARED, "shared", cid)
-        bundle = _parse(report, SHARED, "shared", cid, data, patient)
+        bundle = _parse(report, SHARED, "shared", cid, data, patient, parsed)
         if bundle is not None and event["args"]["grantee"] == patient:
             shared.append(bundle)
     keepers = mv.keepers_of(patient, with_urls=False)
@@ -209,7 +210,7 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
     if keepers.escrow_cid:
         report.shared.append(keepers.escrow_cid)
         data = objects.check(report, SHARED, "escrow", keepers.escrow_cid)
-        reescrow = _parse(report, SHARED, "escrow", keepers.escrow_cid, data, patient)
+        reescrow = _parse(report, SHARED, "escrow", keepers.escrow_cid, data, patient, parsed)
     report.keys_checked = wallet is not None
     flags = mv.record_flags(patient)
     seqs: dict[str, int] = {}  # each author's next sequence number
@@ -247,7 +248,7 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
                     found(Finding("altered", index, "record", message, cid))
         if keys_cid is not None:
             data = objects.check(report, index, "keys", keys_cid)
-            bundle = _parse(report, index, "keys", keys_cid, data, patient)
+            bundle = _parse(report, index, "keys", keys_cid, data, patient, parsed)
             if bundle is not None and keepers.keepers:
                 _check_escrow(report, index, keys_cid, bundle, reescrow, keepers.keepers, keepers.threshold)
             if wallet is not None and bundle is not None:
@@ -258,16 +259,24 @@ def verify_patient(mv: Medvault, patient: str, wallet: Wallet | None = None) -> 
 
 
 def _parse(
-    report: VerificationReport, index: int, what: FindingObject, cid: str, data: bytes | None, patient: str
-) -> KeyBundle | None:
-    """The key bundle in ``data`` (None if it was not fetched), or None after a finding."""
+    report: VerificationReport, index: int, what: FindingObject, cid: str, data: bytes | None, patient: str,
+    parsed: dict[str, KeyBundle | str],
+) -> KeyBundle | None:  # fmt: skip
+    """The key bundle in ``data`` (None if it was not fetched), or None after a finding.
+    ``parsed`` holds each CID's bundle or refusal: the records of a batch share one bundle."""
     if data is None:
         return None
-    try:
-        return KeyBundle.parse(data, patient=patient, name=f"key bundle {cid}")
-    except MedvaultError as exc:
-        report.findings.append(Finding("malformed", index, what, str(exc), cid))
+    outcome = parsed.get(cid)
+    if outcome is None:
+        try:
+            outcome = KeyBundle.parse(data, patient=patient, name=f"key bundle {cid}")
+        except MedvaultError as exc:
+            outcome = str(exc)
+        parsed[cid] = outcome
+    if isinstance(outcome, str):
+        report.findings.append(Finding("malformed", index, what, outcome, cid))
         return None
+    return outcome
 
 
 def _check_escrow(
