@@ -14,7 +14,7 @@ demo: install  ## the patient / provider / doctor story on a fresh local chain a
 test: install   ## lint, types, contract tests (forge), Python unit and integration tests
 	@bash tools/check
 
-bench: install  ## every benchmark figure with its spread and baseline against its target; the JSON in bench-results.json (takes half an hour)
+bench: install  ## every benchmark figure with its spread and baseline against its target; the JSON in bench-results.json (about 20 minutes)
 	@medvault bench all --output bench-results.json
 
 artifacts: install  ## rebuild src/medvault/chain/artifacts.json (the shipped ABIs and bytecode) from contracts/
