@@ -3,13 +3,16 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 
-.PHONY: install demo test bench lint format artifacts clean
+.PHONY: install demo portal test bench lint format artifacts clean
 
 install:
 	@bash tools/install
 
 demo: install  ## the patient / provider / doctor story on a fresh local chain and IPFS node
 	@medvault demo
+
+portal: install  ## the browser portal on a fresh local chain, IPFS and keepers with demo data (Ctrl-C stops it)
+	@medvault portal --demo
 
 test: install   ## lint, types, contract tests (forge), Python unit and integration tests
 	@bash tools/check

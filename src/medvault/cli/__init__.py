@@ -19,7 +19,21 @@ from typing import Any
 
 import click
 
-from medvault.cli import access, accounts, audit, consent, dev, gc, keepers, keys, node, participants, query, records
+from medvault.cli import (
+    access,
+    accounts,
+    audit,
+    consent,
+    dev,
+    gc,
+    keepers,
+    keys,
+    node,
+    participants,
+    portal,
+    query,
+    records,
+)
 from medvault.cli.app import App, Settings
 from medvault.cli.options import json_option
 from medvault.config import DEFAULT_HOME_HELP, default_home
@@ -69,7 +83,8 @@ def cli(ctx: click.Context, home: Path, rpc_url: str | None, ipfs_api: str | Non
     ctx.obj = App(home.expanduser(), rpc_url, ipfs_api, as_json, scrypt_n=settings.scrypt_n)
 
 
-for _module in (accounts, node, participants, keys, records, consent, access, keepers, audit, gc, query, dev):
+_MODULES = (accounts, node, participants, keys, records, consent, access, keepers, audit, gc, query, portal, dev)
+for _module in _MODULES:
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
