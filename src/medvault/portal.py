@@ -43,7 +43,9 @@ __all__ = ["CONTENT_SECURITY_POLICY", "READ_METHODS", "DevWallet", "Portal", "de
 log = logging.getLogger("medvault.portal")
 
 # Scripts and styles from this origin only, no inline code, no frames, no form posts elsewhere,
-# and every fetch to this origin: a page with an injected script still cannot send a key away.
+# and every fetch to this origin: no other site is reachable from the page. (What the page adds
+# to IPFS is public, so this origin is the one way out, and only the page's code decides what
+# goes there.)
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
@@ -83,6 +85,8 @@ CONTRACTS = {
 }
 MAX_RPC_BODY = 256 * 1024
 LOCAL_CHAIN_ID = 31337
+LOOPBACK = frozenset({"127.0.0.1", "localhost"})
+MAX_BATCH = 32
 CID_PATH = re.compile(r"^/ipfs/(b[a-z2-7]{20,100})$")
 
 
@@ -117,12 +121,22 @@ class Portal:
     def __post_init__(self) -> None:
         if self.dev_wallet is not None and self.deployment.chain_id != LOCAL_CHAIN_ID:
             raise ConfigurationError("the development wallet is for a local chain (chain id 31337) only")
+        if self.dev_wallet is not None and self.host not in LOOPBACK:
+            raise ConfigurationError(f"the development wallet is served on loopback only, not on {self.host}")
         if not (self.dist / "index.html").is_file():
             raise ConfigurationError(
                 f"the portal is not built: no {self.dist / 'index.html'}; `make install` (tools/install) builds it"
             )
         self.http = httpx.Client(timeout=30.0)
         self.config = json.dumps(self._config()).encode()
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """The Host headers the page's own requests carry."""
+        if self._server is None:
+            return frozenset()
+        port = self._server.server_address[1]
+        return frozenset(f"{name}:{port}" for name in {self.host, "127.0.0.1", "localhost"})
 
     @property
     def url(self) -> str:
@@ -174,7 +188,10 @@ class Portal:
                     -32601,
                     f"{method!r} is not a read this portal forwards: the wallet signs and sends",
                 )
-        answer = self.http.post(self.rpc_url, content=body, headers={"Content-Type": "application/json"})
+        if len(calls) > MAX_BATCH:
+            return 400, _rpc_error(None, -32600, f"a batch of at most {MAX_BATCH} calls")
+        # What was checked is what is sent: the parsed calls, not the raw text (a duplicated key).
+        answer = self.http.post(self.rpc_url, json=request)
         return answer.status_code, answer.content
 
     def ipfs_get(self, cid: str) -> tuple[int, bytes]:
@@ -182,14 +199,16 @@ class Portal:
         params = {"arg": cid, "length": str(limit + 1), "offline": "true"}
         answer = self.http.post(f"{self.ipfs_api}/api/v0/cat", params=params)
         if answer.status_code != 200:
-            return 404, json.dumps({"error": "not-found", "message": f"IPFS has no object {cid}"}).encode()
+            return 404, _error("not-found", f"IPFS has no object {cid}")
+        if len(answer.content) > limit:
+            return 502, _error("too-large", f"the object {cid} is larger than {limit} bytes")
         return 200, answer.content
 
     def ipfs_add(self, data: bytes) -> tuple[int, bytes]:
         params = {"cid-version": "1", "raw-leaves": "true", "hash": "sha2-256", "chunker": "size-262144", "pin": "true"}
         answer = self.http.post(f"{self.ipfs_api}/api/v0/add", params=params, files={"file": ("blob", data)})
         if answer.status_code != 200:
-            return 502, json.dumps({"error": "ipfs", "message": "the IPFS node refused the object"}).encode()
+            return 502, _error("ipfs", "the IPFS node refused the object")
         return 200, json.dumps({"cid": answer.json()["Hash"]}).encode()
 
     def dev_wallet_request(self, body: bytes) -> tuple[int, bytes]:
@@ -200,19 +219,25 @@ class Portal:
         try:
             call = json.loads(body)
             result = self.dev_wallet.request(str(call["method"]), list(call.get("params") or []))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             return 400, json.dumps({"error": {"code": -32602, "message": str(exc)}}).encode()
         except MedvaultError as exc:
             return 200, json.dumps({"error": {"code": -32000, "message": str(exc)}}).encode()
         return 200, json.dumps({"result": result}).encode()
 
     def relay(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if path != "/v1/consent":
+            return 404, _error("not-found", "POST /relay/v1/consent")
         if self.relayer_url is None:
-            return 404, json.dumps({"error": "no-relayer", "message": "this portal has no relayer"}).encode()
+            return 404, _error("no-relayer", "this portal has no relayer")
         answer = self.http.post(
             self.relayer_url.rstrip("/") + path, content=body, headers={"Content-Type": "application/json"}
         )
         return answer.status_code, answer.content
+
+
+def _error(code: str, message: str) -> bytes:
+    return json.dumps({"error": code, "message": message}).encode()
 
 
 def _rpc_error(call_id: Any, code: int, message: str) -> bytes:
@@ -226,23 +251,36 @@ def _handler(portal: Portal) -> type[BaseHTTPRequestHandler]:
         server_version = "medvault-portal/1"
         protocol_version = "HTTP/1.1"
 
+        timeout = 30  # a client that stops sending mid-request frees its thread
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == "/config.json":
+            if refusal := self._refusal(post=False):
+                self._send(403, _error("refused", refusal))
+            elif path == "/config.json":
                 self._send(200, portal.config, "application/json", cache=False)
             elif match := CID_PATH.match(path):
                 status, data = self._forward(lambda: portal.ipfs_get(match.group(1)))
-                self._send(status, data, "application/octet-stream" if status == 200 else "application/json")
+                # Bytes from IPFS are never a page of this origin: a download, sandboxed.
+                extra = {"Content-Disposition": "attachment", "Content-Security-Policy": "sandbox"}
+                self._send(
+                    status, data, "application/octet-stream" if status == 200 else "application/json", extra=extra
+                )
             else:
                 self._static(path)
 
         def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
-            length = int(self.headers.get("Content-Length") or 0)
+            if refusal := self._refusal(post=True, binary=path == "/ipfs"):
+                self.close_connection = True  # the body is left unread
+                self._send(403, _error("refused", refusal))
+                return
+            declared = self.headers.get("Content-Length") or "0"
+            length = int(declared) if declared.isdigit() else -1
             limit = portal.limits.of("record") if path == "/ipfs" else MAX_RPC_BODY
             if not 0 < length <= limit:
                 self.close_connection = True
-                self._send(413, json.dumps({"error": "too-large", "message": f"1 to {limit} bytes"}).encode())
+                self._send(413, _error("too-large", f"a body of 1 to {limit} bytes is expected"))
                 return
             body = self.rfile.read(length)
             if path == "/rpc":
@@ -254,7 +292,7 @@ def _handler(portal: Portal) -> type[BaseHTTPRequestHandler]:
             elif path.startswith("/relay/"):
                 status, data = self._forward(lambda: portal.relay(path.removeprefix("/relay"), body))
             else:
-                status, data = 404, json.dumps({"error": "not-found", "message": path}).encode()
+                status, data = 404, _error("not-found", path)
             self._send(status, data)
 
         def _forward(self, call: Any) -> tuple[int, bytes]:
@@ -263,9 +301,29 @@ def _handler(portal: Portal) -> type[BaseHTTPRequestHandler]:
                 return result
             except httpx.HTTPError as exc:
                 log.warning("portal: upstream failed: %s", exc)
-                return 502, json.dumps(
-                    {"error": "unavailable", "message": "the node behind the portal does not answer"}
-                ).encode()
+                return 502, _error("unavailable", "the node behind the portal does not answer")
+            except Exception:  # an upstream answer of the wrong shape: logged here, not shown
+                log.exception("portal: request failed")
+                return 500, _error("internal", "the portal could not answer this request")
+
+        def _refusal(self, *, post: bool, binary: bool = False) -> str | None:
+            """Why this request is not the page's own, if it is not: a Host other than the portal's
+            (DNS rebinding), or a POST from another origin or of a type a form can send."""
+            host = self.headers.get("Host", "")
+            if host not in portal.hosts:
+                return f"Host {host!r} is not this portal's"
+            if not post:
+                return None
+            origin = self.headers.get("Origin")
+            if origin is not None and origin != f"http://{host}":
+                return f"a request from {origin} is not the portal page's"
+            if self.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin":
+                return "a cross-site request is not the portal page's"
+            kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            wanted = "application/octet-stream" if binary else "application/json"
+            if kind != wanted:
+                return f"Content-Type {kind or 'none'!r}: {wanted} is expected"
+            return None
 
         def _static(self, path: str) -> None:
             relative = path.lstrip("/") or "index.html"
@@ -276,12 +334,20 @@ def _handler(portal: Portal) -> type[BaseHTTPRequestHandler]:
             # Hashed asset names never change; the page itself is always fetched again.
             self._send(200, target.read_bytes(), kind, cache=target.parent.name == "assets")
 
-        def _send(self, status: int, data: bytes, kind: str = "application/json", *, cache: bool = False) -> None:
+        def _send(
+            self,
+            status: int,
+            data: bytes,
+            kind: str = "application/json",
+            *,
+            cache: bool = False,
+            extra: dict[str, str] | None = None,
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "public, max-age=31536000, immutable" if cache else "no-store")
-            for name, value in SECURITY_HEADERS.items():
+            for name, value in {**SECURITY_HEADERS, **(extra or {})}.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)

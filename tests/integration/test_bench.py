@@ -60,7 +60,14 @@ def test_seeding_gives_the_seed_against_each_part_alone() -> None:
     assert r["seed_2x2_s"] > 0
     assert set(r["baseline"]) == {"sealing", "ipfs", "chain"}
     medians = [b["median"] for b in r["baseline"].values()]
-    assert r["seed_vs_parts_ratio"] == pytest.approx(r["seed_2x2_s"] / sum(medians), rel=0.05)
+    # Every figure is printed rounded (to 0.01 s at most), which at this size moves the ratio by
+    # more than a few percent: it must lie within what the rounded figures allow.
+    seed, parts, half = r["seed_2x2_s"], sum(medians), 0.005
+    assert (
+        (seed - half) / (parts + 3 * half) - half
+        <= r["seed_vs_parts_ratio"]
+        <= (seed + half) / (parts - 3 * half) + half
+    )
     assert r["seed_vs_largest_part_ratio"] >= r["seed_vs_parts_ratio"]
 
 

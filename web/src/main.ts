@@ -20,8 +20,8 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, attrs:
 }
 
 async function main(): Promise<void> {
-  const config = (await (await fetch("config.json")).json()) as Config;
-  const chain = createPublicClient({ transport: http(new URL("rpc", location.href).toString()) });
+  const config = (await (await fetch("/config.json")).json()) as Config;
+  const chain = createPublicClient({ transport: http(new URL("/rpc", location.href).toString()) });
   app.replaceChildren(el("h1", "medvault"), el("p", `Chain ${config.chainId}, key suite ${config.keySuite}`));
   const status = el("p", "", { role: "status" });
   const wallets = el("div");

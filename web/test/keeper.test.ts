@@ -1,5 +1,15 @@
 import { readFileSync } from "node:fs";
-import { type Address, bytesToHex, hashDomain, hashStruct, type Hex, hexToBytes, keccak256, recoverTypedDataAddress, toBytes } from "viem";
+import {
+  type Address,
+  bytesToHex,
+  hashDomain,
+  hashStruct,
+  type Hex,
+  hexToBytes,
+  keccak256,
+  recoverTypedDataAddress,
+  toBytes,
+} from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { DecryptionError, toBase64, viemTypedData } from "../src/formats/bytes";
@@ -20,7 +30,8 @@ import {
   signKeyRequest,
 } from "../src/formats/keeper";
 
-const vectors = (name: string) => JSON.parse(readFileSync(new URL(`../../docs/vectors/${name}`, import.meta.url), "utf8"));
+const vectors = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../../docs/vectors/${name}`, import.meta.url), "utf8")) as unknown;
 const doc = vectors("keeper.json") as {
   reader: { privateKey: Hex; address: Address };
   typeString: string;
@@ -70,8 +81,10 @@ describe("keeper.json", () => {
   });
 
   it("writes addresses EIP-55, as the keeper compares them", () => {
-    const lower = Object.fromEntries(Object.entries(request).map(([k, v]) => [k, typeof v === "string" ? v.toLowerCase() : v]));
-    expect(keyRequestTypedData(lower as unknown as KeyRequest, chainId, directory.toLowerCase() as Address)).toEqual(typedData);
+    const lower = (address: Address) => address.toLowerCase() as Address;
+    const { patient, reader, keeper } = request;
+    const lowered = { ...request, patient: lower(patient), reader: lower(reader), keeper: lower(keeper) };
+    expect(keyRequestTypedData(lowered, chainId, lower(directory))).toEqual(typedData);
     expect(() => keyRequestTypedData({ ...request, index: -1 }, chainId, directory)).toThrow(RangeError);
     expect(() => keyRequestTypedData({ ...request, issuedAt: 1.5 }, chainId, directory)).toThrow(RangeError);
   });
@@ -96,7 +109,8 @@ describe("keeper.json", () => {
 
   it.each(Object.entries(doc.reasons))("refuses with %s (HTTP %i)", (reason, status) => {
     expect(new Refusal(reason, "why").status).toBe(status);
-    const refusal = catchRefusal(() => parseKeyShareResponse(status, JSON.stringify({ error: reason, message: "why" })));
+    const body = JSON.stringify({ error: reason, message: "why" });
+    const refusal = catchRefusal(() => parseKeyShareResponse(status, body));
     expect(refusal).toMatchObject({ reason, status, detail: "why", message: `${reason}: why` });
   });
 
@@ -119,7 +133,8 @@ describe("keeper.json", () => {
       expect(catchRefusal(() => parseKeyShareResponse(status, text))).toMatchObject({ reason: "bad-response", status });
     }
     // A keeper's unknown reason is kept, with the status it came with.
-    expect(catchRefusal(() => parseKeyShareResponse(418, '{"error":"teapot"}'))).toMatchObject({ reason: "teapot", status: 418, detail: "" });
+    const teapot = catchRefusal(() => parseKeyShareResponse(418, '{"error":"teapot"}'));
+    expect(teapot).toMatchObject({ reason: "teapot", status: 418, detail: "" });
   });
 });
 
@@ -155,7 +170,8 @@ describe("keeper URLs", () => {
       ["https://keeper.example/#x", /carries a fragment/],
       ["https://keeper.example/#", /carries a fragment/],
     ] as const) {
-      expect(catchRefusal(() => checkKeeperUrl(url, true))).toMatchObject({ reason: "bad-url", status: 0, detail: expect.stringMatching(why) });
+      const refusal = catchRefusal(() => checkKeeperUrl(url, true));
+      expect(refusal).toMatchObject({ reason: "bad-url", status: 0, detail: expect.stringMatching(why) });
     }
   });
 
@@ -184,7 +200,8 @@ describe("keeper URLs", () => {
     "http://[2001::1]/", // Teredo
     "http://[2002:7f00:1::]/", // 6to4 of 127.0.0.1
   ])("refuses the private address of %s unless private keepers are allowed", (url) => {
-    expect(catchRefusal(() => checkKeeperUrl(url, false))).toMatchObject({ reason: "bad-url", detail: expect.stringMatching(/private/) });
+    const refusal = catchRefusal(() => checkKeeperUrl(url, false));
+    expect(refusal).toMatchObject({ reason: "bad-url", detail: expect.stringMatching(/private/) });
     expect(checkKeeperUrl(url, true)).toBeInstanceOf(URL);
   });
 });
@@ -206,7 +223,8 @@ describe("asking a keeper", () => {
     const share = await askKeeper("https://keeper.example/k", doc.requestBody, 1, open, { fetch });
     expect(bytesToHex(share)).toBe(release.plaintext);
     expect(sent!.url).toBe("https://keeper.example/k/v1/key-shares");
-    expect(sent!.init).toMatchObject({ method: "POST", redirect: "manual", headers: { "Content-Type": "application/json" } });
+    const headers = { "Content-Type": "application/json" };
+    expect(sent!.init).toMatchObject({ method: "POST", redirect: "manual", headers });
     expect(JSON.parse(sent!.init.body as string)).toEqual(doc.requestBody);
   });
 
@@ -244,8 +262,11 @@ describe("asking a keeper", () => {
       detail: "https://keeper.example: fetch failed",
     });
     const slow = ((_: URL, init?: RequestInit) =>
-      new Promise((_resolve, reject) => init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason)))) as typeof fetch;
-    await expect(askKeeper("https://keeper.example", doc.requestBody, 1, open, { fetch: slow, timeoutMs: 20 })).rejects.toMatchObject({
+      new Promise((_resolve, reject) => {
+        init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason));
+      })) as typeof fetch;
+    const late = askKeeper("https://keeper.example", doc.requestBody, 1, open, { fetch: slow, timeoutMs: 20 });
+    await expect(late).rejects.toMatchObject({
       reason: "unreachable",
       detail: expect.stringMatching(/took longer than 0.02 s/),
     });
@@ -253,8 +274,9 @@ describe("asking a keeper", () => {
 
   it("contacts no keeper without a URL, or at a URL it may not", async () => {
     const fetch = answering(200, JSON.stringify(doc.responseBody));
-    await expect(askKeeper(null, doc.requestBody, 1, open, { fetch })).rejects.toMatchObject({ reason: "no-url", status: 0 });
-    await expect(askKeeper("https://keeper.example/?x", doc.requestBody, 1, open, { fetch })).rejects.toMatchObject({ reason: "bad-url" });
+    const ask = (url: string | null) => askKeeper(url, doc.requestBody, 1, open, { fetch });
+    await expect(ask(null)).rejects.toMatchObject({ reason: "no-url", status: 0 });
+    await expect(ask("https://keeper.example/?x")).rejects.toMatchObject({ reason: "bad-url" });
     // private addresses only on the local chain (the vectors' 31337) or when allowed
     expect(await askKeeper("http://127.0.0.1:9000", doc.requestBody, 1, open, { fetch })).toHaveLength(32);
     const refused = askKeeper("http://127.0.0.1:9000", doc.requestBody, 1, open, { fetch, allowPrivate: false });

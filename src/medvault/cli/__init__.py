@@ -33,6 +33,7 @@ from medvault.cli import (
     portal,
     query,
     records,
+    relay,
 )
 from medvault.cli.app import App, Settings
 from medvault.cli.options import json_option
@@ -83,7 +84,7 @@ def cli(ctx: click.Context, home: Path, rpc_url: str | None, ipfs_api: str | Non
     ctx.obj = App(home.expanduser(), rpc_url, ipfs_api, as_json, scrypt_n=settings.scrypt_n)
 
 
-_MODULES = (accounts, node, participants, keys, records, consent, access, keepers, audit, gc, query, portal, dev)
+_MODULES = (accounts, node, participants, keys, records, consent, relay, access, keepers, audit, gc, query, portal, dev)
 for _module in _MODULES:
     for _command in _module.COMMANDS:
         cli.add_command(_command)

@@ -1,8 +1,8 @@
 """Consent: ``medvault consent`` (grant, revoke, list, export, emergency-policy,
-invalidate-nonce), ``delegate`` and ``relay``.
+invalidate-nonce) and ``delegate``.
 
 Every grant, revoke and delegation change a patient (or its delegate) makes can be sent, or
-only signed (``--sign-only``) for anyone to ``relay``.
+only signed (``--sign-only``) for anyone to ``relay`` (:mod:`medvault.cli.relay`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from medvault.cli.options import (
     signer_patient_option,
     unsigned_option,
 )
-from medvault.client.consent_sig import SignedConsent
 from medvault.errors import ConfigurationError
 from medvault.model import (
     DelegateTerms,
@@ -43,7 +42,7 @@ from medvault.model import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "consent", "delegate", "relay", "unshared_json", "unshared_text"]
+__all__ = ["COMMANDS", "consent", "delegate", "unshared_json", "unshared_text"]
 
 
 @click.group()
@@ -347,25 +346,6 @@ def delegate_remove(
     app.send_or_sign(signer, change)
 
 
-@click.command()
-@click.argument("file", type=click.File("rb"))
-@click.option(
-    "--signature",
-    metavar="HEX",
-    help="The wallet's signature of FILE, when FILE is the typed data alone (as --unsigned prints it).",
-)
-@account_option
-@json_anywhere
-@pass_app
-def relay(app: App, file: Any, signature: str | None, account: str) -> None:
-    """Send a signed consent change from FILE ('-' for stdin); the account pays the gas.
-
-    FILE holds {"typedData", "signature"} (what --sign-only prints), or the typed data alone
-    with --signature: 65 bytes (v 27/28 or 0/1) or 64 (EIP-2098), from any wallet."""
-    signed = SignedConsent.from_json(file.read(), signature)
-    app.emit_tx(app.client.relay(app.unlock(account), signed))
-
-
 def _timestamp(value: dt.datetime) -> int:
     timestamp = int(value.replace(tzinfo=dt.UTC).timestamp())
     if timestamp < 0:
@@ -373,4 +353,4 @@ def _timestamp(value: dt.datetime) -> int:
     return timestamp
 
 
-COMMANDS: Sequence[click.Command] = [consent, delegate, relay]
+COMMANDS: Sequence[click.Command] = [consent, delegate]

@@ -84,6 +84,7 @@ def _demo_text(s: dict[str, Any]) -> str:
         f"portal: {s['portal']}\n\n"
         "Open it and choose the development wallet to act as any demo account:\n"
         f"{accounts}\n"
+        f"Signed consent is relayed by {s['relayer']}.\n"
         f"Every demo passphrase is {s['passphrase']!r}; alice's encrypted key backup is {s['aliceBackup']}.\n\n"
         + _metamask(
             s["chainId"],

@@ -323,18 +323,23 @@ class Consent(Records):
         nonce = relationship_nonce(self.chain, change, signer)
         return typed_data(self.chain, change, nonce, self.now() + lifetime)
 
-    def relay(self, relayer: Wallet, signed: SignedConsent) -> TxResult:
+    def relay(self, relayer: Wallet, signed: SignedConsent, *, clean_up: bool = True) -> TxResult:
         """Sends someone's signed consent change from ``relayer``'s account (who pays the gas),
-        once it is checked to be one the contract takes (see ``check_relayable``)."""
+        once it is checked to be one the contract takes (see ``check_relayable``). A relayer
+        serving strangers passes ``clean_up=False``: what a refused change names is then left
+        pinned, since a document sent to it could name anyone's object."""
         try:
             check_relayable(self.chain, signed, self.now())
         except ConfigurationError:
             # Only the patient's own signature makes its key bundle theirs to clean up: a forged
             # document could name any object this node holds (a record, its keys).
-            if _signed_by(signed) == signed.change.patient:
+            if clean_up and _signed_by(signed) == signed.change.patient:
                 self._unpin_unreferenced(signed.change)
             raise
-        return self._send(relayer, signed.change, consent_call(self.chain, signed.change, signed.authorization()))
+        fn = consent_call(self.chain, signed.change, signed.authorization())
+        if not clean_up:
+            return self.chain.transact(relayer, fn, f"{signed.change.action} for {signed.change.patient}")
+        return self._send(relayer, signed.change, fn)
 
     def request_access(
         self, researcher: Wallet, patient: str, scopes: frozenset[Category], purpose: Purpose, duration: int, study: str

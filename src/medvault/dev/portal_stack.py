@@ -1,4 +1,4 @@
-"""``medvault portal --demo``: a local chain, IPFS, three keepers and the portal, with demo data.
+"""``medvault portal --demo``: a local chain, IPFS, three keepers, a relayer and the portal, with demo data.
 
 The cast are throwaway accounts under one printed passphrase: ``alice`` is a registered
 patient with keepers, a care team and synthetic records (her encrypted key backup is written
@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import random
 import tempfile
+import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eth_account.messages import encode_typed_data
+from web3.exceptions import Web3Exception
 
 from medvault.accounts import Keystore, Wallet
 from medvault.chain import Chain, connect, deploy
@@ -33,6 +35,7 @@ from medvault.ipfs import IpfsClient
 from medvault.keeper import KeeperService
 from medvault.model import Category, Role
 from medvault.portal import Portal
+from medvault.relayer import RelayerService
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["DEMO_PASSPHRASE", "DemoStack", "DemoWallet", "demo_stack"]
 
 DEMO_PASSPHRASE = "medvault-demo"  # noqa: S105 - throwaway accounts on a throwaway chain: printed, on purpose
+# The development wallet signs for the people of the story, not for the deployer or the relayer.
+SIGNERS = ("alice", "bob", "provider", "doctor", "researcher")
 CAST = {
     "admin": "deployer and accreditor",
     "alice": "patient, with records",
@@ -60,8 +65,9 @@ class DemoWallet:
 
     def __init__(self, w3: Web3, wallets: dict[str, Wallet]) -> None:
         self.w3 = w3
-        self.by_address = {w.address.lower(): w for n, w in wallets.items() if n in CAST}
-        self.roles = {w.address.lower(): CAST[n] for n, w in wallets.items() if n in CAST}
+        self.by_address = {w.address.lower(): w for n, w in wallets.items() if n in SIGNERS}
+        self.roles = {w.address.lower(): CAST[n] for n, w in wallets.items() if n in SIGNERS}
+        self.sending = threading.Lock()  # one nonce sequence per account
 
     def accounts(self) -> list[dict[str, str]]:
         return [{"name": w.name, "address": w.address, "role": self.roles[a]} for a, w in self.by_address.items()]
@@ -72,7 +78,11 @@ class DemoWallet:
             typed = params[1] if isinstance(params[1], dict) else json.loads(params[1])
             return "0x" + wallet.account.sign_message(encode_typed_data(full_message=typed)).signature.hex()
         if method == "eth_sendTransaction":
-            return self._send(params[0])
+            with self.sending:
+                try:
+                    return self._send(params[0])
+                except Web3Exception as exc:  # a revert, in the node's words, as a wallet shows it
+                    raise MedvaultError(f"the transaction would fail: {exc}") from exc
         raise MedvaultError(f"the development wallet does not do {method!r}")
 
     def _wallet(self, address: str) -> Wallet:
@@ -128,6 +138,7 @@ class DemoStack:
             "passphrase": DEMO_PASSPHRASE,
             "accounts": self.accounts,
             "keepers": [k.url for k in self.keepers],
+            "relayer": self.portal.relayer_url,
             "aliceBackup": str(self.backup),
             **self.extra,
         }
@@ -160,8 +171,16 @@ def demo_stack(*, host: str = "127.0.0.1", port: int = 0, scrypt_n: int | None =
         _cast(mv, wallets, keepers)
         backup = home / "alice.backup"
         keystore.export(wallets["alice"], DEMO_PASSPHRASE, backup)
+        relayer = RelayerService(wallets["relayer"], client()).start()
+        stop.callback(relayer.stop)
         portal = Portal(
-            deployment, info.rpc_url, info.ipfs_api, host=host, port=port, dev_wallet=DemoWallet(w3, wallets)
+            deployment,
+            info.rpc_url,
+            info.ipfs_api,
+            relayer_url=relayer.url,
+            host=host,
+            port=port,
+            dev_wallet=DemoWallet(w3, wallets),
         ).start()
         stop.callback(portal.stop)
         yield DemoStack(

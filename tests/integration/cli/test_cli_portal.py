@@ -71,18 +71,24 @@ def test_the_chain_is_forwarded_for_reads_only(demo: dict[str, Any]) -> None:
         assert "not a read this portal forwards" in answer.json()["error"]["message"]
     batch = [{"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, {"jsonrpc": "2.0", "id": 2, "method": "anvil_mine"}]
     assert httpx.post(demo["portal"] + "rpc", json=batch).status_code == 403  # one write refuses the batch
-    assert httpx.post(demo["portal"] + "rpc", content=b"{not json").status_code == 400
+    not_json = httpx.post(demo["portal"] + "rpc", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 400
 
 
 def test_ipfs_objects_round_trip_as_bytes(demo: dict[str, Any]) -> None:
     data = os.urandom(5000)
-    cid = httpx.post(demo["portal"] + "ipfs", content=data).json()["cid"]
+    binary = {"Content-Type": "application/octet-stream"}
+    cid = httpx.post(demo["portal"] + "ipfs", content=data, headers=binary).json()["cid"]
     assert cid.startswith("b")
     assert httpx.get(demo["portal"] + f"ipfs/{cid}").content == data
     missing = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
     assert httpx.get(demo["portal"] + f"ipfs/{missing}").status_code == 404
     assert httpx.get(demo["portal"] + "ipfs/not-a-cid").status_code == 200  # the page's own route, not IPFS
-    assert httpx.post(demo["portal"] + "ipfs", content=b"").status_code == 413
+    assert httpx.post(demo["portal"] + "ipfs", content=b"", headers=binary).status_code == 413
+    headers = {"Content-Type": "application/octet-stream"}
+    page = httpx.get(demo["portal"] + f"ipfs/{cid}", headers=headers)
+    assert page.headers["content-disposition"] == "attachment"  # never rendered as a page of this origin
+    assert page.headers["content-security-policy"] == "sandbox"
 
 
 def test_the_development_wallet_signs_for_demo_accounts_only(demo: dict[str, Any]) -> None:
@@ -109,3 +115,33 @@ def test_the_development_wallet_signs_for_demo_accounts_only(demo: dict[str, Any
     assert "is not one of the demo's accounts" in refused.json()["error"]["message"]
     unknown = httpx.post(demo["portal"] + "dev-wallet", json={"method": "eth_sign", "params": [alice, "0x00"]})
     assert "does not do 'eth_sign'" in unknown.json()["error"]["message"]
+
+
+def test_requests_that_are_not_the_pages_own_are_refused(demo: dict[str, Any]) -> None:
+    """Another site in the same browser (a form post, a rebound DNS name) drives nothing."""
+    alice = demo["accounts"]["alice"]
+    send = {"method": "eth_sendTransaction", "params": [{"from": alice, "to": alice, "value": "0x1"}]}
+    before = int(_rpc(demo["portal"], "eth_getTransactionCount", [alice, "latest"]).json()["result"], 16)
+    attempts = {
+        "another origin": {"Origin": "http://evil.example", "Content-Type": "application/json"},
+        "a cross-site fetch": {"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"},
+        "a form's content type": {"Content-Type": "text/plain"},
+        "a rebound host name": {"Host": "evil.example:80", "Content-Type": "application/json"},
+    }
+    for what, headers in attempts.items():
+        answer = httpx.post(demo["portal"] + "dev-wallet", content=json.dumps(send), headers=headers)
+        assert answer.status_code == 403, what
+        assert answer.json()["error"] == "refused", what
+    assert httpx.get(demo["portal"] + "config.json", headers={"Host": "evil.example"}).status_code == 403
+    after = int(_rpc(demo["portal"], "eth_getTransactionCount", [alice, "latest"]).json()["result"], 16)
+    assert after == before  # nothing was sent
+
+    config = httpx.get(demo["portal"] + "config.json").json()
+    assert {a["name"] for a in config["devAccounts"]}.isdisjoint({"admin", "relayer"})
+    assert httpx.post(demo["portal"] + "relay/v1/other", json={}).status_code == 404
+    # The relayer behind the portal answers in its own words (here: the document is malformed).
+    relayed = httpx.post(demo["portal"] + "relay/v1/consent", json={"typedData": {}, "signature": "0x"})
+    assert relayed.status_code == 400
+    assert relayed.json()["error"] == "malformed"
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_chainId"} for i in range(33)]
+    assert httpx.post(demo["portal"] + "rpc", json=batch).status_code == 400

@@ -80,7 +80,10 @@ export interface TypedDataJson {
 export function viemTypedData(document: TypedDataJson): TypedDataDefinition<Record<string, unknown>, string> {
   const fields = document.types[document.primaryType] ?? [];
   const message = Object.fromEntries(
-    fields.map(({ name, type }) => [name, type.startsWith("uint") ? BigInt(document.message[name]!) : document.message[name]]),
+    fields.map(({ name, type }) => {
+      const value = document.message[name]!;
+      return [name, type.startsWith("uint") ? BigInt(value) : value];
+    }),
   );
   const domain = { ...document.domain, chainId: BigInt(document.domain.chainId) };
   return { types: document.types, primaryType: document.primaryType, domain, message };

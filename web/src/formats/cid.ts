@@ -41,7 +41,8 @@ export function parseCid(value: string | Uint8Array): CID {
     throw new InvalidCidError(value, error instanceof Error ? error.message : String(error));
   }
   if (cid.multihash.code !== SHA2_256) {
-    throw new InvalidCidError(value, `hash function 0x${cid.multihash.code.toString(16)} is not supported, only sha2-256`);
+    const code = cid.multihash.code.toString(16);
+    throw new InvalidCidError(value, `hash function 0x${code} is not supported, only sha2-256`);
   }
   return cid;
 }
@@ -106,7 +107,9 @@ export async function computeCid(data: Uint8Array): Promise<string> {
   };
   // A node of `depth` (1: over leaves) holding `children`, filled up to MAX_LINKS while data lasts.
   const fill = async (children: DagNode[], depth: number): Promise<DagNode> => {
-    while (children.length < MAX_LINKS && next < chunks) children.push(depth === 1 ? await leaf() : await fill([], depth - 1));
+    while (children.length < MAX_LINKS && next < chunks) {
+      children.push(depth === 1 ? await leaf() : await fill([], depth - 1));
+    }
     return branch(children);
   };
   // The first chunk is the root while it is the only one; each time the tree is full it becomes
@@ -123,14 +126,16 @@ async function branch(children: DagNode[]): Promise<DagNode> {
   const links = children.map((c) =>
     field(2, concatBytes(field(1, c.cid.bytes), field(2, new Uint8Array()), varintField(3, c.treeSize))),
   );
-  const unixfs = concatBytes(varintField(1, 2), varintField(3, fileSize), ...children.map((c) => varintField(4, c.fileSize)));
+  const blockSizes = children.map((c) => varintField(4, c.fileSize));
+  const unixfs = concatBytes(varintField(1, 2), varintField(3, fileSize), ...blockSizes);
   const node = concatBytes(...links, field(1, unixfs));
   const treeSize = children.reduce((n, c) => n + c.treeSize, node.length);
   return { cid: CID.createV1(DAG_PB, await sha256.digest(node)), treeSize, fileSize };
 }
 
 // Protobuf: a key is field << 3 | wire type (0 varint, 2 length-delimited); varints are base 128, low bits first.
-const field = (number: number, payload: Uint8Array) => concatBytes(varint((number << 3) | 2), varint(payload.length), payload);
+const field = (number: number, payload: Uint8Array) =>
+  concatBytes(varint((number << 3) | 2), varint(payload.length), payload);
 const varintField = (number: number, value: number) => concatBytes(varint(number << 3), varint(value));
 
 function varint(value: number): Uint8Array {

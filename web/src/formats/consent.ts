@@ -8,7 +8,15 @@
 // domain against the portal's own deployment: typed data for another chain or contract (what a
 // phishing page would hand over) is refused in words before anything is shown or signed.
 
-import { type Address, bytesToHex, getAddress, hashTypedData, type Hex, hexToBytes, recoverTypedDataAddress } from "viem";
+import {
+  type Address,
+  bytesToHex,
+  getAddress,
+  hashTypedData,
+  type Hex,
+  hexToBytes,
+  recoverTypedDataAddress,
+} from "viem";
 import { concatBytes, parseJson, type SignTypedData, type TypedDataJson, viemTypedData } from "./bytes";
 import { normalisedSignature } from "./legacy";
 
@@ -155,7 +163,11 @@ export function consentTypedData(
   const document = {
     types: typesOf(change.action),
     primaryType: change.action,
-    domain: { ...CONSENT_DOMAIN, chainId: exact(deployment.chainId, "chainId"), verifyingContract: deployment.verifyingContract },
+    domain: {
+      ...CONSENT_DOMAIN,
+      chainId: exact(deployment.chainId, "chainId"),
+      verifyingContract: deployment.verifyingContract,
+    },
     message: { ...message, nonce, deadline },
   };
   return normalised(document, deployment);
@@ -220,7 +232,9 @@ export async function recoverConsentSigner(signed: SignedConsent): Promise<Addre
     return await recoverTypedDataAddress({ ...viemTypedData(signed.typedData), signature });
   } catch {
     // r is the x of no curve point: about half of all made-up signatures
-    throw new ConsentError(`the signature of this ${action} recovers to no account: it is not a signature of this document`);
+    throw new ConsentError(
+      `the signature of this ${action} recovers to no account: it is not a signature of this document`,
+    );
   }
 }
 
@@ -339,7 +353,8 @@ function checkDeployment({ primaryType, domain }: ConsentTypedData, deployment: 
 }
 
 const JS_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const NUMBER = /^(?:[0-9]+|0x[0-9a-fA-F]+)$/; // what wallets parse: no spaces, signs or "_"; "0X..." is not hex to MetaMask
+// What wallets parse: no spaces, signs or "_"; MetaMask reads "0X..." as decimal.
+const NUMBER = /^(?:[0-9]+|0x[0-9a-fA-F]+)$/;
 const HEX_BYTES = /^0x(?:[0-9a-fA-F]{2})*$/;
 
 /** One field as the JSON medvault writes it: addresses EIP-55, bytes lower-case hex, integers
@@ -354,12 +369,14 @@ function jsonValue(type: string, value: unknown, name: string): string | number 
   if (type.startsWith("bytes")) {
     const size = type === "bytes" ? undefined : Number(type.slice(5));
     if (typeof value !== "string" || !HEX_BYTES.test(value) || (size !== undefined && value.length !== 2 + 2 * size)) {
-      throw new ConsentError(`${name} must be 0x and pairs of hex digits${size ? ` (${size} bytes)` : ""}, not ${show(value)}`);
+      const length = size ? ` (${size} bytes)` : "";
+      throw new ConsentError(`${name} must be 0x and pairs of hex digits${length}, not ${show(value)}`);
     }
     return value.toLowerCase();
   }
   const bits = BigInt(type.slice(4));
-  const number = typeof value === "bigint" ? value : typeof value === "string" && NUMBER.test(value) ? BigInt(value) : undefined;
+  const number =
+    typeof value === "bigint" ? value : typeof value === "string" && NUMBER.test(value) ? BigInt(value) : undefined;
   if (number === undefined || number < 0n || number >= 1n << bits) {
     throw new ConsentError(
       `${name} must be a whole number from 0 to 2^${bits}-1 (a number, or a decimal or 0x string), not ${show(value)}`,
@@ -380,7 +397,8 @@ function parseAddress(value: unknown, name: string): Address {
   const address = getAddress(`0x${body.toLowerCase()}`);
   if (body !== body.toLowerCase() && body !== body.toUpperCase() && `0x${body}` !== address) {
     throw new ConsentError(
-      `${name} ${value} fails its EIP-55 checksum (the mixed case does not match): a character is mistyped or was changed`,
+      `${name} ${value} fails its EIP-55 checksum (the mixed case does not match): ` +
+        "a character is mistyped or was changed; copy it again from its source",
     );
   }
   return address;
@@ -412,7 +430,8 @@ function signatureBytes(text: string, action: string): Uint8Array {
   try {
     return normalisedSignature(raw);
   } catch (error) {
-    throw new ConsentError(`the signature of this ${action}: ${(error as Error).message} (or 64 in EIP-2098 compact form)`);
+    const why = (error as Error).message;
+    throw new ConsentError(`the signature of this ${action}: ${why} (or 64 in EIP-2098 compact form)`);
   }
 }
 
@@ -445,7 +464,8 @@ export function describeConsent(typedData: ConsentTypedData, names?: Names): str
     `study ${study(m.studyId as Hex)}, asked ${time("requestedAt")}`;
   const what = {
     Grant: () =>
-      `${who("patient")} grants ${who("grantee")} access to ${categories(int("scopes"))} for ${purpose(int("purpose"))}, ` +
+      `${who("patient")} grants ${who("grantee")} access to ${categories(int("scopes"))} ` +
+      `for ${purpose(int("purpose"))}, ` +
       `from ${time("validFrom")} until ${time("validUntil")}${shares}`,
     Revoke: () => `${who("patient")} revokes the access of ${who("grantee")}`,
     AppointDelegate: () =>
@@ -453,7 +473,8 @@ export function describeConsent(typedData: ConsentTypedData, names?: Names): str
       `for up to ${duration(int("maxDuration"))} at a time, ${m.openHistory ? "including" : "not"} earlier records`,
     RemoveDelegate: () =>
       `${who("patient")} removes the delegate ${who("delegate")}; the grants it made ${m.keepGrants ? "stay" : "end"}`,
-    ApproveRequest: () => `${who("patient")} approves the research request of ${who("researcher")}: ${request()}${shares}`,
+    ApproveRequest: () =>
+      `${who("patient")} approves the research request of ${who("researcher")}: ${request()}${shares}`,
     DenyRequest: () => `${who("patient")} denies the research request of ${who("researcher")}: ${request()}`,
   }[typedData.primaryType]();
   return `${what} (signature valid until ${time("deadline")})`;

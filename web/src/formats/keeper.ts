@@ -105,7 +105,8 @@ export interface ShareRelease {
 
 /** The document the reader signs, in the domain of the chain and its KeeperDirectory. */
 export function keyRequestTypedData(request: KeyRequest, chainId: number, directory: Address): KeyRequestTypedData {
-  for (const [name, value] of [["index", request.index], ["issuedAt", request.issuedAt], ["chainId", chainId]] as const) {
+  const integers = [["index", request.index], ["issuedAt", request.issuedAt], ["chainId", chainId]] as const;
+  for (const [name, value] of integers) {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a whole number, not ${value}`);
   }
   return {
@@ -173,7 +174,9 @@ export function parseKeyShareResponse(status: number, text: string, from = "the 
   }
   if (typeof keeper !== "string" || !isAddress(keeper, { strict: false })) throw bad("keeper is not an address");
   if (typeof x !== "number" || !Number.isInteger(x) || x < 1 || x > 255) throw bad("x is not a share index 1..255");
-  if (typeof releaseId !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(releaseId)) throw bad("releaseId is not 32 bytes of hex");
+  if (typeof releaseId !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(releaseId)) {
+    throw bad("releaseId is not 32 bytes of hex");
+  }
   if (typeof wrap !== "string") throw bad("wrap is not base64");
   try {
     return { keeper: getAddress(keeper), x, wrap: fromBase64(wrap), releaseId: releaseId.toLowerCase() as Hex };
@@ -251,7 +254,9 @@ export async function askKeeper(
     const why = late ? `its answer took longer than ${timeoutMs / 1000} s` : String((error as Error).message || error);
     throw new Refusal("unreachable", `${announced}: ${why}`, 0);
   }
-  if (answer === undefined) throw new Refusal("bad-response", `${announced} answered more than ${MAX_ANSWER} bytes`, status);
+  if (answer === undefined) {
+    throw new Refusal("bad-response", `${announced} answered more than ${MAX_ANSWER} bytes`, status);
+  }
   let text: string;
   try {
     text = fromUtf8(answer);
@@ -328,6 +333,7 @@ const ipv4 = (text: string) => text.split(".").reduce((n, part) => n * 256 + Num
 function ipv6(text: string): bigint {
   const [head = "", tail] = text.split("::");
   const groups = (part: string) => (part ? part.split(":") : []);
-  const all = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(8 - groups(head).length - groups(tail).length).fill("0"), ...groups(tail)];
-  return all.reduce((n, group) => (n << 16n) | BigInt(`0x${group}`), 0n);
+  const [left, right] = [groups(head), groups(tail ?? "")];
+  const zeros = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill("0");
+  return [...left, ...zeros, ...right].reduce((n, group) => (n << 16n) | BigInt(`0x${group}`), 0n);
 }

@@ -40,7 +40,8 @@ export interface KeyBundle {
   escrows?: { index: bigint; escrow: Escrow }[];
 }
 
-/** The bundle's bytes: compact ASCII JSON, keys in the documented order, `escrow`/`escrows` only when there are some. */
+/** The bundle's bytes: compact ASCII JSON, keys in the documented order, `escrow` and
+ * `escrows` only when there are some. */
 export function serialiseKeyBundle(bundle: KeyBundle): Uint8Array {
   const document: Record<string, unknown> = {
     format: FORMAT,
@@ -51,7 +52,9 @@ export function serialiseKeyBundle(bundle: KeyBundle): Uint8Array {
     wraps: bundle.wraps.map((w) => ({ author: w.author, seq: w.seq, reader: w.reader, wrap: toBase64(w.wrap) })),
   };
   if (bundle.escrow !== undefined) document.escrow = escrowDocument(bundle.escrow);
-  if (bundle.escrows?.length) document.escrows = bundle.escrows.map((e) => ({ index: e.index, ...escrowDocument(e.escrow) }));
+  if (bundle.escrows?.length) {
+    document.escrows = bundle.escrows.map((e) => ({ index: e.index, ...escrowDocument(e.escrow) }));
+  }
   return utf8(emit(document));
 }
 
@@ -139,7 +142,9 @@ function base64(text: unknown): Uint8Array | undefined {
 /** Every wrap for `reader` of the key of record `seq` by `author`, in bundle order. */
 export function wrapsFor(bundle: KeyBundle, reader: string, author: string, seq: bigint | number): Uint8Array[] {
   const [r, a, s] = [reader.toLowerCase(), author.toLowerCase(), BigInt(seq)];
-  return bundle.wraps.filter((w) => w.seq === s && w.author.toLowerCase() === a && w.reader.toLowerCase() === r).map((w) => w.wrap);
+  return bundle.wraps
+    .filter((w) => w.seq === s && w.author.toLowerCase() === a && w.reader.toLowerCase() === r)
+    .map((w) => w.wrap);
 }
 
 /**

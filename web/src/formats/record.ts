@@ -47,7 +47,9 @@ export async function sealRecord(
   context: RecordContext,
   nonce: Uint8Array = crypto.getRandomValues(new Uint8Array(NONCE_LENGTH)),
 ): Promise<Uint8Array> {
-  if (nonce.length !== NONCE_LENGTH) throw new RangeError(`a record nonce has ${NONCE_LENGTH} bytes, not ${nonce.length}`);
+  if (nonce.length !== NONCE_LENGTH) {
+    throw new RangeError(`a record nonce has ${NONCE_LENGTH} bytes, not ${nonce.length}`);
+  }
   const aes = await importKey(key, "encrypt");
   const sealed = await crypto.subtle.encrypt(gcm(nonce, context), aes, webBytes(plaintext));
   return concatBytes(MAGIC, nonce, new Uint8Array(sealed));

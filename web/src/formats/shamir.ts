@@ -27,7 +27,8 @@ export function splitKey(
   random: (length: number) => Uint8Array = (length) => crypto.getRandomValues(new Uint8Array(length)),
 ): KeyShare[] {
   if (key.length !== KEY_LENGTH) throw new RangeError(`a record key has ${KEY_LENGTH} bytes, this one ${key.length}`);
-  if (!(Number.isInteger(threshold) && Number.isInteger(count) && 1 <= threshold && threshold <= count && count <= MAX_SHARES)) {
+  const whole = Number.isInteger(threshold) && Number.isInteger(count);
+  if (!(whole && 1 <= threshold && threshold <= count && count <= MAX_SHARES)) {
     throw new RangeError(`need 1 <= threshold <= count <= ${MAX_SHARES}, got threshold ${threshold} of ${count}`);
   }
   const coefficients = () => Array.from({ length: threshold - 1 }, () => element(random(HALF)));
