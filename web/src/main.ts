@@ -1,41 +1,33 @@
-// The portal's entry: the deployment's configuration, a wallet, and what the chain says of
-// the connected account. Everything goes to this page's own origin (its CSP allows no other).
-import { createPublicClient, http, type Address, type EIP1193Provider } from "viem";
+// The portal's entry: the deployment's configuration, a wallet, and the views of the connected
+// account. Everything goes to this page's own origin (its CSP allows no other).
+import type { Address, EIP1193Provider } from "viem";
+import type { App } from "./app/app";
+import { devWallet } from "./app/devwallet";
+import { type Config, LOCAL_CHAIN_ID, loadConfig, publicClient, Session, asUserError } from "./app/session";
+import { el, Notice, select } from "./app/ui";
+import { VIEWS } from "./views";
 import "./style.css";
 
-interface Config {
-  chainId: number;
-  keySuite: string;
-  contracts: Record<string, { address: Address; abi: readonly unknown[] }>;
-  devAccounts: { name: string; address: Address; role: string }[] | null;
-}
-
-const app = document.querySelector<HTMLElement>("#app")!;
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, attrs: Record<string, string> = {}) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text; // text only: nothing from the chain is parsed as HTML
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  return node;
-}
+const root = document.querySelector<HTMLElement>("#app")!;
 
 async function main(): Promise<void> {
-  const config = (await (await fetch("/config.json")).json()) as Config;
-  const chain = createPublicClient({ transport: http(new URL("/rpc", location.href).toString()) });
-  app.replaceChildren(el("h1", "medvault"), el("p", `Chain ${config.chainId}, key suite ${config.keySuite}`));
-  const status = el("p", "", { role: "status" });
-  const wallets = el("div");
-  app.append(wallets, status);
+  const config = await loadConfig();
+  const chain = publicClient();
+  const notice = new Notice();
+  const wallets = el("div", undefined, { class: "wallets" });
+  const connect = el("section", [el("h2", "Connect a wallet"), wallets, notice.node], { "aria-label": "Connect" });
+  root.replaceChildren(header(config), el("main", [connect]));
 
-  const show = async (address: Address, via: string) => {
-    const participants = config.contracts["ParticipantRegistry"]!;
-    const records = config.contracts["RecordRegistry"]!;
-    const registered = await chain.readContract({ ...participants, functionName: "isRegistered", args: [address] });
-    const [, count] = (await chain.readContract({ ...records, functionName: "logOf", args: [address] })) as [
-      string,
-      bigint,
-    ];
-    status.textContent = `${address} (${via}): ${registered ? "encryption key registered" : "no encryption key yet"}, ${count} records`;
+  const start = async (provider: EIP1193Provider, via: string) => {
+    try {
+      const [account] = (await provider.request({ method: "eth_requestAccounts" })) as Address[];
+      if (!account) throw new Error("the wallet gave no account");
+      const session = new Session(config, chain, provider, account, via);
+      await session.ensureChain();
+      open(session);
+    } catch (error) {
+      notice.fail(asUserError(error, "connect"));
+    }
   };
 
   // EIP-6963: every installed wallet announces itself; window.ethereum is the older way.
@@ -44,15 +36,8 @@ async function main(): Promise<void> {
     if (seen.has(name)) return;
     seen.add(name);
     const button = el("button", `Connect ${name}`, { type: "button" });
-    button.addEventListener("click", async () => {
-      try {
-        const [address] = (await provider.request({ method: "eth_requestAccounts" })) as Address[];
-        if (address) await show(address, name);
-      } catch (error) {
-        status.textContent = `${name}: ${(error as Error).message}`;
-      }
-    });
-    wallets.append(button);
+    button.addEventListener("click", () => start(provider, name));
+    wallets.prepend(button);
   };
   window.addEventListener("eip6963:announceProvider", (event) => {
     const { info, provider } = (event as CustomEvent<{ info: { name: string }; provider: EIP1193Provider }>).detail;
@@ -60,17 +45,75 @@ async function main(): Promise<void> {
   });
   window.dispatchEvent(new Event("eip6963:requestProvider"));
   const injected = (window as { ethereum?: EIP1193Provider }).ethereum;
-  if (injected) offer("browser wallet", injected);
+  if (injected && seen.size === 0) offer("browser wallet", injected);
+  if (seen.size === 0) wallets.append(el("p", "No browser wallet was found in this browser."));
 
-  if (config.devAccounts && config.chainId === 31337) {
-    const pick = el("select", undefined, { "aria-label": "Development wallet account" });
-    for (const account of config.devAccounts) pick.append(el("option", `${account.name}: ${account.role}`, { value: account.address }));
-    const button = el("button", "Use the development wallet (local chain only)", { type: "button" });
-    button.addEventListener("click", () => show(pick.value as Address, "development wallet"));
-    wallets.append(pick, button);
+  if (config.devAccounts && config.chainId === LOCAL_CHAIN_ID) {
+    const pick = select(
+      config.devAccounts.map((a) => [a.address, `${a.name}: ${a.role}`]),
+      { "aria-label": "Development wallet account" },
+    );
+    const button = el("button", "Use the development wallet", { type: "button" });
+    button.addEventListener("click", () => {
+      const account = config.devAccounts!.find((a) => a.address === pick.value)!;
+      void start(devWallet(config.chainId, account.address), `development wallet (${account.name})`);
+    });
+    wallets.append(
+      el("div", [
+        el("p", "Local chain only: the demo's accounts, whose keys stay in the demo's process.", { class: "dev" }),
+        pick,
+        button,
+      ]),
+    );
   }
 }
 
+function header(config: Config): HTMLElement {
+  return el("header", [
+    el("h1", "medvault"),
+    el("p", `Your medical records, encrypted on your device. Chain ${config.chainId}.`, { class: "tagline" }),
+  ]);
+}
+
+function open(session: Session): void {
+  const nav = el("nav", undefined, { "aria-label": "Views" });
+  const body = el("div", undefined, { class: "view" });
+  const who = el("p", `Connected: ${session.account} (${session.via})`, { class: "account" });
+  const app: App = {
+    session,
+    keys: undefined,
+    refresh: () => void show(current),
+    go: (id) => {
+      location.hash = `#/${id}`;
+    },
+  };
+  let current = VIEWS[0]!.id;
+  let shown = 0;
+  const show = async (id: string) => {
+    const view = VIEWS.find((v) => v.id === id) ?? VIEWS[0]!;
+    current = view.id;
+    const mine = ++shown;
+    for (const link of nav.querySelectorAll("a")) {
+      if (link.dataset.view === view.id) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    body.replaceChildren(el("p", `Loading ${view.title.toLowerCase()}…`, { role: "status" }));
+    try {
+      const content = await view.render(app);
+      if (mine === shown) body.replaceChildren(content);
+    } catch (error) {
+      if (mine !== shown) return;
+      const notice = new Notice();
+      notice.fail(error);
+      body.replaceChildren(el("h2", view.title), notice.node);
+    }
+  };
+  for (const view of VIEWS) nav.append(el("a", view.title, { href: `#/${view.id}`, "data-view": view.id }));
+  window.addEventListener("hashchange", () => void show(location.hash.replace(/^#\//, "")));
+  root.replaceChildren(header(session.config), who, nav, el("main", [body]));
+  void show(location.hash.replace(/^#\//, "") || current);
+}
+
 main().catch((error: unknown) => {
-  app.textContent = `The portal could not start: ${(error as Error).message}`;
+  root.textContent = `The portal could not start: ${(error as Error).message}`;
 });

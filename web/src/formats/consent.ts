@@ -84,7 +84,8 @@ export const CONSENT_TYPES = {
 export type ConsentAction = keyof typeof CONSENT_TYPES;
 const ACTIONS = Object.keys(CONSENT_TYPES) as ConsentAction[];
 
-interface AccessRequest {
+/** IConsentManager.AccessRequest, field for field. */
+export interface AccessRequest {
   patient: Address;
   researcher: Address;
   scopes: number;
@@ -440,8 +441,8 @@ function signatureBytes(text: string, action: string): Uint8Array {
 /** The name a person knows an address by, if any. */
 export type Names = (address: Address) => string | undefined;
 
-const CATEGORIES = ["laboratory", "imaging", "medications", "conditions", "immunizations", "notes"];
-const PURPOSES: [string, string][] = [
+export const CATEGORIES = ["laboratory", "imaging", "medications", "conditions", "immunizations", "notes"];
+export const PURPOSES: [string, string][] = [
   ["TREAT", "treatment"],
   ["ETREAT", "emergency treatment"],
   ["HRESCH", "healthcare research"],
@@ -485,20 +486,20 @@ function utc(timestamp: bigint): string {
   return new Date(Number(timestamp) * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
-function categories(mask: number): string {
+export function categories(mask: number): string {
   const bits = [0, 1, 2, 3, 4, 5, 6, 7].filter((bit) => (mask >> bit) & 1);
   if (bits.length === 0) return "no category";
   if (mask === 0x3f) return "all categories";
   return bits.map((bit) => CATEGORIES[bit] ?? `unknown category ${bit}`).join(", ");
 }
 
-function purpose(code: number): string {
+export function purpose(code: number): string {
   const known = PURPOSES[code];
   if (!known) return `unknown purpose ${code} (one of: ${PURPOSES.map(([name]) => name).join(", ")})`;
   return `${known[1]} (${known[0]})`;
 }
 
-function duration(seconds: number): string {
+export function duration(seconds: number): string {
   for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]] as const) {
     if (seconds >= size) {
       const n = (seconds / size).toFixed(2).replace(/0+$/, "").replace(/\.$/, "");
@@ -509,7 +510,7 @@ function duration(seconds: number): string {
 }
 
 /** A study id (bytes32): its label if it is one, else its hex. */
-function study(id: Hex): string {
+export function study(id: Hex): string {
   let raw = hexToBytes(id);
   while (raw.length && raw[raw.length - 1] === 0) raw = raw.subarray(0, -1);
   const label = new TextDecoder().decode(raw);
